@@ -1,0 +1,131 @@
+"""The `codeb` command: thin click wrappers over the same flows the deploy scripts run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from codeb_infra import flows, runner
+from codeb_infra.domain.errors import CodebError
+from codeb_infra.domain.requests import DeployRequest, SlotRequest
+
+
+def _inventory_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-i", "--inventory", default="inventory.py", show_default=True,
+        help="pyinfra inventory file (or @local, or a sandbox inventory)",
+    )(func)
+
+
+def _slot_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--env", default="production", show_default=True, help="production or staging")(func)
+    func = click.option("--lock-wait", default=0.0, help="seconds to wait for another run's lock")(func)
+    func = click.option("--break-lock", is_flag=True, help="break a lock left by a run that died")(func)
+    func = click.option("--data", "host_data", multiple=True, metavar="KEY=VALUE", help="extra host data (e.g. tls=off)")(func)
+    return _inventory_option(func)
+
+
+def _data(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="--data")
+        out[key] = value
+    return out
+
+
+def _run(inventory: str, flow: Callable[..., Any], request: Any, host_data: tuple[str, ...]) -> None:
+    result = runner.run_flow(inventory, flow, request, data=_data(host_data))
+    if not result.ok:
+        click.secho(f"failed on: {', '.join(result.failed_hosts)}", fg="red", err=True)
+        sys.exit(1)
+    click.echo("no change" if result.changed == 0 else f"{result.changed} change(s)")
+
+
+def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CodebError as error:
+            click.secho(f"error: {error} (nothing was changed)", fg="red", err=True)
+            sys.exit(2)
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """Blue-green, zero-drop deploys on your own servers."""
+
+
+@main.command()
+@click.argument("project")
+@click.option("--image", required=True, help="image reference, e.g. registry.example.com/app:1.2 or localhost/app:v2")
+@click.option("--container-port", default=3000, show_default=True)
+@click.option("--health-path", default="/health", show_default=True)
+@click.option("--domain", default=None, help="main domain (default: PROJECT.BASE_DOMAIN)")
+@click.option("--force", is_flag=True, help="deploy over a slot in its grace period (ends the rollback window)")
+@_slot_options
+@_guard
+def deploy(project: str, image: str, container_port: int, health_path: str, domain: str | None, force: bool,
+           env: str, lock_wait: float, break_lock: bool, inventory: str, host_data: tuple[str, ...]) -> None:
+    """Deploy IMAGE into the inactive slot of PROJECT and print its preview URL."""
+    request = DeployRequest.from_data({
+        "project": project, "image": image, "env": env, "container_port": container_port,
+        "health_path": health_path, "domain": domain, "force": force, "lock_wait": lock_wait, "break_lock": break_lock,
+    })
+    _run(inventory, flows.deploy_release, request, host_data)
+
+
+def _slot_command(flow: Callable[..., Any], doc: str, *, with_force: bool = False, with_to: bool = False) -> Callable[..., Any]:
+    @click.argument("project")
+    @_slot_options
+    @_guard
+    def command(project: str, env: str, lock_wait: float, break_lock: bool, inventory: str,
+                host_data: tuple[str, ...], force: bool = False, to: str | None = None) -> None:
+        request = SlotRequest.from_data({
+            "project": project, "env": env, "force": force, "to": to, "lock_wait": lock_wait, "break_lock": break_lock,
+        })
+        _run(inventory, flow, request, host_data)
+
+    command.__doc__ = doc
+    if with_force:
+        command = click.option("--force", is_flag=True, help="also remove slots still in grace, and failed slots")(command)
+    if with_to:
+        command = click.option("--to", default=None, help="slot to make active (blue/green); makes a rerun a no-op")(command)
+    return command
+
+
+main.command("promote")(_slot_command(flows.promote, "Switch PROJECT's domain to its deployed slot."))
+main.command("rollback")(_slot_command(flows.rollback, "Switch PROJECT's domain back to the slot in grace.", with_to=True))
+main.command("cleanup")(_slot_command(flows.cleanup, "Remove PROJECT's slots whose grace period ended.", with_force=True))
+
+
+@main.command()
+@click.argument("project")
+@click.option("--env", default="production", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.option("--data", "host_data", multiple=True, metavar="KEY=VALUE")
+@_inventory_option
+@_guard
+def status(project: str, env: str, as_json: bool, host_data: tuple[str, ...], inventory: str) -> None:
+    """Show PROJECT's slots as recorded and as running."""
+    request = SlotRequest.from_data({"project": project, "env": env})
+    for report in runner.read_facts(inventory, flows.status, request, data=_data(host_data)):
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+            continue
+        click.echo(f"{report['project']}/{report['env']}  domain {report['domain']}  active: {report['active_slot'] or '-'}")
+        for slot, info in report["slots"].items():
+            click.echo(f"  {slot:5} {info['state']:8} port {info['port']}  {info['image'] or '-'}  container: {info['container'] or '-'}"
+                       + (f"  grace until {info['grace_until']}" if info["grace_until"] else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""podman command lines."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pyinfra.api import StringCommand
+
+from codeb_infra.commands import command, quoted
+
+
+def network_list() -> StringCommand:
+    return command("podman", "network", "ls", "--format", "json")
+
+
+def network_create(network: str) -> StringCommand:
+    return command("podman", "network", "create", quoted(network))
+
+
+def ps(labels: Mapping[str, str]) -> StringCommand:
+    filters = [part for key, value in labels.items() for part in ("--filter", quoted(f"label={key}={value}"))]
+    return command("podman", "ps", "--all", "--format", "json", *filters)
+
+
+def run(
+    *,
+    container: str,
+    image: str,
+    labels: Mapping[str, str],
+    network: str,
+    host_port: int,
+    container_port: int,
+    env_file: str | None,
+    pull: str,
+    restart: str = "always",
+) -> StringCommand:
+    label_args = [part for key, value in labels.items() for part in ("--label", quoted(f"{key}={value}"))]
+    env_args = ["--env-file", quoted(env_file)] if env_file else []
+    return command(
+        "podman", "run", "--detach",
+        "--name", quoted(container),
+        *label_args,
+        "--network", quoted(network),
+        "--publish", quoted(f"127.0.0.1:{host_port}:{container_port}"),
+        "--restart", quoted(restart),
+        "--pull", quoted(pull),
+        *env_args,
+        quoted(image),
+    )
+
+
+def start(container: str) -> StringCommand:
+    return command("podman", "start", quoted(container))
+
+
+def remove(container: str, *, stop_timeout: int = 10) -> StringCommand:
+    return command("podman", "rm", "--force", "--time", str(int(stop_timeout)), "--ignore", quoted(container))

@@ -1,0 +1,123 @@
+"""What a deploy, promote, rollback or cleanup will change, computed before any command runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from codeb_infra.domain import names, ports, slots
+from codeb_infra.domain.errors import CodebError
+from codeb_infra.domain.names import Environment, Slot
+from codeb_infra.domain.registry import ProjectEnv, Projects, pair_record
+from codeb_infra.domain.requests import DeployRequest
+from codeb_infra.domain.slots import Release, SlotPair, SlotState
+
+
+def record_digest(record: BaseModel | None) -> str:
+    """Digest of a registry record as codeb-state computes it on the server (compare-and-swap)."""
+    from codeb_infra.remote.codeb_state import digest
+
+    return digest(None if record is None else record.model_dump(mode="json"))
+
+
+def pair_digest(pair: SlotPair, *, existed: bool) -> str:
+    return record_digest(pair_record(pair) if existed else None)
+
+
+def container_spec(release: Release, network: str) -> str:
+    """What a slot container runs; a container is replaced only when this changes."""
+    payload = json.dumps({**release.model_dump(mode="json"), "network": network}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class DeployPlan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    target: Slot
+    release: Release
+    entry: ProjectEnv
+    deployed: SlotPair
+    failed: SlotPair
+    preview_domain: str
+
+
+def plan_deploy(
+    request: DeployRequest, projects: Projects, pair: SlotPair, *, base_domain: str, now: datetime
+) -> DeployPlan:
+    project, env = request.project, request.env
+    current = projects.get(project, env)
+    domain = request.domain or (current.domain if current else names.default_domain(project, env, base_domain))
+    owner = projects.domain_owner(domain)
+    if owner is not None and owner != (project, env):
+        raise CodebError(f"domain {domain} already belongs to {owner[0]}/{owner[1].value}")
+    if current is None:
+        base = ports.allocate_base(project, env, projects.taken_ports())
+        slot_ports = {Slot.BLUE: base, Slot.GREEN: base + 1}
+    else:
+        slot_ports = current.ports
+    entry = ProjectEnv(
+        domain=domain, container_port=request.container_port, health_path=request.health_path, ports=slot_ports
+    )
+    target = slots.deploy_target(pair, force=request.force, now=now)
+    release = Release(
+        image=request.image,
+        port=slot_ports[target],
+        container_port=request.container_port,
+        health_path=request.health_path,
+    )
+    return DeployPlan(
+        target=target,
+        release=release,
+        entry=entry,
+        deployed=slots.deployed(pair, target, release, now=now),
+        failed=slots.failed(pair, target, release, "health check failed", now=now),
+        preview_domain=names.preview_domain(project, env, base_domain),
+    )
+
+
+def already_serving(pair: SlotPair, release_image: str, container_port: int, health_path: str) -> Slot | None:
+    """The slot that already holds this release as ACTIVE or DEPLOYED (a re-run has nothing to do)."""
+    for s in Slot:
+        record = pair.record(s)
+        if record.state in (SlotState.ACTIVE, SlotState.DEPLOYED) and record.release is not None:
+            r = record.release
+            if (r.image, r.container_port, r.health_path) == (release_image, container_port, health_path):
+                return s
+    return None
+
+
+def pointer_targets(pair: SlotPair, entry: ProjectEnv) -> dict[str, str | None]:
+    """Where the domain and the preview domain should send requests for this pair."""
+    active = pair.active
+    if active is None:
+        deployed = [s for s in Slot if pair.record(s).state is SlotState.DEPLOYED]
+        preview = deployed[0] if deployed else None
+    else:
+        preview = active.other
+    return {
+        "active": f"127.0.0.1:{entry.ports[active]}" if active else None,
+        "preview": f"127.0.0.1:{entry.ports[preview]}" if preview else None,
+    }
+
+
+def promote(pair: SlotPair, *, now: datetime, grace: timedelta) -> SlotPair | None:
+    """The promoted pair, or None when nothing is deployed but a slot is already active (a re-run)."""
+    if pair.active is not None and not any(pair.record(s).state is SlotState.DEPLOYED for s in Slot):
+        return None
+    return slots.promoted(pair, now=now, grace=grace)
+
+
+def rollback(pair: SlotPair, *, to: Slot | None, now: datetime, grace: timedelta) -> SlotPair | None:
+    """The rolled-back pair, or None when `to` is already active."""
+    if to is not None and pair.active is to:
+        return None
+    if to is not None and pair.record(to).state is not SlotState.GRACE:
+        raise pair.error("roll back to", to, "nothing is in its grace period there")
+    return slots.rolled_back(pair, now=now, grace=grace)
+
+
+def require_known(projects: Projects, project: str, env: Environment) -> ProjectEnv:
+    return projects.require(project, env)

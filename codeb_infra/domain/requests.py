@@ -1,0 +1,92 @@
+"""What a user asks for, validated before anything touches a server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from codeb_infra.domain import names
+from codeb_infra.domain.errors import CodebError
+from codeb_infra.domain.names import Environment, Slot
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SlotRequest(BaseModel):
+    """promote / rollback / cleanup / status of one project and environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project: str
+    env: Environment = Environment.PRODUCTION
+    force: bool = False
+    to: Slot | None = None
+    break_lock: bool = False
+    lock_wait: float = 0.0
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> SlotRequest:
+        return cls(**_common(data), to=names.slot(data.get("to")) if data.get("to") else None)
+
+
+class DeployRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project: str
+    image: str
+    env: Environment = Environment.PRODUCTION
+    container_port: int = 3000
+    health_path: str = "/health"
+    domain: str | None = None
+    force: bool = False
+    break_lock: bool = False
+    lock_wait: float = 0.0
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> DeployRequest:
+        if not data.get("image"):
+            raise CodebError("missing image: pass --data image=REFERENCE")
+        domain = data.get("domain")
+        return cls(
+            **_common(data),
+            image=names.image_reference(data.get("image")),
+            container_port=names.container_port(data.get("container_port", 3000)),
+            health_path=names.health_path(data.get("health_path", "/health")),
+            domain=names.domain_name(domain) if domain else None,
+        )
+
+
+def flag(value: object, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise CodebError(f"invalid {what} {value!r}: use true or false")
+
+
+def seconds(value: object, what: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise CodebError(f"invalid {what} {value!r}: expected seconds") from None
+    if not 0 <= number <= 86400:
+        raise CodebError(f"invalid {what} {value!r}: expected 0 to 86400 seconds")
+    return number
+
+
+def _common(data: Mapping[str, Any]) -> dict[str, Any]:
+    if not data.get("project"):
+        raise CodebError("missing project: pass --data project=NAME")
+    return {
+        "project": names.project_name(data.get("project")),
+        "env": names.environment(data.get("env", "production")),
+        "force": flag(data.get("force", False), "force"),
+        "break_lock": flag(data.get("break_lock", False), "break_lock"),
+        "lock_wait": seconds(data.get("lock_wait", 0), "lock_wait"),
+    }

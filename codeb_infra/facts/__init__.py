@@ -1,0 +1,1 @@
+"""Facts: small reads of live state on a server, each returning a typed value."""

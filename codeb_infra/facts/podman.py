@@ -1,0 +1,76 @@
+"""Containers and networks as podman reports them."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict
+
+from pyinfra.api import FactBase, StringCommand
+
+from codeb_infra.commands import podman as podman_commands
+from codeb_infra.domain.errors import CodebError
+
+SPEC_LABEL = "codeb.spec"
+
+
+class Container(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    id: str
+    image: str
+    running: bool
+    labels: dict[str, str]
+
+    @property
+    def spec(self) -> str | None:
+        return self.labels.get(SPEC_LABEL)
+
+
+class CodebContainers(FactBase[list[Container]]):
+    """The slot containers of one project/env (found by their codeb.* labels)."""
+
+    def requires_command(self, *args, **kwargs) -> str:
+        return "podman"
+
+    def command(self, project: str, env: str) -> StringCommand:
+        return podman_commands.ps({"codeb.project": project, "codeb.environment": env})
+
+    @staticmethod
+    def default() -> list[Container]:
+        return []
+
+    def process(self, output: list[str]) -> list[Container]:
+        try:
+            rows = json.loads("".join(output) or "[]")
+            return [
+                Container(
+                    name=row["Names"][0],
+                    id=row["Id"],
+                    image=row["Image"],
+                    running=row.get("State") == "running",
+                    labels=row.get("Labels") or {},
+                )
+                for row in rows
+            ]
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            raise CodebError(f"could not read `podman ps` output: {error}") from None
+
+
+class PodmanNetworks(FactBase[set[str]]):
+    def requires_command(self, *args, **kwargs) -> str:
+        return "podman"
+
+    def command(self) -> StringCommand:
+        return podman_commands.network_list()
+
+    @staticmethod
+    def default() -> set[str]:
+        return set()
+
+    def process(self, output: list[str]) -> set[str]:
+        try:
+            return {row["name"] for row in json.loads("".join(output) or "[]")}
+        except (ValueError, KeyError, TypeError) as error:
+            raise CodebError(f"could not read `podman network ls` output: {error}") from None

@@ -1,0 +1,79 @@
+"""Registry records (ssot.json, slots.json) and the server-side tool that writes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.operations import files
+
+from codeb_infra.commands import state as state_commands
+from codeb_infra.domain.names import Environment
+from codeb_infra.domain.plans import record_digest
+from codeb_infra.domain.registry import ProjectEnv, pair_record
+from codeb_infra.domain.slots import SlotPair
+from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
+
+TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_state.py"
+
+
+@operation()
+def state_tool(*, path: str):
+    """
+    Install codeb-state, the server-side writer of registry records and deploy locks.
+
+    **Example:**
+
+    .. code:: python
+
+        registry.state_tool(path="/opt/codeb/bin/codeb-state")
+    """
+    yield from files.put._inner(src=str(TOOL_SOURCE), dest=path, mode="755", create_remote_dir=True)
+
+
+@operation()
+def slot_pair(*, registry_dir: str, tool: str, pair: SlotPair, expect: str):
+    """
+    Write one project/env's blue/green records to slots.json.
+
+    + pair: the wanted records
+    + expect: digest of the record this run planned from; the write fails if another run changed it
+
+    **Example:**
+
+    .. code:: python
+
+        registry.slot_pair(registry_dir="/opt/codeb/registry", tool=tool, pair=pair, expect=digest)
+    """
+    table = host.get_fact(SlotRegistry, registry_dir=registry_dir)
+    current = table.pair(pair.project, pair.env)
+    if table.has(pair.project, pair.env) and pair_record(current) == pair_record(pair):
+        host.noop(f"slots of {pair.project}/{pair.env.value} already recorded")
+        return
+    yield state_commands.put_record(
+        tool, kind="slots", registry=registry_dir, project=pair.project, env=pair.env.value,
+        expect=expect, record=pair_record(pair).model_dump(mode="json"),
+    )
+
+
+@operation()
+def project_entry(*, registry_dir: str, tool: str, project: str, env: Environment, entry: ProjectEnv | None):
+    """
+    Write (or, with ``entry=None``, remove) one project/env in ssot.json.
+
+    **Example:**
+
+    .. code:: python
+
+        registry.project_entry(registry_dir="/opt/codeb/registry", tool=tool,
+            project="myapp", env=Environment.PRODUCTION, entry=entry)
+    """
+    current = host.get_fact(ProjectRegistry, registry_dir=registry_dir).get(project, env)
+    if current == entry:
+        host.noop(f"{project}/{env.value} already registered")
+        return
+    yield state_commands.put_record(
+        tool, kind="project", registry=registry_dir, project=project, env=env.value,
+        expect=record_digest(current), record=None if entry is None else entry.model_dump(mode="json"),
+    )

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""codeb-state: the app server's side of registry writes, deploy locks and health checks.
+
+Runs on the server so that read-modify-write of the shared registry files happens under one
+flock with a compare-and-swap on the record the caller planned from; standard library only.
+"""
+
+import argparse
+import base64
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+EXIT_CONFLICT = 3
+EXIT_LOCKED = 4
+
+
+def digest(record):
+    """Digest of a registry record; the caller and this tool must agree on it."""
+    if record is None:
+        return "none"
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _read(path, default):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return default
+
+
+def _write_atomic(path, data, mode=0o644):
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def put_record(args, filename, table):
+    """Replace registry[table][project][env] if it still is what the caller planned from."""
+    os.makedirs(args.registry, exist_ok=True)
+    path = os.path.join(args.registry, filename)
+    new = json.loads(base64.b64decode(args.record)) if args.record != "-" else None
+    with open(os.path.join(args.registry, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = _read(path, {"version": 1, table: {}})
+        current = data.get(table, {}).get(args.project, {}).get(args.env)
+        if digest(current) == digest(new):
+            print("unchanged")
+            return 0
+        if digest(current) != args.expect:
+            sys.stderr.write(
+                f"{args.project}/{args.env}: {filename} changed since this run read it "
+                "(another deploy ran meanwhile); nothing written, run again\n"
+            )
+            return EXIT_CONFLICT
+        envs = data.setdefault(table, {}).setdefault(args.project, {})
+        if new is None:
+            envs.pop(args.env, None)
+            if not envs:
+                data[table].pop(args.project)
+        else:
+            envs[args.env] = new
+        _write_atomic(path, data)
+    print("written")
+    return 0
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def lock(args):
+    os.makedirs(args.dir, exist_ok=True)
+    path = os.path.join(args.dir, f"{args.project}.{args.env}.lock")
+    deadline = time.monotonic() + args.wait
+    if args.break_lock and os.path.exists(path):
+        sys.stderr.write(f"breaking lock held by {_holder(path)}\n")
+        os.unlink(path)
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if time.monotonic() >= deadline:
+                sys.stderr.write(
+                    f"{args.project}/{args.env} is locked by {_holder(path)}; "
+                    "wait for it (lock_wait=SECONDS) or, if that run died, break_lock=true\n"
+                )
+                return EXIT_LOCKED
+            time.sleep(0.2)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"holder": args.holder, "since": _now()}, handle)
+        return 0
+
+
+def _holder(path):
+    try:
+        with open(path) as handle:
+            held = json.load(handle)
+        return f"{held.get('holder', '?')} since {held.get('since', '?')}"
+    except (OSError, ValueError):
+        return "an unknown run"
+
+
+def unlock(args):
+    path = os.path.join(args.dir, f"{args.project}.{args.env}.lock")
+    try:
+        with open(path) as handle:
+            held = json.load(handle)
+    except FileNotFoundError:
+        return 0
+    except ValueError:
+        held = {}
+    if held.get("holder") != args.holder:
+        sys.stderr.write(f"lock is held by {_holder(path)}, not by this run; left alone\n")
+        return EXIT_LOCKED
+    os.unlink(path)
+    return 0
+
+
+def health(args):
+    deadline = time.monotonic() + args.timeout
+    last = "no answer"
+    while True:
+        try:
+            with urllib.request.urlopen(args.url, timeout=max(1.0, args.interval)) as response:
+                if 200 <= response.status < 300:
+                    print(f"healthy: {args.url} answered {response.status}")
+                    return 0
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as error:
+            last = f"HTTP {error.code}"
+        except (OSError, ValueError) as error:
+            last = str(getattr(error, "reason", error))
+        if time.monotonic() + args.interval > deadline:
+            break
+        time.sleep(args.interval)
+    sys.stderr.write(f"health check failed: {args.url} gave no 2xx within {args.timeout:g}s (last: {last})\n")
+    if args.container:
+        sys.stderr.write(f"last log lines of {args.container}:\n")
+        sys.stderr.flush()
+        subprocess.run([args.podman, "logs", "--tail", "30", args.container], stdout=sys.stderr, check=False)
+    return 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="codeb-state")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("put-slots", "put-project"):
+        p = sub.add_parser(name)
+        p.add_argument("--registry", required=True)
+        p.add_argument("--project", required=True)
+        p.add_argument("--env", required=True)
+        p.add_argument("--expect", required=True)
+        p.add_argument("--record", required=True, help="base64 JSON, or - to remove")
+    for name in ("lock", "unlock"):
+        p = sub.add_parser(name)
+        p.add_argument("--dir", required=True)
+        p.add_argument("--project", required=True)
+        p.add_argument("--env", required=True)
+        p.add_argument("--holder", required=True)
+        if name == "lock":
+            p.add_argument("--wait", type=float, default=0.0)
+            p.add_argument("--break-lock", action="store_true")
+    p = sub.add_parser("health")
+    p.add_argument("--url", required=True)
+    p.add_argument("--interval", type=float, default=1.0)
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--container", default="")
+    p.add_argument("--podman", default="podman")
+    args = parser.parse_args(argv)
+    if args.command == "put-slots":
+        return put_record(args, "slots.json", "slots")
+    if args.command == "put-project":
+        return put_record(args, "ssot.json", "projects")
+    return {"lock": lock, "unlock": unlock, "health": health}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Run a flow against an inventory through pyinfra's API (what the CLI and CI scripts call)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyinfra.api import Config, State
+from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.deploy import add_deploy
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.operations import run_ops
+from pyinfra.context import ctx_host, ctx_state
+from pyinfra_cli.inventory import make_inventory
+
+from codeb_infra import flows
+from codeb_infra.domain.errors import CodebError
+
+
+@dataclass
+class RunResult:
+    ok: bool
+    changed: int = 0
+    failed_hosts: list[str] = field(default_factory=list)
+
+
+def _configure_logging(verbose: bool) -> None:
+    logger = logging.getLogger("pyinfra")
+    if not any(getattr(h, "_codeb", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._codeb = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _state(inventory: str, data: dict[str, Any] | None) -> State:
+    state = State(make_inventory(inventory, override_data=data or {}), Config())
+    state.print_output = False
+    state.print_noop_info = True
+    connect_all(state)
+    return state
+
+
+def app_hosts(state: State) -> list:
+    hosts = []
+    for host in state.inventory.get_active_hosts():
+        with ctx_state.use(state), ctx_host.use(host):
+            if flows.is_app_host():
+                hosts.append(host)
+    return hosts
+
+
+def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[str, Any] | None = None, verbose: bool = True) -> RunResult:
+    """Prepare ``flow`` on the app host(s) of ``inventory`` and execute it."""
+    _configure_logging(verbose)
+    state = _state(inventory, data)
+    try:
+        hosts = app_hosts(state)
+        if not hosts:
+            raise CodebError(f"{inventory} has no app host (group `app`, or @local)")
+        add_deploy(state, flow, *args, host=hosts)
+        run_ops(state)
+        changed = sum(state.get_meta_for_host(h).ops_change for h in hosts)
+        failed = [h.name for h in state.failed_hosts]
+        return RunResult(ok=not failed, changed=changed, failed_hosts=failed)
+    finally:
+        disconnect_all(state)
+
+
+def read_facts(inventory: str, reader: Callable[..., Any], *args: Any, data: dict[str, Any] | None = None) -> list[Any]:
+    """Call a fact-reading function (no operations) on each app host."""
+    _configure_logging(False)
+    state = _state(inventory, data)
+    try:
+        results = []
+        for host in app_hosts(state):
+            with ctx_state.use(state), ctx_host.use(host):
+                results.append(reader(*args))
+        return results
+    except PyinfraError:
+        raise
+    finally:
+        disconnect_all(state)

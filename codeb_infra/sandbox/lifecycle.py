@@ -1,0 +1,129 @@
+"""`up`, `down` and `status` of the local sandbox: four Debian servers running systemd and sshd."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from docker.models.containers import Container
+
+from .engine import Engine, connect
+from .image import ImageRecipe, ensure_image
+from .inventory import render_inventory
+from .model import ROLES, STATE_DIR_LABEL, SandboxError, SandboxInfo, ServerInfo, container_name
+from .servers import (
+    create_server,
+    ensure_network,
+    find_containers,
+    free_ports,
+    remove_all,
+    server_info,
+    wait_until_booted,
+)
+from .state import StatePaths, ensure_key, remove_files, resolve_state_dir, write_text
+
+Echo = Callable[[str], None]
+
+
+def up(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo:
+    """Create and start whatever part of the sandbox is missing, then write its inventory.
+
+    On a sandbox that already runs this changes nothing and says so (`SandboxInfo.changed` is False).
+    """
+    paths = StatePaths(resolve_state_dir(state_dir))
+    with connect(echo) as engine:
+        containers = find_containers(engine)
+        _check_owner(containers, paths)
+        if containers and not paths.key.exists():
+            raise SandboxError(
+                f"The sandbox runs but its key {paths.key} is gone; run `codeb sandbox down`, then `up`."
+            )
+        changed = ensure_key(paths)
+        booting = _create_missing(engine, containers, paths, echo)
+        for role, container in containers.items():
+            if role in ROLES and role not in booting and container.status != "running":
+                echo(f"Starting {container.name}")
+                container.start()
+                booting.append(role)
+        for role in booting:
+            container = containers[role]
+            container.reload()
+            verdict = wait_until_booted(container, server_info(container).ssh_port or 0)
+            if verdict != "running":
+                echo(f"Warning: {container.name} booted {verdict}")
+        for container in containers.values():
+            container.reload()
+        servers = {role: server_info(containers[role]) for role in ROLES}
+    changed = bool(booting) or changed
+    changed = write_text(paths.inventory, render_inventory(servers, paths.key)) or changed
+    info = _info(paths, servers, changed=changed)
+    if not changed:
+        echo("The sandbox is already up; nothing changed.")
+    echo(info.describe())
+    echo(info.usage)
+    return info
+
+
+def down(state_dir: Path | None = None, *, echo: Echo = print) -> list[str]:
+    """Remove the sandbox's containers and network, and the key and inventory `up` wrote.
+
+    Returns the names of the removed containers and network and the paths of the removed files.
+    """
+    with connect(echo) as engine:
+        containers = find_containers(engine)
+        state_dirs = {Path(c.labels[STATE_DIR_LABEL]) for c in containers.values() if STATE_DIR_LABEL in c.labels}
+        removed = remove_all(engine)
+    for root in sorted(state_dirs) or [resolve_state_dir(state_dir)]:
+        removed += remove_files(StatePaths(root))
+    echo("Removed: " + ", ".join(removed) if removed else "No sandbox to remove.")
+    return removed
+
+
+def status(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo | None:
+    """The sandbox as the engine sees it, or None when none of its servers exists."""
+    with connect(echo) as engine:
+        containers = find_containers(engine)
+    if not containers:
+        return None
+    labelled = [c.labels[STATE_DIR_LABEL] for c in containers.values() if STATE_DIR_LABEL in c.labels]
+    paths = StatePaths(Path(labelled[0]) if labelled else resolve_state_dir(state_dir))
+    servers = {role: server_info(c) for role, c in containers.items() if role in ROLES}
+    return _info(paths, servers, changed=False)
+
+
+def _create_missing(
+    engine: Engine, containers: dict[str, Container], paths: StatePaths, echo: Echo
+) -> list[str]:
+    missing = [role for role in ROLES if role not in containers]
+    if not missing:
+        return []
+    image = ensure_image(engine, ImageRecipe(), echo)
+    ensure_network(engine)
+    taken = [port for port in (server_info(c).ssh_port for c in containers.values()) if port]
+    public_key = paths.public_key.read_text()
+    for role, port in zip(missing, free_ports(len(missing), taken), strict=True):
+        echo(f"Creating {container_name(role)}, SSH on 127.0.0.1:{port}")
+        containers[role] = create_server(
+            engine, role=role, image=image, ssh_port=port, public_key=public_key, state_dir=paths.root
+        )
+    return missing
+
+
+def _check_owner(containers: Mapping[str, Container], paths: StatePaths) -> None:
+    for container in containers.values():
+        owner = container.labels.get(STATE_DIR_LABEL)
+        if owner and Path(owner) != paths.root:
+            raise SandboxError(
+                f"A sandbox made with state directory {owner} already runs on this engine; "
+                f"use that directory, or run `codeb sandbox down` first."
+            )
+
+
+def _info(paths: StatePaths, servers: dict[str, ServerInfo], *, changed: bool) -> SandboxInfo:
+    return SandboxInfo(
+        state_dir=paths.root,
+        inventory=paths.inventory,
+        ssh_key=paths.key,
+        servers=servers,
+        changed=changed,
+    )

@@ -1,0 +1,70 @@
+"""What a sandbox is: four servers with fixed names and labels, and what `up` and `status` report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+ROLES: tuple[str, ...] = ("app", "streaming", "storage", "backup")
+NETWORK = "codeb-sandbox"
+LABEL = "codeb.sandbox"
+ROLE_LABEL = "codeb.sandbox.role"
+STATE_DIR_LABEL = "codeb.sandbox.state-dir"
+FIRST_SSH_PORT = 2221
+
+
+class SandboxError(Exception):
+    """The sandbox cannot be brought to the asked state; the message says what to do about it."""
+
+
+def container_name(role: str) -> str:
+    return f"codeb-sandbox-{role}"
+
+
+class ServerInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: str
+    container: str
+    container_id: str
+    state: str
+    ssh_port: int | None
+    address: str | None
+
+
+class SandboxInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    state_dir: Path
+    inventory: Path
+    ssh_key: Path
+    network: str = NETWORK
+    servers: dict[str, ServerInfo]
+    changed: bool = False
+    """False when `up` found the sandbox already running and left it alone."""
+
+    @property
+    def usage(self) -> str:
+        app = self.servers.get("app")
+        port = app.ssh_port if app else FIRST_SSH_PORT
+        return "\n".join(
+            [
+                f"Inventory: {self.inventory}",
+                f"  pyinfra {self.inventory} deploys/bootstrap.py",
+                f"  pyinfra {self.inventory} exec -- hostname",
+                f"  ssh -i {self.ssh_key} -p {port} root@127.0.0.1",
+            ]
+        )
+
+    def describe(self) -> str:
+        """One line per server: role, state, SSH port and address on the sandbox network."""
+        lines = [f"{'ROLE':<10} {'STATE':<10} {'SSH':<22} ADDRESS"]
+        for role in ROLES:
+            server = self.servers.get(role)
+            if server is None:
+                lines.append(f"{role:<10} {'missing':<10} {'-':<22} -")
+                continue
+            ssh = f"127.0.0.1:{server.ssh_port}" if server.ssh_port else "-"
+            lines.append(f"{role:<10} {server.state:<10} {ssh:<22} {server.address or '-'}")
+        return "\n".join(lines)

@@ -1,0 +1,183 @@
+"""The sandbox's network and containers on the engine: find, create, wait for and remove them.
+
+Everything created here carries the label `codeb.sandbox=1`; nothing without it is ever touched.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import tarfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+from docker.types import Ulimit
+
+from .engine import Engine
+from .model import (
+    FIRST_SSH_PORT,
+    LABEL,
+    NETWORK,
+    ROLE_LABEL,
+    ROLES,
+    STATE_DIR_LABEL,
+    SandboxError,
+    ServerInfo,
+    container_name,
+)
+
+BOOT_TIMEOUT = 180
+# Hosts whose hard open-files limit is below the engine's default refuse to start containers.
+ULIMITS = [Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", soft=1024, hard=1024)]
+
+
+def find_containers(engine: Engine) -> dict[str, Container]:
+    containers = engine.client.containers.list(all=True, filters={"label": f"{LABEL}=1"})
+    return {c.labels.get(ROLE_LABEL, c.name): c for c in containers}
+
+
+def server_info(container: Container) -> ServerInfo:
+    settings = container.attrs.get("NetworkSettings") or {}
+    bindings = (settings.get("Ports") or {}).get("22/tcp") or []
+    network = (settings.get("Networks") or {}).get(NETWORK) or {}
+    return ServerInfo(
+        role=container.labels.get(ROLE_LABEL, container.name),
+        container=container.name,
+        container_id=container.id,
+        state=container.status,
+        ssh_port=int(bindings[0]["HostPort"]) if bindings else None,
+        address=network.get("IPAddress") or None,
+    )
+
+
+def ensure_network(engine: Engine) -> bool:
+    """Create the sandbox network unless it exists; True when it was created."""
+    try:
+        network = engine.client.networks.get(NETWORK)
+    except NotFound:
+        engine.client.networks.create(NETWORK, driver="bridge", labels={LABEL: "1"})
+        return True
+    if (network.attrs.get("Labels") or {}).get(LABEL) != "1":
+        raise SandboxError(f"A network named {NETWORK} exists but was not made by the sandbox; remove or rename it.")
+    return False
+
+
+def free_ports(count: int, taken: Iterable[int], start: int = FIRST_SSH_PORT) -> list[int]:
+    """The first `count` loopback ports from `start` on that nothing listens on and nobody holds."""
+    held = set(taken)
+    ports: list[int] = []
+    port = start
+    while len(ports) < count:
+        if port > 65535:
+            raise SandboxError(f"No free loopback ports from {start} upwards for the sandbox's SSH.")
+        if port not in held and _port_is_free(port):
+            ports.append(port)
+        port += 1
+    return ports
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def create_server(
+    engine: Engine, *, role: str, image: str, ssh_port: int, public_key: str, state_dir: Path
+) -> Container:
+    """Create and start one server whose root account trusts `public_key`."""
+    try:
+        container = engine.client.containers.create(
+            image,
+            name=container_name(role),
+            hostname=role,
+            detach=True,
+            labels={LABEL: "1", ROLE_LABEL: role, STATE_DIR_LABEL: str(state_dir)},
+            ports={"22/tcp": ("127.0.0.1", ssh_port)},
+            ulimits=ULIMITS,
+            network=NETWORK,
+            networking_config={NETWORK: engine.client.api.create_endpoint_config(aliases=[role])},
+            **_systemd_options(engine, role),
+        )
+    except APIError as error:
+        raise SandboxError(f"Could not create {container_name(role)}: {error.explanation or error}") from error
+    container.put_archive("/", _authorized_keys_archive(public_key))
+    container.start()
+    return container
+
+
+def _systemd_options(engine: Engine, role: str) -> dict[str, Any]:
+    # The app server runs podman itself, which needs a privileged container.
+    if engine.is_podman:
+        # podman sees /sbin/init as the command and sets systemd up (tmpfs /run, cgroups) itself.
+        return {"privileged": role == "app"}
+    # Docker has no systemd mode: give systemd the tmpfs mounts it expects and a writable cgroup
+    # tree in the container's own cgroup namespace, as kind does for its nodes.
+    return {
+        "privileged": True,
+        "tmpfs": {"/run": "", "/run/lock": "", "/tmp": ""},
+        "cgroupns": "private",
+        "environment": {"container": "docker"},
+    }
+
+
+def _authorized_keys_archive(public_key: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        ssh_dir = tarfile.TarInfo("root/.ssh")
+        ssh_dir.type = tarfile.DIRTYPE
+        ssh_dir.mode = 0o700
+        archive.addfile(ssh_dir)
+        data = public_key.strip().encode() + b"\n"
+        keys = tarfile.TarInfo("root/.ssh/authorized_keys")
+        keys.size = len(data)
+        keys.mode = 0o600
+        archive.addfile(keys, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def wait_until_booted(container: Container, ssh_port: int, timeout: float = BOOT_TIMEOUT) -> str:
+    """Wait for sshd's banner on the published port and for systemd to finish booting.
+
+    Returns systemd's verdict (`running`, or `degraded` with the failed units).
+    """
+    deadline = time.monotonic() + timeout
+    while not _ssh_banner(ssh_port):
+        if time.monotonic() > deadline:
+            raise SandboxError(f"{container.name}: sshd did not answer on 127.0.0.1:{ssh_port} in {timeout:.0f}s.")
+        time.sleep(0.5)
+    remaining = max(1, int(deadline - time.monotonic()))
+    _, output = container.exec_run(["timeout", str(remaining), "systemctl", "is-system-running", "--wait"])
+    verdict = output.decode(errors="replace").strip()
+    if verdict == "running":
+        return verdict
+    _, failed = container.exec_run(["systemctl", "--failed", "--plain", "--no-legend"])
+    return f"{verdict}: {failed.decode(errors='replace').strip()}"
+
+
+def _ssh_banner(port: int) -> bool:
+    # A published port may accept connections before sshd listens behind it; only a banner counts.
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            return sock.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def remove_all(engine: Engine) -> list[str]:
+    """Remove every container and network labelled as the sandbox's; return their names."""
+    removed = []
+    for container in engine.client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+        container.remove(force=True)
+        removed.append(container.name)
+    for network in engine.client.networks.list(filters={"label": f"{LABEL}=1"}):
+        network.remove()
+        removed.append(network.name)
+    return removed

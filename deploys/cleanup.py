@@ -1,0 +1,15 @@
+"""Remove slots whose grace period has ended (force=true: any slot in grace or failed).
+
+    pyinfra inventory.py deploys/cleanup.py --data project=myapp [--data force=true]
+"""
+
+from pyinfra import host
+
+from codeb_infra import flows
+from codeb_infra.domain.requests import SlotRequest
+from codeb_infra.errors import clear_errors
+
+with clear_errors():
+    request = SlotRequest.from_data(host.data)
+    if flows.is_app_host():
+        flows.cleanup(request)

@@ -1,0 +1,15 @@
+"""Switch a project's domain to its deployed slot; the old slot keeps running for rollback.
+
+    pyinfra inventory.py deploys/promote.py --data project=myapp [--data env=staging]
+"""
+
+from pyinfra import host
+
+from codeb_infra import flows
+from codeb_infra.domain.requests import SlotRequest
+from codeb_infra.errors import clear_errors
+
+with clear_errors():
+    request = SlotRequest.from_data(host.data)
+    if flows.is_app_host():
+        flows.promote(request)

@@ -1,0 +1,16 @@
+"""Switch a project's domain back to the slot in its grace period, instantly.
+
+    pyinfra inventory.py deploys/rollback.py --data project=myapp [--data to=blue]
+    (without `to`, each rollback toggles between the two releases)
+"""
+
+from pyinfra import host
+
+from codeb_infra import flows
+from codeb_infra.domain.requests import SlotRequest
+from codeb_infra.errors import clear_errors
+
+with clear_errors():
+    request = SlotRequest.from_data(host.data)
+    if flows.is_app_host():
+        flows.rollback(request)
