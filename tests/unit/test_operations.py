@@ -1,0 +1,119 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from codeb_infra.domain.names import Environment, Slot
+from codeb_infra.domain.registry import ProjectEnv, Projects, SlotTable
+from codeb_infra.domain.slots import Release, SlotPair, SlotRecord, SlotState
+from codeb_infra.facts.files import CaddySite, MISSING, UpstreamPointer
+from codeb_infra.facts.podman import CodebContainers, Container, PodmanNetworks
+from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
+from codeb_infra.operations import caddy, podman, registry
+from codeb_infra.domain.errors import CodebError
+
+from tests.unit.fake_host import commands
+
+SLOT = dict(project="myapp", env="production", slot="green", image="localhost/app:v2", host_port=4052,
+            container_port=3000, network="codeb-main", spec="abc123")
+
+
+def container(spec="abc123", running=True):
+    return Container(name="myapp-production-green", id="f00", image="localhost/app:v2", running=running,
+                     labels={"codeb.spec": spec})
+
+
+def test_network_created_only_when_missing():
+    assert commands(podman.network, {PodmanNetworks: set()}, network="codeb-main")[0] == ["podman network create codeb-main"]
+    cmds, noops = commands(podman.network, {PodmanNetworks: {"codeb-main"}}, network="codeb-main")
+    assert cmds == [] and noops == ["network codeb-main exists"]
+
+
+def test_slot_container_is_created_with_labels_port_and_no_pull_for_local_images():
+    cmds, _ = commands(podman.slot_container, {CodebContainers: []}, **SLOT)
+    assert cmds == [
+        "podman rm --force --time 10 --ignore myapp-production-green",
+        "podman run --detach --name myapp-production-green --label codeb.project=myapp "
+        "--label codeb.environment=production --label codeb.slot=green --label codeb.spec=abc123 "
+        "--network codeb-main --publish 127.0.0.1:4052:3000 --restart always --pull never localhost/app:v2",
+    ]
+
+
+def test_remote_images_are_pulled_when_newer_and_env_file_is_passed():
+    cmds, _ = commands(podman.slot_container, {CodebContainers: []}, **{**SLOT, "image": "ghcr.io/a/app:2", "env_file": "/opt/codeb/env/myapp/production.env"})
+    assert "--pull newer --env-file /opt/codeb/env/myapp/production.env ghcr.io/a/app:2" in cmds[1]
+
+
+def test_same_spec_running_is_a_noop_and_stopped_is_started():
+    cmds, noops = commands(podman.slot_container, {CodebContainers: [container()]}, **SLOT)
+    assert cmds == [] and noops
+    cmds, _ = commands(podman.slot_container, {CodebContainers: [container(running=False)]}, **SLOT)
+    assert cmds == ["podman start myapp-production-green"]
+
+
+def test_changed_spec_replaces_the_container():
+    cmds, _ = commands(podman.slot_container, {CodebContainers: [container(spec="old")]}, **SLOT)
+    assert cmds[0].startswith("podman rm --force") and cmds[1].startswith("podman run")
+
+
+def test_slot_removed():
+    assert commands(podman.slot_removed, {CodebContainers: []}, project="myapp", env="production", slot="green")[0] == []
+    cmds, _ = commands(podman.slot_removed, {CodebContainers: [container()]}, project="myapp", env="production", slot="green")
+    assert cmds == ["podman rm --force --time 10 --ignore myapp-production-green"]
+
+
+def test_upstream_pointer_written_atomically_only_when_different():
+    path = "/etc/caddy/upstreams/myapp-production.active"
+    cmds, _ = commands(caddy.upstream, {UpstreamPointer: "127.0.0.1:4051"}, path=path, address="127.0.0.1:4052")
+    assert cmds == [
+        "mkdir -p -- /etc/caddy/upstreams && printf '%s\\n' 127.0.0.1:4052 > "
+        "/etc/caddy/upstreams/myapp-production.active.tmp && mv -f "
+        "/etc/caddy/upstreams/myapp-production.active.tmp /etc/caddy/upstreams/myapp-production.active"
+    ]
+    assert commands(caddy.upstream, {UpstreamPointer: "127.0.0.1:4052"}, path=path, address="127.0.0.1:4052")[0] == []
+
+
+def test_site_unchanged_is_a_noop():
+    cmds, noops = commands(caddy.site, {CaddySite: "site {\n}"}, path="/etc/caddy/sites/a-production.caddy", content="site {\n}\n", caddyfile="/etc/caddy/Caddyfile")
+    assert cmds == [] and noops == ["/etc/caddy/sites/a-production.caddy is up to date"]
+
+
+def _pair(state=SlotState.DEPLOYED):
+    release = Release(image="localhost/app:v1", port=4051, container_port=3000, health_path="/health")
+    return SlotPair(project="myapp", env=Environment.PRODUCTION,
+                    blue=SlotRecord(state=state, release=release, deployed_at=datetime(2026, 1, 1, tzinfo=timezone.utc)))
+
+
+def test_slot_pair_write_carries_the_expected_digest_and_skips_when_recorded():
+    pair = _pair()
+    cmds, _ = commands(registry.slot_pair, {SlotRegistry: SlotTable()}, registry_dir="/opt/codeb/registry", tool="/opt/codeb/bin/codeb-state", pair=pair, expect="none")
+    assert len(cmds) == 1
+    assert cmds[0].startswith("python3 /opt/codeb/bin/codeb-state put-slots --registry /opt/codeb/registry --project myapp --env production --expect none --record ")
+    table = SlotTable.model_validate({"slots": {"myapp": {"production": {"blue": pair.blue.model_dump(mode="json")}}}})
+    assert commands(registry.slot_pair, {SlotRegistry: table}, registry_dir="/r", tool="/t", pair=pair, expect="x")[0] == []
+
+
+def test_project_entry():
+    entry = ProjectEnv(domain="myapp.codeb.kr", container_port=3000, health_path="/health", ports={Slot.BLUE: 4051, Slot.GREEN: 4052})
+    cmds, _ = commands(registry.project_entry, {ProjectRegistry: Projects()}, registry_dir="/r", tool="/t", project="myapp", env=Environment.PRODUCTION, entry=entry)
+    assert "put-project" in cmds[0] and "--expect none" in cmds[0]
+    known = Projects().with_entry("myapp", Environment.PRODUCTION, entry)
+    assert commands(registry.project_entry, {ProjectRegistry: known}, registry_dir="/r", tool="/t", project="myapp", env=Environment.PRODUCTION, entry=entry)[0] == []
+
+
+def test_facts_parse_and_fail_clearly():
+    assert UpstreamPointer().process(["127.0.0.1:4051 "]) == "127.0.0.1:4051"
+    assert UpstreamPointer().process([MISSING]) is None
+    assert SlotRegistry().process([MISSING]) == SlotTable()
+    with pytest.raises(CodebError, match="slots.json is not a valid registry file"):
+        SlotRegistry().process(["{not json"])
+    with pytest.raises(CodebError, match="podman ps"):
+        CodebContainers().process(["[{}]"])
+    rows = '[{"Names": ["myapp-production-blue"], "Id": "abc", "Image": "localhost/app:v1", "State": "running", "Labels": {"codeb.spec": "s"}}]'
+    assert CodebContainers().process([rows])[0].spec == "s"
+
+
+def test_unsafe_arguments_never_reach_a_command_line():
+    with pytest.raises(ValueError, match="unsafe"):
+        commands(podman.network, {PodmanNetworks: set()}, network="-rf")
+    with pytest.raises(ValueError, match="unsafe"):
+        commands(caddy.upstream, {UpstreamPointer: None}, path="/x", address="1\n2")

@@ -1,0 +1,92 @@
+"""codeb-state, the server-side tool, run as a real program against a temp registry."""
+
+import base64
+import http.server
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from codeb_infra.remote import codeb_state
+
+TOOL = [sys.executable, str(Path(codeb_state.__file__))]
+
+
+def run(*args):
+    return subprocess.run([*TOOL, *args], capture_output=True, text=True, timeout=30)
+
+
+def b64(obj):
+    return base64.b64encode(json.dumps(obj).encode()).decode()
+
+
+def put(registry, record, expect):
+    return run("put-slots", "--registry", str(registry), "--project", "app", "--env", "production", "--expect", expect, "--record", b64(record))
+
+
+def test_compare_and_swap(tmp_path):
+    first = {"blue": {"state": "deployed"}}
+    assert put(tmp_path, first, "none").returncode == 0
+    data = json.loads((tmp_path / "slots.json").read_text())
+    assert data["slots"]["app"]["production"] == first
+    # a writer that planned from the empty registry loses and is told why
+    stale = put(tmp_path, {"blue": {"state": "active"}}, "none")
+    assert stale.returncode == codeb_state.EXIT_CONFLICT and "changed since this run read it" in stale.stderr
+    assert json.loads((tmp_path / "slots.json").read_text())["slots"]["app"]["production"] == first
+    # writing what is already there succeeds whatever the expectation
+    assert put(tmp_path, first, "bogus").returncode == 0
+    assert put(tmp_path, {"blue": {"state": "active"}}, codeb_state.digest(first)).returncode == 0
+
+
+def test_other_projects_are_kept(tmp_path):
+    put(tmp_path, {"x": 1}, "none")
+    run("put-slots", "--registry", str(tmp_path), "--project", "other", "--env", "staging", "--expect", "none", "--record", b64({"y": 2}))
+    slots = json.loads((tmp_path / "slots.json").read_text())["slots"]
+    assert slots == {"app": {"production": {"x": 1}}, "other": {"staging": {"y": 2}}}
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_lock_is_exclusive_names_its_holder_and_can_be_broken(tmp_path):
+    args = ["--dir", str(tmp_path), "--project", "app", "--env", "production"]
+    assert run("lock", *args, "--holder", "run A").returncode == 0
+    second = run("lock", *args, "--holder", "run B")
+    assert second.returncode == codeb_state.EXIT_LOCKED
+    assert "locked by run A since" in second.stderr
+    assert run("unlock", *args, "--holder", "run B").returncode == codeb_state.EXIT_LOCKED
+    assert run("lock", *args, "--holder", "run B", "--break-lock").returncode == 0
+    assert run("unlock", *args, "--holder", "run B").returncode == 0
+    assert not (tmp_path / "app.production.lock").exists()
+
+
+def test_lock_wait_gets_the_lock_once_released(tmp_path):
+    args = ["--dir", str(tmp_path), "--project", "app", "--env", "production"]
+    assert run("lock", *args, "--holder", "A").returncode == 0
+    timer = threading.Timer(0.5, lambda: run("unlock", *args, "--holder", "A"))
+    timer.start()
+    assert run("lock", *args, "--holder", "B", "--wait", "10").returncode == 0
+    timer.join()
+
+
+@pytest.fixture
+def server():
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_health(server):
+    assert run("health", "--url", f"{server}/health", "--timeout", "3").returncode == 0
+    failed = run("health", "--url", f"{server}/missing", "--interval", "0.2", "--timeout", "1")
+    assert failed.returncode == 1 and "HTTP 404" in failed.stderr
