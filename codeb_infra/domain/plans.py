@@ -104,8 +104,12 @@ def pointer_targets(pair: SlotPair, entry: ProjectEnv) -> dict[str, str | None]:
 
 
 def promote(pair: SlotPair, *, now: datetime, grace: timedelta) -> SlotPair | None:
-    """The promoted pair, or None when nothing is deployed but a slot is already active (a re-run)."""
-    if pair.active is not None and not any(pair.record(s).state is SlotState.DEPLOYED for s in Slot):
+    """The promoted pair, or None when a slot is active and the other holds nothing new (a re-run).
+
+    A FAILED other slot is an error, not a no-op: the user asked to ship a release that failed.
+    """
+    active = pair.active
+    if active is not None and pair.record(active.other).state in (SlotState.GRACE, SlotState.EMPTY):
         return None
     return slots.promoted(pair, now=now, grace=grace)
 
