@@ -14,7 +14,7 @@ _IMAGE = re.compile(
     r"^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
     r"(@sha256:[a-f0-9]{64})?$"
 )
-_HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
+_HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~!$&()*+,;=:@%/?-]*")
 
 
 class Environment(StrEnum):
@@ -33,7 +33,7 @@ class Slot(StrEnum):
 
 def project_name(value: object) -> str:
     """A project name is a DNS label: it becomes a subdomain, a database and a container name."""
-    if not isinstance(value, str) or not _DNS_LABEL.match(value):
+    if not isinstance(value, str) or not _DNS_LABEL.fullmatch(value):
         raise CodebError(
             f"invalid project name {value!r}: use 1-63 lowercase letters, digits or '-', "
             "not starting or ending with '-'"
@@ -57,7 +57,7 @@ def slot(value: object) -> Slot:
 
 
 def image_reference(value: object) -> str:
-    if not isinstance(value, str) or len(value) > 512 or not _IMAGE.match(value):
+    if not isinstance(value, str) or len(value) > 512 or not _IMAGE.fullmatch(value):
         raise CodebError(
             f"invalid image {value!r}: expected a reference like "
             "'registry.example.com/team/app:1.2' or 'localhost/app:v1' (no spaces)"
@@ -71,7 +71,7 @@ def is_local_image(image: str) -> bool:
 
 
 def domain_name(value: object) -> str:
-    if not isinstance(value, str) or not _DOMAIN.match(value.lower()) or value != value.lower():
+    if not isinstance(value, str) or not _DOMAIN.fullmatch(value.lower()) or value != value.lower():
         raise CodebError(f"invalid domain {value!r}: expected lowercase names like 'app.example.com'")
     return value
 
@@ -84,7 +84,7 @@ def container_port(value: object) -> int:
 
 
 def health_path(value: object) -> str:
-    if not isinstance(value, str) or len(value) > 512 or not _HEALTH_PATH.match(value):
+    if not isinstance(value, str) or len(value) > 512 or not _HEALTH_PATH.fullmatch(value):
         raise CodebError(f"invalid health path {value!r}: must start with '/' and hold no spaces or quotes")
     return value
 
