@@ -66,7 +66,8 @@ class LoadProcess:
         }
         self.max_seconds = max_seconds
         self.timeout = timeout
-        context = multiprocessing.get_context("fork")
+        # spawn, not fork: a process that imported pyinfra_cli has gevent-patched threads and sockets.
+        context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
         self._finished = context.Event()
         self._receiver, sender = context.Pipe(duplex=False)
