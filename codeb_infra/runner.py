@@ -13,7 +13,6 @@ from pyinfra.api.deploy import add_deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operations import run_ops
 from pyinfra.context import ctx_host, ctx_state
-from pyinfra_cli.inventory import make_inventory
 
 from codeb_infra import flows
 from codeb_infra.domain.errors import CodebError
@@ -37,6 +36,9 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _state(inventory: str, data: dict[str, Any] | None) -> State:
+    # Imported here: pyinfra_cli gevent-patches the whole process when imported, which only a run needs.
+    from pyinfra_cli.inventory import make_inventory
+
     state = State(make_inventory(inventory, override_data=data or {}), Config())
     state.print_output = False
     state.print_noop_info = True

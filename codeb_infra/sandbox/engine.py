@@ -48,15 +48,20 @@ def candidate_sockets() -> list[str]:
 
 @contextmanager
 def connect(echo: Callable[[str], None] = print) -> Iterator[Engine]:
-    """Yield an engine: $DOCKER_HOST, else a running engine's socket, else a podman service of our own.
+    """Yield an engine: $DOCKER_HOST, else a running engine's socket, else a podman service.
 
     A podman service started here inherits $CONTAINERS_CONF and is stopped on exit; the containers
     it started keep running under their own conmon processes.
     """
     if os.environ.get("DOCKER_HOST"):
-        client = _client(os.environ["DOCKER_HOST"])
-        if client is None:
-            raise SandboxError(f"No container engine answers at DOCKER_HOST={os.environ['DOCKER_HOST']}.")
+        # from_env also honours DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+        try:
+            client = docker.from_env(timeout=API_TIMEOUT)
+            client.ping()
+        except DockerException as error:
+            raise SandboxError(
+                f"No container engine answers at DOCKER_HOST={os.environ['DOCKER_HOST']}: {error}"
+            ) from error
         yield _engine(client)
         return
     for url in candidate_sockets():
@@ -83,8 +88,12 @@ def _client(url: str) -> docker.DockerClient | None:
 
 def _engine(client: docker.DockerClient, *, started_here: bool = False) -> Engine:
     components = client.version().get("Components") or []
-    is_podman = any("podman" in str(component.get("Name", "")).lower() for component in components)
-    return Engine(client=client, is_podman=is_podman, started_here=started_here)
+    names = [str(component.get("Name", "")).lower() for component in components]
+    return Engine(
+        client=client,
+        is_podman=any("podman" in name for name in names),
+        started_here=started_here,
+    )
 
 
 @contextmanager
@@ -115,7 +124,9 @@ def _podman_service(echo: Callable[[str], None]) -> Iterator[docker.DockerClient
                 process.wait()
 
 
-def _wait_for_service(url: str, process: subprocess.Popen[bytes], log_path: Path) -> docker.DockerClient:
+def _wait_for_service(
+    url: str, process: subprocess.Popen[bytes], log_path: Path
+) -> docker.DockerClient:
     deadline = time.monotonic() + SERVICE_START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:

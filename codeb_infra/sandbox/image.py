@@ -1,4 +1,5 @@
-"""The sandbox servers' base image: a Debian rootfs built by mmdebstrap, imported once per recipe."""
+"""The sandbox servers' base image: a Debian rootfs built by mmdebstrap, imported once per
+recipe and tagged with the recipe's hash."""
 
 from __future__ import annotations
 
@@ -92,22 +93,30 @@ class ImageRecipe(BaseModel):
         ]
 
 
-def ensure_image(engine: Engine, recipe: ImageRecipe, echo: Callable[[str], None] = print) -> str:
-    """Return the recipe's image tag, building and importing the image unless the engine has it."""
+def ensure_image(
+    engine: Engine, recipe: ImageRecipe, echo: Callable[[str], None] = print
+) -> str:
+    """Return the recipe's image tag; build and import the image unless the engine has it."""
     try:
         engine.client.images.get(recipe.tag)
         return recipe.tag
     except ImageNotFound:
         pass
     if shutil.which("mmdebstrap") is None:
-        raise SandboxError("Building the sandbox image needs mmdebstrap: `apt-get install mmdebstrap`.")
+        raise SandboxError(
+            "Building the sandbox image needs mmdebstrap: `apt-get install mmdebstrap`."
+        )
     echo(f"Building {recipe.tag} with mmdebstrap ({recipe.suite}); this takes about a minute")
     with tempfile.TemporaryDirectory(prefix="codeb-sandbox-image-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
         log_path = Path(tmp) / "mmdebstrap.log"
         with open(log_path, "wb") as log:
             result = subprocess.run(
-                recipe.mmdebstrap_args(rootfs), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                recipe.mmdebstrap_args(rootfs),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
             )
         if result.returncode != 0:
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])

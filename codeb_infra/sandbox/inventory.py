@@ -27,8 +27,12 @@ def render_inventory(servers: Mapping[str, ServerInfo], ssh_key: Path) -> str:
     for role in ROLES:
         server = servers.get(role)
         if server is None or server.ssh_port is None or server.address is None:
-            raise SandboxError(f"The {role} server has no SSH port or address yet; run `codeb sandbox up`.")
-        host_data = f"{{**_ssh, 'ssh_port': {server.ssh_port}, 'private_address': {server.address!r}}}"
+            raise SandboxError(
+                f"The {role} server has no SSH port or address yet; run `codeb sandbox up`."
+            )
+        host_data = (
+            f"{{**_ssh, 'ssh_port': {server.ssh_port}, 'private_address': {server.address!r}}}"
+        )
         lines.append(f"{role} = [({role!r}, {host_data})]")
     lines += ["", f"all = ({list(ROLES)!r}, {SHARED_DATA!r})", ""]
     return "\n".join(lines)

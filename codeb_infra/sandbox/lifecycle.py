@@ -1,4 +1,4 @@
-"""`up`, `down` and `status` of the local sandbox: four Debian servers running systemd and sshd."""
+"""`up`, `down` and `status` of the local sandbox: four Debian servers with systemd and sshd."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from docker.models.containers import Container
 from .engine import Engine, connect
 from .image import ImageRecipe, ensure_image
 from .inventory import render_inventory
-from .model import ROLES, STATE_DIR_LABEL, SandboxError, SandboxInfo, ServerInfo, container_name
+from .model import (
+    ROLES,
+    STATE_DIR_LABEL,
+    SandboxError,
+    SandboxInfo,
+    ServerInfo,
+    container_name,
+)
 from .servers import (
     create_server,
     ensure_network,
@@ -28,7 +35,7 @@ Echo = Callable[[str], None]
 def up(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo:
     """Create and start whatever part of the sandbox is missing, then write its inventory.
 
-    On a sandbox that already runs this changes nothing and says so (`SandboxInfo.changed` is False).
+    On a sandbox that already runs this changes nothing and says so (`changed` is False).
     """
     paths = StatePaths(resolve_state_dir(state_dir))
     with connect(echo) as engine:
@@ -36,7 +43,8 @@ def up(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo:
         _check_owner(containers, paths)
         if containers and not paths.key.exists():
             raise SandboxError(
-                f"The sandbox runs but its key {paths.key} is gone; run `codeb sandbox down`, then `up`."
+                f"The sandbox runs but its key {paths.key} is gone; "
+                "run `codeb sandbox down`, then `codeb sandbox up`."
             )
         changed = ensure_key(paths)
         booting = _create_missing(engine, containers, paths, echo)
@@ -71,9 +79,8 @@ def down(state_dir: Path | None = None, *, echo: Echo = print) -> list[str]:
     """
     with connect(echo) as engine:
         containers = find_containers(engine)
-        state_dirs = {Path(c.labels[STATE_DIR_LABEL]) for c in containers.values() if STATE_DIR_LABEL in c.labels}
         removed = remove_all(engine)
-    for root in sorted(state_dirs) or [resolve_state_dir(state_dir)]:
+    for root in _state_dirs(containers) or [resolve_state_dir(state_dir)]:
         removed += remove_files(StatePaths(root))
     echo("Removed: " + ", ".join(removed) if removed else "No sandbox to remove.")
     return removed
@@ -85,8 +92,8 @@ def status(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo 
         containers = find_containers(engine)
     if not containers:
         return None
-    labelled = [c.labels[STATE_DIR_LABEL] for c in containers.values() if STATE_DIR_LABEL in c.labels]
-    paths = StatePaths(Path(labelled[0]) if labelled else resolve_state_dir(state_dir))
+    labelled = _state_dirs(containers)
+    paths = StatePaths(labelled[0] if labelled else resolve_state_dir(state_dir))
     servers = {role: server_info(c) for role, c in containers.items() if role in ROLES}
     return _info(paths, servers, changed=False)
 
@@ -104,9 +111,20 @@ def _create_missing(
     for role, port in zip(missing, free_ports(len(missing), taken), strict=True):
         echo(f"Creating {container_name(role)}, SSH on 127.0.0.1:{port}")
         containers[role] = create_server(
-            engine, role=role, image=image, ssh_port=port, public_key=public_key, state_dir=paths.root
+            engine,
+            role=role,
+            image=image,
+            ssh_port=port,
+            public_key=public_key,
+            state_dir=paths.root,
         )
     return missing
+
+
+def _state_dirs(containers: Mapping[str, Container]) -> list[Path]:
+    """The state directories the sandbox's containers were made with (normally one)."""
+    labels = (c.labels.get(STATE_DIR_LABEL) for c in containers.values())
+    return sorted({Path(label) for label in labels if label})
 
 
 def _check_owner(containers: Mapping[str, Container], paths: StatePaths) -> None:

@@ -1,10 +1,13 @@
-"""What a sandbox is: four servers with fixed names and labels, and what `up` and `status` report."""
+"""What a sandbox is: four servers with fixed names and labels, and what `up` and `status`
+report about them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
+
+from codeb_infra.domain.errors import CodebError
 
 ROLES: tuple[str, ...] = ("app", "streaming", "storage", "backup")
 NETWORK = "codeb-sandbox"
@@ -14,7 +17,7 @@ STATE_DIR_LABEL = "codeb.sandbox.state-dir"
 FIRST_SSH_PORT = 2221
 
 
-class SandboxError(Exception):
+class SandboxError(CodebError):
     """The sandbox cannot be brought to the asked state; the message says what to do about it."""
 
 

@@ -23,7 +23,6 @@ from .model import (
     LABEL,
     NETWORK,
     ROLE_LABEL,
-    ROLES,
     STATE_DIR_LABEL,
     SandboxError,
     ServerInfo,
@@ -62,18 +61,21 @@ def ensure_network(engine: Engine) -> bool:
         engine.client.networks.create(NETWORK, driver="bridge", labels={LABEL: "1"})
         return True
     if (network.attrs.get("Labels") or {}).get(LABEL) != "1":
-        raise SandboxError(f"A network named {NETWORK} exists but was not made by the sandbox; remove or rename it.")
+        raise SandboxError(
+            f"A network named {NETWORK} exists but was not made by the sandbox; "
+            "remove or rename it."
+        )
     return False
 
 
 def free_ports(count: int, taken: Iterable[int], start: int = FIRST_SSH_PORT) -> list[int]:
-    """The first `count` loopback ports from `start` on that nothing listens on and nobody holds."""
+    """The first `count` loopback ports from `start` up that are free and not in `taken`."""
     held = set(taken)
     ports: list[int] = []
     port = start
     while len(ports) < count:
         if port > 65535:
-            raise SandboxError(f"No free loopback ports from {start} upwards for the sandbox's SSH.")
+            raise SandboxError(f"No free loopback port from {start} up for the sandbox's SSH.")
         if port not in held and _port_is_free(port):
             ports.append(port)
         port += 1
@@ -107,7 +109,9 @@ def create_server(
             **_systemd_options(engine, role),
         )
     except APIError as error:
-        raise SandboxError(f"Could not create {container_name(role)}: {error.explanation or error}") from error
+        raise SandboxError(
+            f"Could not create {container_name(role)}: {error.explanation or error}"
+        ) from error
     container.put_archive("/", _authorized_keys_archive(public_key))
     container.start()
     return container
@@ -151,15 +155,20 @@ def wait_until_booted(container: Container, ssh_port: int, timeout: float = BOOT
     deadline = time.monotonic() + timeout
     while not _ssh_banner(ssh_port):
         if time.monotonic() > deadline:
-            raise SandboxError(f"{container.name}: sshd did not answer on 127.0.0.1:{ssh_port} in {timeout:.0f}s.")
+            raise SandboxError(
+                f"{container.name}: sshd did not answer on 127.0.0.1:{ssh_port} in {timeout:.0f}s."
+            )
         time.sleep(0.5)
     remaining = max(1, int(deadline - time.monotonic()))
-    _, output = container.exec_run(["timeout", str(remaining), "systemctl", "is-system-running", "--wait"])
-    verdict = output.decode(errors="replace").strip()
+    _, output = container.exec_run(
+        ["timeout", str(remaining), "systemctl", "is-system-running", "--wait"]
+    )
+    verdict: str = output.decode(errors="replace").strip()
     if verdict == "running":
         return verdict
     _, failed = container.exec_run(["systemctl", "--failed", "--plain", "--no-legend"])
-    return f"{verdict}: {failed.decode(errors='replace').strip()}"
+    failed_units: str = failed.decode(errors="replace").strip()
+    return f"{verdict}: {failed_units}"
 
 
 def _ssh_banner(port: int) -> bool:

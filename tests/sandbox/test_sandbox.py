@@ -51,6 +51,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 SSH_OPTIONS = [
     "-o", "BatchMode=yes",
+    "-o", "IdentitiesOnly=yes",
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",
     "-o", "LogLevel=ERROR",
