@@ -8,6 +8,7 @@ released either way, so a failed health check leaves no lock behind.
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import os
 import socket
@@ -27,7 +28,8 @@ from codeb_infra.domain.registry import ProjectEnv
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
 from codeb_infra.domain.slots import SlotPair
 from codeb_infra.facts.files import UpstreamPointer
-from codeb_infra.facts.podman import CodebContainers, Container
+from codeb_infra import images
+from codeb_infra.facts.podman import CodebContainers, Container, ImageId, SlotRunner
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
 from codeb_infra.operations import caddy, checks, podman, registry
 from codeb_infra.settings import HostSettings
@@ -130,10 +132,11 @@ def deploy_release(request: DeployRequest) -> str:
     """Put the release in the inactive slot, health-check it and point the preview domain at it."""
     settings, projects, pair, existed = _context(request)
     now = utcnow()
-    plan = plans.plan_deploy(request, projects, pair, base_domain=settings.base_domain, now=now)
+    image_id = images.local_image_id(request.image) if request.push else None
+    plan = plans.plan_deploy(request, projects, pair, base_domain=settings.base_domain, now=now, image_id=image_id)
     preview_url = f"{'http' if settings.tls == 'off' else 'https'}://{plan.preview_domain}"
     containers = _containers(request)
-    serving = plans.already_serving(pair, request.image, request.container_port, request.health_path)
+    serving = plans.already_serving(pair, plan.release)
     site = _site(settings, request, plan.entry)
     if (
         serving is not None
@@ -150,6 +153,10 @@ def deploy_release(request: DeployRequest) -> str:
     env_file = settings.env_file(request.project, request.env)
     run = _LockedRun(settings, request, f"deploy {request.image}")
     run.step(podman.network, name=f"Network {settings.network}", network=settings.network)
+    if image_id is not None and (host.get_fact(ImageId, image=request.image) or "").removeprefix("sha256:") != image_id:
+        archive = images.save_to_archive(request.image)
+        atexit.register(lambda: os.path.exists(archive) and os.unlink(archive))
+        run.step(podman.image_copied, name=f"Copy {request.image} to the server", image=request.image, image_id=image_id, archive=archive)
     run.step(
         registry.project_entry, name=f"Register {request.project}/{request.env.value}",
         registry_dir=settings.registry_dir, tool=settings.state_tool, project=request.project, env=request.env,
@@ -161,6 +168,7 @@ def deploy_release(request: DeployRequest) -> str:
         host_port=plan.release.port, container_port=request.container_port, network=settings.network,
         spec=plans.container_spec(plan.release, settings.network),
         env_file=env_file if host.get_fact(Sha256File, path=env_file) else None,
+        runner=_slot_runner(settings),
     )
     health = run.step(
         checks.http_health, name=f"Health check {container}",
@@ -183,6 +191,10 @@ def deploy_release(request: DeployRequest) -> str:
                "the active slot and its traffic are unchanged")
     python.call(name="Preview URL", function=lambda: host.log(f"preview: {preview_url} -> {target.value} ({request.image})"))
     return preview_url
+
+
+def _slot_runner(settings: HostSettings) -> str:
+    return settings.slot_units if settings.slot_units != "auto" else host.get_fact(SlotRunner)
 
 
 def _site(settings: HostSettings, request, entry: ProjectEnv) -> str:

@@ -14,7 +14,7 @@ from codeb_infra.domain.errors import CodebError
 
 KEYS = (
     "base_domain", "tls", "caddyfile", "codeb_dir", "caddy_bin", "grace_hours",
-    "health_interval", "health_timeout", "network",
+    "health_interval", "health_timeout", "network", "slot_units",
 )
 
 
@@ -25,11 +25,12 @@ class HostSettings(BaseModel):
     tls: Literal["acme", "internal", "off"] = "acme"
     caddyfile: str = "/etc/caddy/Caddyfile"
     codeb_dir: str = "/opt/codeb"
-    caddy_bin: str = "caddy"
+    caddy_bin: str = "/usr/local/bin/caddy"
     grace_hours: float = 48.0
     health_interval: float = 1.0
     health_timeout: float = 30.0
     network: str = "codeb-main"
+    slot_units: Literal["auto", "quadlet", "podman"] = "auto"
 
     @field_validator("base_domain")
     @classmethod

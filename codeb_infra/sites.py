@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from jinja2 import Environment as Jinja, PackageLoader, StrictUndefined
-
 from codeb_infra.domain.names import Environment
-
-_JINJA = Jinja(loader=PackageLoader("codeb_infra", "templates"), undefined=StrictUndefined, keep_trailing_newline=True)
+from codeb_infra.templating import render
 
 
 def site_address(domain: str, tls: str) -> str:
@@ -17,7 +14,8 @@ def render_site(
     *, project: str, env: Environment, domains: list[str], preview_domains: list[str], tls: str,
     active_pointer: str, preview_pointer: str,
 ) -> str:
-    return _JINJA.get_template("site.caddy.j2").render(
+    return render(
+        "site.caddy.j2",
         project=project,
         env=env.value,
         tls=tls,

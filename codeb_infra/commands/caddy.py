@@ -37,7 +37,3 @@ def write_pointer(path: str, address: str) -> StringCommand:
         "printf", "'%s\\n'", quoted(address), ">", quoted(tmp), "&&",
         "mv", "-f", quoted(tmp), quoted(path),
     )
-
-
-def remove_files(*paths: str) -> StringCommand:
-    return command("rm", "-f", "--", *(quoted(p) for p in paths))

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from pyinfra.api import StringCommand
 
-from codeb_infra.commands import command, quoted
+from codeb_infra.commands import command, quoted, safe
 
 
 def network_list() -> StringCommand:
@@ -55,3 +55,20 @@ def start(container: str) -> StringCommand:
 
 def remove(container: str, *, stop_timeout: int = 10) -> StringCommand:
     return command("podman", "rm", "--force", "--time", str(int(stop_timeout)), "--ignore", quoted(container))
+
+
+def image_id(image: str) -> StringCommand:
+    return command("podman", "image", "inspect", "--format", "'{{.Id}}'", quoted(image), "2>/dev/null", "||", "true")
+
+
+def load(archive: str) -> StringCommand:
+    return command("podman", "load", "--quiet", "--input", quoted(archive))
+
+
+def local_image_id_args(engine: str, image: str) -> list[str]:
+    """Argument list (no shell) for the controller's own engine: the ID of a local image."""
+    return [engine, "image", "inspect", "--format", "{{.Id}}", safe(image)]
+
+
+def local_save_args(engine: str, image: str, archive: str) -> list[str]:
+    return [engine, "save", "--output", safe(archive), safe(image)]

@@ -46,7 +46,3 @@ def health(tool: str, *, url: str, interval: float, timeout: float, container: s
 def fail(message: str) -> StringCommand:
     return command("echo", quoted(message), ">&2", ";", "exit", "1")
 
-
-def read_text(path: str, marker: str) -> StringCommand:
-    """Print a file, or the marker when it does not exist (so empty and missing differ)."""
-    return command("if", "[", "-f", quoted(path), "]", ";", "then", "cat", quoted(path), ";", "else", "echo", quoted(marker), ";", "fi")

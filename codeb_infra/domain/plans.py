@@ -45,7 +45,8 @@ class DeployPlan(BaseModel):
 
 
 def plan_deploy(
-    request: DeployRequest, projects: Projects, pair: SlotPair, *, base_domain: str, now: datetime
+    request: DeployRequest, projects: Projects, pair: SlotPair, *, base_domain: str, now: datetime,
+    image_id: str | None = None,
 ) -> DeployPlan:
     project, env = request.project, request.env
     current = projects.get(project, env)
@@ -67,6 +68,7 @@ def plan_deploy(
         port=slot_ports[target],
         container_port=request.container_port,
         health_path=request.health_path,
+        image_id=image_id,
     )
     return DeployPlan(
         target=target,
@@ -78,13 +80,12 @@ def plan_deploy(
     )
 
 
-def already_serving(pair: SlotPair, release_image: str, container_port: int, health_path: str) -> Slot | None:
+def already_serving(pair: SlotPair, release: Release) -> Slot | None:
     """The slot that already holds this release as ACTIVE or DEPLOYED (a re-run has nothing to do)."""
     for s in Slot:
         record = pair.record(s)
         if record.state in (SlotState.ACTIVE, SlotState.DEPLOYED) and record.release is not None:
-            r = record.release
-            if (r.image, r.container_port, r.health_path) == (release_image, container_port, health_path):
+            if record.release.model_copy(update={"port": release.port}) == release:
                 return s
     return None
 

@@ -41,6 +41,7 @@ class DeployRequest(BaseModel):
     container_port: int = 3000
     health_path: str = "/health"
     domain: str | None = None
+    push: bool = False
     force: bool = False
     break_lock: bool = False
     lock_wait: float = 0.0
@@ -56,6 +57,7 @@ class DeployRequest(BaseModel):
             container_port=names.container_port(data.get("container_port", 3000)),
             health_path=names.health_path(data.get("health_path", "/health")),
             domain=names.domain_name(domain) if domain else None,
+            push=flag(data.get("push", False), "push"),
         )
 
 

@@ -28,6 +28,7 @@ class Release(BaseModel):
     port: int
     container_port: int
     health_path: str
+    image_id: str | None = None  # known when the image was copied from the controller
 
 
 class SlotRecord(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase, StringCommand
 
-from codeb_infra.commands import state as state_commands
+from codeb_infra.commands import files as file_commands
 
 MISSING = "__codeb_missing__"
 
@@ -13,7 +13,7 @@ class TextFile(FactBase[str | None]):
     """Content of a text file (None when absent); used for Caddy sites and upstream pointers."""
 
     def command(self, path: str) -> StringCommand:
-        return state_commands.read_text(path, MISSING)
+        return file_commands.read_text(path, MISSING)
 
     def process(self, output: list[str]) -> str | None:
         if output == [MISSING]:

@@ -74,3 +74,33 @@ class PodmanNetworks(FactBase[set[str]]):
             return {row["name"] for row in json.loads("".join(output) or "[]")}
         except (ValueError, KeyError, TypeError) as error:
             raise CodebError(f"could not read `podman network ls` output: {error}") from None
+
+
+class SlotRunner(FactBase[str]):
+    """How slot containers run here: `quadlet` (systemd units) or `podman` (restart policy only)."""
+
+    def command(self) -> StringCommand:
+        from codeb_infra.commands import systemd as systemd_commands
+
+        return systemd_commands.quadlet_available()
+
+    @staticmethod
+    def default() -> str:
+        return "podman"
+
+    def process(self, output: list[str]) -> str:
+        return "quadlet" if output and output[-1].strip() == "quadlet" else "podman"
+
+
+class ImageId(FactBase[str | None]):
+    """The ID of an image in the server's podman store, None when it is not there."""
+
+    def requires_command(self, *args, **kwargs) -> str:
+        return "podman"
+
+    def command(self, image: str) -> StringCommand:
+        return podman_commands.image_id(image)
+
+    def process(self, output: list[str]) -> str | None:
+        text = "".join(output).strip()
+        return text or None

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from pyinfra.api import FactBase, StringCommand
 
-from codeb_infra.commands import state as state_commands
+from codeb_infra.commands import files as file_commands
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.registry import Projects, SlotTable
 from codeb_infra.facts.files import MISSING
@@ -27,7 +27,7 @@ class ProjectRegistry(FactBase[Projects]):
     """ssot.json: every project's domain, container port, health path and ports."""
 
     def command(self, registry_dir: str) -> StringCommand:
-        return state_commands.read_text(f"{registry_dir}/ssot.json", MISSING)
+        return file_commands.read_text(f"{registry_dir}/ssot.json", MISSING)
 
     def process(self, output: list[str]) -> Projects:
         return _parse(Projects, "ssot.json", output)
@@ -41,7 +41,7 @@ class SlotRegistry(FactBase[SlotTable]):
     """slots.json: the blue/green records of every project and environment."""
 
     def command(self, registry_dir: str) -> StringCommand:
-        return state_commands.read_text(f"{registry_dir}/slots.json", MISSING)
+        return file_commands.read_text(f"{registry_dir}/slots.json", MISSING)
 
     def process(self, output: list[str]) -> SlotTable:
         return _parse(SlotTable, "slots.json", output)

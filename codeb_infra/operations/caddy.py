@@ -10,6 +10,7 @@ from pyinfra.api import operation
 from pyinfra.operations import files
 
 from codeb_infra.commands import caddy as caddy_commands
+from codeb_infra.commands import files as file_commands
 from codeb_infra.facts.files import CaddySite, UpstreamPointer
 
 
@@ -53,7 +54,7 @@ def site_removed(*, path: str, caddyfile: str, caddy_bin: str = "caddy"):
     if host.get_fact(CaddySite, path=path) is None:
         host.noop(f"{path} does not exist")
         return
-    yield caddy_commands.remove_files(path)
+    yield file_commands.remove_files(path)
     yield caddy_commands.reload(caddy_bin, caddyfile)
 
 

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 from pyinfra import host
 from pyinfra.api import operation
+from pyinfra.operations import files
 
+from codeb_infra.commands import files as file_commands
 from codeb_infra.commands import podman as podman_commands
+from codeb_infra.commands import systemd as systemd_commands
 from codeb_infra.domain.names import is_local_image
-from codeb_infra.facts.podman import SPEC_LABEL, CodebContainers, PodmanNetworks
+from codeb_infra.facts.files import TextFile
+from codeb_infra.facts.podman import SPEC_LABEL, CodebContainers, ImageId, PodmanNetworks
+from codeb_infra.templating import render
+
+QUADLET_DIR = "/etc/containers/systemd"
+
+
+def unit_file(container: str) -> str:
+    return f"{QUADLET_DIR}/{container}.container"
 
 
 @operation()
@@ -41,9 +54,13 @@ def slot_container(
     network: str,
     spec: str,
     env_file: str | None = None,
+    runner: str = "podman",
 ):
     """
     Run a slot's container, replacing it only when what it should run (``spec``) differs.
+
+    With ``runner="quadlet"`` the container is a systemd unit (a Quadlet ``.container`` file,
+    started at boot); with ``runner="podman"`` it is a plain ``podman run --restart always``.
 
     + project, env, slot: identify the slot (container ``{project}-{env}-{slot}``, codeb.* labels)
     + image: image reference; ``localhost/`` images are never pulled
@@ -52,6 +69,7 @@ def slot_container(
     + network: podman network to join
     + spec: digest of the release; stored as a label to detect change
     + env_file: path of the project's env file on the server, if it exists
+    + runner: ``quadlet`` or ``podman``
 
     **Example:**
 
@@ -63,6 +81,12 @@ def slot_container(
     """
     container = f"{project}-{env}-{slot}"
     current = next((c for c in host.get_fact(CodebContainers, project=project, env=env) if c.name == container), None)
+    labels = {"codeb.project": project, "codeb.environment": env, "codeb.slot": slot, SPEC_LABEL: spec}
+    pull = "never" if is_local_image(image) else "newer"
+    if runner == "quadlet":
+        yield from _quadlet_slot(container, current, spec, labels=labels, image=image, network=network,
+                                 host_port=host_port, container_port=container_port, env_file=env_file, pull=pull)
+        return
     if current is not None and current.spec == spec:
         if current.running:
             host.noop(f"{container} already runs {image}")
@@ -71,26 +95,28 @@ def slot_container(
         return
     yield podman_commands.remove(container)
     yield podman_commands.run(
-        container=container,
-        image=image,
-        labels={
-            "codeb.project": project,
-            "codeb.environment": env,
-            "codeb.slot": slot,
-            SPEC_LABEL: spec,
-        },
-        network=network,
-        host_port=host_port,
-        container_port=container_port,
-        env_file=env_file,
-        pull="never" if is_local_image(image) else "newer",
+        container=container, image=image, labels=labels, network=network, host_port=host_port,
+        container_port=container_port, env_file=env_file, pull=pull,
     )
+
+
+def _quadlet_slot(container, current, spec, **unit):
+    path = unit_file(container)
+    content = render("slot.container.j2", container=container, **unit)
+    unchanged = host.get_fact(TextFile, path=path) == content.rstrip("\n")
+    if unchanged and current is not None and current.spec == spec and current.running:
+        host.noop(f"{container} already runs {unit['image']}")
+        return
+    if not unchanged:
+        yield from files.put._inner(src=StringIO(content), dest=path, mode="644")
+        yield systemd_commands.daemon_reload()
+    yield systemd_commands.restart(f"{container}.service")
 
 
 @operation()
 def slot_removed(*, project: str, env: str, slot: str):
     """
-    Remove a slot's container if it exists.
+    Remove a slot's container (and its Quadlet unit, if it has one) if it exists.
 
     **Example:**
 
@@ -99,7 +125,37 @@ def slot_removed(*, project: str, env: str, slot: str):
         podman.slot_removed(project="myapp", env="production", slot="blue")
     """
     container = f"{project}-{env}-{slot}"
-    if not any(c.name == container for c in host.get_fact(CodebContainers, project=project, env=env)):
+    has_unit = host.get_fact(TextFile, path=unit_file(container)) is not None
+    if not has_unit and not any(c.name == container for c in host.get_fact(CodebContainers, project=project, env=env)):
         host.noop(f"{container} does not exist")
         return
+    if has_unit:
+        yield systemd_commands.stop(f"{container}.service")
+        yield file_commands.remove_files(unit_file(container))
+        yield systemd_commands.daemon_reload()
     yield podman_commands.remove(container)
+
+
+@operation()
+def image_copied(*, image: str, image_id: str, archive: str):
+    """
+    Load a controller-side image archive into the server's podman store, unless the same image
+    (by ID) is already there.
+
+    + image: the reference the archive holds
+    + image_id: its ID on the controller
+    + archive: path of the archive on the controller (``podman save`` output)
+
+    **Example:**
+
+    .. code:: python
+
+        podman.image_copied(image="localhost/app:v2", image_id="3f2a...", archive="/tmp/app.tar")
+    """
+    if (host.get_fact(ImageId, image=image) or "").removeprefix("sha256:") == image_id:
+        host.noop(f"{image} is already on the server")
+        return
+    remote = f"/var/tmp/codeb-image-{image_id[:16]}.tar"
+    yield from files.put._inner(src=archive, dest=remote, mode="600")
+    yield podman_commands.load(remote)
+    yield file_commands.remove_files(remote)

@@ -14,9 +14,12 @@ class FakeHost:
         self.data: dict[str, Any] = {}
         self.groups: list[str] = ["app"]
         self.name = "app"
+        self.current_op_global_arguments: dict[str, Any] = {}
 
     def get_fact(self, cls: type, *args: Any, **kwargs: Any) -> Any:
-        return self.facts[cls]
+        if cls in self.facts:
+            return self.facts[cls]
+        return cls().default()  # e.g. pyinfra's own File fact: the file does not exist yet
 
     def noop(self, description: str) -> None:
         self.noops.append(description)

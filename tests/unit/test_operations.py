@@ -5,7 +5,7 @@ import pytest
 from codeb_infra.domain.names import Environment, Slot
 from codeb_infra.domain.registry import ProjectEnv, Projects, SlotTable
 from codeb_infra.domain.slots import Release, SlotPair, SlotRecord, SlotState
-from codeb_infra.facts.files import CaddySite, MISSING, UpstreamPointer
+from codeb_infra.facts.files import CaddySite, MISSING, TextFile, UpstreamPointer
 from codeb_infra.facts.podman import CodebContainers, Container, PodmanNetworks
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
 from codeb_infra.operations import caddy, podman, registry
@@ -56,9 +56,50 @@ def test_changed_spec_replaces_the_container():
 
 
 def test_slot_removed():
-    assert commands(podman.slot_removed, {CodebContainers: []}, project="myapp", env="production", slot="green")[0] == []
-    cmds, _ = commands(podman.slot_removed, {CodebContainers: [container()]}, project="myapp", env="production", slot="green")
+    gone = {CodebContainers: [], TextFile: None}
+    assert commands(podman.slot_removed, gone, project="myapp", env="production", slot="green")[0] == []
+    cmds, _ = commands(podman.slot_removed, {CodebContainers: [container()], TextFile: None}, project="myapp", env="production", slot="green")
     assert cmds == ["podman rm --force --time 10 --ignore myapp-production-green"]
+
+
+def test_slot_removed_with_its_quadlet_unit():
+    cmds, _ = commands(podman.slot_removed, {CodebContainers: [container()], TextFile: "[Container]"}, project="myapp", env="production", slot="green")
+    assert cmds == [
+        "systemctl stop -- myapp-production-green.service",
+        "rm -f -- /etc/containers/systemd/myapp-production-green.container",
+        "systemctl daemon-reload",
+        "podman rm --force --time 10 --ignore myapp-production-green",
+    ]
+
+
+def test_quadlet_slot_unit_written_then_restarted_and_noop_when_current(monkeypatch):
+    from pyinfra.api.command import StringCommand
+
+    # pyinfra's own upload needs a full State; stand in for it with a marker command.
+    monkeypatch.setattr(podman.files.put, "_inner", lambda src, dest, mode: iter([StringCommand("upload", dest)]))
+
+    fake_facts = {CodebContainers: [], TextFile: None}
+    from tests.unit.fake_host import FakeHost
+    from pyinfra.context import ctx_host
+
+    fake = FakeHost(fake_facts)
+    with ctx_host.use(fake):
+        generated = list(podman._quadlet_slot("myapp-production-green", None, "abc123", labels={"codeb.spec": "abc123"},
+                                              image="localhost/app:v2", network="codeb-main", host_port=4052,
+                                              container_port=3000, env_file=None, pull="never"))
+    assert [str(c) for c in generated] == [
+        "upload /etc/containers/systemd/myapp-production-green.container",
+        "systemctl daemon-reload",
+        "systemctl restart myapp-production-green.service",
+    ]
+    labels = {"codeb.project": "myapp", "codeb.environment": "production", "codeb.slot": "green", "codeb.spec": "abc123"}
+    content = podman.render("slot.container.j2", container="myapp-production-green", labels=labels,
+                            image="localhost/app:v2", network="codeb-main", host_port=4052, container_port=3000,
+                            env_file=None, pull="never")
+    assert "PublishPort=127.0.0.1:4052:3000" in content and "Pull=never" in content and "WantedBy=multi-user.target" in content
+    cmds, noops = commands(podman.slot_container, {CodebContainers: [container()], TextFile: content.rstrip("\n")},
+                           **{**SLOT, "runner": "quadlet"})
+    assert noops and cmds == [], "a slot whose unit and container are current is left alone"
 
 
 def test_upstream_pointer_written_atomically_only_when_different():

