@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operations import run_ops
-from pyinfra.context import ctx_host, ctx_state
+from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 from codeb_infra import flows
 from codeb_infra.domain.errors import CodebError
@@ -39,7 +40,13 @@ def _state(inventory: str, data: dict[str, Any] | None) -> State:
     # Imported here: pyinfra_cli gevent-patches the whole process when imported, which only a run needs.
     from pyinfra_cli.inventory import make_inventory
 
-    state = State(make_inventory(inventory, override_data=data or {}), Config())
+    # As pyinfra's CLI does: inventory files are executed with a state in context.
+    state = State(check_for_changes=True)
+    state.cwd = os.getcwd()
+    ctx_state.set(state)
+    loaded = make_inventory(inventory, cwd=state.cwd, override_data=data or {})
+    ctx_inventory.set(loaded)
+    state.init(loaded, Config())
     state.print_output = False
     state.print_noop_info = True
     connect_all(state)

@@ -27,7 +27,7 @@ def app() -> None:
         update=True, cache_time=24 * 3600, no_recommends=False,
     )
     server.group(name="codeb group", group="codeb", system=True)
-    server.user(name="codeb user", user="codeb", group="codeb", system=True, shell="/usr/sbin/nologin", home=settings.codeb_dir, create_home=False)
+    server.user(name="codeb user", user="codeb", group="codeb", system=True, shell="/usr/sbin/nologin", home="/var/lib/codeb", create_home=True)
     server.group(name="caddy group", group="caddy", system=True)
     server.user(name="caddy user", user="caddy", group="caddy", system=True, shell="/usr/sbin/nologin", home="/var/lib/caddy", create_home=True)
     for path, mode, group in (
