@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ import click
 from codeb_infra import flows, runner
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
+from codeb_infra.roles import bootstrap_current_host
 
 
 def _inventory_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,6 +108,72 @@ def _slot_command(flow: Callable[..., Any], doc: str, *, with_force: bool = Fals
 main.command("promote")(_slot_command(flows.promote, "Switch PROJECT's domain to its deployed slot."))
 main.command("rollback")(_slot_command(flows.rollback, "Switch PROJECT's domain back to the slot in grace.", with_to=True))
 main.command("cleanup")(_slot_command(flows.cleanup, "Remove PROJECT's slots whose grace period ended.", with_force=True))
+
+
+@main.command()
+@_inventory_option
+@_guard
+def bootstrap(inventory: str) -> None:
+    """Install what each server's role needs (idempotent)."""
+    _run_all(inventory, bootstrap_current_host)
+
+
+def _run_all(inventory: str, flow: Callable[..., Any]) -> None:
+    result = runner.run_flow(inventory, flow, every_host=True)
+    if not result.ok:
+        click.secho(f"failed on: {', '.join(result.failed_hosts)}", fg="red", err=True)
+        sys.exit(1)
+    click.echo("no change" if result.changed == 0 else f"{result.changed} change(s)")
+
+
+@main.group()
+def sandbox() -> None:
+    """Four local servers (Debian containers with systemd and sshd) to try codeb on."""
+
+
+_state_dir = click.option("--state-dir", type=click.Path(path_type=Path), default=None,
+                          help="where the key and inventory live (default ~/.local/share/codeb/sandbox)")
+
+
+@sandbox.command("up")
+@_state_dir
+@_guard
+def sandbox_up(state_dir: Path | None) -> None:
+    """Create (or start) the four servers and write their inventory."""
+    from codeb_infra import sandbox as sandbox_lib
+
+    sandbox_lib.up(state_dir, echo=click.echo)
+
+
+@sandbox.command("down")
+@_state_dir
+@_guard
+def sandbox_down(state_dir: Path | None) -> None:
+    """Remove the servers, their network, key and inventory (nothing else)."""
+    from codeb_infra import sandbox as sandbox_lib
+
+    sandbox_lib.down(state_dir, echo=click.echo)
+
+
+@sandbox.command("status")
+@_state_dir
+@_guard
+def sandbox_status(state_dir: Path | None) -> None:
+    """Show the servers, their SSH ports and addresses."""
+    from codeb_infra import sandbox as sandbox_lib
+
+    if sandbox_lib.status(state_dir, echo=click.echo) is None:
+        sys.exit(1)
+
+
+@main.command()
+@_state_dir
+@_guard
+def demo(state_dir: Path | None) -> None:
+    """Walk through deploy, preview, promote and rollback on the local sandbox."""
+    from codeb_infra.demo import demo as run_demo
+
+    run_demo(state_dir)
 
 
 @main.command()

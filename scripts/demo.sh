@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up this machine, then runs the blue-green walkthrough on four local sandbox servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/tests/support/containers.conf}"
+exec codeb demo "$@"
