@@ -10,7 +10,7 @@ import ssl
 CADDY_LOCAL_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
 
 
-class _PinnedConnection(http.client.HTTPSConnection):
+class PinnedHTTPSConnection(http.client.HTTPSConnection):
     """HTTPS to ``address:port`` while TLS and Host speak of ``domain``."""
 
     def __init__(self, domain: str, address: str, port: int, context: ssl.SSLContext, timeout: float) -> None:
@@ -26,7 +26,7 @@ def get(domain: str, *, address: str, port: int, https: bool, root_pem: str | No
     """One GET of ``https://domain/path`` (or http) sent to ``address:port``; returns (status, body)."""
     if https:
         context = ssl.create_default_context(cadata=root_pem) if root_pem else ssl.create_default_context()
-        connection: http.client.HTTPConnection = _PinnedConnection(domain, address, port, context, timeout)
+        connection: http.client.HTTPConnection = PinnedHTTPSConnection(domain, address, port, context, timeout)
     else:
         connection = http.client.HTTPConnection(address, port, timeout=timeout)
     try:

@@ -8,6 +8,7 @@ timestamps, so a run of 200,000 requests stays a few tens of megabytes.
 from __future__ import annotations
 
 import http.client
+import ssl
 import itertools
 import statistics
 import threading
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import NamedTuple
+
+from codeb_infra.probe import PinnedHTTPSConnection
 
 from .net import split_loopback_url
 
@@ -202,10 +205,14 @@ class LoadLoop:
         max_seconds: float = 60,
         max_requests: int = 200_000,
         timeout: float = 5.0,
+        root_pem: str | None = None,
     ) -> None:
         if clients < 1:
             raise ValueError("clients must be at least 1")
         self.host, self.port, self.path = split_loopback_url(url)
+        # https: TLS with the Host header as SNI, verified against root_pem (e.g. Caddy's local CA).
+        self.https = url.startswith("https://")
+        self.root_pem = root_pem
         self.host_header = host_header
         self.clients = clients
         self.keepalive = keepalive
@@ -276,6 +283,9 @@ class LoadLoop:
         return self._texts.setdefault(text, text)
 
     def _connect(self) -> http.client.HTTPConnection:
+        if self.https:
+            context = ssl.create_default_context(cadata=self.root_pem) if self.root_pem else ssl.create_default_context()
+            return PinnedHTTPSConnection(self.host_header, self.host, self.port, context, self.timeout)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def _client(self, records: list[Sample]) -> None:

@@ -52,9 +52,10 @@ class LoadProcess:
         max_seconds: float = 60,
         max_requests: int = 200_000,
         timeout: float = 5.0,
+        root_pem: str | None = None,
     ) -> None:
         # Build one in this process first so bad arguments (a non-loopback URL) fail here.
-        LoadLoop(url, host_header, clients, keepalive, max_seconds, max_requests, timeout)
+        LoadLoop(url, host_header, clients, keepalive, max_seconds, max_requests, timeout, root_pem)
         self._loop_args: dict[str, Any] = {
             "url": url,
             "host_header": host_header,
@@ -63,6 +64,7 @@ class LoadProcess:
             "max_seconds": max_seconds,
             "max_requests": max_requests,
             "timeout": timeout,
+            "root_pem": root_pem,
         }
         self.max_seconds = max_seconds
         self.timeout = timeout

@@ -32,15 +32,15 @@ def require_loopback(host: str) -> str:
 
 
 def split_loopback_url(url: str) -> tuple[str, int, str]:
-    """Split an ``http://`` URL into (host, port, path), refusing anything but loopback."""
+    """Split an ``http://`` or ``https://`` URL into (host, port, path), refusing anything but loopback."""
     parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname is None:
-        raise ValueError(f"expected an http:// URL with a host, got {url!r}")
+    if parts.scheme not in ("http", "https") or parts.hostname is None:
+        raise ValueError(f"expected an http(s):// URL with a host, got {url!r}")
     host = require_loopback(parts.hostname)
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
-    return host, parts.port or 80, path
+    return host, parts.port or (443 if parts.scheme == "https" else 80), path
 
 
 def free_loopback_port() -> int:
