@@ -183,3 +183,36 @@ def test_concurrent_promotes_one_wins_the_other_gets_the_lock_error(stack, proje
     recorded = stack.slots_json()["slots"][project]["production"]
     assert (recorded["blue"]["state"], recorded["green"]["state"]) == ("grace", "active")
     assert stack.serves(project) == "v2"
+
+
+def test_a_rerun_repairs_what_an_interrupted_run_left(stack, project, images):
+    """Pointer and site files lost (a crash between steps, a hand edit): the same command repairs them."""
+    stack.codeb("deploy", project, "--image", images["v1"])
+    stack.codeb("promote", project)
+    upstreams = stack.directory / "caddy" / "upstreams"
+    (upstreams / f"{project}-production.active").unlink()
+    assert stack.serves(project).startswith("HTTP 5"), "without its pointer the domain has no upstream"
+    assert stack.status(project)["serving"]["active"] is None
+    repaired = stack.codeb("promote", project)
+    assert "change" in repaired.stdout and stack.serves(project) == "v1"
+
+    site = stack.caddy.site_path(f"{project}-production")
+    site.unlink()
+    stack.caddy.reload()
+    try:
+        assert stack.serves(project) != "v1"
+    except ConnectionRefusedError:
+        pass  # no site left at all: Caddy closed the port
+    stack.codeb("deploy", project, "--image", images["v1"])
+    assert site.exists() and stack.serves(project) == "v1"
+
+
+def test_staging_and_production_are_separate(stack, project, images):
+    stack.codeb("deploy", project, "--image", images["v1"], "--env", "staging")
+    stack.codeb("promote", project, "--env", "staging")
+    stack.codeb("deploy", project, "--image", images["v2"])
+    stack.codeb("promote", project)
+    assert stack.get(f"{project}-staging.codeb.test")[1] == "v1"
+    assert stack.serves(project) == "v2"
+    ports = json.loads((stack.directory / "codeb" / "registry" / "ssot.json").read_text())["projects"][project]
+    assert 4500 <= ports["staging"]["ports"]["blue"] <= 4999 and 4000 <= ports["production"]["ports"]["blue"] <= 4499
