@@ -12,10 +12,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from codeb_infra.local_tools import caddy_binary, caddy_version  # noqa: F401
 
+from .running import StartStop
 from .net import LOOPBACK, free_loopback_port
 
 SITES_DIR = "sites"
@@ -39,7 +39,7 @@ def main_caddyfile(
     return "\n".join(lines) + "\n"
 
 
-class CaddyProcess:
+class CaddyProcess(StartStop):
     """A ``caddy run`` in the background, stopped by PID when the ``with`` block ends.
 
     Sites are files ``<directory>/sites/*.caddy``; write them, then call :meth:`reload`.
@@ -173,14 +173,3 @@ class CaddyProcess:
             process.kill()
             process.wait(timeout=5)
 
-    def __enter__(self) -> CaddyProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

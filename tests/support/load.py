@@ -17,11 +17,11 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import NamedTuple
 
 from codeb_infra.probe import PinnedHTTPSConnection
 
+from .running import StartStop
 from .net import split_loopback_url
 
 MAX_FAILURES_KEPT = 20
@@ -187,7 +187,7 @@ def summarize_switches(checks: Sequence[SwitchCheck]) -> SwitchSummary:
     )
 
 
-class LoadLoop:
+class LoadLoop(StartStop):
     """``clients`` threads sending GETs to a loopback ``url`` until stopped or a bound is hit.
 
     With ``keepalive=False`` each request opens a new connection, as a browser's first visit does;
@@ -259,17 +259,6 @@ class LoadLoop:
         while self.running and time.monotonic() < end:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
-    def __enter__(self) -> LoadLoop:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _more(self) -> bool:
         return (

@@ -12,9 +12,9 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.synchronize
 import time
-from types import TracebackType
 from typing import Any
 
+from .running import StartStop
 from .load import LoadLoop, LoadResult
 
 
@@ -36,7 +36,7 @@ def _run_child(
         results.close()
 
 
-class LoadProcess:
+class LoadProcess(StartStop):
     """The same bounded load as :class:`LoadLoop`, with its clients in a daemon child process.
 
     The child stops itself at ``max_seconds``/``max_requests``; being a daemon, it also dies with
@@ -120,14 +120,3 @@ class LoadProcess:
             raise RuntimeError("stop the load process before reading its result")
         return self._result
 
-    def __enter__(self) -> LoadProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
