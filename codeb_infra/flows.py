@@ -138,9 +138,12 @@ def deploy_release(request: DeployRequest) -> str:
     containers = _containers(request)
     serving = plans.already_serving(pair, plan.release)
     site = _site(settings, request, plan.entry)
+    env_file = settings.env_file(request.project, request.env)
+    env_digest = (host.get_fact(Sha256File, path=env_file) or "")[:16]
     if (
         serving is not None
         and _healthy_container(pair, serving, containers, settings)
+        and containers[names.container_name(request.project, request.env, serving)].env_digest == env_digest
         and projects.get(request.project, request.env) == plan.entry
         and _pointers(settings, request) == plans.pointer_targets(pair, plan.entry)
         and _site_current(settings, request, site)
@@ -150,7 +153,6 @@ def deploy_release(request: DeployRequest) -> str:
 
     target = plan.target
     container = names.container_name(request.project, request.env, target)
-    env_file = settings.env_file(request.project, request.env)
     run = _LockedRun(settings, request, f"deploy {request.image}")
     run.step(podman.network, name=f"Network {settings.network}", network=settings.network)
     if image_id is not None and (host.get_fact(ImageId, image=request.image) or "").removeprefix("sha256:") != image_id:
@@ -167,7 +169,7 @@ def deploy_release(request: DeployRequest) -> str:
         project=request.project, env=request.env.value, slot=target.value, image=request.image,
         host_port=plan.release.port, container_port=request.container_port, network=settings.network,
         spec=plans.container_spec(plan.release, settings.network),
-        env_file=env_file if host.get_fact(Sha256File, path=env_file) else None,
+        env_file=env_file if env_digest else None, env_digest=env_digest,
         runner=_slot_runner(settings),
     )
     health = run.step(

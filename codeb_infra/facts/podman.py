@@ -12,6 +12,7 @@ from codeb_infra.commands import podman as podman_commands
 from codeb_infra.domain.errors import CodebError
 
 SPEC_LABEL = "codeb.spec"
+ENV_LABEL = "codeb.env-digest"  # digest of the env file the container started with, never its values
 
 
 class Container(BaseModel):
@@ -26,6 +27,10 @@ class Container(BaseModel):
     @property
     def spec(self) -> str | None:
         return self.labels.get(SPEC_LABEL)
+
+    @property
+    def env_digest(self) -> str:
+        return self.labels.get(ENV_LABEL, "")
 
 
 class CodebContainers(FactBase[list[Container]]):

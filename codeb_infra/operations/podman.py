@@ -13,7 +13,7 @@ from codeb_infra.commands import podman as podman_commands
 from codeb_infra.commands import systemd as systemd_commands
 from codeb_infra.domain.names import is_local_image
 from codeb_infra.facts.files import TextFile
-from codeb_infra.facts.podman import SPEC_LABEL, CodebContainers, ImageId, PodmanNetworks
+from codeb_infra.facts.podman import ENV_LABEL, SPEC_LABEL, CodebContainers, ImageId, PodmanNetworks
 from codeb_infra.templating import render
 
 QUADLET_DIR = "/etc/containers/systemd"
@@ -54,6 +54,7 @@ def slot_container(
     network: str,
     spec: str,
     env_file: str | None = None,
+    env_digest: str = "",
     runner: str = "podman",
 ):
     """
@@ -69,6 +70,7 @@ def slot_container(
     + network: podman network to join
     + spec: digest of the release; stored as a label to detect change
     + env_file: path of the project's env file on the server, if it exists
+    + env_digest: digest of that file; a changed env file replaces the container too
     + runner: ``quadlet`` or ``podman``
 
     **Example:**
@@ -82,12 +84,15 @@ def slot_container(
     container = f"{project}-{env}-{slot}"
     current = next((c for c in host.get_fact(CodebContainers, project=project, env=env) if c.name == container), None)
     labels = {"codeb.project": project, "codeb.environment": env, "codeb.slot": slot, SPEC_LABEL: spec}
+    if env_digest:
+        labels[ENV_LABEL] = env_digest
+    current_matches = current is not None and current.spec == spec and current.env_digest == env_digest
     pull = "never" if is_local_image(image) else "newer"
     if runner == "quadlet":
-        yield from _quadlet_slot(container, current, spec, labels=labels, image=image, network=network,
+        yield from _quadlet_slot(container, current, current_matches, labels=labels, image=image, network=network,
                                  host_port=host_port, container_port=container_port, env_file=env_file, pull=pull)
         return
-    if current is not None and current.spec == spec:
+    if current is not None and current_matches:
         if current.running:
             host.noop(f"{container} already runs {image}")
             return
@@ -100,11 +105,11 @@ def slot_container(
     )
 
 
-def _quadlet_slot(container, current, spec, **unit):
+def _quadlet_slot(container, current, current_matches, **unit):
     path = unit_file(container)
     content = render("slot.container.j2", container=container, **unit)
     unchanged = host.get_fact(TextFile, path=path) == content.rstrip("\n")
-    if unchanged and current is not None and current.spec == spec and current.running:
+    if unchanged and current is not None and current_matches and current.running:
         host.noop(f"{container} already runs {unit['image']}")
         return
     if not unchanged:

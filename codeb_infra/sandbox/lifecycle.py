@@ -104,7 +104,7 @@ def _create_missing(
     missing = [role for role in ROLES if role not in containers]
     if not missing:
         return []
-    image = ensure_image(engine, ImageRecipe(), echo)
+    images = {role: ensure_image(engine, ImageRecipe.for_role(role), echo) for role in missing}
     ensure_network(engine)
     taken = [port for port in (server_info(c).ssh_port for c in containers.values()) if port]
     public_key = paths.public_key.read_text()
@@ -113,7 +113,7 @@ def _create_missing(
         containers[role] = create_server(
             engine,
             role=role,
-            image=image,
+            image=images[role],
             ssh_port=port,
             public_key=public_key,
             state_dir=paths.root,

@@ -15,6 +15,7 @@ LABEL = "codeb.sandbox"
 ROLE_LABEL = "codeb.sandbox.role"
 STATE_DIR_LABEL = "codeb.sandbox.state-dir"
 FIRST_SSH_PORT = 2221
+FIRST_WEB_PORT = 8480
 
 
 class SandboxError(CodebError):
@@ -34,6 +35,8 @@ class ServerInfo(BaseModel):
     state: str
     ssh_port: int | None
     address: str | None
+    http_port: int | None = None
+    https_port: int | None = None
 
 
 class SandboxInfo(BaseModel):

@@ -20,6 +20,7 @@ from docker.types import Ulimit
 from .engine import Engine
 from .model import (
     FIRST_SSH_PORT,
+    FIRST_WEB_PORT,
     LABEL,
     NETWORK,
     ROLE_LABEL,
@@ -30,6 +31,7 @@ from .model import (
 )
 
 BOOT_TIMEOUT = 180
+CONTAINER_HOSTS = ("app", "streaming")
 # Hosts whose hard open-files limit is below the engine's default refuse to start containers.
 ULIMITS = [Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", soft=1024, hard=1024)]
 
@@ -50,7 +52,14 @@ def server_info(container: Container) -> ServerInfo:
         state=container.status,
         ssh_port=int(bindings[0]["HostPort"]) if bindings else None,
         address=network.get("IPAddress") or None,
+        http_port=_published(settings, "80/tcp"),
+        https_port=_published(settings, "443/tcp"),
     )
+
+
+def _published(settings: dict[str, Any], port: str) -> int | None:
+    bindings = (settings.get("Ports") or {}).get(port) or []
+    return int(bindings[0]["HostPort"]) if bindings else None
 
 
 def ensure_network(engine: Engine) -> bool:
@@ -102,7 +111,7 @@ def create_server(
             hostname=role,
             detach=True,
             labels={LABEL: "1", ROLE_LABEL: role, STATE_DIR_LABEL: str(state_dir)},
-            ports={"22/tcp": ("127.0.0.1", ssh_port)},
+            ports={"22/tcp": ("127.0.0.1", ssh_port), **_web_ports(role)},
             ulimits=ULIMITS,
             network=NETWORK,
             networking_config={NETWORK: engine.client.api.create_endpoint_config(aliases=[role])},
@@ -117,11 +126,19 @@ def create_server(
     return container
 
 
+def _web_ports(role: str) -> dict[str, tuple[str, int]]:
+    """Caddy on the app server, reachable from the host's loopback (HTTP and HTTPS)."""
+    if role != "app":
+        return {}
+    http, https = free_ports(2, [], start=FIRST_WEB_PORT)
+    return {"80/tcp": ("127.0.0.1", http), "443/tcp": ("127.0.0.1", https)}
+
+
 def _systemd_options(engine: Engine, role: str) -> dict[str, Any]:
-    # The app server runs podman itself, which needs a privileged container.
+    # The app and streaming servers run podman themselves, which needs a privileged container.
     if engine.is_podman:
         # podman sees /sbin/init as the command and sets systemd up (tmpfs /run, cgroups) itself.
-        return {"privileged": role == "app"}
+        return {"privileged": role in CONTAINER_HOSTS}
     # Docker has no systemd mode: give systemd the tmpfs mounts it expects and a writable cgroup
     # tree in the container's own cgroup namespace, as kind does for its nodes.
     return {

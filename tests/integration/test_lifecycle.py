@@ -216,3 +216,18 @@ def test_staging_and_production_are_separate(stack, project, images):
     assert stack.serves(project) == "v2"
     ports = json.loads((stack.directory / "codeb" / "registry" / "ssot.json").read_text())["projects"][project]
     assert 4500 <= ports["staging"]["ports"]["blue"] <= 4999 and 4000 <= ports["production"]["ports"]["blue"] <= 4499
+
+
+def test_the_project_env_file_reaches_the_container_and_a_change_redeploys(stack, project, images):
+    env_file = stack.directory / "codeb" / "env" / project / "production.env"
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    env_file.write_text("GREETING=hello\n")
+    env_file.chmod(0o600)
+    stack.codeb("deploy", project, "--image", images["v1"])
+    inspected = stack.containers(project)[f"{project}-production-blue"]
+    assert "GREETING=hello" in inspected["Config"]["Env"]
+    assert "hello" not in json.dumps(inspected["Config"]["Labels"]), "values never land in labels"
+    assert "no change" in stack.codeb("deploy", project, "--image", images["v1"]).stdout
+    env_file.write_text("GREETING=bonjour\n")
+    stack.codeb("deploy", project, "--image", images["v1"])
+    assert "GREETING=bonjour" in stack.containers(project)[f"{project}-production-blue"]["Config"]["Env"]

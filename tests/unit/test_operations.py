@@ -43,6 +43,11 @@ def test_remote_images_are_pulled_when_newer_and_env_file_is_passed():
     assert "--pull newer --env-file /opt/codeb/env/myapp/production.env ghcr.io/a/app:2" in cmds[1]
 
 
+def test_a_changed_env_file_replaces_the_container():
+    cmds, _ = commands(podman.slot_container, {CodebContainers: [container()]}, **{**SLOT, "env_file": "/e", "env_digest": "d1"})
+    assert cmds[0].startswith("podman rm") and "--label codeb.env-digest=d1" in cmds[1]
+
+
 def test_same_spec_running_is_a_noop_and_stopped_is_started():
     cmds, noops = commands(podman.slot_container, {CodebContainers: [container()]}, **SLOT)
     assert cmds == [] and noops

@@ -1,0 +1,54 @@
+"""The backup server (a `codeb-backup` account owning the backup areas) and the SSH access of the
+servers that send it backups: PostgreSQL on storage, root on app.
+
+`backup_access()` spans servers: each server's key is made on that server and then authorized on
+the backup server. pyinfra orders operations per host and runs ops of different hosts by their
+position in each host's list, not by the code that called them, so the key of one host is only
+sure to exist before another host reads it when both steps are operations every host runs. Call
+`backup_access()` on every host, from one line, after the role deploys:
+
+    if "backup" in host.groups:
+        backup()
+    backup_access()
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server
+
+from codeb_infra.domain.services import (
+    BACKUP_HOME,
+    BACKUP_USER,
+    BackupAccess,
+    BackupSettings,
+)
+from codeb_infra.operations import backup as backup_ops
+
+
+@deploy("Bootstrap backup server")
+def backup() -> None:
+    settings = BackupSettings.from_data(host.data)
+    apt.packages(name="SSH server and rsync", packages=["openssh-server", "rsync"], update=True, cache_time=24 * 3600)
+    server.group(name=f"{BACKUP_USER} group", group=BACKUP_USER, system=True)
+    server.user(
+        name=f"{BACKUP_USER} user", user=BACKUP_USER, group=BACKUP_USER, system=True,
+        home=BACKUP_HOME, shell="/bin/sh", create_home=True,
+    )
+    files.directory(name=f"Directory {BACKUP_HOME}", path=BACKUP_HOME, user=BACKUP_USER, group=BACKUP_USER, mode="700")
+    for path in (settings.backup_root, *settings.areas):
+        files.directory(name=f"Directory {path}", path=path, user=BACKUP_USER, group=BACKUP_USER, mode="750")
+
+
+@deploy("Backup access")
+def backup_access() -> None:
+    """Keys on storage and app, known to and authorized on the backup server; call on every host."""
+    inventory = host.state.inventory
+    access = BackupAccess.from_groups({
+        role: [(h.name, h.data.get("private_address")) for h in inventory.get_group(role, default=[])]
+        for role in ("backup", "storage", "app")
+    })
+    backup_ops.client_key(name="Backup key of this server", access=access)
+    backup_ops.server_alias(name="Backup server's host key and ssh alias", access=access)
+    backup_ops.authorized_clients(name="Backup clients authorized on the backup server", access=access)

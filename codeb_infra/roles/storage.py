@@ -1,0 +1,71 @@
+"""The storage server: PostgreSQL and Redis, listening on loopback and the private address only,
+each behind a password made on the server and kept in a root-only file under /etc/codeb/secrets."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, systemd
+
+from codeb_infra.domain.services import (
+    POSTGRES_ADMIN_PASSWORD,
+    REDIS_ACL,
+    REDIS_CONFIG,
+    REDIS_PASSWORD,
+    StorageSettings,
+)
+from codeb_infra.operations import postgres, redis, secrets
+from codeb_infra.templating import render
+
+# What the shared admin role may do: make each project's database and owner, nothing more.
+ADMIN_ATTRIBUTES = ("LOGIN", "CREATEDB", "CREATEROLE")
+
+
+@deploy("Bootstrap storage server")
+def storage() -> None:
+    settings = StorageSettings.from_data(host.data)
+    peers = [h.data.get("private_address") for h in host.state.inventory if h is not host]
+    networks = settings.client_networks(a for a in peers if a)
+    version = settings.postgres_version
+
+    apt.packages(
+        name=f"PostgreSQL {version}, Redis and the SSH client",
+        packages=[f"postgresql-{version}", "redis-server", "openssh-client"],
+        update=True, cache_time=24 * 3600,
+    )
+    secrets.secret(name="PostgreSQL admin password", path=POSTGRES_ADMIN_PASSWORD)
+    secrets.secret(name="Redis password", path=REDIS_PASSWORD)
+
+    listen = files.put(
+        name="PostgreSQL listens on loopback and the private address",
+        src=StringIO(render("postgresql.codeb.conf.j2", private_address=settings.private_address)),
+        dest=f"{settings.postgres_dir}/conf.d/codeb.conf", user="postgres", group="postgres", mode="644",
+    )
+    hba = files.put(
+        name="PostgreSQL lets the private network in by password (scram-sha-256)",
+        src=StringIO(render("pg_hba.conf.j2", networks=networks)),
+        dest=f"{settings.postgres_dir}/pg_hba.conf", user="postgres", group="postgres", mode="640",
+    )
+    systemd.service(name="PostgreSQL clusters start at boot", service="postgresql.service", running=True, enabled=True)
+    systemd.service(
+        name=f"PostgreSQL {version} running", service=settings.postgres_unit, running=True,
+        restarted=listen.will_change, reloaded=hba.will_change and not listen.will_change,
+    )
+    postgres.login_role(
+        name=f"PostgreSQL role {settings.postgres_admin_role} with the admin password",
+        role=settings.postgres_admin_role, password_file=POSTGRES_ADMIN_PASSWORD, attributes=ADMIN_ATTRIBUTES,
+    )
+
+    acl = redis.password_acl(name="Redis ACL from the Redis password", path=REDIS_ACL, password_file=REDIS_PASSWORD)
+    config = files.put(
+        name="Redis listens on loopback and the private address",
+        src=StringIO(render("redis.codeb.conf.j2", private_address=settings.private_address, acl_file=REDIS_ACL)),
+        dest=REDIS_CONFIG, user="root", group="redis", mode="640",
+    )
+    include = files.line(name="redis.conf includes codeb.conf", path="/etc/redis/redis.conf", line=f"include {REDIS_CONFIG}")
+    systemd.service(
+        name="Redis running", service="redis-server.service", running=True, enabled=True,
+        restarted=acl.will_change or config.will_change or include.will_change,
+    )

@@ -1,0 +1,35 @@
+"""The streaming server: Centrifugo in a podman container run by systemd, published on the private
+address; its secrets are made on the server, in a root-only env file."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files
+
+from codeb_infra.domain.services import (
+    CENTRIFUGO_CONFIG,
+    CENTRIFUGO_SECRET_KEYS,
+    CENTRIFUGO_SECRETS,
+    StreamingSettings,
+    centrifugo_config,
+)
+from codeb_infra.operations import centrifugo, secrets
+
+
+@deploy("Bootstrap streaming server")
+def streaming() -> None:
+    settings = StreamingSettings.from_data(host.data)
+    apt.packages(name="Podman", packages=["podman"], update=True, cache_time=24 * 3600)
+    env = secrets.env_file(name="Centrifugo secrets", path=CENTRIFUGO_SECRETS, keys=CENTRIFUGO_SECRET_KEYS)
+    config = files.put(
+        name="Centrifugo config", src=StringIO(centrifugo_config(settings)),
+        dest=CENTRIFUGO_CONFIG, user="root", group="root", mode="644",
+    )
+    centrifugo.container(
+        name=f"Centrifugo on {settings.private_address}:{settings.centrifugo_port}",
+        image=settings.centrifugo_image, config=CENTRIFUGO_CONFIG, env_file=CENTRIFUGO_SECRETS,
+        publish=settings.publish, restart=env.will_change or config.will_change,
+    )
