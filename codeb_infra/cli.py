@@ -13,7 +13,7 @@ import click
 from codeb_infra import flows, runner
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
-from codeb_infra.roles import bootstrap_current_host
+from codeb_infra.roles import BOOTSTRAP_PHASES
 
 
 def _inventory_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,15 +115,14 @@ main.command("cleanup")(_slot_command(flows.cleanup, "Remove PROJECT's slots who
 @_guard
 def bootstrap(inventory: str) -> None:
     """Install what each server's role needs (idempotent)."""
-    _run_all(inventory, bootstrap_current_host)
-
-
-def _run_all(inventory: str, flow: Callable[..., Any]) -> None:
-    result = runner.run_flow(inventory, flow, every_host=True)
-    if not result.ok:
-        click.secho(f"failed on: {', '.join(result.failed_hosts)}", fg="red", err=True)
-        sys.exit(1)
-    click.echo("no change" if result.changed == 0 else f"{result.changed} change(s)")
+    changed = 0
+    for phase in BOOTSTRAP_PHASES:
+        result = runner.run_flow(inventory, phase, every_host=True)
+        if not result.ok:
+            click.secho(f"failed on: {', '.join(result.failed_hosts)}", fg="red", err=True)
+            sys.exit(1)
+        changed += result.changed
+    click.echo("no change" if changed == 0 else f"{changed} change(s)")
 
 
 @main.group()

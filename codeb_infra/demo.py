@@ -14,7 +14,7 @@ from codeb_infra import flows, probe, runner
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
 from codeb_infra.facts.files import TextFile
-from codeb_infra.roles import bootstrap_current_host
+from codeb_infra.roles import BOOTSTRAP_PHASES
 from codeb_infra.sandbox import SandboxInfo, up
 from codeb_infra.sandbox.demo_app import build_test_image
 from codeb_infra.sandbox.inventory import SHARED_DATA
@@ -71,7 +71,7 @@ def demo(state_dir: Path | None = None, echo: Callable[[str], Any] = click.echo)
     walk = Walkthrough(info, echo)
     walk.started = started
     walk.echo(f"[{time.monotonic() - started:6.1f}s] sandbox up: {', '.join(info.servers)} (inventory {info.inventory})")
-    walk.step("bootstrap: app, streaming, storage, backup", lambda: walk.run(bootstrap_current_host, every_host=True))
+    walk.step("bootstrap: app, streaming, storage, backup", lambda: [walk.run(phase, every_host=True) for phase in BOOTSTRAP_PHASES])
     v1 = walk.step("build demo images v1 and v2 locally", lambda: build_test_image("v1", "v1", repository=REPOSITORY))
     v2 = build_test_image("v2", "v2", repository=REPOSITORY)
     request = SlotRequest(project=PROJECT)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
-from codeb_infra.domain import names
+from codeb_infra.commands.powerdns import PowerDnsApi
+from codeb_infra.domain import dns, names
 from codeb_infra.domain.errors import CodebError
 
 KEYS = (
@@ -96,3 +98,123 @@ class HostSettings(BaseModel):
 
     def pointer_file(self, project: str, env: names.Environment, role: str) -> str:
         return posixpath.join(self.upstreams_dir, f"{project}-{env.value}.{role}")
+
+
+DNS_KEYS = (
+    "dns_listen", "dns_port", "pdns_api_port", "pdns_key_file", "dns_zones", "dns_nameservers",
+    "dns_hostmaster", "dns_default_ttl", "public_address", "public_address6",
+)
+
+
+def _list(value: Any) -> Any:
+    return [part for part in value.replace(",", " ").split()] if isinstance(value, str) else value
+
+
+class DnsSettings(BaseModel):
+    """The app server's PowerDNS: where it listens, its API, the zones codeb manages in it and the
+    public address project records point at (host data, validated like ``HostSettings``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    codeb_dir: str
+    base_domain: str
+    dns_listen: tuple[str, ...] = ("0.0.0.0",)
+    dns_port: int = 53
+    pdns_api_port: int = 8081
+    pdns_key_file: str = "/etc/codeb/secrets/pdns-api.key"
+    dns_zones: tuple[str, ...] = ()
+    dns_nameservers: tuple[str, ...] = ()
+    dns_hostmaster: str | None = None
+    dns_default_ttl: int = 3600
+    public_address: str | None = None
+    public_address6: str | None = None
+
+    @field_validator("dns_listen", "dns_zones", "dns_nameservers", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _list(value)
+
+    @field_validator("dns_listen")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one address")
+        return tuple(str(ipaddress.ip_address(v)) for v in value)
+
+    @field_validator("dns_port", "pdns_api_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("must be a port from 1 to 65535")
+        return value
+
+    @field_validator("pdns_key_file")
+    @classmethod
+    def _key_path(cls, value: str) -> str:
+        return HostSettings._path(value)
+
+    @field_validator("dns_zones")
+    @classmethod
+    def _zones(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dns.zone_name(v) for v in value)
+
+    @field_validator("dns_nameservers")
+    @classmethod
+    def _nameservers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dns.host_name(v, "nameserver") for v in value)
+
+    @field_validator("dns_default_ttl")
+    @classmethod
+    def _ttl(cls, value: int) -> int:
+        return dns.ttl_seconds(value)
+
+    @field_validator("public_address", "public_address6")
+    @classmethod
+    def _public(cls, value: str | None, info: ValidationInfo) -> str | None:
+        rtype = dns.RecordType.A if info.field_name == "public_address" else dns.RecordType.AAAA
+        return None if value is None else dns.record_content(rtype, value)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> DnsSettings:
+        host = HostSettings.from_data(data)
+        given = {key: data.get(key) for key in DNS_KEYS if data.get(key) is not None}
+        if "public_address" not in given and data.get("private_address"):
+            given["public_address"] = data.get("private_address")
+        if "dns_listen" not in given and given.get("public_address"):
+            # Not 0.0.0.0: podman's own DNS (aardvark) binds port 53 on the codeb-main gateway.
+            given["dns_listen"] = [given["public_address"], "127.0.0.1"]
+        try:
+            settings = cls(codeb_dir=host.codeb_dir, base_domain=host.base_domain, **given)
+            settings.api  # noqa: B018 - its paths are validated too
+            return settings
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise CodebError(f"invalid host data: {problems}") from None
+        except CodebError as error:
+            raise CodebError(f"invalid host data: {error}") from None
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        """The zones codeb manages: ``dns_zones``, by default just the base domain."""
+        return self.dns_zones or (dns.zone_name(self.base_domain),)
+
+    @property
+    def nameservers(self) -> tuple[str, ...]:
+        return self.dns_nameservers or (dns.host_name(f"ns1.{self.base_domain}", "nameserver"),)
+
+    @property
+    def api(self) -> PowerDnsApi:
+        return PowerDnsApi(tool=posixpath.join(self.codeb_dir, "bin", "codeb-pdns"),
+                           url=f"http://127.0.0.1:{self.pdns_api_port}", key_file=self.pdns_key_file)
+
+    def zone_of(self, domain: str) -> str | None:
+        """The managed zone that holds ``domain``; None when its DNS is served elsewhere."""
+        try:
+            return dns.zone_for(domain, self.zones)
+        except CodebError:
+            return None
+
+    def addresses(self) -> dict[str, str]:
+        """Record type → the address a project's names point at (A, and AAAA when configured)."""
+        found = {"A": self.public_address, "AAAA": self.public_address6}
+        return {rtype: address for rtype, address in found.items() if address}

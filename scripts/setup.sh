@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(podman runc busybox-static curl ca-certificates openssh-client mmdebstrap uidmap)
+packages=(podman runc busybox-static curl ca-certificates openssh-client mmdebstrap uidmap pdns-server pdns-backend-sqlite3 dnsutils)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -8,7 +8,12 @@ from collections.abc import Iterable
 from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted
-from codeb_infra.domain.services import ROLE_ATTRIBUTES, ip_address, role_attributes, role_name
+from codeb_infra.domain.services import (
+    ROLE_ATTRIBUTES,
+    ip_address,
+    role_attributes,
+    role_name,
+)
 
 # pg_roles columns in ROLE_ATTRIBUTES order.
 ATTRIBUTE_COLUMNS = ("rolcanlogin", "rolcreatedb", "rolcreaterole", "rolsuper", "rolreplication")
@@ -25,7 +30,7 @@ def role_attributes_with_password(*, role: str, password_file: str, address: str
     query = f"SELECT {', '.join(ATTRIBUTE_COLUMNS)} FROM pg_roles WHERE rolname = current_user"
     return command(
         "[", "-s", quoted(password_file), "]", "&&",
-        f'PGPASSWORD="$(cat', quoted(password_file), ')"', "PGCONNECT_TIMEOUT=5",
+        'PGPASSWORD="$(cat', quoted(password_file), ')"', "PGCONNECT_TIMEOUT=5",
         "psql", "-X", "-w", "-q", "-tA",
         "-h", quoted(ip_address(address)), "-p", str(int(port)), "-U", quoted(role_name(role)), "-d", "postgres",
         "-c", quoted(query), "2>/dev/null", "||", "true",

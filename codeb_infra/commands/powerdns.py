@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted
@@ -23,6 +24,21 @@ class PowerDnsApi(BaseModel):
     tool: str = "/opt/codeb/bin/codeb-pdns"
     url: str = "http://127.0.0.1:8081"
     key_file: str = "/etc/codeb/secrets/pdns-api.key"
+
+    @field_validator("tool", "key_file")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z0-9._/-]+", value):
+            raise ValueError("must be an absolute path of letters, digits and . _ / -")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        # The API listens on loopback only; its key must never travel over a network.
+        if not re.fullmatch(r"http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}", value):
+            raise ValueError("must be http://127.0.0.1:PORT (PowerDNS's API on the server's loopback)")
+        return value
 
 
 def _tool(api: PowerDnsApi, *args: Any) -> StringCommand:
@@ -47,11 +63,12 @@ def _rrset_json(rrset: RRset, changetype: str) -> dict[str, Any]:
 
 
 def zones(api: PowerDnsApi) -> StringCommand:
-    return _tool(api, "zones")
+    return _tool(api, "zones", "--unconfigured-ok")
 
 
 def zone(api: PowerDnsApi, zone_: str) -> StringCommand:
-    return _tool(api, "zone", "--zone", quoted(zone_))
+    """The zone as JSON, ``null`` when PowerDNS lacks it or has no key yet (a first bootstrap)."""
+    return _tool(api, "zone", "--zone", quoted(zone_), "--unconfigured-ok")
 
 
 def create_zone(api: PowerDnsApi, spec: ZoneSpec) -> StringCommand:
@@ -81,12 +98,7 @@ def api_key(api: PowerDnsApi, conf: str, group: str) -> StringCommand:
     return _tool(api, "api-key", "--conf", quoted(conf), "--group", quoted(group))
 
 
-def sqlite_schema(database: str, schema: str, owner: str) -> StringCommand:
-    """Create the gsqlite3 database from the packaged schema, in place only once it is complete."""
-    tmp = f"{database}.new"
-    return command(
-        "rm", "-f", "--", quoted(tmp), "&&",
-        "sqlite3", quoted(tmp), "<", quoted(schema), "&&",
-        "chown", quoted(f"{owner}:{owner}"), quoted(tmp), "&&", "chmod", "640", quoted(tmp), "&&",
-        "mv", "-f", quoted(tmp), quoted(database),
-    )
+def sqlite_schema(tool: str, database: str, schema: str, owner: str) -> StringCommand:
+    """Create the gsqlite3 database from the packaged schema (Python's sqlite3; no sqlite3 CLI needed)."""
+    return command("python3", quoted(tool), "sqlite-schema", "--database", quoted(database), "--schema", quoted(schema),
+                   "--owner", quoted(owner))

@@ -42,8 +42,7 @@ def _labels(value: object, what: str) -> list[str]:
         raise CodebError(f"invalid {what} {value!r}: expected a name like 'app.example.com'")
     if not value.isascii():
         raise CodebError(f"invalid {what} {value!r}: write international names in their xn-- (punycode) form")
-    text = value.lower()
-    text = text[:-1] if text.endswith(".") else text
+    text = value.lower().removesuffix(".")
     if not text or len(text) > 253:
         raise CodebError(f"invalid {what} {value!r}: a name has 1 to 253 characters")
     return text.split(".")
@@ -433,4 +432,46 @@ def plan_record(spec: RecordSpec, zone: Zone | None, *, present: bool = True, ta
 
 
 def owned_rrsets(zone: Zone | None, owner: object) -> tuple[RRset, ...]:
-    return zone.owned_by(owner_name(owner)) if zone else ()
+    owner_ = owner_name(owner)
+    return zone.owned_by(owner_) if zone else ()
+
+
+ADDRESS_TYPES = (RecordType.A, RecordType.AAAA)
+
+
+def plan_addresses(*, zone: object, names: Sequence[str], addresses: dict[str, str], owner: object,
+                   live: Zone | None, ttl: object = None, present: bool = True, take_over: bool = False,
+                   prune: bool = False) -> tuple[tuple[RRset, ...], tuple[RRset, ...]]:
+    """Names that point at addresses (``{"A": ipv4, "AAAA": ipv6}``): the RRsets to replace and to delete.
+
+    An address type not given (or ``present=False``) means this owner's RRset of that type goes;
+    the same type made by hand or by another owner stays untouched. ``prune`` also deletes this
+    owner's A/AAAA RRsets at names not listed (a renamed domain).
+    """
+    if isinstance(names, str) or not names:
+        raise CodebError("give the names to point at the addresses as a list, e.g. ['myapp.codeb.kr']")
+    unknown = set(addresses) - {t.value for t in ADDRESS_TYPES}
+    if unknown:
+        raise CodebError(f"addresses are keyed by record type A or AAAA, not {', '.join(sorted(unknown))}")
+    if present and not any(addresses.values()):
+        raise CodebError("no address to point the names at: set host data public_address (and public_address6)")
+    replace: list[RRset] = []
+    delete: list[RRset] = []
+    for name in names:
+        for rtype in ADDRESS_TYPES:
+            value = addresses.get(rtype.value) if present else None
+            spec = record_spec(zone=zone, name=name, rtype=rtype, contents=[value] if value else (), ttl=ttl,
+                               owner=owner, present=bool(value))
+            if value:
+                change = plan_record(spec, live, take_over=take_over)
+                if change is not None:
+                    replace.append(change.rrset)
+                continue
+            current = live.rrset(spec.name, rtype.value) if live else None
+            if current is not None and (current.owner == spec.owner or take_over):
+                delete.append(current)
+    if prune and live is not None:
+        listed = {record_name(name) for name in names}
+        delete += [r for r in owned_rrsets(live, owner)
+                   if r.name not in listed and r.rtype in {t.value for t in ADDRESS_TYPES}]
+    return tuple(replace), tuple(delete)

@@ -8,7 +8,7 @@ import json
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -99,7 +99,13 @@ def _plain_path(value: str) -> str:
     return value
 
 
-def _from_data(model: type[BaseModel], data: Mapping[str, Any], keys: Iterable[str]) -> Any:
+class HostData(Protocol):
+    """pyinfra's host data, or any mapping."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+
+def _from_data(model: type[BaseModel], data: HostData, keys: Iterable[str]) -> Any:
     given = {key: data.get(key) for key in keys if data.get(key) is not None}
     try:
         return model(**given)
@@ -157,7 +163,7 @@ class StorageSettings(BaseModel):
             raise ValueError(str(error)) from None
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> StorageSettings:
+    def from_data(cls, data: HostData) -> StorageSettings:
         result: StorageSettings = _from_data(cls, data, cls.model_fields)
         return result
 
@@ -220,7 +226,7 @@ class StreamingSettings(BaseModel):
             raise ValueError(str(error)) from None
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> StreamingSettings:
+    def from_data(cls, data: HostData) -> StreamingSettings:
         result: StreamingSettings = _from_data(cls, data, cls.model_fields)
         return result
 
@@ -256,7 +262,7 @@ class BackupSettings(BaseModel):
         return _plain_path(value)
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> BackupSettings:
+    def from_data(cls, data: HostData) -> BackupSettings:
         result: BackupSettings = _from_data(cls, data, cls.model_fields)
         return result
 

@@ -1,7 +1,8 @@
 """PowerDNS zones and RRsets as its HTTP API reports them (read on the server by codeb-pdns).
 
 When the API is down or refuses the key, codeb-pdns exits non-zero with one line saying so and
-pyinfra shows that line; before PowerDNS is installed the facts return their defaults.
+pyinfra shows that line. Before the DNS bootstrap installed codeb-pdns and made the API key, the
+facts return their defaults (no zones).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def _rrset(row: dict[str, Any]) -> RRset:
 class PowerDnsZones(FactBase[list[ZoneSummary]]):
     """The zones this PowerDNS serves (without their records)."""
 
-    def requires_command(self, *args, **kwargs) -> str:
-        return "pdns_server"
+    def requires_command(self, api: PowerDnsApi) -> str:
+        return api.tool
 
     def command(self, api: PowerDnsApi) -> StringCommand:
         return pdns_commands.zones(api)
@@ -58,10 +59,10 @@ class PowerDnsZones(FactBase[list[ZoneSummary]]):
 
 
 class PowerDnsZone(FactBase[Zone | None]):
-    """One zone with all of its RRsets; None when PowerDNS does not have it (or is not installed)."""
+    """One zone with all of its RRsets; None when PowerDNS does not have it (or is not set up yet)."""
 
-    def requires_command(self, *args, **kwargs) -> str:
-        return "pdns_server"
+    def requires_command(self, api: PowerDnsApi, zone: str) -> str:
+        return api.tool
 
     def command(self, api: PowerDnsApi, zone: str) -> StringCommand:
         return pdns_commands.zone(api, zone)

@@ -97,6 +97,8 @@ def server_alias(*, access: BackupAccess):
         path=KNOWN_HOSTS, content=known_hosts_line([server.host, server.address], host_key),
         marker="# {mark} codeb backup server",
     )
+    # files.block writes a new file 0600; every account's ssh reads this one.
+    yield from files.file._inner(path=KNOWN_HOSTS, user="root", group="root", mode="644")
     config = render("ssh_backup_alias.conf.j2", alias=BACKUP_SSH_ALIAS, address=server.address,
                     user=BACKUP_USER, key=f"~/.ssh/{posixpath.basename(client.key)}")
     yield from files.put._inner(src=StringIO(config), dest=SSH_CONFIG, user="root", group="root", mode="644")

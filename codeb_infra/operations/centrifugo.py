@@ -40,10 +40,10 @@ def container(*, image: str, config: str, env_file: str, publish: str, restart: 
             publish="10.0.0.3:8000:8000")
     """
     quadlet = host.get_fact(SlotRunner) == "quadlet"
-    values = dict(
-        image=image, config=config, env_file=env_file, publish=publish,
-        container_config=CENTRIFUGO_CONTAINER_CONFIG, pull="never" if is_local_image(image) else "missing",
-    )
+    values = {
+        "image": image, "config": config, "env_file": env_file, "publish": publish,
+        "container_config": CENTRIFUGO_CONTAINER_CONFIG, "pull": "never" if is_local_image(image) else "missing",
+    }
     path, content = (
         (QUADLET_FILE, render("centrifugo.container.j2", **values)) if quadlet
         else (UNIT_FILE, render("centrifugo.service.j2", **values))

@@ -17,6 +17,10 @@ def _root_only(info: object) -> bool:
     return isinstance(info, dict) and (info.get("user"), info.get("group"), info.get("mode")) == ("root", "root", 600)
 
 
+def _has_content(info: object) -> bool:
+    return isinstance(info, dict) and int(info.get("size") or 0) > 0
+
+
 @operation()
 def secret(*, path: str, length: int = 40):
     """
@@ -33,7 +37,7 @@ def secret(*, path: str, length: int = 40):
         secrets.secret(path="/etc/codeb/secrets/redis.password")
     """
     info = host.get_fact(File, path=path)
-    if _root_only(info) and info["size"] > 0:
+    if _root_only(info) and _has_content(info):
         host.noop(f"{path} exists")
         return
     yield secret_commands.secrets_dir(path)

@@ -13,7 +13,9 @@ import hashlib
 import hmac
 import json
 import os
+import pwd
 import secrets
+import sqlite3
 import sys
 import tempfile
 import urllib.error
@@ -67,8 +69,8 @@ def request(args, method, path, body=None):
         if error.code in (401, 403):
             raise Failure(
                 f"PowerDNS API at {args.url} refused the key in {args.key_file} (HTTP {error.code}): "
-                "pdns runs with another api-key; run the DNS bootstrap again, which rewrites the key's "
-                "hash into pdns's config and restarts pdns", EXIT_UNAUTHORIZED,
+                "pdns runs with another api-key; run the DNS bootstrap again (it writes the key's hash "
+                "into pdns's config), then restart pdns if it still refuses", EXIT_UNAUTHORIZED,
             ) from None
         return error.code, {"error": detail or error.reason}
     except (urllib.error.URLError, OSError) as error:
@@ -95,7 +97,15 @@ def _refused(what, status, body):
     return Failure(f"PowerDNS refused to {what} (HTTP {status}): {message}", EXIT_REFUSED)
 
 
+def _unconfigured(args):
+    """Reads before the bootstrap made a key: report "no zones" rather than fail the whole run."""
+    return args.unconfigured_ok and not os.path.exists(args.key_file)
+
+
 def zones(args):
+    if _unconfigured(args):
+        print("[]")
+        return
     status, body = request(args, "GET", "/zones")
     if status != 200:
         raise _refused("list zones", status, body)
@@ -103,6 +113,9 @@ def zones(args):
 
 
 def zone(args):
+    if _unconfigured(args):
+        print("null")
+        return
     status, body = request(args, "GET", _zone_path(args.zone))
     if status == 404:
         print("null")  # no such zone
@@ -212,6 +225,29 @@ def api_key(args):
     print("written")
 
 
+def sqlite_schema(args):
+    """Create pdns's gsqlite3 database from the packaged schema; put in place only once complete."""
+    if os.path.exists(args.database):
+        print("exists")
+        return
+    with open(args.schema) as handle:
+        schema = handle.read()
+    tmp = f"{args.database}.new"
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+    connection = sqlite3.connect(tmp)
+    try:
+        connection.executescript(schema)
+        connection.commit()
+    finally:
+        connection.close()
+    os.chmod(tmp, 0o640)
+    if args.owner:
+        os.chown(tmp, pwd.getpwnam(args.owner).pw_uid, grp.getgrnam(args.owner).gr_gid)
+    os.replace(tmp, args.database)
+    print("created")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="codeb-pdns")
     parser.add_argument("--url", default="http://127.0.0.1:8081")
@@ -219,8 +255,11 @@ def main(argv=None):
     parser.add_argument("--server-id", default="localhost")
     parser.add_argument("--timeout", type=float, default=10.0)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("zones")
-    sub.add_parser("zone").add_argument("--zone", required=True)
+    unconfigured = "print no zones when the key file does not exist yet (before the bootstrap)"
+    sub.add_parser("zones").add_argument("--unconfigured-ok", action="store_true", help=unconfigured)
+    p = sub.add_parser("zone")
+    p.add_argument("--zone", required=True)
+    p.add_argument("--unconfigured-ok", action="store_true", help=unconfigured)
     sub.add_parser("create-zone").add_argument("--payload", required=True, help="base64 JSON zone")
     p = sub.add_parser("patch")
     p.add_argument("--zone", required=True)
@@ -229,8 +268,13 @@ def main(argv=None):
     p.add_argument("--conf", required=True, help="pdns config file that gets the api-key line")
     p.add_argument("--group", default="pdns", help="group that may read --conf (pdns runs as it)")
     p.add_argument("--check", action="store_true", help="only print the state: ok, missing, exposed, unconfigured, mismatch")
+    p = sub.add_parser("sqlite-schema")
+    p.add_argument("--database", required=True)
+    p.add_argument("--schema", required=True)
+    p.add_argument("--owner", default="pdns", help="user and group that own the database (pdns runs as them)")
     args = parser.parse_args(argv)
-    handlers = {"zones": zones, "zone": zone, "create-zone": create_zone, "patch": patch, "api-key": api_key}
+    handlers = {"zones": zones, "zone": zone, "create-zone": create_zone, "patch": patch, "api-key": api_key,
+                "sqlite-schema": sqlite_schema}
     try:
         handlers[args.command](args)
     except Failure as failure:

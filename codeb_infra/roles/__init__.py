@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-
 from pyinfra import host
+
+from codeb_infra.roles.app import app
+from codeb_infra.roles.backup import backup, backup_access
+from codeb_infra.roles.storage import storage
+from codeb_infra.roles.streaming import streaming
 
 ROLES = ("app", "streaming", "storage", "backup")
 
 
+def host_roles() -> set[str]:
+    """The roles of the current host; `@local` stands in for the app server."""
+    roles = {role for role in ROLES if role in host.groups}
+    return roles or ({"app"} if host.name.startswith("@local") else set())
+
+
+def bootstrap_roles() -> None:
+    roles = host_roles()
+    if "app" in roles:
+        app()
+    if "streaming" in roles:
+        streaming()
+    if "storage" in roles:
+        storage()
+    if "backup" in roles:
+        backup()
+
+
 def bootstrap_current_host() -> None:
-    """Run the bootstrap of every role the current host belongs to (`@local` counts as app)."""
-    roles = [role for role in ROLES if role in host.groups]
-    if not roles and host.name.startswith("@local"):
-        roles = ["app"]
-    for role in roles:
-        getattr(import_module(f"codeb_infra.roles.{role}"), role)()
+    """Every role of this host, then backup access, which needs keys that the roles of *other*
+    hosts make: in a deploy file pyinfra orders operations by call site, so these two calls run
+    as two phases across all hosts. Through pyinfra's API (the `codeb` CLI) run them as two runs:
+    see BOOTSTRAP_PHASES."""
+    bootstrap_roles()
+    backup_access()
+
+
+BOOTSTRAP_PHASES = (bootstrap_roles, backup_access)

@@ -11,6 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, pip, server, systemd
 
 from codeb_infra.operations import podman, registry
+from codeb_infra.roles.dns import powerdns
 from codeb_infra.settings import HostSettings
 from codeb_infra.templating import render
 
@@ -44,6 +45,7 @@ def app() -> None:
     registry.state_tool(name="Install codeb-state", path=settings.state_tool)
     _caddy(settings)
     podman.network(name=f"Network {settings.network}", network=settings.network)
+    powerdns()
 
 
 def _caddy(settings: HostSettings) -> None:

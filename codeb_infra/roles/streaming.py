@@ -16,13 +16,21 @@ from codeb_infra.domain.services import (
     StreamingSettings,
     centrifugo_config,
 )
-from codeb_infra.operations import centrifugo, secrets
+from codeb_infra import images
+from codeb_infra.operations import centrifugo, podman, secrets
 
 
 @deploy("Bootstrap streaming server")
 def streaming() -> None:
     settings = StreamingSettings.from_data(host.data)
     apt.packages(name="Podman", packages=["podman"], update=True, cache_time=24 * 3600)
+    upload = host.data.get("centrifugo_upload")
+    if upload:
+        # A controller-side image archive, for servers no registry reaches (the sandbox's stand-in).
+        podman.image_copied(
+            name=f"Copy {settings.centrifugo_image} to the server", image=settings.centrifugo_image,
+            image_id=images.local_image_id(settings.centrifugo_image), archive=upload,
+        )
     env = secrets.env_file(name="Centrifugo secrets", path=CENTRIFUGO_SECRETS, keys=CENTRIFUGO_SECRET_KEYS)
     config = files.put(
         name="Centrifugo config", src=StringIO(centrifugo_config(settings)),

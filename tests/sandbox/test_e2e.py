@@ -1,0 +1,126 @@
+"""The whole flow over SSH on the four sandbox servers, as a user runs it: bootstrap, deploy with
+an image copied from this machine, preview, promote under load over HTTPS, rollback, and a restart
+of the app server that the active slot survives."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from codeb_infra import probe
+from codeb_infra.sandbox import SandboxInfo
+from codeb_infra.sandbox.engine import connect
+from tests.sandbox.conftest import Bootstrapped
+from tests.support.images import ensure_images
+from tests.support.sandbox_ssh import ssh
+from tests.support.load import Switch, summarize_switches
+from tests.support.load_process import LoadProcess
+
+pytestmark = pytest.mark.sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "shop"
+DOMAIN, PREVIEW = f"{PROJECT}.codeb.test", f"{PROJECT}-preview.codeb.test"
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+
+
+def pyinfra(info: SandboxInfo, script: str, **data: str) -> subprocess.CompletedProcess[str]:
+    args = [p for k, v in data.items() for p in ("--data", f"{k}={v}")]
+    return run(sys.executable, "-m", "pyinfra", "-y", str(info.inventory), f"deploys/{script}.py", *args)
+
+
+def codeb(info: SandboxInfo, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(info.inventory))
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout[-4000:]
+    return result.stdout
+
+
+def changed_ops(output: str) -> list[str]:
+    return [line for line in output.splitlines() if "] Success" in line]
+
+
+class Web:
+    """HTTPS to the app server's Caddy from this machine, verified against Caddy's own root."""
+
+    def __init__(self, info: SandboxInfo, root_pem: str) -> None:
+        self.port = info.servers["app"].https_port
+        self.root_pem = root_pem
+
+    def serves(self, domain: str) -> str:
+        status, body = probe.get(domain, address="127.0.0.1", port=self.port, https=True, root_pem=self.root_pem)
+        return body if status == 200 else f"HTTP {status}"
+
+
+def test_bootstrap_with_the_codeb_cli_changes_nothing_after_pyinfra_did_it(bootstrapped: Bootstrapped) -> None:
+    assert changed_ops(bootstrapped.second.output) == [], bootstrapped.second.output[-3000:]
+    assert ok(codeb(bootstrapped.info, "bootstrap")).strip().endswith("no change")
+
+
+def test_blue_green_over_ssh(bootstrapped: Bootstrapped) -> None:
+    info = bootstrapped.info
+    images = ensure_images()
+    ok(pyinfra(info, "deploy", project=PROJECT, image=images["v1"], push="true"))
+    ok(codeb(info, "promote", PROJECT))
+    root = ssh(info, "app", f"cat {probe.CADDY_LOCAL_ROOT}").stdout
+    assert "BEGIN CERTIFICATE" in root
+    web = Web(info, root)
+    assert web.serves(DOMAIN) == "v1"
+    out = ok(codeb(info, "deploy", PROJECT, "--image", images["v2"], "--push"))
+    assert f"preview: https://{PREVIEW} -> green" in out
+    assert web.serves(PREVIEW) == "v2" and web.serves(DOMAIN) == "v1"
+    # the slots run as systemd units through Quadlet
+    units = ssh(info, "app", f"systemctl is-active {PROJECT}-production-blue.service {PROJECT}-production-green.service").stdout.split()
+    assert units == ["active", "active"]
+
+    switches: list[Switch] = []
+    with LoadProcess(f"https://127.0.0.1:{web.port}/", DOMAIN, clients=4, keepalive=False, max_seconds=300, root_pem=root) as load:
+        load.wait(1.0)
+        for step, old, new in (("promote", "v1", "v2"), ("rollback", "v2", "v1"), ("rollback", "v1", "v2"), ("rollback", "v2", "v1")):
+            started = time.monotonic()
+            ok(codeb(info, step, PROJECT))
+            switches.append(Switch(started, time.monotonic(), old, new))
+            load.wait(1.0)
+    result = load.result()
+    summary = summarize_switches(result.check_switches(switches))
+    print(f"\nHTTPS through the app server's Caddy: {result.total} requests, {result.failed} failed over {len(switches)} switches")
+    assert result.failed == 0, result.failures
+    assert set(result.bodies) == {"v1", "v2"}
+    assert summary.missing_new == 0 and summary.late_old == 0
+    assert web.serves(DOMAIN) == "v1"
+    printed = ok(codeb(info, "status", PROJECT, "--json"))
+    status = json.loads(printed[printed.index("{"):])
+    assert status["active_slot"] == "blue" and status["slots"]["green"]["state"] == "grace"
+
+
+@pytest.mark.restarts_servers
+def test_active_slot_survives_a_restart_of_the_app_server(bootstrapped: Bootstrapped) -> None:
+    root = ssh(bootstrapped.info, "app", f"cat {probe.CADDY_LOCAL_ROOT}").stdout
+    web = Web(bootstrapped.info, root)
+    before = web.serves(DOMAIN)
+    assert before in ("v1", "v2")
+    with connect(echo=lambda _: None) as engine:
+        container = engine.client.containers.get(bootstrapped.info.servers["app"].container)
+        container.stop(timeout=30)
+        container.start()
+    deadline = time.monotonic() + 180
+    seen = None
+    while time.monotonic() < deadline:
+        try:
+            seen = web.serves(DOMAIN)
+            if seen == before:
+                break
+        except OSError:
+            pass
+        time.sleep(1)
+    assert seen == before, "after a restart the active slot must serve again without any deploy"
