@@ -49,6 +49,8 @@ class Walkthrough:
         if self.root_pem is None:
             self.root_pem = runner.read_facts(self.inventory, lambda: _root_certificate())[0]
         status, body = probe.get(domain, address="127.0.0.1", port=app.https_port or 443, https=True, root_pem=self.root_pem)
+        if status == 502 and domain == self.preview:
+            return "nothing yet (HTTP 502: the other slot is empty)"
         return body if status == 200 else f"HTTP {status}"
 
     def report(self) -> None:

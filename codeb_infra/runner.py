@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,12 +34,14 @@ def _configure_logging(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._codeb = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def _state(inventory: str, data: dict[str, Any] | None) -> State:
     # Imported here: pyinfra_cli gevent-patches the whole process when imported, which only a run needs.
-    from pyinfra_cli.inventory import make_inventory
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gevent's note that ssl was imported before patching
+        from pyinfra_cli.inventory import make_inventory
 
     # As pyinfra's CLI does: inventory files are executed with a state in context.
     state = State(check_for_changes=True)

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(podman runc busybox-static curl ca-certificates openssh-client mmdebstrap uidmap pdns-server pdns-backend-sqlite3 dnsutils)
+packages=(podman runc netavark aardvark-dns busybox-static curl ca-certificates openssh-client mmdebstrap debian-archive-keyring pdns-server pdns-backend-sqlite3 dnsutils)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -14,6 +14,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -i "warning" || true
-python3 -c "import codeb_infra"
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+python3 -c "import codeb_infra, pyinfra, pydantic, jinja2, click, docker, pytest, hypothesis"
 echo "setup done: $(podman --version)"

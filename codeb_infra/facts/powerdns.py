@@ -19,6 +19,16 @@ from codeb_infra.domain.dns import Comment, RRset, Zone, ZoneSummary
 from codeb_infra.domain.errors import CodebError
 
 
+API_DOWN = "__codeb_pdns_api_down__"
+
+
+def _unless_down(command: StringCommand) -> StringCommand:
+    """Read as "nothing there yet" while the API does not answer: a bootstrap that is about to
+    (re)configure and restart PowerDNS must be able to plan; its writes then fail loudly if the
+    API is still down when they run."""
+    return StringCommand(command, "||", "echo", API_DOWN)
+
+
 def _json(output: list[str], what: str) -> Any:
     try:
         return json.loads("\n".join(output))
@@ -44,13 +54,15 @@ class PowerDnsZones(FactBase[list[ZoneSummary]]):
         return api.tool
 
     def command(self, api: PowerDnsApi) -> StringCommand:
-        return pdns_commands.zones(api)
+        return _unless_down(pdns_commands.zones(api))
 
     @staticmethod
     def default() -> list[ZoneSummary]:
         return []
 
     def process(self, output: list[str]) -> list[ZoneSummary]:
+        if output and output[-1] == API_DOWN:
+            return []
         rows = _json(output, "the zone list")
         try:
             return [ZoneSummary(name=r["name"], kind=r["kind"], serial=r["serial"], account=r.get("account") or "") for r in rows]
@@ -65,13 +77,15 @@ class PowerDnsZone(FactBase[Zone | None]):
         return api.tool
 
     def command(self, api: PowerDnsApi, zone: str) -> StringCommand:
-        return pdns_commands.zone(api, zone)
+        return _unless_down(pdns_commands.zone(api, zone))
 
     @staticmethod
     def default() -> Zone | None:
         return None
 
     def process(self, output: list[str]) -> Zone | None:
+        if output and output[-1] == API_DOWN:
+            return None
         body = _json(output, "the zone")
         if body is None:
             return None

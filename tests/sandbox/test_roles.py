@@ -22,6 +22,7 @@ from codeb_infra.domain.services import (
 )
 from codeb_infra.sandbox.engine import connect
 from codeb_infra.sandbox.servers import find_containers
+from codeb_infra.sandbox.standin import STANDIN_IMAGE
 from tests.sandbox.conftest import Bootstrapped, must
 from tests.support.sandbox_ssh import ssh
 
