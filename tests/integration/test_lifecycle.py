@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from tests.support.podman import podman
 
 pytestmark = pytest.mark.integration
 

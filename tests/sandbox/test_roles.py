@@ -6,10 +6,6 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest

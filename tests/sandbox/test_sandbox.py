@@ -16,6 +16,7 @@ import pytest
 from codeb_infra.sandbox import ROLES, SandboxInfo, down, status, up
 from codeb_infra.sandbox.engine import connect
 from codeb_infra.sandbox.image import ImageRecipe
+from tests.support.sandbox_ssh import ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -49,29 +50,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         down(state_dir, echo=quiet)
 
 
-SSH_OPTIONS = [
-    "-o", "BatchMode=yes",
-    "-o", "IdentitiesOnly=yes",
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
-]
-
-
-def ssh(
-    info: SandboxInfo, role: str, command: str, *, timeout: float = 120
-) -> subprocess.CompletedProcess[bytes]:
-    """Run `command` as root on one server, logging in with the sandbox's key only."""
-    port = str(info.servers[role].ssh_port)
-    return subprocess.run(
-        ["ssh", "-i", str(info.ssh_key), "-p", port, *SSH_OPTIONS, "root@127.0.0.1", command],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def test_up_reports_four_running_servers_and_how_to_use_them(sandbox: Sandbox) -> None:
     info = sandbox.info
     assert info.changed
@@ -98,7 +76,7 @@ def test_each_server_boots_and_answers_over_ssh_as_itself(sandbox: Sandbox) -> N
             "systemctl is-system-running --wait; hostname; cat /etc/machine-id; hostname -I",
         )
         assert result.returncode == 0, result.stderr
-        state, hostname, machine_id, *addresses = result.stdout.decode().split()
+        state, hostname, machine_id, *addresses = result.stdout.split()
         assert (state, hostname) == ("running", role)
         assert sandbox.info.servers[role].address in addresses
         machine_ids.add(machine_id)
@@ -114,7 +92,7 @@ def test_each_server_has_its_own_filesystem(sandbox: Sandbox) -> None:
 def test_app_resolves_storage_by_its_network_alias(sandbox: Sandbox) -> None:
     result = ssh(sandbox.info, "app", "getent hosts storage")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.decode().split()[0] == sandbox.info.servers["storage"].address
+    assert result.stdout.split()[0] == sandbox.info.servers["storage"].address
 
 
 def test_inventory_drives_pyinfra_on_all_four(sandbox: Sandbox) -> None:
@@ -175,7 +153,7 @@ def test_podman_runs_containers_inside_the_app_server(sandbox: Sandbox) -> None:
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.decode().strip().splitlines()[-1] == "hello-from-nested-podman"
+    assert run.stdout.strip().splitlines()[-1] == "hello-from-nested-podman"
 
 
 def test_down_removes_exactly_the_sandbox(sandbox: Sandbox) -> None:
