@@ -31,8 +31,9 @@ from codeb_infra.facts.files import UpstreamPointer
 from codeb_infra import images
 from codeb_infra.facts.podman import CodebContainers, Container, ImageId, SlotRunner
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
-from codeb_infra.operations import caddy, checks, podman, registry
-from codeb_infra.settings import HostSettings
+from codeb_infra.operations import caddy, checks, podman, powerdns, registry
+from codeb_infra.project_dns import planned_records
+from codeb_infra.settings import DnsSettings, HostSettings
 from codeb_infra.sites import render_site
 
 
@@ -140,8 +141,10 @@ def deploy_release(request: DeployRequest) -> str:
     site = _site(settings, request, plan.entry)
     env_file = settings.env_file(request.project, request.env)
     env_digest = (host.get_fact(Sha256File, path=env_file) or "")[:16]
+    records = planned_records(request.project, request.env, [plan.entry.domain, plan.preview_domain])
     if (
         serving is not None
+        and all(r.current for r in records)
         and _healthy_container(pair, serving, containers, settings)
         and containers[names.container_name(request.project, request.env, serving)].env_digest == env_digest
         and projects.get(request.project, request.env) == plan.entry
@@ -184,6 +187,13 @@ def deploy_release(request: DeployRequest) -> str:
     )
     _pointer_steps(run, settings, request, plan.deployed, plan.entry)
     run.step(caddy.site, name=f"Caddy site {request.project}-{request.env.value}", path=settings.site_file(request.project, request.env), content=site, caddyfile=settings.caddyfile, caddy_bin=settings.caddy_bin)
+    dns_api = DnsSettings.from_data(host.data).api if records else None
+    for zone_records in records:
+        run.step(
+            powerdns.address_records, name=f"DNS {', '.join(zone_records.names)} -> app server",
+            zone=zone_records.zone, names=list(zone_records.names), addresses=DnsSettings.from_data(host.data).addresses(),
+            owner=zone_records.owner, prune=True, api=dns_api,
+        )
     registry.slot_pair(
         name=f"Record {target.value} as failed", registry_dir=settings.registry_dir, tool=settings.state_tool,
         pair=plan.failed, expect=expect, _ignore_errors=True,

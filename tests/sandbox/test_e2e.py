@@ -79,6 +79,11 @@ def test_blue_green_over_ssh(bootstrapped: Bootstrapped) -> None:
     out = ok(codeb(info, "deploy", PROJECT, "--image", images["v2"], "--push"))
     assert f"preview: https://{PREVIEW} -> green" in out
     assert web.serves(PREVIEW) == "v2" and web.serves(DOMAIN) == "v1"
+    assert ok(codeb(info, "deploy", PROJECT, "--image", images["v2"], "--push")).strip().endswith("no change")
+    # the app server's PowerDNS answers the project's names with the app server's address
+    app_address = info.servers["app"].address
+    answers = ssh(info, "app", f"dig +short @{app_address} {DOMAIN} {PREVIEW}").stdout.split()
+    assert answers == [app_address, app_address]
     # the slots run as systemd units through Quadlet
     units = ssh(info, "app", f"systemctl is-active {PROJECT}-production-blue.service {PROJECT}-production-green.service").stdout.split()
     assert units == ["active", "active"]
