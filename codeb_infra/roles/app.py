@@ -24,7 +24,7 @@ def app() -> None:
     settings = HostSettings.from_data(host.data)
     apt.packages(
         name="Packages for containers and Caddy",
-        packages=["podman", "python3", "python3-venv", "ca-certificates", "curl", "dnsutils"],
+        packages=["podman", "python3", "python3-venv", "ca-certificates", "curl", "bind9-dnsutils"],
         update=True, cache_time=24 * 3600, no_recommends=False,
     )
     server.group(name="codeb group", group="codeb", system=True)
