@@ -108,6 +108,10 @@ def _slot_command(flow: Callable[..., Any], doc: str, *, with_force: bool = Fals
 main.command("promote")(_slot_command(flows.promote, "Switch PROJECT's domain to its deployed slot."))
 main.command("rollback")(_slot_command(flows.rollback, "Switch PROJECT's domain back to the slot in grace.", with_to=True))
 main.command("cleanup")(_slot_command(flows.cleanup, "Remove PROJECT's slots whose grace period ended.", with_force=True))
+main.command("remove")(_slot_command(
+    flows.remove_project, "Take PROJECT off the server: containers, site, DNS records, registry (--force if live).",
+    with_force=True,
+))
 
 
 @main.command()

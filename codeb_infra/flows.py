@@ -27,12 +27,12 @@ from codeb_infra.domain.names import Slot
 from codeb_infra.domain.registry import ProjectEnv
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
 from codeb_infra.domain.slots import SlotPair
-from codeb_infra.facts.files import UpstreamPointer
+from codeb_infra.facts.files import CaddySite, UpstreamPointer
 from codeb_infra import images
 from codeb_infra.facts.podman import CodebContainers, Container, ImageId, SlotRunner
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
 from codeb_infra.operations import caddy, checks, podman, powerdns, registry
-from codeb_infra.project_dns import planned_records
+from codeb_infra.project_dns import planned_records, zones_with_records
 from codeb_infra.settings import DnsSettings, HostSettings
 from codeb_infra.sites import render_site
 
@@ -220,8 +220,6 @@ def _site(settings: HostSettings, request, entry: ProjectEnv) -> str:
 
 
 def _site_current(settings: HostSettings, request, site: str) -> bool:
-    from codeb_infra.facts.files import CaddySite
-
     return host.get_fact(CaddySite, path=settings.site_file(request.project, request.env)) == site.rstrip("\n")
 
 
@@ -278,6 +276,38 @@ def cleanup(request: SlotRequest) -> None:
         pair=slots.cleaned(pair, gone), expect=plans.pair_digest(pair, existed=existed),
     )
     run.finish(f"cleanup of {request.project}/{request.env.value} failed")
+
+
+@deploy("codeb remove")
+def remove_project(request: SlotRequest) -> None:
+    """Take a project/env off the app server: containers, Caddy site, upstream files, its DNS
+    records and registry entries. A project that still serves its domain needs force."""
+    settings, projects, pair, existed = _context(request)
+    entry = projects.get(request.project, request.env)
+    containers = _containers(request)
+    pointers = [settings.pointer_file(request.project, request.env, role) for role in ("active", "preview")]
+    zones = zones_with_records(request.project, request.env)
+    site = host.get_fact(CaddySite, path=settings.site_file(request.project, request.env))
+    if entry is None and not existed and not containers and not zones and site is None:
+        host.noop(f"{request.project}/{request.env.value} is not on this server")
+        return
+    if pair.active is not None and not request.force:
+        raise pair.error("remove", pair.active, "it serves the domain; pass force=true to take the project offline")
+    run = _LockedRun(settings, request, "remove")
+    for s in Slot:
+        run.step(podman.slot_removed, name=f"Remove {names.container_name(request.project, request.env, s)}",
+                 project=request.project, env=request.env.value, slot=s.value)
+    run.step(caddy.site_removed, name=f"Remove Caddy site {request.project}-{request.env.value}",
+             path=settings.site_file(request.project, request.env), caddyfile=settings.caddyfile, caddy_bin=settings.caddy_bin)
+    run.step(caddy.upstreams_removed, name="Remove upstream files", paths=pointers)
+    for zone, owner in zones:
+        run.step(powerdns.owner_records_removed, name=f"Remove DNS records of {owner} in {zone}",
+                 zone=zone, owner=owner, api=DnsSettings.from_data(host.data).api)
+    run.step(registry.slot_pair_removed, name="Forget slots", registry_dir=settings.registry_dir,
+             tool=settings.state_tool, project=request.project, env=request.env)
+    run.step(registry.project_entry, name="Forget project", registry_dir=settings.registry_dir,
+             tool=settings.state_tool, project=request.project, env=request.env, entry=None)
+    run.finish(f"removal of {request.project}/{request.env.value} failed")
 
 
 def status(request: SlotRequest) -> dict[str, Any]:

@@ -46,3 +46,15 @@ def planned_records(project: str, env: Environment, domains: list[str]) -> list[
         )
         found.append(ZoneRecords(zone=zone, names=tuple(zone_names), owner=owner, current=not replace and not delete))
     return found
+
+
+def zones_with_records(project: str, env: Environment) -> list[tuple[str, str]]:
+    """(zone, owner) for each zone of ours that still holds records of this project/env."""
+    settings = DnsSettings.from_data(host.data)
+    owner = f"{project}/{env.value}"
+    found = []
+    for zone in settings.zones:
+        live = host.get_fact(PowerDnsZone, api=settings.api, zone=zone)
+        if live is not None and dns.owned_rrsets(live, owner):
+            found.append((zone, owner))
+    return found

@@ -16,11 +16,13 @@ def _tool(tool: str, *args: Any) -> StringCommand:
 
 
 def put_record(tool: str, *, kind: str, registry: str, project: str, env: str, expect: str, record: dict | None) -> StringCommand:
-    payload = "-" if record is None else base64.b64encode(json.dumps(record, sort_keys=True).encode()).decode()
+    what = ["--remove"] if record is None else [
+        "--record", quoted(base64.b64encode(json.dumps(record, sort_keys=True).encode()).decode()),
+    ]
     return _tool(
         tool, f"put-{kind}",
         "--registry", quoted(registry), "--project", quoted(project), "--env", quoted(env),
-        "--expect", quoted(expect), "--record", quoted(payload),
+        "--expect", quoted(expect), *what,
     )
 
 

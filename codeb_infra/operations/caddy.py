@@ -79,3 +79,21 @@ def upstream(*, path: str, address: str):
         host.noop(f"{path} already points at {address}")
         return
     yield caddy_commands.write_pointer(path, address)
+
+
+@operation()
+def upstreams_removed(*, paths: list[str]):
+    """
+    Remove upstream pointer files (a project taken off the server).
+
+    **Example:**
+
+    .. code:: python
+
+        caddy.upstreams_removed(paths=["/etc/caddy/upstreams/old-production.active"])
+    """
+    present = [path for path in paths if host.get_fact(UpstreamPointer, path=path) is not None]
+    if not present:
+        host.noop("no upstream files left")
+        return
+    yield file_commands.remove_files(*present)

@@ -77,3 +77,24 @@ def project_entry(*, registry_dir: str, tool: str, project: str, env: Environmen
         tool, kind="project", registry=registry_dir, project=project, env=env.value,
         expect=record_digest(current), record=None if entry is None else entry.model_dump(mode="json"),
     )
+
+
+@operation()
+def slot_pair_removed(*, registry_dir: str, tool: str, project: str, env: Environment):
+    """
+    Drop one project/env's blue/green records from slots.json.
+
+    **Example:**
+
+    .. code:: python
+
+        registry.slot_pair_removed(registry_dir="/opt/codeb/registry", tool=tool, project="myapp", env=env)
+    """
+    table = host.get_fact(SlotRegistry, registry_dir=registry_dir)
+    if not table.has(project, env):
+        host.noop(f"no slots recorded for {project}/{env.value}")
+        return
+    yield state_commands.put_record(
+        tool, kind="slots", registry=registry_dir, project=project, env=env.value,
+        expect=record_digest(pair_record(table.pair(project, env))), record=None,
+    )

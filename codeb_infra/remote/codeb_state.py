@@ -64,7 +64,7 @@ def put_record(args, filename, table):
     """Replace registry[table][project][env] if it still is what the caller planned from."""
     os.makedirs(args.registry, exist_ok=True)
     path = os.path.join(args.registry, filename)
-    new = json.loads(base64.b64decode(args.record)) if args.record != "-" else None
+    new = None if args.remove else json.loads(base64.b64decode(args.record))
     with open(os.path.join(args.registry, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = _read(path, {"version": 1, table: {}})
@@ -177,7 +177,9 @@ def main(argv=None):
         p.add_argument("--project", required=True)
         p.add_argument("--env", required=True)
         p.add_argument("--expect", required=True)
-        p.add_argument("--record", required=True, help="base64 JSON, or - to remove")
+        what = p.add_mutually_exclusive_group(required=True)
+        what.add_argument("--record", help="the new record, base64 JSON")
+        what.add_argument("--remove", action="store_true", help="drop the record")
     for name in ("lock", "unlock"):
         p = sub.add_parser(name)
         p.add_argument("--dir", required=True)

@@ -59,6 +59,7 @@ def managed_zones(settings: DnsSettings) -> None:
     for zone in settings.zones:
         pdns.zone(name=f"DNS zone {zone}", zone=zone, nameservers=settings.nameservers,
                   hostmaster=settings.dns_hostmaster, default_ttl=settings.dns_default_ttl, api=api)
+    _server_names(settings)
     if settings.dns_nameservers or not settings.public_address:
         return
     for nameserver in settings.nameservers:
@@ -66,3 +67,19 @@ def managed_zones(settings: DnsSettings) -> None:
         if zone:
             pdns.record(name=f"Address of {nameserver}", zone=zone, record_name=nameserver, rtype="A",
                         contents=[settings.public_address], owner="codeb/nameserver", api=api)
+
+
+# The system's documented names of its four servers, e.g. db.codeb.kr for the storage server.
+SERVER_NAMES = {"app": "app", "streaming": "ws", "storage": "db", "backup": "backup"}
+
+
+def _server_names(settings: DnsSettings) -> None:
+    """``app``, ``ws``, ``db`` and ``backup`` under the base domain, from the inventory's groups."""
+    for role, label in SERVER_NAMES.items():
+        for server in host.state.inventory.get_group(role, default=[]):
+            address = server.data.get("public_address") or server.data.get("private_address")
+            record_name = f"{label}.{settings.base_domain}"
+            zone = settings.zone_of(record_name)
+            if address and zone:
+                pdns.record(name=f"Address of {record_name}", zone=zone, record_name=record_name, rtype="A",
+                            contents=[str(address)], owner="codeb/servers", api=settings.api)

@@ -230,3 +230,18 @@ def test_the_project_env_file_reaches_the_container_and_a_change_redeploys(stack
     env_file.write_text("GREETING=bonjour\n")
     stack.codeb("deploy", project, "--image", images["v1"])
     assert "GREETING=bonjour" in stack.containers(project)[f"{project}-production-blue"]["Config"]["Env"]
+
+
+def test_remove_takes_a_project_off_and_needs_force_while_it_is_live(stack, project, images):
+    stack.codeb("deploy", project, "--image", images["v1"])
+    stack.codeb("promote", project)
+    refused = stack.codeb("remove", project, check=False)
+    assert refused.returncode == 2 and "pass force=true" in refused.stdout
+    assert stack.serves(project) == "v1"
+    stack.pyinfra("remove", project=project, force="true")
+    assert stack.containers(project) == {}
+    assert not stack.caddy.site_path(f"{project}-production").exists()
+    assert not list((stack.directory / "caddy" / "upstreams").glob(f"{project}-*"))
+    registry = stack.directory / "codeb" / "registry"
+    assert project not in (registry / "ssot.json").read_text() + (registry / "slots.json").read_text()
+    assert stack.codeb("remove", project).stdout.strip().endswith("no change")

@@ -108,6 +108,31 @@ def test_blue_green_over_ssh(bootstrapped: Bootstrapped) -> None:
     assert status["active_slot"] == "blue" and status["slots"]["green"]["state"] == "grace"
 
 
+def test_the_base_zone_names_the_four_servers(bootstrapped: Bootstrapped) -> None:
+    info = bootstrapped.info
+    app = info.servers["app"].address
+    names = " ".join(f"{label}.codeb.test" for label in ("app", "ws", "db", "backup"))
+    answers = ssh(info, "app", f"dig +short @{app} {names}").stdout.split()
+    assert answers == [info.servers[role].address for role in ("app", "streaming", "storage", "backup")]
+
+
+def test_removing_a_project_takes_its_slots_site_and_records(bootstrapped: Bootstrapped) -> None:
+    info, images, project = bootstrapped.info, ensure_images(), "gone"
+    app = info.servers["app"].address
+    ok(codeb(info, "deploy", project, "--image", images["v1"], "--push"))
+    ok(codeb(info, "promote", project))
+    assert ssh(info, "app", f"dig +short @{app} gone.codeb.test").stdout.split() == [app]
+    refused = codeb(info, "remove", project)
+    assert refused.returncode == 2 and "pass force=true" in refused.stdout
+    ok(codeb(info, "remove", project, "--force"))
+    assert ssh(info, "app", f"dig +short @{app} gone.codeb.test gone-preview.codeb.test").stdout.split() == []
+    leftovers = ssh(info, "app", "ls /etc/caddy/sites /etc/caddy/upstreams; podman ps -a --format '{{.Names}}'; "
+                    "cat /opt/codeb/registry/ssot.json /opt/codeb/registry/slots.json").stdout
+    assert "gone" not in leftovers
+    assert PROJECT in leftovers, "other projects stay"
+    assert ok(codeb(info, "remove", project)).strip().endswith("no change")
+
+
 @pytest.mark.restarts_servers
 def test_active_slot_survives_a_restart_of_the_app_server(bootstrapped: Bootstrapped) -> None:
     root = ssh(bootstrapped.info, "app", f"cat {probe.CADDY_LOCAL_ROOT}").stdout

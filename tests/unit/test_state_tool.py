@@ -90,3 +90,12 @@ def test_health(server):
     assert run("health", "--url", f"{server}/health", "--timeout", "3").returncode == 0
     failed = run("health", "--url", f"{server}/missing", "--interval", "0.2", "--timeout", "1")
     assert failed.returncode == 1 and "HTTP 404" in failed.stderr
+
+
+def test_remove_drops_only_that_record(tmp_path):
+    put(tmp_path, {"x": 1}, "none")
+    run("put-slots", "--registry", str(tmp_path), "--project", "other", "--env", "staging", "--expect", "none", "--record", b64({"y": 2}))
+    removed = run("put-slots", "--registry", str(tmp_path), "--project", "app", "--env", "production",
+                  "--expect", codeb_state.digest({"x": 1}), "--remove")
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads((tmp_path / "slots.json").read_text())["slots"] == {"other": {"staging": {"y": 2}}}

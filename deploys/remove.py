@@ -1,0 +1,16 @@
+"""Take a project/env off the app server: containers, Caddy site, DNS records, registry entries.
+
+    pyinfra inventory.py deploys/remove.py --data project=myapp [--data env=staging] [--data force=true]
+    (force is needed while the project still serves its domain)
+"""
+
+from pyinfra import host
+
+from codeb_infra import flows
+from codeb_infra.domain.requests import SlotRequest
+from codeb_infra.errors import clear_errors
+
+with clear_errors():
+    request = SlotRequest.from_data(host.data)
+    if flows.is_app_host():
+        flows.remove_project(request)
