@@ -72,16 +72,17 @@ def main() -> None:
 @click.option("--container-port", default=3000, show_default=True)
 @click.option("--health-path", default="/health", show_default=True)
 @click.option("--domain", default=None, help="main domain (default: PROJECT.BASE_DOMAIN)")
+@click.option("--alias", "aliases", multiple=True, help="a custom domain served like the main one (repeat for several)")
 @click.option("--push", is_flag=True, help="copy IMAGE from this machine to the server over SSH (no registry needed)")
 @click.option("--force", is_flag=True, help="deploy over a slot in its grace period (ends the rollback window)")
 @_slot_options
 @_guard
-def deploy(project: str, image: str, container_port: int, health_path: str, domain: str | None, push: bool, force: bool,
+def deploy(project: str, image: str, container_port: int, health_path: str, domain: str | None, aliases: tuple[str, ...], push: bool, force: bool,
            env: str, lock_wait: float, break_lock: bool, inventory: str, host_data: tuple[str, ...]) -> None:
     """Deploy IMAGE into the inactive slot of PROJECT and print its preview URL."""
     request = DeployRequest.from_data({
         "project": project, "image": image, "env": env, "container_port": container_port,
-        "health_path": health_path, "domain": domain, "push": push, "force": force, "lock_wait": lock_wait, "break_lock": break_lock,
+        "health_path": health_path, "domain": domain, "aliases": list(aliases) if aliases else None, "push": push, "force": force, "lock_wait": lock_wait, "break_lock": break_lock,
     })
     _run(inventory, flows.deploy_release, request, host_data)
 

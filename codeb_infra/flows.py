@@ -32,7 +32,7 @@ from codeb_infra import images
 from codeb_infra.facts.podman import CodebContainers, Container, ImageId, SlotRunner
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
 from codeb_infra.operations import caddy, checks, podman, powerdns, registry
-from codeb_infra.project_dns import planned_records, zones_with_records
+from codeb_infra.project_dns import external_records, planned_records, zones_with_records
 from codeb_infra.settings import DnsSettings, HostSettings
 from codeb_infra.sites import render_site
 
@@ -137,21 +137,28 @@ def deploy_release(request: DeployRequest) -> str:
     plan = plans.plan_deploy(request, projects, pair, base_domain=settings.base_domain, now=now, image_id=image_id)
     preview_url = f"{'http' if settings.tls == 'off' else 'https'}://{plan.preview_domain}"
     containers = _containers(request)
-    serving = plans.already_serving(pair, plan.release)
+    serving = plan.serving
     site = _site(settings, request, plan.entry)
     env_file = settings.env_file(request.project, request.env)
     env_digest = (host.get_fact(Sha256File, path=env_file) or "")[:16]
-    records = planned_records(request.project, request.env, [plan.entry.domain, plan.preview_domain])
+    records = planned_records(request.project, request.env, [*plan.entry.domains, plan.preview_domain])
     if (
         serving is not None
-        and all(r.current for r in records)
         and _healthy_container(pair, serving, containers, settings)
         and containers[names.container_name(request.project, request.env, serving)].env_digest == env_digest
-        and projects.get(request.project, request.env) == plan.entry
-        and _pointers(settings, request) == plans.pointer_targets(pair, plan.entry)
-        and _site_current(settings, request, site)
     ):
-        host.noop(f"{request.project}/{request.env.value}: {request.image} is already {pair.record(serving).state.value} in {serving.value}")
+        # The release already runs: at most the routing (domains, site, pointers, DNS) changes.
+        if (
+            all(r.current for r in records)
+            and projects.get(request.project, request.env) == plan.entry
+            and _pointers(settings, request) == plans.pointer_targets(pair, plan.entry)
+            and _site_current(settings, request, site)
+        ):
+            host.noop(f"{request.project}/{request.env.value}: {request.image} is already {pair.record(serving).state.value} in {serving.value}")
+            return preview_url
+        run = _LockedRun(settings, request, f"route {request.project}")
+        _routing_steps(run, settings, request, plan, pair, site, records)
+        run.finish(f"updating the routes of {request.project}/{request.env.value} failed")
         return preview_url
 
     target = plan.target
@@ -185,15 +192,7 @@ def deploy_release(request: DeployRequest) -> str:
         registry.slot_pair, name=f"Record {target.value} as deployed",
         registry_dir=settings.registry_dir, tool=settings.state_tool, pair=plan.deployed, expect=expect,
     )
-    _pointer_steps(run, settings, request, plan.deployed, plan.entry)
-    run.step(caddy.site, name=f"Caddy site {request.project}-{request.env.value}", path=settings.site_file(request.project, request.env), content=site, caddyfile=settings.caddyfile, caddy_bin=settings.caddy_bin)
-    dns_api = DnsSettings.from_data(host.data).api if records else None
-    for zone_records in records:
-        run.step(
-            powerdns.address_records, name=f"DNS {', '.join(zone_records.names)} -> app server",
-            zone=zone_records.zone, names=list(zone_records.names), addresses=DnsSettings.from_data(host.data).addresses(),
-            owner=zone_records.owner, prune=True, api=dns_api,
-        )
+    _routing_steps(run, settings, request, plan, plan.deployed, site, records)
     registry.slot_pair(
         name=f"Record {target.value} as failed", registry_dir=settings.registry_dir, tool=settings.state_tool,
         pair=plan.failed, expect=expect, _ignore_errors=True,
@@ -205,13 +204,33 @@ def deploy_release(request: DeployRequest) -> str:
     return preview_url
 
 
+def _routing_steps(run: _LockedRun, settings: HostSettings, request: DeployRequest, plan: plans.DeployPlan,
+                   pair: SlotPair, site: str, records: list) -> None:
+    """Registry entry, upstream pointers, Caddy site and DNS records of a project/env."""
+    run.step(
+        registry.project_entry, name=f"Register {request.project}/{request.env.value}",
+        registry_dir=settings.registry_dir, tool=settings.state_tool, project=request.project, env=request.env,
+        entry=plan.entry,
+    )
+    _pointer_steps(run, settings, request, pair, plan.entry)
+    run.step(caddy.site, name=f"Caddy site {request.project}-{request.env.value}", path=settings.site_file(request.project, request.env),
+             content=site, caddyfile=settings.caddyfile, caddy_bin=settings.caddy_bin)
+    dns_settings = DnsSettings.from_data(host.data)
+    for zone_records in records:
+        run.step(
+            powerdns.address_records, name=f"DNS {', '.join(zone_records.names)} -> app server",
+            zone=zone_records.zone, names=list(zone_records.names), addresses=dns_settings.addresses(),
+            owner=zone_records.owner, prune=True, api=dns_settings.api,
+        )
+
+
 def _slot_runner(settings: HostSettings) -> str:
     return settings.slot_units if settings.slot_units != "auto" else host.get_fact(SlotRunner)
 
 
 def _site(settings: HostSettings, request, entry: ProjectEnv) -> str:
     return render_site(
-        project=request.project, env=request.env, domains=[entry.domain],
+        project=request.project, env=request.env, domains=entry.domains,
         preview_domains=[names.preview_domain(request.project, request.env, settings.base_domain)],
         tls=settings.tls,
         active_pointer=settings.pointer_file(request.project, request.env, "active"),
@@ -320,6 +339,8 @@ def status(request: SlotRequest) -> dict[str, Any]:
         "project": request.project, "env": request.env.value,
         "active_slot": pair.active.value if pair.active else None,
         "domain": entry.domain,
+        "aliases": list(entry.aliases),
+        "dns_to_create": external_records(entry.domains),
         "preview_domain": names.preview_domain(request.project, request.env, settings.base_domain),
         "slots": {}, "grace_until": None,
         "serving": pointers,

@@ -58,3 +58,15 @@ def zones_with_records(project: str, env: Environment) -> list[tuple[str, str]]:
         if live is not None and dns.owned_rrsets(live, owner):
             found.append((zone, owner))
     return found
+
+
+def external_records(domains: list[str]) -> list[dict[str, str | None]]:
+    """Domains whose DNS is served elsewhere: the record their owner must create for them."""
+    settings = DnsSettings.from_data(host.data)
+    addresses = settings.addresses() or {"A": None}
+    return [
+        {"name": domain, "type": rtype, "value": address}
+        for domain in domains
+        if settings.zone_of(domain) is None
+        for rtype, address in addresses.items()
+    ]

@@ -37,6 +37,7 @@ class DeployPlan(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     target: Slot
+    serving: Slot | None  # the slot that already holds this release (then only routing may change)
     release: Release
     entry: ProjectEnv
     deployed: SlotPair
@@ -51,32 +52,38 @@ def plan_deploy(
     project, env = request.project, request.env
     current = projects.get(project, env)
     domain = request.domain or (current.domain if current else names.default_domain(project, env, base_domain))
-    owner = projects.domain_owner(domain)
-    if owner is not None and owner != (project, env):
-        raise CodebError(f"domain {domain} already belongs to {owner[0]}/{owner[1].value}")
+    aliases = request.aliases if request.aliases is not None else (current.aliases if current else ())
+    preview = names.preview_domain(project, env, base_domain)
+    for name in (domain, *aliases):
+        owner = projects.domain_owner(name)
+        if (owner is not None and owner != (project, env)) or name == preview:
+            taken_by = f"{owner[0]}/{owner[1].value}" if owner else "the preview"
+            raise CodebError(f"domain {name} already belongs to {taken_by}")
+    aliases = tuple(a for a in aliases if a != domain)
     if current is None:
         base = ports.allocate_base(project, env, projects.taken_ports())
         slot_ports = {Slot.BLUE: base, Slot.GREEN: base + 1}
     else:
         slot_ports = current.ports
     entry = ProjectEnv(
-        domain=domain, container_port=request.container_port, health_path=request.health_path, ports=slot_ports
+        domain=domain, container_port=request.container_port, health_path=request.health_path, ports=slot_ports,
+        aliases=aliases,
     )
-    target = slots.deploy_target(pair, force=request.force, now=now)
-    release = Release(
-        image=request.image,
-        port=slot_ports[target],
-        container_port=request.container_port,
-        health_path=request.health_path,
-        image_id=image_id,
+    wanted = Release(
+        image=request.image, port=0, container_port=request.container_port,
+        health_path=request.health_path, image_id=image_id,
     )
+    serving = already_serving(pair, wanted)
+    target = serving if serving is not None else slots.deploy_target(pair, force=request.force, now=now)
+    release = wanted.model_copy(update={"port": slot_ports[target]})
     return DeployPlan(
         target=target,
+        serving=serving,
         release=release,
         entry=entry,
-        deployed=slots.deployed(pair, target, release, now=now),
-        failed=slots.failed(pair, target, release, "health check failed", now=now),
-        preview_domain=names.preview_domain(project, env, base_domain),
+        deployed=pair if serving is not None else slots.deployed(pair, target, release, now=now),
+        failed=pair if serving is not None else slots.failed(pair, target, release, "health check failed", now=now),
+        preview_domain=preview,
     )
 
 

@@ -18,6 +18,11 @@ class ProjectEnv(BaseModel):
     container_port: int
     health_path: str
     ports: dict[Slot, int]
+    aliases: tuple[str, ...] = ()  # custom domains served like the main one
+
+    @property
+    def domains(self) -> list[str]:
+        return [self.domain, *self.aliases]
 
 
 class Projects(BaseModel):
@@ -49,7 +54,7 @@ class Projects(BaseModel):
     def domain_owner(self, domain: str) -> tuple[str, Environment] | None:
         for name, envs in self.projects.items():
             for env, conf in envs.items():
-                if conf.domain == domain:
+                if domain in conf.domains:
                     return name, env
         return None
 

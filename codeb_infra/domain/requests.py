@@ -41,6 +41,7 @@ class DeployRequest(BaseModel):
     container_port: int = 3000
     health_path: str = "/health"
     domain: str | None = None
+    aliases: tuple[str, ...] | None = None  # custom domains; None keeps what the project has
     push: bool = False
     force: bool = False
     break_lock: bool = False
@@ -57,8 +58,17 @@ class DeployRequest(BaseModel):
             container_port=names.container_port(data.get("container_port", 3000)),
             health_path=names.health_path(data.get("health_path", "/health")),
             domain=names.domain_name(domain) if domain else None,
+            aliases=_aliases(data.get("aliases")),
             push=flag(data.get("push", False), "push"),
         )
+
+
+def _aliases(value: object) -> tuple[str, ...] | None:
+    """Custom domains, as a list or "a.example.com,b.example.com"; "" clears them."""
+    if value is None:
+        return None
+    parts = value.replace(",", " ").split() if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    return tuple(dict.fromkeys(names.domain_name(part) for part in parts))
 
 
 def flag(value: object, what: str) -> bool:

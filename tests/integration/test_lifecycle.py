@@ -245,3 +245,20 @@ def test_remove_takes_a_project_off_and_needs_force_while_it_is_live(stack, proj
     registry = stack.directory / "codeb" / "registry"
     assert project not in (registry / "ssot.json").read_text() + (registry / "slots.json").read_text()
     assert stack.codeb("remove", project).stdout.strip().endswith("no change")
+
+
+def test_custom_domains_are_served_and_change_without_a_redeploy(stack, project, images):
+    stack.codeb("deploy", project, "--image", images["v1"], "--alias", f"www.{project}.example")
+    stack.codeb("promote", project)
+    before = {name: row["Id"] for name, row in stack.containers(project).items()}
+    assert stack.get(f"www.{project}.example")[1] == "v1"
+    status = stack.status(project)
+    assert status["aliases"] == [f"www.{project}.example"]
+    assert {"name": f"www.{project}.example", "type": "A", "value": None} in status["dns_to_create"]
+    # a second alias: same release, so only the routing changes (no container is created)
+    stack.pyinfra("deploy", project=project, image=images["v1"], aliases=f"www.{project}.example,shop.{project}.example")
+    assert stack.get(f"shop.{project}.example")[1] == "v1"
+    assert {name: row["Id"] for name, row in stack.containers(project).items()} == before
+    assert stack.slots_json()["slots"][project]["production"]["green"]["state"] == "empty"
+    taken = stack.codeb("deploy", "other" + project[1:], "--image", images["v1"], "--alias", f"shop.{project}.example", check=False)
+    assert taken.returncode == 2 and f"domain shop.{project}.example already belongs to {project}/production" in taken.stdout
