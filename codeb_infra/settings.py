@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 
 from codeb_infra.commands.powerdns import PowerDnsApi
 from codeb_infra.domain import dns, names
-from codeb_infra.domain.errors import CodebError
+from codeb_infra.domain.errors import CodebError, host_data_error
 
 KEYS = (
     "base_domain", "tls", "caddyfile", "codeb_dir", "caddy_bin", "grace_hours",
@@ -59,8 +59,7 @@ class HostSettings(BaseModel):
         try:
             return cls(**given)
         except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise CodebError(f"invalid host data: {problems}") from None
+            raise host_data_error(error) from None
 
     @property
     def grace(self) -> timedelta:
@@ -188,8 +187,7 @@ class DnsSettings(BaseModel):
             settings.api  # noqa: B018 - its paths are validated too
             return settings
         except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise CodebError(f"invalid host data: {problems}") from None
+            raise host_data_error(error) from None
         except CodebError as error:
             raise CodebError(f"invalid host data: {error}") from None
 

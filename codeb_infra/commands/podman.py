@@ -72,3 +72,12 @@ def local_image_id_args(engine: str, image: str) -> list[str]:
 
 def local_save_args(engine: str, image: str, archive: str) -> list[str]:
     return [engine, "save", "--output", safe(archive), safe(image)]
+
+
+def local_inspect_args(engine: str, image: str) -> list[str]:
+    return [engine, "image", "inspect", safe(image)]
+
+
+def local_import_args(engine: str, archive: str, image: str, changes: list[str]) -> list[str]:
+    """``import`` of a root file system tarball, with Dockerfile-style ``changes`` (CMD, LABEL, ...)."""
+    return [engine, "import", *(f"--change={safe(change)}" for change in changes), safe(archive), safe(image)]

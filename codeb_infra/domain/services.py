@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from codeb_infra.domain import names
-from codeb_infra.domain.errors import CodebError
+from codeb_infra.domain.errors import CodebError, host_data_error
 
 SECRETS_DIR = "/etc/codeb/secrets"
 POSTGRES_ADMIN_PASSWORD = f"{SECRETS_DIR}/postgres-admin.password"
@@ -110,8 +110,7 @@ def _from_data(model: type[BaseModel], data: HostData, keys: Iterable[str]) -> A
     try:
         return model(**given)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise CodebError(f"invalid host data: {problems}") from None
+        raise host_data_error(error) from None
 
 
 def _address(value: object) -> str:

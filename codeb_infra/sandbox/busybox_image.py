@@ -11,6 +11,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from codeb_infra.commands import podman as podman_commands
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.images import local_engine
 
@@ -25,15 +26,15 @@ def _busybox() -> bytes:
     return resolved.read_bytes()
 
 
-def _engine(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([local_engine(), *args], capture_output=True, text=True, timeout=300)
+def _engine(args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     if check and result.returncode != 0:
-        raise CodebError(f"{local_engine()} {args[0]} failed: {result.stderr.strip()}")
+        raise CodebError(f"{' '.join(args[:2])} failed: {result.stderr.strip()}")
     return result
 
 
 def _existing_content_label(reference: str) -> str | None:
-    result = _engine("image", "inspect", reference, check=False)
+    result = _engine(podman_commands.local_inspect_args(local_engine(), reference), check=False)
     if result.returncode != 0:
         return None
     inspected = json.loads(result.stdout)
@@ -70,13 +71,7 @@ def build_busybox_image(reference: str, *, files: dict[str, tuple[bytes, int]], 
     with tempfile.TemporaryDirectory(prefix="codeb-image-") as scratch:
         rootfs = Path(scratch) / "rootfs.tar"
         _rootfs(rootfs, busybox, files)
-        _engine(
-            "import",
-            f"--change=CMD {json.dumps(command)}",
-            f"--change=EXPOSE {port}",
-            f"--change=LABEL {CONTENT_LABEL}={content}",
-            "--change=ENV PATH=/usr/local/bin:/bin",
-            str(rootfs),
-            reference,
-        )
+        changes = [f"CMD {json.dumps(command)}", f"EXPOSE {port}", f"LABEL {CONTENT_LABEL}={content}",
+                   "ENV PATH=/usr/local/bin:/bin"]
+        _engine(podman_commands.local_import_args(local_engine(), str(rootfs), reference, changes))
     return reference
