@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from codeb_infra import flows, runner
-from codeb_infra.domain.errors import CodebError
+from codeb_infra.cli_data import backup, provision
+from codeb_infra.cli_support import guard, inventory_option, report
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
 from codeb_infra.roles import BOOTSTRAP_PHASES
-
-
-def _inventory_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "-i", "--inventory", default="inventory.py", show_default=True,
-        help="pyinfra inventory file (or @local, or a sandbox inventory)",
-    )(func)
 
 
 def _slot_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,7 +22,7 @@ def _slot_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--lock-wait", default=0.0, help="seconds to wait for another run's lock")(func)
     func = click.option("--break-lock", is_flag=True, help="break a lock left by a run that died")(func)
     func = click.option("--data", "host_data", multiple=True, metavar="KEY=VALUE", help="extra host data (e.g. tls=off)")(func)
-    return _inventory_option(func)
+    return inventory_option(func)
 
 
 def _data(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -42,23 +36,7 @@ def _data(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def _run(inventory: str, flow: Callable[..., Any], request: Any, host_data: tuple[str, ...]) -> None:
-    result = runner.run_flow(inventory, flow, request, data=_data(host_data))
-    if not result.ok:
-        click.secho(f"failed on: {', '.join(result.failed_hosts)}", fg="red", err=True)
-        sys.exit(1)
-    click.echo("no change" if result.changed == 0 else f"{result.changed} change(s)")
-
-
-def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except CodebError as error:
-            click.secho(f"error: {error} (nothing was changed)", fg="red", err=True)
-            sys.exit(2)
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
+    report(runner.run_flow(inventory, flow, request, data=_data(host_data)))
 
 
 @click.group()
@@ -76,7 +54,7 @@ def main() -> None:
 @click.option("--push", is_flag=True, help="copy IMAGE from this machine to the server over SSH (no registry needed)")
 @click.option("--force", is_flag=True, help="deploy over a slot in its grace period (ends the rollback window)")
 @_slot_options
-@_guard
+@guard
 def deploy(project: str, image: str, container_port: int, health_path: str, domain: str | None, aliases: tuple[str, ...], push: bool, force: bool,
            env: str, lock_wait: float, break_lock: bool, inventory: str, host_data: tuple[str, ...]) -> None:
     """Deploy IMAGE into the inactive slot of PROJECT and print its preview URL."""
@@ -90,7 +68,7 @@ def deploy(project: str, image: str, container_port: int, health_path: str, doma
 def _slot_command(flow: Callable[..., Any], doc: str, *, with_force: bool = False, with_to: bool = False) -> Callable[..., Any]:
     @click.argument("project")
     @_slot_options
-    @_guard
+    @guard
     def command(project: str, env: str, lock_wait: float, break_lock: bool, inventory: str,
                 host_data: tuple[str, ...], force: bool = False, to: str | None = None) -> None:
         request = SlotRequest.from_data({
@@ -116,8 +94,8 @@ main.command("remove")(_slot_command(
 
 
 @main.command()
-@_inventory_option
-@_guard
+@inventory_option
+@guard
 def bootstrap(inventory: str) -> None:
     """Install what each server's role needs (idempotent)."""
     changed = 0
@@ -141,7 +119,7 @@ _state_dir = click.option("--state-dir", type=click.Path(path_type=Path), defaul
 
 @sandbox.command("up")
 @_state_dir
-@_guard
+@guard
 def sandbox_up(state_dir: Path | None) -> None:
     """Create (or start) the four servers and write their inventory."""
     from codeb_infra import sandbox as sandbox_lib
@@ -151,7 +129,7 @@ def sandbox_up(state_dir: Path | None) -> None:
 
 @sandbox.command("down")
 @_state_dir
-@_guard
+@guard
 def sandbox_down(state_dir: Path | None) -> None:
     """Remove the servers, their network, key and inventory (nothing else)."""
     from codeb_infra import sandbox as sandbox_lib
@@ -161,7 +139,7 @@ def sandbox_down(state_dir: Path | None) -> None:
 
 @sandbox.command("status")
 @_state_dir
-@_guard
+@guard
 def sandbox_status(state_dir: Path | None) -> None:
     """Show the servers, their SSH ports and addresses."""
     from codeb_infra import sandbox as sandbox_lib
@@ -172,7 +150,7 @@ def sandbox_status(state_dir: Path | None) -> None:
 
 @main.command()
 @_state_dir
-@_guard
+@guard
 def demo(state_dir: Path | None) -> None:
     """Walk through deploy, preview, promote and rollback on the local sandbox."""
     from codeb_infra.demo import demo as run_demo
@@ -185,19 +163,23 @@ def demo(state_dir: Path | None) -> None:
 @click.option("--env", default="production", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @click.option("--data", "host_data", multiple=True, metavar="KEY=VALUE")
-@_inventory_option
-@_guard
+@inventory_option
+@guard
 def status(project: str, env: str, as_json: bool, host_data: tuple[str, ...], inventory: str) -> None:
     """Show PROJECT's slots as recorded and as running."""
     request = SlotRequest.from_data({"project": project, "env": env})
-    for report in runner.read_facts(inventory, flows.status, request, data=_data(host_data)):
+    for found in runner.read_facts(inventory, flows.status, request, data=_data(host_data)):
         if as_json:
-            click.echo(json.dumps(report, indent=2))
+            click.echo(json.dumps(found, indent=2))
             continue
-        click.echo(f"{report['project']}/{report['env']}  domain {report['domain']}  active: {report['active_slot'] or '-'}")
-        for slot, info in report["slots"].items():
+        click.echo(f"{found['project']}/{found['env']}  domain {found['domain']}  active: {found['active_slot'] or '-'}")
+        for slot, info in found["slots"].items():
             click.echo(f"  {slot:5} {info['state']:8} port {info['port']}  {info['image'] or '-'}  container: {info['container'] or '-'}"
                        + (f"  grace until {info['grace_until']}" if info["grace_until"] else ""))
+
+
+main.add_command(provision)
+main.add_command(backup)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import getpass
+import hashlib
 import os
 import socket
 from collections.abc import Callable
@@ -22,17 +23,21 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import python
 
+from codeb_infra import images
 from codeb_infra.domain import names, plans, slots
 from codeb_infra.domain.names import Slot
 from codeb_infra.domain.registry import ProjectEnv
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
 from codeb_infra.domain.slots import SlotPair
 from codeb_infra.facts.files import CaddySite, UpstreamPointer
-from codeb_infra import images
 from codeb_infra.facts.podman import CodebContainers, Container, ImageId, SlotRunner
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
 from codeb_infra.operations import caddy, checks, podman, powerdns, registry
-from codeb_infra.project_dns import external_records, planned_records, zones_with_records
+from codeb_infra.project_dns import (
+    external_records,
+    planned_records,
+    zones_with_records,
+)
 from codeb_infra.settings import DnsSettings, HostSettings
 from codeb_infra.sites import render_site
 
@@ -117,6 +122,20 @@ def _pointer_steps(run: _LockedRun, settings: HostSettings, request, pair: SlotP
             )
 
 
+def _env_files(settings: HostSettings, request: DeployRequest) -> tuple[tuple[str, ...], str]:
+    """The env files a slot reads, in order (the master env last, so its protected variables
+    win), and one digest of their contents: a change to either replaces the container."""
+    paths = (settings.env_file(request.project, request.env), settings.master_env_file(request.project))
+    present = [(path, host.get_fact(Sha256File, path=path)) for path in paths]
+    present = [(path, digest) for path, digest in present if digest]
+    if not present:
+        return (), ""
+    if len(present) == 1:
+        return (present[0][0],), present[0][1][:16]
+    combined = hashlib.sha256("".join(digest for _, digest in present).encode()).hexdigest()
+    return tuple(path for path, _ in present), combined[:16]
+
+
 def _healthy_container(pair: SlotPair, slot: Slot, containers: dict[str, Container], settings: HostSettings) -> bool:
     record = pair.record(slot)
     container = containers.get(names.container_name(pair.project, pair.env, slot))
@@ -139,8 +158,7 @@ def deploy_release(request: DeployRequest) -> str:
     containers = _containers(request)
     serving = plan.serving
     site = _site(settings, request, plan.entry)
-    env_file = settings.env_file(request.project, request.env)
-    env_digest = (host.get_fact(Sha256File, path=env_file) or "")[:16]
+    env_files, env_digest = _env_files(settings, request)
     records = planned_records(request.project, request.env, [*plan.entry.domains, plan.preview_domain])
     if (
         serving is not None
@@ -179,7 +197,7 @@ def deploy_release(request: DeployRequest) -> str:
         project=request.project, env=request.env.value, slot=target.value, image=request.image,
         host_port=plan.release.port, container_port=request.container_port, network=settings.network,
         spec=plans.container_spec(plan.release, settings.network),
-        env_file=env_file if env_digest else None, env_digest=env_digest,
+        env_files=env_files, env_digest=env_digest,
         runner=_slot_runner(settings),
     )
     health = run.step(
@@ -213,8 +231,8 @@ def _routing_steps(run: _LockedRun, settings: HostSettings, request: DeployReque
         entry=plan.entry,
     )
     _pointer_steps(run, settings, request, pair, plan.entry)
-    run.step(caddy.site, name=f"Caddy site {request.project}-{request.env.value}", path=settings.site_file(request.project, request.env),
-             content=site, caddyfile=settings.caddyfile, caddy_bin=settings.caddy_bin)
+    # Records before the site: with ACME, Caddy orders a certificate as soon as it loads the site,
+    # and the CA must then find the name pointing here.
     dns_settings = DnsSettings.from_data(host.data)
     for zone_records in records:
         run.step(
@@ -222,6 +240,8 @@ def _routing_steps(run: _LockedRun, settings: HostSettings, request: DeployReque
             zone=zone_records.zone, names=list(zone_records.names), addresses=dns_settings.addresses(),
             owner=zone_records.owner, prune=True, api=dns_settings.api,
         )
+    run.step(caddy.site, name=f"Caddy site {request.project}-{request.env.value}", path=settings.site_file(request.project, request.env),
+             content=site, caddyfile=settings.caddyfile, caddy_bin=settings.caddy_bin)
 
 
 def _slot_runner(settings: HostSettings) -> str:

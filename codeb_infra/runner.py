@@ -97,3 +97,48 @@ def read_facts(inventory: str, reader: Callable[..., Any], *args: Any, data: dic
         raise
     finally:
         disconnect_all(state)
+
+
+def read_groups(inventory: str, readers: dict[str, Callable[[], Any]], data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call each reader (fact reads, no operations) on the first reachable host of its group;
+    a group none of whose hosts answered gets None, and so does every group when none answered."""
+    _configure_logging(False)
+    try:
+        state = _state(inventory, data)
+    except PyinfraError:
+        return {group: None for group in readers}
+    try:
+        results: dict[str, Any] = {}
+        for group, reader in readers.items():
+            hosts = [h for h in state.inventory.get_group(group, default=[]) if h in state.active_hosts]
+            if not hosts:
+                results[group] = None
+                continue
+            with ctx_state.use(state), ctx_host.use(hosts[0]):
+                results[group] = reader()
+        return results
+    finally:
+        disconnect_all(state)
+
+
+@dataclass
+class CommandResult:
+    host: str
+    ok: bool
+    stdout: str
+    stderr: str
+
+
+def run_command(inventory: str, group: str, command: Any, data: dict[str, Any] | None = None) -> CommandResult:
+    """Run one command line on the first host of `group` and return what it printed (for commands
+    whose output is the answer, e.g. a restore drill's report)."""
+    _configure_logging(False)
+    state = _state(inventory, data)
+    try:
+        hosts = [h for h in state.inventory.get_group(group, default=[]) if h in state.active_hosts]
+        if not hosts:
+            raise CodebError(f"{inventory} has no reachable `{group}` server")
+        ok, output = hosts[0].run_shell_command(command)
+        return CommandResult(hosts[0].name, ok, output.stdout, output.stderr)
+    finally:
+        disconnect_all(state)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal
@@ -16,8 +17,16 @@ from codeb_infra.domain.errors import CodebError, host_data_error
 
 KEYS = (
     "base_domain", "tls", "caddyfile", "codeb_dir", "caddy_bin", "grace_hours",
-    "health_interval", "health_timeout", "network", "slot_units",
+    "health_interval", "health_timeout", "network", "slot_units", "acme_ca", "acme_ca_root", "acme_email",
 )
+
+# What Caddy's global options accept as one plain token: no blanks, quotes, braces or shell syntax.
+_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+=-]*)?")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_ACME_TOKENS = {
+    "acme_ca": (_URL, "an https:// ACME directory URL without spaces, quotes or braces"),
+    "acme_email": (_EMAIL, "an email address like ops@example.com"),
+}
 
 
 class HostSettings(BaseModel):
@@ -33,6 +42,11 @@ class HostSettings(BaseModel):
     health_timeout: float = 30.0
     network: str = "codeb-main"
     slot_units: Literal["auto", "quadlet", "podman"] = "auto"
+    acme_ca: str | None = None
+    """ACME directory to get certificates from (tls=acme); None is Caddy's default, Let's Encrypt."""
+    acme_ca_root: str | None = None
+    """PEM root on the app server that Caddy trusts for ``acme_ca`` (a private or test CA)."""
+    acme_email: str | None = None
 
     @field_validator("base_domain")
     @classmethod
@@ -44,6 +58,21 @@ class HostSettings(BaseModel):
     def _path(cls, value: str) -> str:
         if value.startswith("-") or any(c in value for c in "\n\r\t '\"$`;&|<>{}*?"):
             raise ValueError("must be a plain path")
+        return value
+
+    @field_validator("acme_ca", "acme_email")
+    @classmethod
+    def _acme_token(cls, value: str | None, info: ValidationInfo) -> str | None:
+        pattern, wanted = _ACME_TOKENS[str(info.field_name)]
+        if value is not None and not pattern.fullmatch(value):
+            raise ValueError(f"must be {wanted}")
+        return value
+
+    @field_validator("acme_ca_root")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is not None and not cls._path(value).startswith("/"):
+            raise ValueError("must be an absolute path")
         return value
 
     @field_validator("grace_hours", "health_interval", "health_timeout")
@@ -60,6 +89,14 @@ class HostSettings(BaseModel):
             return cls(**given)
         except ValidationError as error:
             raise host_data_error(error) from None
+
+    @property
+    def acme_options(self) -> dict[str, str]:
+        """Caddy global options for ACME issuance; none unless tls is acme."""
+        if self.tls != "acme":
+            return {}
+        given = {"email": self.acme_email, "acme_ca": self.acme_ca, "acme_ca_root": self.acme_ca_root}
+        return {option: value for option, value in given.items() if value}
 
     @property
     def grace(self) -> timedelta:
@@ -91,6 +128,11 @@ class HostSettings(BaseModel):
 
     def env_file(self, project: str, env: names.Environment) -> str:
         return posixpath.join(self.codeb_dir, "env", project, f"{env.value}.env")
+
+    def master_env_file(self, project: str) -> str:
+        """The project's protected variables (DATABASE_URL, POSTGRES_USER, POSTGRES_PASSWORD,
+        REDIS_URL), written by provisioning; passed to slots after the env file, so they win."""
+        return posixpath.join(self.codeb_dir, "env", project, "master.env")
 
     def site_file(self, project: str, env: names.Environment) -> str:
         return posixpath.join(self.sites_dir, f"{project}-{env.value}.caddy")

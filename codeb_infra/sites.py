@@ -1,9 +1,15 @@
-"""Rendering of Caddy site files (pure: values in, text out)."""
+"""Rendering of the main Caddyfile and Caddy site files (pure: values in, text out)."""
 
 from __future__ import annotations
 
 from codeb_infra.domain.names import Environment
+from codeb_infra.settings import HostSettings
 from codeb_infra.templating import render
+
+
+def render_caddyfile(settings: HostSettings) -> str:
+    """Global options (ACME issuer, admin endpoint) and the import of every site file."""
+    return render("Caddyfile.j2", sites_dir=settings.sites_dir, tls=settings.tls, acme_options=settings.acme_options)
 
 
 def site_address(domain: str, tls: str) -> str:

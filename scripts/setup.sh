@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(podman runc netavark aardvark-dns busybox-static curl ca-certificates openssh-client mmdebstrap debian-archive-keyring pdns-server pdns-backend-sqlite3 dnsutils)
+packages=(podman runc netavark aardvark-dns busybox-static curl ca-certificates openssh-client mmdebstrap debian-archive-keyring pdns-server pdns-backend-sqlite3 dnsutils postgresql-15 redis-server)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pyinfra.api import StringCommand
 
@@ -30,12 +30,13 @@ def run(
     network: str,
     host_port: int,
     container_port: int,
-    env_file: str | None,
+    env_files: Sequence[str] = (),
     pull: str,
     restart: str = "always",
 ) -> StringCommand:
     label_args = [part for key, value in labels.items() for part in ("--label", quoted(f"{key}={value}"))]
-    env_args = ["--env-file", quoted(env_file)] if env_file else []
+    # Later files win: the project's master env (database and Redis credentials) comes last.
+    env_args = [part for path in env_files for part in ("--env-file", quoted(path))]
     return command(
         "podman", "run", "--detach",
         "--name", quoted(container),

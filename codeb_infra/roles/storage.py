@@ -1,14 +1,23 @@
 """The storage server: PostgreSQL and Redis, listening on loopback and the private address only,
-each behind a password made on the server and kept in a root-only file under /etc/codeb/secrets."""
+each behind a password made on the server and kept in a root-only file under /etc/codeb/secrets;
+WAL archived to the backup server as it is written, base backups, daily dumps and hourly Redis
+snapshots shipped there by systemd timers."""
 
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
+from codeb_infra.domain.data import (
+    POSTGRES_PASSWORDS_DIR,
+    REDIS_USERS_DIR,
+    STORAGE_SCHEDULES,
+    STORAGE_TOOL,
+)
 from codeb_infra.domain.services import (
     POSTGRES_ADMIN_PASSWORD,
     REDIS_ACL,
@@ -16,8 +25,11 @@ from codeb_infra.domain.services import (
     REDIS_PASSWORD,
     StorageSettings,
 )
-from codeb_infra.operations import postgres, redis, secrets
+from codeb_infra.operations import postgres, redis, secrets, timers
 from codeb_infra.templating import render
+
+TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_storage.py"
+REDIS_PERSISTENCE = {"appendonly": "yes", "appendfsync": "everysec"}
 
 # What the shared admin role may do: make each project's database and owner, nothing more.
 ADMIN_ATTRIBUTES = ("LOGIN", "CREATEDB", "CREATEROLE")
@@ -58,7 +70,12 @@ def storage() -> None:
         role=settings.postgres_admin_role, password_file=POSTGRES_ADMIN_PASSWORD, attributes=ADMIN_ATTRIBUTES,
     )
 
-    acl = redis.password_acl(name="Redis ACL from the Redis password", path=REDIS_ACL, password_file=REDIS_PASSWORD)
+    for directory in (POSTGRES_PASSWORDS_DIR, REDIS_USERS_DIR):
+        files.directory(name=f"Directory {directory}", path=directory, user="root", group="root", mode="700")
+    acl = redis.acl(
+        name="Redis ACL from the Redis password and the project users'", path=REDIS_ACL,
+        password_file=REDIS_PASSWORD, users_dir=REDIS_USERS_DIR,
+    )
     config = files.put(
         name="Redis listens on loopback and the private address",
         src=StringIO(render("redis.codeb.conf.j2", private_address=settings.private_address, acl_file=REDIS_ACL)),
@@ -69,3 +86,25 @@ def storage() -> None:
         name="Redis running", service="redis-server.service", running=True, enabled=True,
         restarted=acl.will_change or config.will_change or include.will_change,
     )
+    backups(settings)
+
+
+def backups(settings: StorageSettings) -> None:
+    """WAL archiving (live settings checked), Redis persistence, and the backup timers."""
+    files.put(name="codeb-storage (archive, base backup, dump, snapshot)", src=str(TOOL_SOURCE), dest=STORAGE_TOOL,
+              user="root", group="root", mode="755", create_remote_dir=True)
+    postgres.server_settings(
+        name="PostgreSQL archives each WAL segment to the backup server",
+        values={
+            "wal_level": "replica",
+            "archive_mode": "on",
+            "archive_command": f"{STORAGE_TOOL} archive-wal %p %f",
+            "archive_timeout": str(settings.archive_timeout),
+        },
+        conf_file=f"{settings.postgres_dir}/conf.d/codeb-archive.conf", unit=settings.postgres_unit,
+    )
+    redis.runtime_config(name="Redis appends every write, fsync each second", values=REDIS_PERSISTENCE,
+                         password_file=REDIS_PASSWORD)
+    for schedule in STORAGE_SCHEDULES:
+        timers.job(name=f"Timer {schedule.name} ({schedule.on_calendar})", schedule=schedule,
+                   command=f"{STORAGE_TOOL} {' '.join(schedule.arguments)}", after=settings.postgres_unit)

@@ -11,6 +11,7 @@ from codeb_infra.sandbox.standin import STANDIN_IMAGE, standin_archive
 from .model import ROLES, SandboxError, ServerInfo
 
 SHARED_DATA = {"base_domain": "codeb.test", "tls": "internal"}
+SANDBOX_ARCHIVE_TIMEOUT = 10
 
 
 def render_inventory(
@@ -59,4 +60,6 @@ def local_artifacts(state_dir: Path) -> dict[str, dict[str, object]]:
     except (FileNotFoundError, RuntimeError):
         pass
     data["streaming"] = {"centrifugo_image": STANDIN_IMAGE, "centrifugo_upload": str(standin_archive(state_dir))}
+    # An idle sandbox database ships its WAL within 10 s rather than the default 60 s.
+    data["storage"] = {"archive_timeout": SANDBOX_ARCHIVE_TIMEOUT}
     return data

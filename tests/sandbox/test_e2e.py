@@ -5,6 +5,7 @@ of the app server that the active slot survives."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -47,7 +48,8 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def changed_ops(output: str) -> list[str]:
-    return [line for line in output.splitlines() if "] Success" in line]
+    """pyinfra's per-host result lines of operations that changed something (`    [app]    Success`)."""
+    return re.findall(r"^\s*\[[\w@.:-]+\]\s+Success.*$", output, re.MULTILINE)
 
 
 class Web:

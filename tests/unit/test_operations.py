@@ -38,13 +38,21 @@ def test_slot_container_is_created_with_labels_port_and_no_pull_for_local_images
     ]
 
 
-def test_remote_images_are_pulled_when_newer_and_env_file_is_passed():
-    cmds, _ = commands(podman.slot_container, {CodebContainers: []}, **{**SLOT, "image": "ghcr.io/a/app:2", "env_file": "/opt/codeb/env/myapp/production.env"})
-    assert "--pull newer --env-file /opt/codeb/env/myapp/production.env ghcr.io/a/app:2" in cmds[1]
+def test_remote_images_are_pulled_when_newer_and_env_files_are_passed_master_last():
+    files = ["/opt/codeb/env/myapp/production.env", "/opt/codeb/env/myapp/master.env"]
+    cmds, _ = commands(podman.slot_container, {CodebContainers: []}, **{**SLOT, "image": "ghcr.io/a/app:2", "env_files": files})
+    assert ("--pull newer --env-file /opt/codeb/env/myapp/production.env "
+            "--env-file /opt/codeb/env/myapp/master.env ghcr.io/a/app:2") in cmds[1]
+
+
+def test_quadlet_unit_reads_env_files_in_order():
+    content = podman.render("slot.container.j2", container="c", labels={}, image="i", network="n", host_port=1,
+                            container_port=2, env_files=["/a.env", "/master.env"], pull="never")
+    assert "EnvironmentFile=/a.env\nEnvironmentFile=/master.env\n" in content
 
 
 def test_a_changed_env_file_replaces_the_container():
-    cmds, _ = commands(podman.slot_container, {CodebContainers: [container()]}, **{**SLOT, "env_file": "/e", "env_digest": "d1"})
+    cmds, _ = commands(podman.slot_container, {CodebContainers: [container()]}, **{**SLOT, "env_files": ["/e"], "env_digest": "d1"})
     assert cmds[0].startswith("podman rm") and "--label codeb.env-digest=d1" in cmds[1]
 
 
@@ -91,7 +99,7 @@ def test_quadlet_slot_unit_written_then_restarted_and_noop_when_current(monkeypa
     with ctx_host.use(fake):
         generated = list(podman._quadlet_slot("myapp-production-green", None, "abc123", labels={"codeb.spec": "abc123"},
                                               image="localhost/app:v2", network="codeb-main", host_port=4052,
-                                              container_port=3000, env_file=None, pull="never"))
+                                              container_port=3000, env_files=(), pull="never"))
     assert [str(c) for c in generated] == [
         "upload /etc/containers/systemd/myapp-production-green.container",
         "systemctl daemon-reload",
@@ -100,7 +108,7 @@ def test_quadlet_slot_unit_written_then_restarted_and_noop_when_current(monkeypa
     labels = {"codeb.project": "myapp", "codeb.environment": "production", "codeb.slot": "green", "codeb.spec": "abc123"}
     content = podman.render("slot.container.j2", container="myapp-production-green", labels=labels,
                             image="localhost/app:v2", network="codeb-main", host_port=4052, container_port=3000,
-                            env_file=None, pull="never")
+                            env_files=(), pull="never")
     assert "PublishPort=127.0.0.1:4052:3000" in content and "Pull=never" in content and "WantedBy=multi-user.target" in content
     cmds, noops = commands(podman.slot_container, {CodebContainers: [container()], TextFile: content.rstrip("\n")},
                            **{**SLOT, "runner": "quadlet"})

@@ -120,10 +120,12 @@ def test_login_role_is_set_until_it_logs_in_with_the_wanted_attributes():
 
 def test_redis_acl_is_rewritten_when_stale_or_loose():
     owned = {"user": "root", "group": "redis", "mode": 640, "size": 100}
-    kwargs = {"path": "/etc/redis/codeb-acl.conf", "password_file": "/etc/codeb/secrets/r"}
-    assert run(redis.password_acl, Host("storage", {File: owned, RedisAclCurrent: True}), **kwargs) == []
-    assert len(run(redis.password_acl, Host("storage", {File: owned, RedisAclCurrent: False}), **kwargs)) == 1
-    assert len(run(redis.password_acl, Host("storage", {File: {**owned, "mode": 644}, RedisAclCurrent: True}), **kwargs)) == 1
+    kwargs = {"path": "/etc/redis/codeb-acl.conf", "password_file": "/etc/codeb/secrets/r", "users_dir": "/etc/codeb/secrets/u"}
+    assert run(redis.acl, Host("storage", {File: owned, RedisAclCurrent: True}), **kwargs) == []
+    assert len(run(redis.acl, Host("storage", {File: owned, RedisAclCurrent: False}), **kwargs)) == 1
+    assert len(run(redis.acl, Host("storage", {File: {**owned, "mode": 644}, RedisAclCurrent: True}), **kwargs)) == 1
+    reloaded = run(redis.acl, Host("storage", {File: owned, RedisAclCurrent: False}), **kwargs, reload=True)
+    assert len(reloaded) == 2 and "ACL LOAD | grep -qx OK" in reloaded[1] and "REDISCLI_AUTH=" in reloaded[1]
 
 
 def test_centrifugo_unit_is_written_and_restarted_only_when_it_changed():

@@ -66,7 +66,8 @@ def test_services_listen_on_loopback_and_the_private_address_only():
     redis = render("redis.codeb.conf.j2", private_address="10.0.0.5", acl_file="/etc/redis/codeb-acl.conf").splitlines()
     assert "bind 127.0.0.1 -::1 10.0.0.5" in redis
     assert "protected-mode yes" in redis
-    assert redis[-1] == "include /etc/redis/codeb-acl.conf"
+    assert redis[-1] == "aclfile /etc/redis/codeb-acl.conf"  # ACL LOAD adds project users without a restart
+    assert "appendonly yes" in redis and "appendfsync everysec" in redis
 
 
 def test_centrifugo_publishes_on_the_private_address_and_keeps_secrets_out_of_its_config():
@@ -155,7 +156,8 @@ def test_secret_commands_read_passwords_inside_the_remote_shell_only():
     assert r"'\getenv password CODEB_PGPASSWORD'" in login
     assert "log_min_error_statement" in login and "VERBOSITY terse" in login
     assert "LOGIN CREATEDB NOCREATEROLE NOSUPERUSER NOREPLICATION PASSWORD :'\"'\"'password'\"'\"';" in login
-    acl = str(redis_commands.write_acl(path="/etc/redis/codeb-acl.conf", password_file="/etc/codeb/secrets/r"))
+    acl = str(redis_commands.write_acl(path="/etc/redis/codeb-acl.conf", password_file="/etc/codeb/secrets/r",
+                                       users_dir="/etc/codeb/secrets/u"))
     assert "sha256sum < /etc/codeb/secrets/r" in acl and "chmod 640" in acl
     with pytest.raises(CodebError):
         secret_commands.add_env_value("/e", "api_key", 40)

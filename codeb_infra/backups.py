@@ -1,0 +1,112 @@
+"""Backups as a person asks about them: how fresh each kind is, run a restore drill, restore a
+database to a point in time, take a backup now. Reads facts and runs the tools on the storage and
+backup servers; verdicts come from `domain.data`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pyinfra import host
+
+from codeb_infra import runner
+from codeb_infra.commands import backups as backup_commands
+from codeb_infra.domain import data
+from codeb_infra.domain.errors import CodebError
+from codeb_infra.domain.services import BACKUP_SCRATCH, BackupSettings, StorageSettings
+from codeb_infra.facts.backups import BackupStoreStatus, StorageBackupStatus
+from codeb_infra.facts.postgres import PostgresDatabases
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: list[data.Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
+
+
+def _storage() -> dict[str, Any]:
+    settings = StorageSettings.from_data(host.data)
+    projects = sorted(d.name for d in host.get_fact(PostgresDatabases).values() if d.comment.startswith("codeb project "))
+    return {"status": host.get_fact(StorageBackupStatus), "databases": projects, "archive_timeout": settings.archive_timeout}
+
+
+def _store() -> dict[str, Any] | None:
+    return host.get_fact(BackupStoreStatus, root=BackupSettings.from_data(host.data).backup_root)
+
+
+def status(inventory: str, now: datetime | None = None) -> Report:
+    found = runner.read_groups(inventory, {"storage": _storage, "backup": _store})
+    storage = found.get("storage") or {}
+    checks = data.backup_checks(
+        storage.get("status"), found.get("backup"), storage.get("databases", []),
+        now or datetime.now(timezone.utc), int(storage.get("archive_timeout") or 60),
+    )
+    return Report(checks)
+
+
+def _backup_settings(inventory: str) -> BackupSettings:
+    found = runner.read_groups(inventory, {"backup": lambda: BackupSettings.from_data(host.data)})
+    if found.get("backup") is None:
+        raise CodebError(f"{inventory}: the backup server did not answer")
+    return found["backup"]
+
+
+def _json_result(result: runner.CommandResult, what: str) -> dict[str, Any]:
+    text = result.stdout
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[text.index("{"):])
+        return value
+    except (json.JSONDecodeError, ValueError):
+        detail = (result.stderr or result.stdout).strip()[-2000:]
+        raise CodebError(f"{what} on {result.host} failed: {detail or 'no output'}") from None
+
+
+def verify(inventory: str) -> tuple[bool, dict[str, Any], str]:
+    """A restore drill on the backup server: its record (also kept there), and what it said."""
+    settings = _backup_settings(inventory)
+    result = runner.run_command(inventory, "backup",
+                                backup_commands.drill(settings.backup_root, settings.postgres_bin, BACKUP_SCRATCH))
+    record = _json_result(result, "the restore drill")
+    return result.ok and bool(record.get("ok")), record, result.stderr
+
+
+def restore_pitr(inventory: str, database: str, target: datetime | None) -> dict[str, Any]:
+    """Restore `database` as it was at `target` (None: everything archived) into a scratch server."""
+    if target is not None and target.tzinfo is None:
+        raise CodebError("give the time with its zone, e.g. 2026-11-22T10:15:00+00:00")
+    settings = _backup_settings(inventory)
+    command = backup_commands.restore_pitr(settings.backup_root, settings.postgres_bin, BACKUP_SCRATCH,
+                                           database, target.isoformat() if target else "latest")
+    result = runner.run_command(inventory, "backup", command)
+    record = _json_result(result, "the point-in-time restore")
+    if not result.ok:
+        raise CodebError(f"point-in-time restore failed: {result.stderr.strip()[-2000:]}")
+    return record
+
+
+def drop_pitr(inventory: str, name: str) -> str:
+    settings = _backup_settings(inventory)
+    result = runner.run_command(inventory, "backup",
+                                backup_commands.drop_pitr(settings.backup_root, settings.postgres_bin, BACKUP_SCRATCH, name))
+    if not result.ok:
+        raise CodebError(f"could not drop {name}: {result.stderr.strip()[-2000:]}")
+    return result.stdout.strip()
+
+
+JOBS = {"base": "codeb-pg-basebackup.service", "dump": "codeb-pg-dump.service", "redis": "codeb-redis-snapshot.service"}
+
+
+def run_now(inventory: str, kinds: list[str]) -> list[runner.CommandResult]:
+    """Start the storage server's backup jobs now and wait for each."""
+    unknown = [k for k in kinds if k not in JOBS]
+    if unknown:
+        raise CodebError(f"unknown backup kind {unknown}: use {', '.join(JOBS)}")
+    return [runner.run_command(inventory, "storage", backup_commands.run_job(JOBS[kind])) for kind in kinds]

@@ -1,0 +1,12 @@
+"""Give a project its own database, role and Redis user, and its master env on the app server.
+
+    pyinfra inventory.py deploys/provision.py --data project=myapp      (same as: codeb provision myapp)
+"""
+
+from pyinfra import host
+
+from codeb_infra.errors import clear_errors
+from codeb_infra.provisioning import provision
+
+with clear_errors():
+    provision(host.data.get("project"))

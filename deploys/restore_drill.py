@@ -1,0 +1,16 @@
+"""Restore drill on the backup server: base backup + WAL, dumps, RDB and AOF restored into scratch
+servers and checked; the result (with recovery point and recovery time) is recorded there.
+
+    pyinfra inventory.py deploys/restore_drill.py      (same as: codeb backup verify)
+"""
+
+from pyinfra import host
+
+from codeb_infra.domain.services import BACKUP_SCRATCH, BackupSettings
+from codeb_infra.errors import clear_errors
+from codeb_infra.operations import drills
+
+with clear_errors():
+    if "backup" in host.groups:
+        settings = BackupSettings.from_data(host.data)
+        drills.drill(name="Restore drill", root=settings.backup_root, pg_bin=settings.postgres_bin, scratch=BACKUP_SCRATCH)
