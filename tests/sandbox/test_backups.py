@@ -18,7 +18,7 @@ from codeb_infra.sandbox import SandboxInfo
 from codeb_infra.sandbox.engine import connect
 from tests.sandbox.conftest import Bootstrapped
 from tests.sandbox.data_support import must, redis_admin, sql, storage_status, wait_for
-from tests.sandbox.test_e2e import codeb, ok
+from tests.sandbox.test_e2e import codeb, ok, pyinfra
 from tests.support.sandbox_ssh import ssh
 
 pytestmark = pytest.mark.sandbox
@@ -106,6 +106,13 @@ def test_status_is_green_after_backups_and_a_drill(backed_up: SandboxInfo) -> No
     assert "FAIL" not in status.stdout and "dump vault" in status.stdout and "restore drill" in status.stdout
     history = must(ssh(info, "backup", "tail -n 1 /srv/backup/drills/history.jsonl"))
     assert json.loads(history)["ok"] is True
+
+
+def test_the_drill_deploy_script_records_a_passed_drill(backed_up: SandboxInfo) -> None:
+    before = int(must(ssh(backed_up, "backup", "wc -l < /srv/backup/drills/history.jsonl")).strip() or 0)
+    ok(pyinfra(backed_up, "restore_drill"))
+    lines = must(ssh(backed_up, "backup", "cat /srv/backup/drills/history.jsonl")).strip().splitlines()
+    assert len(lines) == before + 1 and json.loads(lines[-1])["ok"] is True
 
 
 def test_timers_are_scheduled(backed_up: SandboxInfo) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from codeb_infra.domain.services import (
+    BACKUP_AREAS,
     BACKUP_KEY_NAME,
     CENTRIFUGO_SECRETS,
     POSTGRES_ADMIN_PASSWORD,
@@ -252,8 +253,7 @@ def test_backup_sessions_get_no_terminal_and_no_forwarding(roles: Bootstrapped) 
 
 
 def test_backup_areas_belong_to_the_backup_user(roles: Bootstrapped) -> None:
-    owners = must(ssh(roles.info, "backup", "stat -c '%n %U:%G %a' /srv/backup /srv/backup/*")).splitlines()
-    assert owners == [
-        f"{path} codeb-backup:codeb-backup 750"
-        for path in ("/srv/backup", "/srv/backup/dumps", "/srv/backup/env", "/srv/backup/redis", "/srv/backup/wal")
-    ]
+    areas = "/srv/backup " + " ".join(f"/srv/backup/{area}" for area in BACKUP_AREAS)
+    owners = must(ssh(roles.info, "backup", f"stat -c '%n %U:%G %a' {areas}")).splitlines()
+    assert owners == [f"{path} codeb-backup:codeb-backup 750" for path in areas.split()]
+    assert set(BACKUP_AREAS) >= {"wal", "base", "dumps", "env", "redis", "drills"}
