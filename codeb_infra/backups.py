@@ -52,11 +52,10 @@ def status(inventory: str, now: datetime | None = None) -> Report:
     return Report(checks)
 
 
-def _backup_settings(inventory: str) -> BackupSettings:
-    found = runner.read_groups(inventory, {"backup": lambda: BackupSettings.from_data(host.data)})
-    if found.get("backup") is None:
-        raise CodebError(f"{inventory}: the backup server did not answer")
-    return found["backup"]
+def _backup_paths(host_data: Any) -> tuple[str, str, str]:
+    """Backup root, PostgreSQL binaries and scratch directory of the backup server."""
+    settings = BackupSettings.from_data(host_data)
+    return settings.backup_root, settings.postgres_bin, BACKUP_SCRATCH
 
 
 def _json_result(result: runner.CommandResult, what: str) -> dict[str, Any]:
@@ -71,9 +70,8 @@ def _json_result(result: runner.CommandResult, what: str) -> dict[str, Any]:
 
 def verify(inventory: str) -> tuple[bool, dict[str, Any], str]:
     """A restore drill on the backup server: its record (also kept there), and what it said."""
-    settings = _backup_settings(inventory)
-    result = runner.run_command(inventory, "backup",
-                                backup_commands.drill(settings.backup_root, settings.postgres_bin, BACKUP_SCRATCH))
+    result = runner.run_command(inventory, "backup", lambda host_data: backup_commands.drill(
+        *_backup_paths(host_data)))
     record = _json_result(result, "the restore drill")
     return result.ok and bool(record.get("ok")), record, result.stderr
 
@@ -82,10 +80,8 @@ def restore_pitr(inventory: str, database: str, target: datetime | None) -> dict
     """Restore `database` as it was at `target` (None: everything archived) into a scratch server."""
     if target is not None and target.tzinfo is None:
         raise CodebError("give the time with its zone, e.g. 2026-11-22T10:15:00+00:00")
-    settings = _backup_settings(inventory)
-    command = backup_commands.restore_pitr(settings.backup_root, settings.postgres_bin, BACKUP_SCRATCH,
-                                           database, target.isoformat() if target else "latest")
-    result = runner.run_command(inventory, "backup", command)
+    result = runner.run_command(inventory, "backup", lambda host_data: backup_commands.restore_pitr(
+        *_backup_paths(host_data), database, target.isoformat() if target else "latest"))
     record = _json_result(result, "the point-in-time restore")
     if not result.ok:
         raise CodebError(f"point-in-time restore failed: {result.stderr.strip()[-2000:]}")
@@ -93,15 +89,13 @@ def restore_pitr(inventory: str, database: str, target: datetime | None) -> dict
 
 
 def drop_pitr(inventory: str, name: str) -> str:
-    settings = _backup_settings(inventory)
-    result = runner.run_command(inventory, "backup",
-                                backup_commands.drop_pitr(settings.backup_root, settings.postgres_bin, BACKUP_SCRATCH, name))
+    result = runner.run_command(inventory, "backup", lambda host_data: backup_commands.drop_pitr(*_backup_paths(host_data), name))
     if not result.ok:
         raise CodebError(f"could not drop {name}: {result.stderr.strip()[-2000:]}")
     return result.stdout.strip()
 
 
-JOBS = {"base": "codeb-pg-basebackup.service", "dump": "codeb-pg-dump.service", "redis": "codeb-redis-snapshot.service"}
+JOBS = {schedule.kind: f"{schedule.name}.service" for schedule in data.STORAGE_SCHEDULES}
 
 
 def run_now(inventory: str, kinds: list[str]) -> list[runner.CommandResult]:
@@ -109,4 +103,4 @@ def run_now(inventory: str, kinds: list[str]) -> list[runner.CommandResult]:
     unknown = [k for k in kinds if k not in JOBS]
     if unknown:
         raise CodebError(f"unknown backup kind {unknown}: use {', '.join(JOBS)}")
-    return [runner.run_command(inventory, "storage", backup_commands.run_job(JOBS[kind])) for kind in kinds]
+    return [runner.run_command(inventory, "storage", lambda _, unit=JOBS[kind]: backup_commands.run_job(unit)) for kind in kinds]

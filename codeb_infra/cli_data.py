@@ -98,7 +98,8 @@ def backup_restore_pitr(database: str | None, target: str | None, drop: str | No
 def backup_now(kinds: tuple[str, ...], inventory: str) -> None:
     """Take backups now instead of waiting for their timers (default: base, dump and redis)."""
     failed = False
-    for kind, result in zip(kinds or tuple(backups.JOBS), backups.run_now(inventory, list(kinds or backups.JOBS)), strict=True):
+    chosen = list(kinds or backups.JOBS)
+    for kind, result in zip(chosen, backups.run_now(inventory, chosen), strict=True):
         click.secho(f"{kind}: {'done' if result.ok else 'FAILED ' + result.stderr.strip()[-500:]}", fg=None if result.ok else "red")
         failed = failed or not result.ok
     sys.exit(1 if failed else 0)

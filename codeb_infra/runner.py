@@ -129,16 +129,16 @@ class CommandResult:
     stderr: str
 
 
-def run_command(inventory: str, group: str, command: Any, data: dict[str, Any] | None = None) -> CommandResult:
-    """Run one command line on the first host of `group` and return what it printed (for commands
-    whose output is the answer, e.g. a restore drill's report)."""
+def run_command(inventory: str, group: str, build: Callable[[Any], Any], data: dict[str, Any] | None = None) -> CommandResult:
+    """Run the command line `build(host_data)` makes on the first host of `group` and return what
+    it printed (for commands whose output is the answer, e.g. a restore drill's report)."""
     _configure_logging(False)
     state = _state(inventory, data)
     try:
         hosts = [h for h in state.inventory.get_group(group, default=[]) if h in state.active_hosts]
         if not hosts:
             raise CodebError(f"{inventory} has no reachable `{group}` server")
-        ok, output = hosts[0].run_shell_command(command)
+        ok, output = hosts[0].run_shell_command(build(hosts[0].data))
         return CommandResult(hosts[0].name, ok, output.stdout, output.stderr)
     finally:
         disconnect_all(state)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyinfra.api import StringCommand
 
-from codeb_infra.commands import command, quoted
+from codeb_infra.commands import command, quoted, safe
 from codeb_infra.domain.data import BACKUP_TOOL, STORAGE_TOOL
 from codeb_infra.domain.services import BACKUP_USER
 
@@ -37,3 +39,23 @@ def drop_pitr(root: str, pg_bin: str, scratch: str, name: str) -> StringCommand:
 def run_job(unit: str) -> StringCommand:
     """Start a oneshot job now and wait for it; fails when the job fails."""
     return command("systemctl", "start", quoted(unit))
+
+
+# systemd ExecStart lines and PostgreSQL's archive_command: no shell reads these, so their parts
+# are checked (`safe`) and joined, not quoted.
+
+def archive_command() -> str:
+    """PostgreSQL's archive_command: ship segment %p named %f to the backup server."""
+    return f"{STORAGE_TOOL} archive-wal %p %f"
+
+
+def storage_job(arguments: Sequence[str]) -> str:
+    return " ".join([STORAGE_TOOL, *(safe(a) for a in arguments)])
+
+
+def backup_job(action: str, *, root: str, pg_bin: str, scratch: str, keep_days: int, rdb_hours: int) -> str:
+    options = {
+        "prune": ["--keep-days", str(int(keep_days)), "--rdb-hours", str(int(rdb_hours))],
+        "drill": ["--pg-bin", safe(pg_bin), "--scratch", safe(scratch)],
+    }
+    return " ".join([BACKUP_TOOL, "--root", safe(root), safe(action), *options.get(action, [])])

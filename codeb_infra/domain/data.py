@@ -75,6 +75,7 @@ class ProjectData:
 class Schedule:
     """A systemd timer: what runs, as whom, when, and how old its latest result may get."""
 
+    kind: str
     name: str
     description: str
     on_calendar: str
@@ -84,17 +85,17 @@ class Schedule:
 
 
 STORAGE_SCHEDULES = (
-    Schedule("codeb-pg-basebackup", "PostgreSQL base backup to the backup server", "*-*-* 02:30:00",
+    Schedule("base", "codeb-pg-basebackup", "PostgreSQL base backup to the backup server", "*-*-* 02:30:00",
              "postgres", ("base-backup",), timedelta(hours=26)),
-    Schedule("codeb-pg-dump", "pg_dump of each project database to the backup server", "*-*-* 03:00:00",
+    Schedule("dump", "codeb-pg-dump", "pg_dump of each project database to the backup server", "*-*-* 03:00:00",
              "postgres", ("dump",), timedelta(hours=26)),
-    Schedule("codeb-redis-snapshot", "Redis RDB snapshot and AOF copy to the backup server", "hourly",
+    Schedule("redis", "codeb-redis-snapshot", "Redis RDB snapshot and AOF copy to the backup server", "hourly",
              "root", ("redis-snapshot",), timedelta(minutes=70)),
 )
 BACKUP_SCHEDULES = (
-    Schedule("codeb-backup-prune", "Remove backups past their retention", "*-*-* 04:00:00",
+    Schedule("prune", "codeb-backup-prune", "Remove backups past their retention", "*-*-* 04:00:00",
              "codeb-backup", ("prune",), timedelta(hours=26)),
-    Schedule("codeb-restore-drill", "Restore drill: base backup + WAL, dumps, RDB and AOF into scratch servers",
+    Schedule("drill", "codeb-restore-drill", "Restore drill: base backup + WAL, dumps, RDB and AOF into scratch servers",
              "*-*-* 05:00:00", "codeb-backup", ("drill",), timedelta(hours=26)),
 )
 

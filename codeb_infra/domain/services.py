@@ -185,14 +185,6 @@ class StorageSettings(BaseModel):
     def postgres_unit(self) -> str:
         return f"postgresql@{self.postgres_version}-main.service"
 
-    @property
-    def postgres_data_dir(self) -> str:
-        return f"/var/lib/postgresql/{self.postgres_version}/main"
-
-    @property
-    def postgres_bin(self) -> str:
-        return f"/usr/lib/postgresql/{self.postgres_version}/bin"
-
     def client_networks(self, peer_addresses: Iterable[str]) -> tuple[str, ...]:
         """The networks pg_hba lets in with a password: as configured, else each peer alone."""
         if self.private_network:

@@ -37,6 +37,11 @@ class PostgresLogin(FactBase[frozenset[str] | None]):
         return frozenset(a for a, f in zip(ROLE_ATTRIBUTES, flags, strict=True) if f == "t")
 
 
+def _rows(output: list[str]) -> list[list[str]]:
+    """psql -tA rows of four or more `|`-separated fields; the one free-text field is joined back."""
+    return [parts for parts in (line.split("|") for line in output) if len(parts) >= 4]
+
+
 @dataclass(frozen=True)
 class Database:
     name: str
@@ -59,14 +64,9 @@ class PostgresDatabases(FactBase[dict[str, Database]]):
         return {}
 
     def process(self, output: list[str]) -> dict[str, Database]:
-        found = {}
-        for line in output:
-            parts = line.split("|")
-            if len(parts) < 4:
-                continue
-            name, owner, public = parts[0], parts[1], parts[-1]
-            found[name] = Database(name, owner, "|".join(parts[2:-1]), public == "t")
-        return found
+        return {
+            parts[0]: Database(parts[0], parts[1], "|".join(parts[2:-1]), parts[-1] == "t") for parts in _rows(output)
+        }
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,4 @@ class PostgresSettings(FactBase[dict[str, Setting]]):
         return {}
 
     def process(self, output: list[str]) -> dict[str, Setting]:
-        found = {}
-        for line in output:
-            parts = line.split("|")
-            if len(parts) < 4:
-                continue
-            found[parts[0]] = Setting("|".join(parts[1:-2]), parts[-2], parts[-1] == "t")
-        return found
+        return {parts[0]: Setting("|".join(parts[1:-2]), parts[-2], parts[-1] == "t") for parts in _rows(output)}

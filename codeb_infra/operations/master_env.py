@@ -16,10 +16,7 @@ from pyinfra.facts.files import File, Sha256File
 from codeb_infra.commands import master_env as commands
 from codeb_infra.domain.data import ProjectData
 from codeb_infra.facts.secrets import MasterEnvCurrent
-
-
-def _root_only(info: object) -> bool:
-    return isinstance(info, dict) and (info.get("user"), info.get("group"), info.get("mode")) == ("root", "root", 600)
+from codeb_infra.operations.secrets import root_only
 
 
 @operation()
@@ -41,7 +38,7 @@ def composed(*, project: str, address: str, postgres_port: int = 5432, redis_por
     """
     data = ProjectData.of(project)
     current = host.get_fact(MasterEnvCurrent, project=project, address=address, postgres_port=postgres_port, redis_port=redis_port)
-    if current and _root_only(host.get_fact(File, path=data.master_env_on_storage)):
+    if current and root_only(host.get_fact(File, path=data.master_env_on_storage)):
         host.noop(f"{data.master_env_on_storage} is current")
         return
     yield commands.write(data, address, postgres_port, redis_port)
@@ -88,7 +85,7 @@ def pushed(*, target: str, path: str, source_path: str):
     if (
         wanted is not None
         and destination.get_fact(Sha256File, path=path) == wanted
-        and _root_only(destination.get_fact(File, path=path))
+        and root_only(destination.get_fact(File, path=path))
     ):
         host.noop(f"{target}:{path} matches {source_path}")
         return

@@ -13,7 +13,8 @@ from codeb_infra.domain.services import env_key
 from codeb_infra.facts.secrets import EnvFileKeys
 
 
-def _root_only(info: object) -> bool:
+def root_only(info: object) -> bool:
+    """A File fact of a file that root alone may read or write (root:root 0600)."""
     return isinstance(info, dict) and (info.get("user"), info.get("group"), info.get("mode")) == ("root", "root", 600)
 
 
@@ -37,7 +38,7 @@ def secret(*, path: str, length: int = 40):
         secrets.secret(path="/etc/codeb/secrets/redis.password")
     """
     info = host.get_fact(File, path=path)
-    if _root_only(info) and _has_content(info):
+    if root_only(info) and _has_content(info):
         host.noop(f"{path} exists")
         return
     yield secret_commands.secrets_dir(path)
@@ -65,7 +66,7 @@ def env_file(*, path: str, keys: Sequence[str], length: int = 40):
     wanted = [env_key(key) for key in keys]
     present = host.get_fact(EnvFileKeys, path=path) or frozenset()
     missing = [key for key in wanted if key not in present]
-    if not missing and _root_only(host.get_fact(File, path=path)):
+    if not missing and root_only(host.get_fact(File, path=path)):
         host.noop(f"{path} sets {', '.join(wanted)}")
         return
     yield secret_commands.secrets_dir(path)

@@ -21,6 +21,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
+from codeb_infra.commands import backups as backup_commands
 from codeb_infra.domain.data import BACKUP_SCHEDULES, BACKUP_TOOL
 from codeb_infra.domain.services import (
     BACKUP_HOME,
@@ -64,13 +65,12 @@ def restore_drills(settings: BackupSettings) -> None:
     files.directory(name=f"Directory {BACKUP_SCRATCH}", path=BACKUP_SCRATCH, user=BACKUP_USER, group=BACKUP_USER, mode="700")
     files.put(name="codeb-backup (store, prune, status, drill, point-in-time restore)", src=str(TOOL_SOURCE),
               dest=BACKUP_TOOL, user="root", group="root", mode="755", create_remote_dir=True)
-    command = f"{BACKUP_TOOL} --root {settings.backup_root}"
-    options = {"prune": f" --keep-days {settings.keep_days} --rdb-hours {settings.rdb_hours}",
-               "drill": f" --pg-bin {settings.postgres_bin} --scratch {BACKUP_SCRATCH}"}
     for schedule in BACKUP_SCHEDULES:
-        action = schedule.arguments[0]
-        timers.job(name=f"Timer {schedule.name} ({schedule.on_calendar})", schedule=schedule,
-                   command=f"{command} {action}{options.get(action, '')}")
+        command = backup_commands.backup_job(
+            schedule.arguments[0], root=settings.backup_root, pg_bin=settings.postgres_bin, scratch=BACKUP_SCRATCH,
+            keep_days=settings.keep_days, rdb_hours=settings.rdb_hours,
+        )
+        timers.job(name=f"Timer {schedule.name} ({schedule.on_calendar})", schedule=schedule, command=command)
 
 
 @deploy("Backup access")

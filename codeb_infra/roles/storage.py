@@ -12,6 +12,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
+from codeb_infra.commands import backups as backup_commands
 from codeb_infra.domain.data import (
     POSTGRES_PASSWORDS_DIR,
     REDIS_USERS_DIR,
@@ -98,7 +99,7 @@ def backups(settings: StorageSettings) -> None:
         values={
             "wal_level": "replica",
             "archive_mode": "on",
-            "archive_command": f"{STORAGE_TOOL} archive-wal %p %f",
+            "archive_command": backup_commands.archive_command(),
             "archive_timeout": str(settings.archive_timeout),
         },
         conf_file=f"{settings.postgres_dir}/conf.d/codeb-archive.conf", unit=settings.postgres_unit,
@@ -107,4 +108,4 @@ def backups(settings: StorageSettings) -> None:
                          password_file=REDIS_PASSWORD)
     for schedule in STORAGE_SCHEDULES:
         timers.job(name=f"Timer {schedule.name} ({schedule.on_calendar})", schedule=schedule,
-                   command=f"{STORAGE_TOOL} {' '.join(schedule.arguments)}", after=settings.postgres_unit)
+                   command=backup_commands.storage_job(schedule.arguments), after=settings.postgres_unit)

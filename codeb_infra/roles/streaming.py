@@ -9,6 +9,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files
 
+from codeb_infra import images
 from codeb_infra.domain.services import (
     CENTRIFUGO_CONFIG,
     CENTRIFUGO_SECRET_KEYS,
@@ -16,7 +17,6 @@ from codeb_infra.domain.services import (
     StreamingSettings,
     centrifugo_config,
 )
-from codeb_infra import images
 from codeb_infra.operations import centrifugo, podman, secrets
 
 

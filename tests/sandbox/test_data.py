@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from codeb_infra.domain.data import PROTECTED_VARIABLES
 from codeb_infra.sandbox import SandboxInfo
 from tests.sandbox.conftest import Bootstrapped
 from tests.sandbox.data_support import (
@@ -22,7 +23,7 @@ from tests.support.sandbox_ssh import ssh
 
 pytestmark = pytest.mark.sandbox
 
-PROTECTED = ("DATABASE_URL", "POSTGRES_USER", "POSTGRES_PASSWORD", "REDIS_URL")
+PROTECTED = PROTECTED_VARIABLES
 
 
 @pytest.fixture(scope="module")
