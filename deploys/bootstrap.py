@@ -3,7 +3,7 @@
     pyinfra inventory.py deploys/bootstrap.py
 """
 
-from codeb_infra.errors import clear_errors
+from codeb_infra.controller.errors import clear_errors
 from codeb_infra.roles import bootstrap_current_host
 
 with clear_errors():

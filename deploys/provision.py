@@ -5,8 +5,8 @@
 
 from pyinfra import host
 
-from codeb_infra.errors import clear_errors
-from codeb_infra.provisioning import provision
+from codeb_infra.controller.errors import clear_errors
+from codeb_infra.flows.provision import provision
 
 with clear_errors():
     provision(host.data.get("project"))

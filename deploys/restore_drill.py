@@ -6,8 +6,8 @@ servers and checked; the result (with recovery point and recovery time) is recor
 
 from pyinfra import host
 
-from codeb_infra.domain.services import BACKUP_SCRATCH, BackupSettings
-from codeb_infra.errors import clear_errors
+from codeb_infra.config.roles import BACKUP_SCRATCH, BackupSettings
+from codeb_infra.controller.errors import clear_errors
 from codeb_infra.operations import drills
 
 with clear_errors():

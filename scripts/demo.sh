@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/tests/support/containers.conf}"
-exec codeb demo "$@"
+exec .venv/bin/python -m codeb_infra demo "$@"

@@ -8,7 +8,7 @@ from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted, safe
 from codeb_infra.domain.data import BACKUP_TOOL, STORAGE_TOOL
-from codeb_infra.domain.services import BACKUP_USER
+from codeb_infra.config.roles import BACKUP_USER
 
 
 def storage_status() -> StringCommand:

@@ -8,7 +8,7 @@ from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted
 from codeb_infra.domain.data import ProjectData
-from codeb_infra.domain.services import ip_address
+from codeb_infra.config.roles import ip_address
 
 FORMAT = (
     "DATABASE_URL=postgresql://%s:%s@%s:%s/%s\\n"

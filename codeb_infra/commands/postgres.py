@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted
-from codeb_infra.domain.services import (
+from codeb_infra.config.roles import (
     ROLE_ATTRIBUTES,
     ip_address,
     role_attributes,

@@ -8,7 +8,7 @@ import posixpath
 from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted
-from codeb_infra.domain.services import env_key
+from codeb_infra.config.roles import env_key
 
 ALPHABET = "A-Za-z0-9"
 ENV_MISSING = "__codeb_missing__"

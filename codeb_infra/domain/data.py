@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.domain.services import SECRETS_DIR
+from codeb_infra.config.roles import SECRETS_DIR
 
 POSTGRES_PASSWORDS_DIR = f"{SECRETS_DIR}/postgres"
 REDIS_USERS_DIR = f"{SECRETS_DIR}/redis-users"

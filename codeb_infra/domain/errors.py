@@ -1,4 +1,5 @@
-"""The one error type the domain raises: its message must tell a person what to do."""
+"""The error types the domain and the controller raise: each message must tell a person what to
+do, and each type carries the exit status the `codeb` command ends with (see cli/errors.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,23 @@ if TYPE_CHECKING:
 
 
 class CodebError(Exception):
-    """Invalid input or an illegal transition; safe to show to the user as is."""
+    """Invalid input or an illegal transition; safe to show to the user as is. Nothing changed."""
+
+    exit_status = 2
+    changed_nothing = True
+
+
+class RunFailed(CodebError):
+    """A server could not be reached, or a step on it failed."""
+
+    exit_status = 1
+    changed_nothing = False
+
+
+class LockHeld(CodebError):
+    """Another run holds the project's deploy lock."""
+
+    exit_status = 4
 
 
 def host_data_error(error: "ValidationError") -> CodebError:

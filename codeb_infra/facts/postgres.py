@@ -8,7 +8,7 @@ from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import postgres as postgres_commands
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.domain.services import ROLE_ATTRIBUTES
+from codeb_infra.config.roles import ROLE_ATTRIBUTES
 
 
 class PostgresLogin(FactBase[frozenset[str] | None]):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codeb_infra.domain.services import public_key
+from codeb_infra.config.roles import public_key
 from codeb_infra.facts.files import TextFile
 
 

@@ -17,7 +17,7 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files
 
 from codeb_infra.commands import ssh as ssh_commands
-from codeb_infra.domain.services import (
+from codeb_infra.config.roles import (
     BACKUP_HOME,
     BACKUP_SSH_ALIAS,
     BACKUP_USER,
@@ -26,7 +26,7 @@ from codeb_infra.domain.services import (
     known_hosts_line,
 )
 from codeb_infra.facts.ssh import SshPublicKey
-from codeb_infra.templating import render
+from codeb_infra.templates import render
 
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
 KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"

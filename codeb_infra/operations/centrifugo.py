@@ -9,10 +9,10 @@ from pyinfra.api import operation
 from pyinfra.operations import files, systemd
 
 from codeb_infra.domain.names import is_local_image
-from codeb_infra.domain.services import CENTRIFUGO_CONTAINER_CONFIG
+from codeb_infra.config.roles import CENTRIFUGO_CONTAINER_CONFIG
 from codeb_infra.facts.files import TextFile
 from codeb_infra.facts.podman import SlotRunner
-from codeb_infra.templating import render
+from codeb_infra.templates import render
 
 UNIT = "centrifugo.service"
 QUADLET_FILE = "/etc/containers/systemd/centrifugo.container"

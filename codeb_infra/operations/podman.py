@@ -21,7 +21,7 @@ from codeb_infra.facts.podman import (
     ImageId,
     PodmanNetworks,
 )
-from codeb_infra.templating import render
+from codeb_infra.templates import render
 
 QUADLET_DIR = "/etc/containers/systemd"
 

@@ -12,7 +12,7 @@ from pyinfra.operations import files
 
 from codeb_infra.commands import postgres as postgres_commands
 from codeb_infra.commands import systemd as systemd_commands
-from codeb_infra.domain.services import role_attributes
+from codeb_infra.config.roles import role_attributes
 from codeb_infra.facts.files import TextFile
 from codeb_infra.facts.postgres import (
     PostgresDatabases,

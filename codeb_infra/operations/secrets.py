@@ -9,7 +9,7 @@ from pyinfra.api import operation
 from pyinfra.facts.files import File
 
 from codeb_infra.commands import secrets as secret_commands
-from codeb_infra.domain.services import env_key
+from codeb_infra.config.roles import env_key
 from codeb_infra.facts.secrets import EnvFileKeys
 
 

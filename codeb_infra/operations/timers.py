@@ -10,7 +10,7 @@ from pyinfra.operations import files, systemd
 
 from codeb_infra.domain.data import Schedule
 from codeb_infra.facts.files import TextFile
-from codeb_infra.templating import render
+from codeb_infra.templates import render
 
 UNIT_DIR = "/etc/systemd/system"
 

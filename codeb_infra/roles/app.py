@@ -12,9 +12,9 @@ from pyinfra.operations import apt, files, pip, server, systemd
 
 from codeb_infra.operations import podman, registry
 from codeb_infra.roles.dns import powerdns
-from codeb_infra.settings import HostSettings
-from codeb_infra.sites import render_caddyfile
-from codeb_infra.templating import render
+from codeb_infra.config.app import HostSettings
+from codeb_infra.templates.caddy import render_caddyfile
+from codeb_infra.templates import render
 
 CADDY_VERSION = "2.11.7"
 TOOLS_VENV = "/opt/codeb/tools"

@@ -23,7 +23,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from codeb_infra.commands import backups as backup_commands
 from codeb_infra.domain.data import BACKUP_SCHEDULES, BACKUP_TOOL
-from codeb_infra.domain.services import (
+from codeb_infra.config.roles import (
     BACKUP_HOME,
     BACKUP_SCRATCH,
     BACKUP_USER,

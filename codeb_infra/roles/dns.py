@@ -12,8 +12,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
 from codeb_infra.operations import powerdns as pdns
-from codeb_infra.settings import DnsSettings
-from codeb_infra.templating import render
+from codeb_infra.config.app import DnsSettings
+from codeb_infra.templates import render
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_pdns.py"
 PDNS_CONF_DIR = "/etc/powerdns/pdns.d"  # Debian's pdns.conf includes every file here

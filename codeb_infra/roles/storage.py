@@ -19,7 +19,7 @@ from codeb_infra.domain.data import (
     STORAGE_SCHEDULES,
     STORAGE_TOOL,
 )
-from codeb_infra.domain.services import (
+from codeb_infra.config.roles import (
     POSTGRES_ADMIN_PASSWORD,
     REDIS_ACL,
     REDIS_CONFIG,
@@ -27,7 +27,7 @@ from codeb_infra.domain.services import (
     StorageSettings,
 )
 from codeb_infra.operations import postgres, redis, secrets, timers
-from codeb_infra.templating import render
+from codeb_infra.templates import render
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_storage.py"
 REDIS_PERSISTENCE = {"appendonly": "yes", "appendfsync": "everysec"}

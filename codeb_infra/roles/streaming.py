@@ -9,8 +9,8 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files
 
-from codeb_infra import images
-from codeb_infra.domain.services import (
+from codeb_infra.controller import images
+from codeb_infra.config.roles import (
     CENTRIFUGO_CONFIG,
     CENTRIFUGO_SECRET_KEYS,
     CENTRIFUGO_SECRETS,

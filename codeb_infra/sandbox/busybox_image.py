@@ -13,7 +13,7 @@ from pathlib import Path
 
 from codeb_infra.commands import podman as podman_commands
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.images import local_engine
+from codeb_infra.controller.images import local_engine
 
 BUSYBOX = Path("/bin/busybox")
 CONTENT_LABEL = "codeb.test.content"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from codeb_infra.local_tools import caddy_binary
+from codeb_infra.controller.local_tools import caddy_binary
 from codeb_infra.sandbox.standin import STANDIN_IMAGE, standin_archive
 
 from .model import ROLES, SandboxError, ServerInfo

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codeb_infra import images
+from codeb_infra.controller import images
 from codeb_infra.sandbox.busybox_image import build_busybox_image
 
 STANDIN_IMAGE = "localhost/centrifugo-standin:latest"

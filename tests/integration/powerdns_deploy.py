@@ -7,10 +7,10 @@ from pyinfra import host
 from pyinfra.operations import files
 
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.errors import clear_errors
+from codeb_infra.controller.errors import clear_errors
 from codeb_infra.operations import powerdns as pdns
 from codeb_infra.roles import dns as dns_role
-from codeb_infra.settings import DnsSettings
+from codeb_infra.config.app import DnsSettings
 
 LONG_TXT = 'k=' + "0123456789" * 30 + ' "quoted" \\ end'  # 300+ characters: two character-strings
 

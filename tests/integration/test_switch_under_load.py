@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from codeb_infra import flows, runner
+from codeb_infra import flows
+from codeb_infra.controller import runner
 from codeb_infra.domain.requests import SlotRequest
 from tests.support.load import Switch, summarize_switches
 from tests.support.load_process import LoadProcess

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from codeb_infra import probe
+from codeb_infra.controller import probe
 from codeb_infra.sandbox import SandboxInfo
 from codeb_infra.sandbox.engine import connect
 from tests.sandbox.conftest import Bootstrapped

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from codeb_infra.domain.services import (
+from codeb_infra.config.roles import (
     BACKUP_AREAS,
     BACKUP_KEY_NAME,
     CENTRIFUGO_SECRETS,

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from codeb_infra.local_tools import caddy_binary, caddy_version  # noqa: F401
+from codeb_infra.controller.local_tools import caddy_binary, caddy_version  # noqa: F401
 
 from .running import StartStop
 from .net import LOOPBACK, free_loopback_port

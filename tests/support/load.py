@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from codeb_infra.probe import PinnedHTTPSConnection
+from codeb_infra.controller.probe import PinnedHTTPSConnection
 
 from .running import StartStop
 from .net import split_loopback_url

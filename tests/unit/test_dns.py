@@ -204,7 +204,7 @@ def test_owned_rrsets():
 
 
 def test_dns_settings_from_host_data():
-    from codeb_infra.settings import DnsSettings
+    from codeb_infra.config.app import DnsSettings
 
     settings = DnsSettings.from_data({"private_address": "158.247.203.55", "dns_zones": "codeb.kr, example.com",
                                       "pdns_api_port": "18081", "dns_listen": "158.247.203.55,127.0.0.1"})

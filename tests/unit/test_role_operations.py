@@ -13,7 +13,7 @@ from pyinfra.api.exceptions import OperationError
 from pyinfra.context import ctx_host
 from pyinfra.facts.files import File
 
-from codeb_infra.domain.services import BackupAccess
+from codeb_infra.config.roles import BackupAccess
 from codeb_infra.facts.files import TextFile
 from codeb_infra.facts.podman import SlotRunner
 from codeb_infra.facts.postgres import PostgresLogin

@@ -13,7 +13,7 @@ from codeb_infra.commands import redis as redis_commands
 from codeb_infra.commands import secrets as secret_commands
 from codeb_infra.commands import ssh as ssh_commands
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.domain.services import (
+from codeb_infra.config.roles import (
     CENTRIFUGO_SECRET_KEYS,
     BackupAccess,
     StorageSettings,
@@ -24,7 +24,7 @@ from codeb_infra.domain.services import (
     known_hosts_line,
     role_name,
 )
-from codeb_infra.templating import render
+from codeb_infra.templates import render
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKw98fPrRNYICGVqcpBfXZ9iBbuWpAxI8jeuqv1YymaB postgres@storage codeb-backup"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.settings import HostSettings
-from codeb_infra.sites import render_caddyfile
+from codeb_infra.config.app import HostSettings
+from codeb_infra.templates.caddy import render_caddyfile
 
 STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 ACME = {"tls": "acme", "acme_ca": STAGING, "acme_ca_root": "/etc/codeb/test-ca.pem", "acme_email": "ops@codeb.kr"}

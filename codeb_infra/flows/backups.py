@@ -11,11 +11,11 @@ from typing import Any
 
 from pyinfra import host
 
-from codeb_infra import runner
+from codeb_infra.controller import runner
 from codeb_infra.commands import backups as backup_commands
 from codeb_infra.domain import data
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.domain.services import BACKUP_SCRATCH, BackupSettings, StorageSettings
+from codeb_infra.config.roles import BACKUP_SCRATCH, BackupSettings, StorageSettings
 from codeb_infra.facts.backups import BackupStoreStatus, StorageBackupStatus
 from codeb_infra.facts.postgres import PostgresDatabases
 

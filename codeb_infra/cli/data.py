@@ -8,17 +8,17 @@ from datetime import datetime
 
 import click
 
-from codeb_infra import backups, runner
-from codeb_infra.cli_support import guard, inventory_option, report
+from codeb_infra.cli.options import inventory_option, report
+from codeb_infra.controller import runner
 from codeb_infra.domain.data import ProjectData
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.provisioning import provision as provision_flow
+from codeb_infra.flows import backups
+from codeb_infra.flows.provision import provision as provision_flow
 
 
 @click.command()
 @click.argument("project")
 @inventory_option
-@guard
 def provision(project: str, inventory: str) -> None:
     """Give PROJECT its database, role and Redis user; write its master env on the app server."""
     ProjectData.of(project)
@@ -33,7 +33,6 @@ def backup() -> None:
 @backup.command("status")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @inventory_option
-@guard
 def backup_status(as_json: bool, inventory: str) -> None:
     """Age and size of each kind of backup and the last drill; exits 1 when any is missing or late."""
     report = backups.status(inventory)
@@ -52,7 +51,6 @@ def backup_status(as_json: bool, inventory: str) -> None:
 @backup.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="print the drill's record as JSON")
 @inventory_option
-@guard
 def backup_verify(as_json: bool, inventory: str) -> None:
     """Restore drill: latest base backup + WAL, dumps, RDB and AOF into scratch servers, checked."""
     ok, record, said = backups.verify(inventory)
@@ -75,7 +73,6 @@ def backup_verify(as_json: bool, inventory: str) -> None:
 @click.option("--to", "target", help="ISO time with zone, e.g. 2026-11-22T10:15:00+00:00, or `latest`")
 @click.option("--drop", "drop", metavar="NAME", help="stop and remove a scratch restore made before")
 @inventory_option
-@guard
 def backup_restore_pitr(database: str | None, target: str | None, drop: str | None, inventory: str) -> None:
     """Restore DATABASE as it was at --to (or everything archived: --to latest) into a scratch
     server on the backup server, never over the live one, and print how to connect to it."""
@@ -94,7 +91,6 @@ def backup_restore_pitr(database: str | None, target: str | None, drop: str | No
 @backup.command("now")
 @click.argument("kinds", nargs=-1, type=click.Choice(sorted(backups.JOBS)))
 @inventory_option
-@guard
 def backup_now(kinds: tuple[str, ...], inventory: str) -> None:
     """Take backups now instead of waiting for their timers (default: base, dump and redis)."""
     failed = False
@@ -103,3 +99,6 @@ def backup_now(kinds: tuple[str, ...], inventory: str) -> None:
         click.secho(f"{kind}: {'done' if result.ok else 'FAILED ' + result.stderr.strip()[-500:]}", fg=None if result.ok else "red")
         failed = failed or not result.ok
     sys.exit(1 if failed else 0)
+
+
+COMMANDS = (provision, backup)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from codeb_infra.domain.names import Environment
-from codeb_infra.settings import HostSettings
-from codeb_infra.templating import render
+from codeb_infra.config.app import HostSettings
+from codeb_infra.templates import render
 
 
 def render_caddyfile(settings: HostSettings) -> str:

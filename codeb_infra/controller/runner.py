@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyinfra.api import Config, State
+from pyinfra.api.state import BaseStateCallback
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
 from pyinfra.api.exceptions import PyinfraError
@@ -17,7 +18,7 @@ from pyinfra.api.operations import run_ops
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 from codeb_infra import flows
-from codeb_infra.domain.errors import CodebError
+from codeb_infra.domain.errors import CodebError, RunFailed
 
 
 @dataclass
@@ -37,31 +38,71 @@ def _configure_logging(verbose: bool) -> None:
     logger.setLevel(logging.INFO if verbose else logging.ERROR)
 
 
-def _state(inventory: str, data: dict[str, Any] | None) -> State:
+class _ConnectErrors(BaseStateCallback):
+    """Keeps each host's SSH error, so an unreachable server is named with its reason."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, str] = {}
+
+    def host_connect_error(self, state: State, host: Any, error: Any) -> None:  # type: ignore[override]
+        self.errors[host.name] = str(error.args[0] if error.args else error)
+
+
+def _unreachable(errors: dict[str, str]) -> RunFailed:
+    said = "; ".join(f"{name}: {message}" for name, message in sorted(errors.items()))
+    return RunFailed(f"cannot reach {said} (check the server's address, SSH port, user and key in the inventory)")
+
+
+def _load_inventory(inventory: str, state: State, data: dict[str, Any] | None) -> Any:
     # Imported here: pyinfra_cli gevent-patches the whole process when imported, which only a run needs.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gevent's note that ssl was imported before patching
         from pyinfra_cli.inventory import make_inventory
 
+    if inventory.endswith(".py") and not os.path.isfile(inventory):
+        raise CodebError(f"inventory file {inventory} does not exist (pass -i PATH, or -i @local)")
+    try:
+        return make_inventory(inventory, cwd=state.cwd, override_data=data or {})
+    except CodebError:
+        raise
+    except Exception as error:  # an inventory file is user code: whatever it raises is bad input
+        raise CodebError(f"inventory {inventory} could not be loaded: {type(error).__name__}: {error}") from None
+
+
+def _state(inventory: str, data: dict[str, Any] | None) -> State:
     # As pyinfra's CLI does: inventory files are executed with a state in context.
     state = State(check_for_changes=True)
     state.cwd = os.getcwd()
     ctx_state.set(state)
-    loaded = make_inventory(inventory, cwd=state.cwd, override_data=data or {})
+    loaded = _load_inventory(inventory, state, data)
     ctx_inventory.set(loaded)
     state.init(loaded, Config())
     state.print_output = False
     state.print_noop_info = True
-    connect_all(state)
+    connect_errors = _ConnectErrors()
+    state.add_callback_handler(connect_errors)
+    try:
+        connect_all(state)
+    except PyinfraError:
+        raise _unreachable(connect_errors.errors) from None
+    state.codeb_connect_errors = connect_errors.errors  # type: ignore[attr-defined]
     return state
 
 
+def _require_connected(state: State, hosts: list[Any]) -> None:
+    errors = {h.name: state.codeb_connect_errors.get(h.name, "not connected") for h in hosts if h not in state.active_hosts}  # type: ignore[attr-defined]
+    if errors:
+        raise _unreachable(errors)
+
+
 def app_hosts(state: State) -> list:
+    """The inventory's app hosts; an unreachable one is an error naming it and why."""
     hosts = []
-    for host in state.inventory.get_active_hosts():
+    for host in state.inventory:
         with ctx_state.use(state), ctx_host.use(host):
             if flows.is_app_host():
                 hosts.append(host)
+    _require_connected(state, hosts)
     return hosts
 
 
@@ -71,6 +112,8 @@ def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[st
     _configure_logging(verbose)
     state = _state(inventory, data)
     try:
+        if every_host:
+            _require_connected(state, list(state.inventory))
         hosts = list(state.inventory.get_active_hosts()) if every_host else app_hosts(state)
         if not hosts:
             raise CodebError(f"{inventory} has no app host (group `app`, or @local)")
@@ -105,7 +148,7 @@ def read_groups(inventory: str, readers: dict[str, Callable[[], Any]], data: dic
     _configure_logging(False)
     try:
         state = _state(inventory, data)
-    except PyinfraError:
+    except RunFailed:
         return {group: None for group in readers}
     try:
         results: dict[str, Any] = {}

@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from codeb_infra import flows, probe, runner
+from codeb_infra import flows
+from codeb_infra.controller import probe, runner
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
 from codeb_infra.facts.files import TextFile

@@ -1,0 +1,123 @@
+"""`codeb deploy|promote|rollback|cleanup|remove|status`: one project/env's slots."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from codeb_infra import flows
+from codeb_infra.cli.options import (
+    data_option,
+    env_option,
+    inventory_option,
+    lock_options,
+    parse_data,
+    report,
+)
+from codeb_infra.controller import runner
+from codeb_infra.domain.requests import DeployRequest, SlotRequest
+
+
+def _slot_request(project: str, env: str, lock_wait: float = 0.0, break_lock: bool = False, **more: object) -> SlotRequest:
+    return SlotRequest.from_data({"project": project, "env": env, "lock_wait": lock_wait, "break_lock": break_lock, **more})
+
+
+@click.command()
+@click.argument("project")
+@click.option("--image", required=True, help="image reference, e.g. registry.example.com/app:1.2 or localhost/app:v2")
+@click.option("--container-port", default=3000, show_default=True)
+@click.option("--health-path", default="/health", show_default=True)
+@click.option("--domain", default=None, help="main domain (default: PROJECT.BASE_DOMAIN)")
+@click.option("--alias", "aliases", multiple=True, help="a custom domain served like the main one (repeat for several)")
+@click.option("--push", is_flag=True, help="copy IMAGE from this machine to the server over SSH (no registry needed)")
+@click.option("--force", is_flag=True, help="deploy over a slot in its grace period (ends the rollback window)")
+@env_option
+@lock_options
+@data_option
+@inventory_option
+def deploy(project: str, image: str, container_port: int, health_path: str, domain: str | None, aliases: tuple[str, ...],
+           push: bool, force: bool, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...], inventory: str) -> None:
+    """Deploy IMAGE into the inactive slot of PROJECT and print its preview URL."""
+    request = DeployRequest.from_data({
+        "project": project, "image": image, "env": env, "container_port": container_port,
+        "health_path": health_path, "domain": domain, "aliases": list(aliases) if aliases else None,
+        "push": push, "force": force, "lock_wait": lock_wait, "break_lock": break_lock,
+    })
+    report(runner.run_flow(inventory, flows.deploy_release, request, data=parse_data(host_data)))
+
+
+@click.command()
+@click.argument("project")
+@env_option
+@lock_options
+@data_option
+@inventory_option
+def promote(project: str, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...], inventory: str) -> None:
+    """Switch PROJECT's domain to its deployed slot."""
+    request = _slot_request(project, env, lock_wait, break_lock)
+    report(runner.run_flow(inventory, flows.promote, request, data=parse_data(host_data)))
+
+
+@click.command()
+@click.argument("project")
+@click.option("--to", default=None, help="slot to make active (blue/green); makes a rerun a no-op")
+@env_option
+@lock_options
+@data_option
+@inventory_option
+def rollback(project: str, to: str | None, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...],
+             inventory: str) -> None:
+    """Switch PROJECT's domain back to the slot in grace."""
+    request = _slot_request(project, env, lock_wait, break_lock, to=to)
+    report(runner.run_flow(inventory, flows.rollback, request, data=parse_data(host_data)))
+
+
+@click.command()
+@click.argument("project")
+@click.option("--force", is_flag=True, help="also remove slots still in grace, and failed slots")
+@env_option
+@lock_options
+@data_option
+@inventory_option
+def cleanup(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...],
+            inventory: str) -> None:
+    """Remove PROJECT's slots whose grace period ended."""
+    request = _slot_request(project, env, lock_wait, break_lock, force=force)
+    report(runner.run_flow(inventory, flows.cleanup, request, data=parse_data(host_data)))
+
+
+@click.command()
+@click.argument("project")
+@click.option("--force", is_flag=True, help="remove even while the project serves its domain")
+@env_option
+@lock_options
+@data_option
+@inventory_option
+def remove(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...],
+           inventory: str) -> None:
+    """Take PROJECT off the server: containers, site, DNS records, registry (--force if live)."""
+    request = _slot_request(project, env, lock_wait, break_lock, force=force)
+    report(runner.run_flow(inventory, flows.remove_project, request, data=parse_data(host_data)))
+
+
+@click.command()
+@click.argument("project")
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@data_option
+@inventory_option
+def status(project: str, env: str, as_json: bool, host_data: tuple[str, ...], inventory: str) -> None:
+    """Show PROJECT's slots as recorded and as running."""
+    request = _slot_request(project, env)
+    for found in runner.read_facts(inventory, flows.status, request, data=parse_data(host_data)):
+        if as_json:
+            click.echo(json.dumps(found, indent=2))
+            continue
+        click.echo(f"{found['project']}/{found['env']}  domain {found['domain']}  active: {found['active_slot'] or '-'}")
+        for slot, info in found["slots"].items():
+            click.echo(f"  {slot:5} {info['state']:8} port {info['port']}  {info['image'] or '-'}  container: {info['container'] or '-'}"
+                       + (f"  grace until {info['grace_until']}" if info["grace_until"] else ""))
+
+
+COMMANDS = (deploy, promote, rollback, cleanup, remove, status)

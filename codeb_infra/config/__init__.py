@@ -1,0 +1,1 @@
+"""Validated settings of each server role, read from pyinfra host data."""

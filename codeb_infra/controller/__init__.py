@@ -1,0 +1,1 @@
+"""What runs on the machine that drives the servers: pyinfra runs, local images, probes, the demo."""
