@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 from codeb_infra.commands import podman as podman_commands
-from codeb_infra.domain.errors import CodebError
 from codeb_infra.controller.images import local_engine
+from codeb_infra.domain.errors import CodebError
 
 BUSYBOX = Path("/bin/busybox")
 CONTENT_LABEL = "codeb.test.content"

@@ -17,6 +17,7 @@ from .model import (
     SandboxInfo,
     ServerInfo,
     container_name,
+    network_name,
 )
 from .servers import (
     create_server,
@@ -143,6 +144,7 @@ def _info(paths: StatePaths, servers: dict[str, ServerInfo], *, changed: bool) -
         state_dir=paths.root,
         inventory=paths.inventory,
         ssh_key=paths.key,
+        network=network_name(),
         servers=servers,
         changed=changed,
     )

@@ -3,6 +3,8 @@ report about them."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -10,7 +12,8 @@ from pydantic import BaseModel, ConfigDict
 from codeb_infra.domain.errors import CodebError
 
 ROLES: tuple[str, ...] = ("app", "streaming", "storage", "backup")
-NETWORK = "codeb-sandbox"
+INSTANCE_VAR = "CODEB_SANDBOX_NAME"
+DEFAULT_INSTANCE = "codeb-sandbox"
 LABEL = "codeb.sandbox"
 ROLE_LABEL = "codeb.sandbox.role"
 STATE_DIR_LABEL = "codeb.sandbox.state-dir"
@@ -22,8 +25,21 @@ class SandboxError(CodebError):
     """The sandbox cannot be brought to the asked state; the message says what to do about it."""
 
 
+def instance() -> str:
+    """The sandbox's name ($CODEB_SANDBOX_NAME, default codeb-sandbox): its network, the prefix of
+    its servers' names and its label value, so several sandboxes can live on one engine."""
+    name = os.environ.get(INSTANCE_VAR) or DEFAULT_INSTANCE
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", name):
+        raise SandboxError(f"${INSTANCE_VAR}={name!r}: use up to 31 lowercase letters, digits or '-'")
+    return name
+
+
+def network_name() -> str:
+    return instance()
+
+
 def container_name(role: str) -> str:
-    return f"codeb-sandbox-{role}"
+    return f"{instance()}-{role}"
 
 
 class ServerInfo(BaseModel):
@@ -45,7 +61,7 @@ class SandboxInfo(BaseModel):
     state_dir: Path
     inventory: Path
     ssh_key: Path
-    network: str = NETWORK
+    network: str = DEFAULT_INSTANCE
     servers: dict[str, ServerInfo]
     changed: bool = False
     """False when `up` found the sandbox already running and left it alone."""

@@ -22,12 +22,13 @@ from .model import (
     FIRST_SSH_PORT,
     FIRST_WEB_PORT,
     LABEL,
-    NETWORK,
     ROLE_LABEL,
     STATE_DIR_LABEL,
     SandboxError,
     ServerInfo,
     container_name,
+    instance,
+    network_name,
 )
 
 BOOT_TIMEOUT = 180
@@ -37,14 +38,14 @@ ULIMITS = [Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", sof
 
 
 def find_containers(engine: Engine) -> dict[str, Container]:
-    containers = engine.client.containers.list(all=True, filters={"label": f"{LABEL}=1"})
+    containers = engine.client.containers.list(all=True, filters={"label": f"{LABEL}={instance()}"})
     return {c.labels.get(ROLE_LABEL, c.name): c for c in containers}
 
 
 def server_info(container: Container) -> ServerInfo:
     settings = container.attrs.get("NetworkSettings") or {}
     bindings = (settings.get("Ports") or {}).get("22/tcp") or []
-    network = (settings.get("Networks") or {}).get(NETWORK) or {}
+    network = (settings.get("Networks") or {}).get(network_name()) or {}
     return ServerInfo(
         role=container.labels.get(ROLE_LABEL, container.name),
         container=container.name,
@@ -65,13 +66,13 @@ def _published(settings: dict[str, Any], port: str) -> int | None:
 def ensure_network(engine: Engine) -> bool:
     """Create the sandbox network unless it exists; True when it was created."""
     try:
-        network = engine.client.networks.get(NETWORK)
+        network = engine.client.networks.get(network_name())
     except NotFound:
-        engine.client.networks.create(NETWORK, driver="bridge", labels={LABEL: "1"})
+        engine.client.networks.create(network_name(), driver="bridge", labels={LABEL: instance()})
         return True
-    if (network.attrs.get("Labels") or {}).get(LABEL) != "1":
+    if (network.attrs.get("Labels") or {}).get(LABEL) != instance():
         raise SandboxError(
-            f"A network named {NETWORK} exists but was not made by the sandbox; "
+            f"A network named {network_name()} exists but was not made by the sandbox; "
             "remove or rename it."
         )
     return False
@@ -110,11 +111,11 @@ def create_server(
             name=container_name(role),
             hostname=role,
             detach=True,
-            labels={LABEL: "1", ROLE_LABEL: role, STATE_DIR_LABEL: str(state_dir)},
+            labels={LABEL: instance(), ROLE_LABEL: role, STATE_DIR_LABEL: str(state_dir)},
             ports={"22/tcp": ("127.0.0.1", ssh_port), **_web_ports(role)},
             ulimits=ULIMITS,
-            network=NETWORK,
-            networking_config={NETWORK: engine.client.api.create_endpoint_config(aliases=[role])},
+            network=network_name(),
+            networking_config={network_name(): engine.client.api.create_endpoint_config(aliases=[role])},
             **_systemd_options(engine, role),
         )
     except APIError as error:
@@ -200,10 +201,10 @@ def _ssh_banner(port: int) -> bool:
 def remove_all(engine: Engine) -> list[str]:
     """Remove every container and network labelled as the sandbox's; return their names."""
     removed = []
-    for container in engine.client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+    for container in engine.client.containers.list(all=True, filters={"label": f"{LABEL}={instance()}"}):
         container.remove(force=True)
         removed.append(container.name)
-    for network in engine.client.networks.list(filters={"label": f"{LABEL}=1"}):
+    for network in engine.client.networks.list(filters={"label": f"{LABEL}={instance()}"}):
         network.remove()
         removed.append(network.name)
     return removed

@@ -18,8 +18,11 @@ def resolve_state_dir(state_dir: Path | None = None) -> Path:
         return Path(state_dir).expanduser().absolute()
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR]).expanduser().absolute()
+    from codeb_infra.sandbox.model import DEFAULT_INSTANCE, instance
+
     data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home) / "codeb" / "sandbox"
+    name = instance()
+    return Path(data_home) / "codeb" / ("sandbox" if name == DEFAULT_INSTANCE else name)
 
 
 @dataclass(frozen=True)

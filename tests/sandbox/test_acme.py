@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from codeb_infra.config.app import HostSettings
 from codeb_infra.controller import probe
 from codeb_infra.sandbox import SandboxInfo
-from codeb_infra.config.app import HostSettings
 from tests.sandbox.conftest import Bootstrapped, must
 from tests.sandbox.test_e2e import codeb, ok, run
 from tests.support.images import ensure_images

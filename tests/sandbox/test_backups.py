@@ -16,6 +16,7 @@ import pytest
 
 from codeb_infra.sandbox import SandboxInfo
 from codeb_infra.sandbox.engine import connect
+from codeb_infra.sandbox.model import container_name
 from tests.sandbox.conftest import Bootstrapped
 from tests.sandbox.data_support import must, redis_admin, sql, storage_status, wait_for
 from tests.sandbox.test_e2e import codeb, ok, pyinfra
@@ -217,7 +218,7 @@ def test_redis_killed_keeps_what_was_written_a_second_before(backed_up: SandboxI
 
 def _backup_sshd(action: str) -> None:
     with connect(echo=lambda _: None) as engine:
-        container = engine.client.containers.get("codeb-sandbox-backup")
+        container = engine.client.containers.get(container_name("backup"))
         code, output = container.exec_run(["systemctl", action, "ssh.socket", "ssh.service"])
         assert code == 0 or action == "stop", output
 

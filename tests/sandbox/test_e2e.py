@@ -18,9 +18,9 @@ from codeb_infra.sandbox import SandboxInfo
 from codeb_infra.sandbox.engine import connect
 from tests.sandbox.conftest import Bootstrapped
 from tests.support.images import ensure_images
-from tests.support.sandbox_ssh import ssh
 from tests.support.load import Switch, summarize_switches
 from tests.support.load_process import LoadProcess
+from tests.support.sandbox_ssh import ssh
 
 pytestmark = pytest.mark.sandbox
 
