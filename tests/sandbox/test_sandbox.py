@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from codeb_infra.sandbox import ROLES, SandboxInfo, down, status, up
 from codeb_infra.sandbox.engine import connect
 from codeb_infra.sandbox.image import ImageRecipe
+from codeb_infra.sandbox.model import INSTANCE_VAR, instance
 from tests.support.sandbox_ssh import ssh
 
 pytestmark = pytest.mark.sandbox
@@ -34,20 +36,21 @@ class Sandbox:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    if status(echo=quiet) is not None:
-        pytest.fail(
-            "A sandbox already runs on this engine and these tests would remove it; "
-            "run `codeb sandbox down` first."
-        )
-    state_dir = tmp_path_factory.mktemp("sandbox-state")
-    output: list[str] = []
-    started = time.monotonic()
-    info = up(state_dir, echo=output.append)
-    print(f"\nup (from nothing): {time.monotonic() - started:.1f}s")
-    try:
-        yield Sandbox(state_dir, info, output)
-    finally:
-        down(state_dir, echo=quiet)
+    """A sandbox of its own, under an instance name no other sandbox uses (the demo's, the shared
+    one and others may run beside it on the same engine)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(INSTANCE_VAR, f"{instance()[:20]}-t{os.getpid() % 10**6}")
+        if status(echo=quiet) is not None:
+            pytest.fail(f"A sandbox named {instance()} already runs on this engine; `codeb sandbox down` it first.")
+        state_dir = tmp_path_factory.mktemp("sandbox-state")
+        output: list[str] = []
+        started = time.monotonic()
+        info = up(state_dir, echo=output.append)
+        print(f"\nup (from nothing): {time.monotonic() - started:.1f}s")
+        try:
+            yield Sandbox(state_dir, info, output)
+        finally:
+            down(state_dir, echo=quiet)
 
 
 def test_up_reports_four_running_servers_and_how_to_use_them(sandbox: Sandbox) -> None:
@@ -175,13 +178,13 @@ def test_down_removes_exactly_the_sandbox(sandbox: Sandbox) -> None:
             left = {c.name for c in client.containers.list(all=True)}
             networks = {n.name for n in client.networks.list()}
             assert not left & set(names)
-            assert "codeb-sandbox" not in networks
+            assert instance() not in networks
             assert "codeb-sandbox-decoy" in left
             assert "codeb-sandbox-decoy" in networks
             assert client.images.get(ImageRecipe().tag)
             assert set(removed) == {
                 *names,
-                "codeb-sandbox",
+                instance(),
                 str(sandbox.info.inventory),
                 str(sandbox.info.ssh_key),
                 f"{sandbox.info.ssh_key}.pub",
