@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/tests/support/containers.conf}"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/codeb_infra/sandbox/containers.conf}"
 exec .venv/bin/python -m codeb_infra demo "$@"

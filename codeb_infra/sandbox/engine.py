@@ -46,12 +46,16 @@ def candidate_sockets() -> list[str]:
     return [f"unix://{path}" for path in paths if Path(path).is_socket()]
 
 
+CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
+
+
 @contextmanager
 def connect(echo: Callable[[str], None] = print) -> Iterator[Engine]:
     """Yield an engine: $DOCKER_HOST, else a running engine's socket, else a podman service.
 
-    A podman service started here inherits $CONTAINERS_CONF and is stopped on exit; the containers
-    it started keep running under their own conmon processes.
+    A podman service started here uses $CONTAINERS_CONF, else the containers.conf shipped beside
+    this module (runc and open-file limits that work on cgroups-v1 VMs too), and is stopped on
+    exit; the containers it started keep running under their own conmon processes.
     """
     if os.environ.get("DOCKER_HOST"):
         # from_env also honours DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
@@ -105,6 +109,7 @@ def _podman_service(echo: Callable[[str], None]) -> Iterator[docker.DockerClient
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 ["podman", "system", "service", "--time=0", url],
+                env={**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF") or str(CONTAINERS_CONF)},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
