@@ -1,16 +1,15 @@
-#!/usr/bin/env python3
 """codeb-storage: the storage server's side of PostgreSQL and Redis backups.
 
 WAL archiving (PostgreSQL's archive_command), base backups, per-project dumps and Redis snapshots,
 each shipped to the backup server with its sha256 and a meta file written last; standard library only.
+The installed entry script (bin/codeb-storage) runs `main`.
 """
 
+from __future__ import annotations
+
 import argparse
-import datetime
-import hashlib
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -20,16 +19,9 @@ import tarfile
 import tempfile
 import time
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from . import codeb_common as common
+from .codeb_common import DB_NAME, EXIT_FAILED, EXIT_USAGE, WAL_NAME, Failure, canary_summary_sql, parse_canary_summary
 
-# The canary summary both codeb-storage (when it writes a backup) and codeb-backup (when it checks a
-# restore) run; codeb_backup.py holds a deliberate twin of this constant (a unit test keeps them equal).
-CANARY_SUMMARY_SQL = (
-    "SELECT count(*), coalesce(max(id), 0), "
-    "md5(coalesce(string_agg(id::text || ':' || token, ',' ORDER BY id), '')) "
-    "FROM codeb_backup.canary WHERE id <= {last_id}"
-)
 CANARY_SETUP_SQL = (
     "CREATE SCHEMA IF NOT EXISTS codeb_backup; "
     "REVOKE ALL ON SCHEMA codeb_backup FROM PUBLIC; "
@@ -41,31 +33,8 @@ PROJECT_DATABASES_SQL = (
     "WHERE shobj_description(oid, 'pg_database') LIKE 'codeb project %' ORDER BY datname"
 )
 DEFAULT_SHIP = ["ssh", "-o", "BatchMode=yes", "codeb-backup", "/usr/local/lib/codeb/codeb-backup", "put"]
-DB_NAME = re.compile(r"[a-z0-9_]{1,63}")
-WAL_NAME = re.compile(r"[0-9A-F]{24}(?:\.partial|\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history")
 REDIS_ERRORS = ("ERR", "NOAUTH", "WRONGPASS", "LOADING", "MISCONF", "READONLY", "BUSY", "NOPERM",
                 "Could not connect", "AUTH failed")
-
-
-class Failure(Exception):
-    """A step that failed; the message names what and why."""
-
-
-def canary_summary_sql(last_id):
-    return CANARY_SUMMARY_SQL.format(last_id=int(last_id))
-
-
-def parse_canary_summary(output, last_id):
-    rows, _max_id, checksum = output.strip().split("|")
-    return {"last_id": int(last_id), "rows": int(rows), "checksum": checksum}
-
-
-def parse_backup_label(text):
-    """The start WAL file name from a backup_label file."""
-    match = re.search(r"^START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)$", text, re.MULTILINE)
-    if not match:
-        raise ValueError("backup_label has no START WAL LOCATION line")
-    return match.group(1)
 
 
 def parse_info(text):
@@ -78,37 +47,8 @@ def parse_info(text):
     return fields
 
 
-def _now():
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-
-
-def _stamp(moment):
-    return moment.strftime("%Y%m%dT%H%M%SZ")
-
-
-def _iso(moment):
-    return moment.isoformat()
-
-
-def _sha256(handle):
-    handle.seek(0)
-    digest = hashlib.sha256()
-    for block in iter(lambda: handle.read(1 << 20), b""):
-        digest.update(block)
-    handle.seek(0)
-    return digest.hexdigest()
-
-
 def _size(handle):
     return os.fstat(handle.fileno()).st_size
-
-
-def _run(argv, what, **kwargs):
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-        raise Failure(f"{what} failed (exit {result.returncode}): {' / '.join(detail)}")
-    return result.stdout
 
 
 # ---------------------------------------------------------------- shipping
@@ -138,13 +78,13 @@ def ship_json(rel, data, replace=False):
     with tempfile.TemporaryFile() as handle:
         handle.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
         handle.flush()
-        return ship(rel, handle, _sha256(handle), replace=replace)
+        return ship(rel, handle, common.sha256(handle), replace=replace)
 
 
 def ship_file(rel, path, replace=False):
     """Ship a file; returns {"size", "sha256"} of exactly what was sent (one open file, read twice)."""
     with open(path, "rb") as handle:
-        sha256 = _sha256(handle)
+        sha256 = common.sha256(handle)
         ship(rel, handle, sha256, replace=replace)
         return {"size": _size(handle), "sha256": sha256}
 
@@ -159,7 +99,7 @@ def _as_postgres(argv):
 def psql(args, database, sql):
     argv = _as_postgres([os.path.join(args.pg_bin, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
                          "-d", database, "-c", sql])
-    return _run(argv, f"psql in {database}", cwd="/").strip()
+    return common.run(argv, f"psql in {database}", cwd="/").strip()
 
 
 def project_databases(args):
@@ -185,7 +125,7 @@ def archive_wal(args):
         return EXIT_USAGE
     try:
         with open(args.path, "rb") as handle:
-            sha256 = _sha256(handle)
+            sha256 = common.sha256(handle)
             reply = ship(f"wal/{args.name}", handle, sha256)
     except (OSError, Failure) as error:
         sys.stderr.write(f"archive-wal {args.name}: {error}\n")
@@ -198,21 +138,21 @@ def read_start_wal(tar_path):
     with tarfile.open(tar_path, "r:gz") as tar:
         for member in tar:
             if os.path.normpath(member.name) == "backup_label":
-                return parse_backup_label(tar.extractfile(member).read().decode())
+                return common.parse_backup_label(tar.extractfile(member).read().decode())
     raise Failure(f"{tar_path} has no backup_label")
 
 
 def base_backup(args):
-    started = _now()
-    label = _stamp(started)
+    started = common.now()
+    label = common.stamp(started)
     tmp = None
     try:
         canary = {db: write_canary(args, db) for db in project_databases(args)}
         tmp = tempfile.mkdtemp(prefix=f"base-{label}-", dir=_work_dir(args))
         out = os.path.join(tmp, "out")
-        _run(_as_postgres([os.path.join(args.pg_bin, "pg_basebackup"), "-D", out, "-Ft", "-z", "-X", "fetch",
+        common.run(_as_postgres([os.path.join(args.pg_bin, "pg_basebackup"), "-D", out, "-Ft", "-z", "-X", "fetch",
                            "-c", "fast", "-l", f"codeb-{label}"]), "pg_basebackup", cwd="/")
-        finished = _now()
+        finished = common.now()
         extra = sorted(set(os.listdir(out)) - {"base.tar.gz", "backup_manifest"})
         if extra:
             raise Failure(f"pg_basebackup wrote {extra}; tablespaces are not supported by codeb-storage")
@@ -220,7 +160,7 @@ def base_backup(args):
         files = {name: ship_file(f"base/{label}/{name}", os.path.join(out, name))
                  for name in ("base.tar.gz", "backup_manifest")}
         meta = {
-            "label": label, "started_at": _iso(started), "finished_at": _iso(finished), "start_wal": start_wal,
+            "label": label, "started_at": common.iso(started), "finished_at": common.iso(finished), "start_wal": start_wal,
             "size": sum(f["size"] for f in files.values()), "files": files, "canary": canary,
         }
         ship_json(f"base/{label}/meta.json", meta)  # last: a base backup with meta.json is complete
@@ -235,7 +175,7 @@ def base_backup(args):
 
 
 def dump(args):
-    stamp = _stamp(_now())
+    stamp = common.stamp(common.now())
     failed = []
     done = []
     try:
@@ -251,13 +191,13 @@ def dump(args):
             canary = write_canary(args, db)
             fd, path = tempfile.mkstemp(prefix=f"dump-{db}-", suffix=".dump", dir=_work_dir(args))
             os.close(fd)
-            began = _now()
-            _run(_as_postgres([os.path.join(args.pg_bin, "pg_dump"), "-Fc", "-d", db, "-f", path]),
+            began = common.now()
+            common.run(_as_postgres([os.path.join(args.pg_bin, "pg_dump"), "-Fc", "-d", db, "-f", path]),
                  f"pg_dump {db}", cwd="/")
-            finished = _now()
+            finished = common.now()
             shipped = ship_file(f"dumps/{db}/{stamp}.dump", path)
-            meta = {"database": db, "file": f"{stamp}.dump", "started_at": _iso(began),
-                    "finished_at": _iso(finished), **shipped, "canary": canary}
+            meta = {"database": db, "file": f"{stamp}.dump", "started_at": common.iso(began),
+                    "finished_at": common.iso(finished), **shipped, "canary": canary}
             ship_json(f"dumps/{db}/{stamp}.json", meta)
             done.append(f"{db} ({shipped['size']} bytes)")
         except (Failure, OSError, ValueError) as error:
@@ -367,18 +307,18 @@ def tar_aof(args, handle):
 
 
 def redis_snapshot(args):
-    moment = _now()
-    stamp = _stamp(moment)
-    token = f"{_iso(moment)} {secrets.token_hex(8)}"
+    moment = common.now()
+    stamp = common.stamp(moment)
+    token = f"{common.iso(moment)} {secrets.token_hex(8)}"
     try:
         if redis(args, "SET", "codeb:canary", token) != "OK":
             raise Failure("redis SET codeb:canary was not acknowledged")
         bgsave(args)
         keys = int(redis(args, "DBSIZE"))
         with open(os.path.join(args.redis_dir, args.rdb_name), "rb") as handle:
-            sha256 = _sha256(handle)
+            sha256 = common.sha256(handle)
             ship(f"redis/{stamp}.rdb", handle, sha256)
-            rdb = {"file": f"{stamp}.rdb", "finished_at": _iso(_now()), "size": _size(handle), "sha256": sha256,
+            rdb = {"file": f"{stamp}.rdb", "finished_at": common.iso(common.now()), "size": _size(handle), "sha256": sha256,
                    "canary_token": token, "keys": keys}
         ship_json(f"redis/{stamp}.json", rdb)
         info = redis_info(args)
@@ -386,9 +326,9 @@ def redis_snapshot(args):
             raise Failure("AOF is disabled in Redis (appendonly no); RDB shipped, aof-latest not updated")
         with tempfile.TemporaryFile() as handle:
             tar_aof(args, handle)
-            sha256 = _sha256(handle)
+            sha256 = common.sha256(handle)
             ship("redis/aof-latest.tar", handle, sha256, replace=True)
-            aof = {"file": "aof-latest.tar", "finished_at": _iso(_now()), "size": _size(handle),
+            aof = {"file": "aof-latest.tar", "finished_at": common.iso(common.now()), "size": _size(handle),
                    "sha256": sha256, "canary_token": token}
         ship_json("redis/aof-latest.json", aof, replace=True)
     except (Failure, OSError, ValueError) as error:
@@ -467,7 +407,3 @@ def main(argv=None):
     args = parser.parse_args(argv)
     return {"archive-wal": archive_wal, "base-backup": base_backup, "dump": dump,
             "redis-snapshot": redis_snapshot, "status": status}[args.command](args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,14 +15,13 @@ sure to exist before another host reads it when both steps are operations every 
 from __future__ import annotations
 
 from io import StringIO
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
 from codeb_infra.commands import backups as backup_commands
-from codeb_infra.domain.data import BACKUP_SCHEDULES, BACKUP_TOOL
+from codeb_infra.domain.data import BACKUP_SCHEDULES
 from codeb_infra.config.roles import (
     BACKUP_HOME,
     BACKUP_SCRATCH,
@@ -32,8 +31,8 @@ from codeb_infra.config.roles import (
 )
 from codeb_infra.operations import backup as backup_ops
 from codeb_infra.operations import timers
+from codeb_infra.roles.tools import remote_tool
 
-TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_backup.py"
 # The drills run PostgreSQL and Redis in scratch directories; no cluster or server of their own.
 NO_MAIN_CLUSTER = "# Written by codeb-infra: restore drills make their own scratch clusters.\ncreate_main_cluster = false\n"
 
@@ -63,8 +62,7 @@ def restore_drills(settings: BackupSettings) -> None:
     systemd.service(name="No Redis server on the backup server", service="redis-server.service",
                     running=False, enabled=False)
     files.directory(name=f"Directory {BACKUP_SCRATCH}", path=BACKUP_SCRATCH, user=BACKUP_USER, group=BACKUP_USER, mode="700")
-    files.put(name="codeb-backup (store, prune, status, drill, point-in-time restore)", src=str(TOOL_SOURCE),
-              dest=BACKUP_TOOL, user="root", group="root", mode="755", create_remote_dir=True)
+    remote_tool("codeb-backup", purpose="store, prune, status, drill, point-in-time restore")
     for schedule in BACKUP_SCHEDULES:
         command = backup_commands.backup_job(
             schedule.arguments[0], root=settings.backup_root, pg_bin=settings.postgres_bin, scratch=BACKUP_SCRATCH,

@@ -6,7 +6,6 @@ snapshots shipped there by systemd timers."""
 from __future__ import annotations
 
 from io import StringIO
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -17,7 +16,6 @@ from codeb_infra.domain.data import (
     POSTGRES_PASSWORDS_DIR,
     REDIS_USERS_DIR,
     STORAGE_SCHEDULES,
-    STORAGE_TOOL,
 )
 from codeb_infra.config.roles import (
     POSTGRES_ADMIN_PASSWORD,
@@ -27,9 +25,9 @@ from codeb_infra.config.roles import (
     StorageSettings,
 )
 from codeb_infra.operations import postgres, redis, secrets, timers
+from codeb_infra.roles.tools import remote_tool
 from codeb_infra.templates import render
 
-TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_storage.py"
 REDIS_PERSISTENCE = {"appendonly": "yes", "appendfsync": "everysec"}
 
 # What the shared admin role may do: make each project's database and owner, nothing more.
@@ -92,8 +90,7 @@ def storage() -> None:
 
 def backups(settings: StorageSettings) -> None:
     """WAL archiving (live settings checked), Redis persistence, and the backup timers."""
-    files.put(name="codeb-storage (archive, base backup, dump, snapshot)", src=str(TOOL_SOURCE), dest=STORAGE_TOOL,
-              user="root", group="root", mode="755", create_remote_dir=True)
+    remote_tool("codeb-storage", purpose="archive, base backup, dump, snapshot")
     postgres.server_settings(
         name="PostgreSQL archives each WAL segment to the backup server",
         values={
