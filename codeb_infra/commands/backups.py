@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyinfra.api import StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
 from codeb_infra.commands import command, quoted, safe
 from codeb_infra.domain.data import BACKUP_TOOL, STORAGE_TOOL
@@ -15,7 +15,7 @@ def storage_status() -> StringCommand:
     return command(STORAGE_TOOL, "status")
 
 
-def _backup_tool(root: str, *arguments: str | StringCommand) -> StringCommand:
+def _backup_tool(root: str, *arguments: str | QuoteString | StringCommand) -> StringCommand:
     return command("runuser", "-u", BACKUP_USER, "--", BACKUP_TOOL, "--root", quoted(root), *arguments)
 
 

@@ -15,7 +15,7 @@ def _tool(tool: str, *args: Any) -> StringCommand:
     return command("python3", quoted(tool), *args)
 
 
-def put_record(tool: str, *, kind: str, registry: str, project: str, env: str, expect: str, record: dict | None) -> StringCommand:
+def put_record(tool: str, *, kind: str, registry: str, project: str, env: str, expect: str, record: dict[str, Any] | None) -> StringCommand:
     what = ["--remove"] if record is None else [
         "--record", quoted(base64.b64encode(json.dumps(record, sort_keys=True).encode()).decode()),
     ]

@@ -74,7 +74,11 @@ def demo(state_dir: Path | None = None, echo: Callable[[str], Any] = click.echo)
     walk = Walkthrough(info, echo)
     walk.started = started
     walk.echo(f"[{time.monotonic() - started:6.1f}s] sandbox up: {', '.join(info.servers)} (inventory {info.inventory})")
-    walk.step("bootstrap: app, streaming, storage, backup", lambda: [walk.run(phase, every_host=True) for phase in BOOTSTRAP_PHASES])
+    def bootstrap() -> None:
+        for phase in BOOTSTRAP_PHASES:
+            walk.run(phase, every_host=True)
+
+    walk.step("bootstrap: app, streaming, storage, backup", bootstrap)
     v1 = walk.step("build demo images v1 and v2 locally", lambda: build_test_image("v1", "v1", repository=REPOSITORY))
     v2 = build_test_image("v2", "v2", repository=REPOSITORY)
     request = SlotRequest(project=PROJECT)

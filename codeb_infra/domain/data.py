@@ -7,6 +7,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError
@@ -146,7 +147,7 @@ def schedule(name: str) -> Schedule:
     return next(s for s in (*STORAGE_SCHEDULES, *BACKUP_SCHEDULES) if s.name == name)
 
 
-def backup_checks(storage: dict | None, store: dict | None, databases: list[str], now: datetime,
+def backup_checks(storage: dict[str, Any] | None, store: dict[str, Any] | None, databases: list[str], now: datetime,
                   archive_timeout: int) -> list[Check]:
     """Verdicts from what the storage server (`codeb-storage status`) and the backup server
     (`codeb-backup status`) report; a server that could not be asked is itself a failure."""
@@ -178,7 +179,7 @@ def backup_checks(storage: dict | None, store: dict | None, databases: list[str]
     return checks
 
 
-def _archiver_checks(storage: dict, now: datetime, archive_timeout: int) -> list[Check]:
+def _archiver_checks(storage: dict[str, Any], now: datetime, archive_timeout: int) -> list[Check]:
     archiver = storage.get("archiver") or {}
     ready = storage.get("ready") or {}
     last_ok = _parse_time(archiver.get("last_archived_time"))
@@ -201,7 +202,7 @@ def _archiver_checks(storage: dict, now: datetime, archive_timeout: int) -> list
     return checks
 
 
-def _redis_check(redis: dict) -> Check:
+def _redis_check(redis: dict[str, Any]) -> Check:
     if "error" in redis:
         return Check("Redis persistence", False, str(redis["error"]))
     problems = []

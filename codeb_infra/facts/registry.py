@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from pydantic import ValidationError
+from typing import TypeVar
+from pydantic import BaseModel, ValidationError
 
 from pyinfra.api import FactBase, StringCommand
 
@@ -13,8 +14,10 @@ from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.registry import Projects, SlotTable
 from codeb_infra.facts.files import MISSING
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
-def _parse(model, path: str, output: list[str]):
+
+def _parse(model: type[ModelT], path: str, output: list[str]) -> ModelT:
     if output == [MISSING] or not output:
         return model()
     try:

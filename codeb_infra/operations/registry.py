@@ -14,12 +14,13 @@ from codeb_infra.domain.plans import record_digest
 from codeb_infra.domain.registry import ProjectEnv, pair_record
 from codeb_infra.domain.slots import SlotPair
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
+from codeb_infra.operations import Commands
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_state.py"
 
 
 @operation()
-def state_tool(*, path: str):
+def state_tool(*, path: str) -> Commands:
     """
     Install codeb-state, the server-side writer of registry records and deploy locks.
 
@@ -33,7 +34,7 @@ def state_tool(*, path: str):
 
 
 @operation()
-def slot_pair(*, registry_dir: str, tool: str, pair: SlotPair, expect: str):
+def slot_pair(*, registry_dir: str, tool: str, pair: SlotPair, expect: str) -> Commands:
     """
     Write one project/env's blue/green records to slots.json.
 
@@ -58,7 +59,7 @@ def slot_pair(*, registry_dir: str, tool: str, pair: SlotPair, expect: str):
 
 
 @operation()
-def project_entry(*, registry_dir: str, tool: str, project: str, env: Environment, entry: ProjectEnv | None):
+def project_entry(*, registry_dir: str, tool: str, project: str, env: Environment, entry: ProjectEnv | None) -> Commands:
     """
     Write (or, with ``entry=None``, remove) one project/env in ssot.json.
 
@@ -80,7 +81,7 @@ def project_entry(*, registry_dir: str, tool: str, project: str, env: Environmen
 
 
 @operation()
-def slot_pair_removed(*, registry_dir: str, tool: str, project: str, env: Environment):
+def slot_pair_removed(*, registry_dir: str, tool: str, project: str, env: Environment) -> Commands:
     """
     Drop one project/env's blue/green records from slots.json.
 

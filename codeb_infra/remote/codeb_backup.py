@@ -14,7 +14,7 @@ from . import codeb_backup_restore as restore
 from . import codeb_backup_store as store
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codeb-backup")
     parser.add_argument("--root", default="/srv/backup")
     sub = parser.add_subparsers(dest="command", required=True)

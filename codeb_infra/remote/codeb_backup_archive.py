@@ -8,6 +8,8 @@ import datetime
 import json
 import os
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from .codeb_common import DB_NAME, DB_PATTERN, SEGMENT_PATTERN, STAMP, STAMP_PATTERN, WAL_NAME, sha256
 
@@ -25,7 +27,7 @@ class BadPath(ValueError):
 
 # ---------------------------------------------------------------- names and times
 
-def area_of(rel):
+def area_of(rel: str) -> str:
     """The area ('wal', 'base', 'dumps', 'redis') a shipped relative path belongs to, or BadPath."""
     for area, pattern in AREAS:
         if pattern.fullmatch(rel):
@@ -37,7 +39,7 @@ def area_of(rel):
 
 
 
-def parse_time(text):
+def parse_time(text: str) -> datetime.datetime:
     """An ISO-8601 time with a timezone (a trailing Z is fine); naive times are refused."""
     try:
         value = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
@@ -49,34 +51,34 @@ def parse_time(text):
 
 
 
-def wal_position(name):
+def wal_position(name: str) -> str:
     """The (log, segment) part of a WAL file name; the timeline is ignored, as pg_archivecleanup does,
     so a segment of a parent timeline is never removed too early."""
     return name[8:24]
 
 
-def wal_to_remove(names, keep_from):
+def wal_to_remove(names: Iterable[str], keep_from: str) -> list[str]:
     """WAL archive files older than segment ``keep_from`` (segments, .partial and .backup files);
     .history files are always kept."""
     keep = wal_position(keep_from)
     return sorted(n for n in names if not n.endswith(".history") and WAL_NAME.fullmatch(n) and wal_position(n) < keep)
 
 
-def segment_number(name, segment_size):
+def segment_number(name: str, segment_size: int) -> int:
     log, seg = int(name[8:16], 16), int(name[16:24], 16)
     return log * (0x100000000 // segment_size) + seg
 
 
-def segment_name(timeline, number, segment_size):
+def segment_name(timeline: int, number: int, segment_size: int) -> str:
     per_log = 0x100000000 // segment_size
     return f"{timeline:08X}{number // per_log:08X}{number % per_log:08X}"
 
 
-def missing_segments(names, start_wal, segment_size):
+def missing_segments(names: Iterable[str], start_wal: str, segment_size: int) -> list[str]:
     """Segment names absent from the archive between ``start_wal`` and the newest archived segment."""
     timeline = int(start_wal[:8], 16)
     first = segment_number(start_wal, segment_size)
-    have = {}
+    have: dict[int, int] = {}
     for name in names:
         if re.fullmatch(SEGMENT_PATTERN, name) and int(name[:8], 16) >= timeline:
             have.setdefault(segment_number(name, segment_size), int(name[:8], 16))
@@ -86,7 +88,7 @@ def missing_segments(names, start_wal, segment_size):
     return [segment_name(timeline, n, segment_size) for n in range(first, newest + 1) if n not in have]
 
 
-def stale(items, now, max_age):
+def stale(items: dict[str, datetime.datetime], now: datetime.datetime, max_age: datetime.timedelta) -> list[str]:
     """Keys of ``items`` ({key: time}) older than ``max_age``, never the newest one."""
     if not items:
         return []
@@ -103,7 +105,7 @@ def sha256_file(path: str) -> str:
         return sha256(handle)
 
 
-def fsync_dir(directory):
+def fsync_dir(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -111,7 +113,7 @@ def fsync_dir(directory):
         os.close(fd)
 
 
-def makedirs(root, rel_dir):
+def makedirs(root: str, rel_dir: str) -> str:
     """Create root/rel_dir one level at a time, each new directory 0750."""
     path = root
     if not os.path.isdir(root):
@@ -126,7 +128,7 @@ def makedirs(root, rel_dir):
     return path
 
 
-def read_json(path):
+def read_json(path: str) -> Any:
     try:
         with open(path) as handle:
             return json.load(handle)
@@ -134,7 +136,7 @@ def read_json(path):
         return None
 
 
-def append_line(path, record):
+def append_line(path: str, record: dict[str, Any]) -> None:
     with open(path, "a") as handle:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
         handle.flush()
@@ -143,7 +145,7 @@ def append_line(path, record):
 # ---------------------------------------------------------------- what the root holds
 
 
-def bases(root):
+def bases(root: str) -> dict[str, dict[str, Any]]:
     """{label: meta} of complete base backups (meta.json present and readable)."""
     found = {}
     base_dir = os.path.join(root, "base")
@@ -155,7 +157,7 @@ def bases(root):
     return found
 
 
-def metas(directory, suffix):
+def metas(directory: str, suffix: str) -> dict[str, dict[str, Any]]:
     """{stamp: meta} for STAMP.json files next to a STAMP.<suffix> file."""
     found = {}
     for entry in listdir(directory):
@@ -167,25 +169,25 @@ def metas(directory, suffix):
     return found
 
 
-def dumps(root):
+def dumps(root: str) -> dict[str, dict[str, dict[str, Any]]]:
     dumps_dir = os.path.join(root, "dumps")
     return {db: metas(os.path.join(dumps_dir, db), "dump") for db in listdir(dumps_dir) if DB_NAME.fullmatch(db)}
 
 
-def listdir(path):
+def listdir(path: str) -> list[str]:
     try:
         return sorted(os.listdir(path))
     except FileNotFoundError:
         return []
 
 
-def newest(metas):
+def newest(metas: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
     if not metas:
         return None
     stamp = max(metas)
     return stamp, metas[stamp]
 
 
-def wal_files(root):
+def wal_files(root: str) -> list[str]:
     return [name for name in listdir(os.path.join(root, "wal")) if WAL_NAME.fullmatch(name)]
 

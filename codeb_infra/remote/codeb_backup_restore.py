@@ -4,6 +4,7 @@ recorded at backup time) and point-in-time restores left running for inspection.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -13,11 +14,14 @@ import shlex
 import shutil
 import sys
 import time
+from typing import Any
 
 from . import codeb_backup_archive as archive
 from . import codeb_backup_scratch as scratch
 from . import codeb_common as common
 from .codeb_common import DB_NAME, DB_PATTERN, EXIT_FAILED, EXIT_USAGE, SEGMENT_PATTERN, STAMP_PATTERN, Failure
+
+Scratch = scratch.ScratchPostgres | scratch.ScratchRedis  # a scratch server a restore started
 
 TABLE_COUNTS_SQL = (
     "SELECT coalesce(json_object_agg(n.nspname || '.' || c.relname, "
@@ -30,7 +34,7 @@ TABLE_COUNTS_SQL = (
 
 
 
-def parse_lsn(text):
+def parse_lsn(text: str) -> int:
     high, low = text.strip().split("/")
     return (int(high, 16) << 32) | int(low, 16)
 
@@ -39,17 +43,17 @@ def parse_lsn(text):
 # ---------------------------------------------------------------- drill
 
 
-def drill(args):
+def drill(args: argparse.Namespace) -> int:
     started = common.now()
     clock = time.monotonic()
-    record = {
+    record: dict[str, Any] = {
         "started_at": common.iso(started), "finished_at": None, "ok": False, "failures": [],
         "recovery_point_seconds": None, "recovery_time_seconds": None, "base": None,
         "databases": {}, "dumps": {}, "redis": {"rdb": None, "aof": None},
     }
     failures = record["failures"]
     run_dir = None
-    started_processes = []  # every scratch server, stopped in finally whatever happened
+    started_processes: list[Scratch] = []  # every scratch server, stopped in finally whatever happened
     try:
         run_dir = scratch.scratch_dir(args.scratch, f"drill-{started.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}")
         cluster = None
@@ -79,7 +83,8 @@ def drill(args):
     return 0 if record["ok"] else EXIT_FAILED
 
 
-def _drill_pitr(args, run_dir, record, clock, started):
+def _drill_pitr(args: argparse.Namespace, run_dir: str, record: dict[str, Any], clock: float,
+                started: list[Scratch]) -> scratch.ScratchPostgres:
     bases = archive.bases(args.root)
     if not bases:
         raise Failure("no complete base backup (base/<LABEL>/meta.json) in the archive")
@@ -105,7 +110,7 @@ def _drill_pitr(args, run_dir, record, clock, started):
         stopped_in = archive.segment_name(int(meta["start_wal"][:8], 16), replayed // segment_size, segment_size)
         problems.append(f"recovery stopped in WAL segment {stopped_in}, before the newest archived one {newest}")
     for db, expected in sorted(meta.get("canary", {}).items()):
-        entry = {"canary_ok": False, "canary_rows": None, "tables": {}}
+        entry: dict[str, Any] = {"canary_ok": False, "canary_rows": None, "tables": {}}
         record["databases"][db] = entry
         try:
             got = common.parse_canary_summary(cluster.psql(db, common.canary_summary_sql(expected["last_id"])), expected["last_id"])
@@ -126,9 +131,9 @@ def _drill_pitr(args, run_dir, record, clock, started):
     return cluster
 
 
-def _drill_dumps(args, run_dir, record, cluster, started):
-    dumps = {db: archive.newest(metas) for db, metas in archive.dumps(args.root).items()}
-    dumps = {db: newest for db, newest in dumps.items() if newest}
+def _drill_dumps(args: argparse.Namespace, run_dir: str, record: dict[str, Any], cluster: scratch.ScratchPostgres | None,
+                 started: list[Scratch]) -> None:
+    dumps = {db: newest for db, metas in archive.dumps(args.root).items() if (newest := archive.newest(metas))}
     if not dumps:
         raise Failure("no complete dump (dumps/<db>/<STAMP>.json) in the archive")
     if cluster is None or cluster.pid is None or not scratch.alive(cluster.pid):
@@ -140,7 +145,7 @@ def _drill_dumps(args, run_dir, record, cluster, started):
         cluster.start(args.timeout)
     for index, (db, (stamp, meta)) in enumerate(sorted(dumps.items())):
         rel = f"dumps/{db}/{stamp}.dump"
-        entry = {"file": rel, "canary_ok": False, "restore_seconds": None}
+        entry: dict[str, Any] = {"file": rel, "canary_ok": False, "restore_seconds": None}
         record["dumps"][db] = entry
         try:
             path = scratch.check_file(args.root, rel, meta, f"dump {db}")
@@ -161,14 +166,14 @@ def _drill_dumps(args, run_dir, record, cluster, started):
             record["failures"].append(f"dump {db}: {error}")
 
 
-def _drill_redis(args, run_dir, record, started):
+def _drill_redis(args: argparse.Namespace, run_dir: str, record: dict[str, Any], started: list[Scratch]) -> None:
     redis_dir = os.path.join(args.root, "redis")
     newest = archive.newest(archive.metas(redis_dir, "rdb"))
     if newest is None:
         record["failures"].append("redis rdb: no complete RDB snapshot (redis/<STAMP>.json) in the archive")
     else:
         stamp, meta = newest
-        entry = {"file": f"redis/{stamp}.rdb", "canary_ok": False, "keys": None}
+        entry: dict[str, Any] = {"file": f"redis/{stamp}.rdb", "canary_ok": False, "keys": None}
         record["redis"]["rdb"] = entry
         try:
             source = scratch.check_file(args.root, entry["file"], meta, "redis rdb")
@@ -198,7 +203,7 @@ def _drill_redis(args, run_dir, record, started):
         record["failures"].append(f"redis aof: {error}")
 
 
-def _redis_checks(server, meta, entry):
+def _redis_checks(server: scratch.ScratchRedis, meta: dict[str, Any], entry: dict[str, Any]) -> None:
     token = server.command("GET", "codeb:canary")
     entry["keys"] = int(server.command("DBSIZE"))
     entry["canary_ok"] = bool(meta.get("canary_token")) and token == meta["canary_token"]
@@ -212,7 +217,7 @@ def _redis_checks(server, meta, entry):
 PITR_NAME = re.compile(rf"pitr-{DB_PATTERN}-{STAMP_PATTERN}")
 
 
-def restore_pitr(args):
+def restore_pitr(args: argparse.Namespace) -> int:
     if args.list:
         return _pitr_list(args)
     if args.drop:
@@ -283,7 +288,7 @@ def restore_pitr(args):
     return 0
 
 
-def _pitr_running(args):
+def _pitr_running(args: argparse.Namespace) -> list[dict[str, Any]]:
     found = []
     for name in archive.listdir(args.scratch):
         info = archive.read_json(os.path.join(args.scratch, name, "pitr.json"))
@@ -295,7 +300,7 @@ def _pitr_running(args):
     return found
 
 
-def _pitr_list(args):
+def _pitr_list(args: argparse.Namespace) -> int:
     found = _pitr_running(args)
     if args.json:
         print(json.dumps(found, indent=2, sort_keys=True))
@@ -308,7 +313,7 @@ def _pitr_list(args):
     return 0
 
 
-def _pitr_drop(args):
+def _pitr_drop(args: argparse.Namespace) -> int:
     if not PITR_NAME.fullmatch(args.drop):
         sys.stderr.write(f"{args.drop!r} is not a restore-pitr name (pitr-DB-STAMP)\n")
         return EXIT_USAGE

@@ -10,25 +10,26 @@ import socket
 import subprocess
 import tarfile
 import time
+from typing import Any
 
 from . import codeb_common as common
 from .codeb_backup_archive import sha256_file
 from .codeb_common import Failure
 
 
-def conf_value(value):
+def conf_value(value: object) -> str:
     """A postgresql.conf string literal."""
     return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 
-def _free_port():
+def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _tail(path, lines=15):
+def _tail(path: str, lines: int = 15) -> str:
     try:
         with open(path, errors="replace") as handle:
             return "".join(handle.readlines()[-lines:]).strip()
@@ -36,7 +37,7 @@ def _tail(path, lines=15):
         return "(no log)"
 
 
-def alive(pid):
+def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -48,7 +49,7 @@ def alive(pid):
         return True
 
 
-def safe_extract(tar_path, destination):
+def safe_extract(tar_path: str, destination: str) -> None:
     with tarfile.open(tar_path) as tar:
         if hasattr(tarfile, "data_filter"):
             tar.extractall(destination, filter="data")
@@ -63,15 +64,15 @@ def safe_extract(tar_path, destination):
 class ScratchPostgres:
     """A PostgreSQL cluster in a scratch directory: unix socket only, in that directory."""
 
-    def __init__(self, pg_bin, run_dir, data_dir=None):
+    def __init__(self, pg_bin: str, run_dir: str, data_dir: str | None = None) -> None:
         self.pg_bin = pg_bin
         self.run_dir = run_dir
         self.data = data_dir or os.path.join(run_dir, "data")
         self.log = os.path.join(run_dir, "postgres.log")
         self.port = _free_port()
-        self.pid = None
+        self.pid: int | None = None
 
-    def write_config(self, restore_from=None, target_time=None):
+    def write_config(self, restore_from: str | None = None, target_time: str | None = None) -> None:
         settings = {
             "port": self.port,
             "listen_addresses": conf_value(""),
@@ -104,11 +105,11 @@ class ScratchPostgres:
         if restore_from:
             open(os.path.join(self.data, "recovery.signal"), "w").close()
 
-    def initdb(self):
+    def initdb(self) -> None:
         common.run([os.path.join(self.pg_bin, "initdb"), "-U", "postgres", "--auth=trust", "--no-sync", "-D", self.data],
              "initdb of a scratch cluster")
 
-    def start(self, timeout):
+    def start(self, timeout: float) -> None:
         result = subprocess.run(
             [os.path.join(self.pg_bin, "pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", str(int(timeout)),
              "start"],
@@ -117,21 +118,21 @@ class ScratchPostgres:
         if result.returncode != 0:
             raise Failure(f"scratch PostgreSQL did not start: {_tail(self.log)}")
 
-    def _read_pid(self):
+    def _read_pid(self) -> int | None:
         try:
             with open(os.path.join(self.data, "postmaster.pid")) as handle:
                 return int(handle.readline())
         except (OSError, ValueError):
             return self.pid
 
-    def psql(self, database, sql):
+    def psql(self, database: str, sql: str) -> str:
         return common.run(
             [os.path.join(self.pg_bin, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", self.run_dir,
              "-p", str(self.port), "-U", "postgres", "-d", database, "-c", sql],
             f"SQL in scratch database {database}",
         ).strip()
 
-    def wait_promoted(self, timeout):
+    def wait_promoted(self, timeout: float) -> None:
         """Wait until recovery ended and the cluster accepts writes; a dead postmaster fails at once."""
         deadline = time.monotonic() + timeout
         while True:
@@ -147,7 +148,7 @@ class ScratchPostgres:
                 raise Failure(f"scratch PostgreSQL still recovering after {timeout:g}s: {_tail(self.log)}")
             time.sleep(0.2)
 
-    def stop(self, mode="immediate"):
+    def stop(self, mode: str = "immediate") -> None:
         pid = self._read_pid()
         if pid is None:
             return
@@ -163,13 +164,13 @@ class ScratchPostgres:
 class ScratchRedis:
     """A redis-server on a unix socket in its own 0700 directory, no TCP port, no saving."""
 
-    def __init__(self, server, cli, directory):
+    def __init__(self, server: str, cli: str, directory: str) -> None:
         self.server, self.cli, self.dir = server, cli, directory
         self.socket = os.path.join(directory, "redis.sock")
         self.log = os.path.join(directory, "redis.log")
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, extra, timeout=120):
+    def start(self, extra: list[str], timeout: float = 120) -> None:
         argv = [self.server, "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
                 "--save", "", "--dir", self.dir, "--dbfilename", "dump.rdb", "--daemonize", "no",
                 "--logfile", self.log, *extra]
@@ -188,10 +189,10 @@ class ScratchRedis:
                 raise Failure(f"scratch redis-server not ready after {timeout}s: {_tail(self.log)}")
             time.sleep(0.1)
 
-    def command(self, *words):
+    def command(self, *words: str) -> str:
         return common.run([self.cli, "-e", "-s", self.socket, *words], f"redis {words[0]}").strip()
 
-    def stop(self):
+    def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.terminate()
@@ -202,7 +203,7 @@ class ScratchRedis:
             self.proc.wait()
 
 
-def scratch_dir(scratch, name):
+def scratch_dir(scratch: str, name: str) -> str:
     os.makedirs(scratch, mode=0o700, exist_ok=True)
     path = os.path.join(scratch, name)
     os.mkdir(path, 0o700)
@@ -210,7 +211,7 @@ def scratch_dir(scratch, name):
     return path
 
 
-def restore_base(root, meta_label, cluster, target_time=None):
+def restore_base(root: str, meta_label: str, cluster: ScratchPostgres, target_time: str | None = None) -> None:
     """Extract base/LABEL into the cluster's data dir, configure recovery, start it."""
     os.mkdir(cluster.data, 0o700)
     safe_extract(os.path.join(root, "base", meta_label, "base.tar.gz"), cluster.data)
@@ -219,7 +220,7 @@ def restore_base(root, meta_label, cluster, target_time=None):
     cluster.write_config(restore_from=root, target_time=target_time)
 
 
-def check_file(root, rel, meta, what):
+def check_file(root: str, rel: str, meta: dict[str, Any], what: str) -> str:
     path = os.path.join(root, rel)
     if not os.path.exists(path):
         raise Failure(f"{what}: {rel} is missing")

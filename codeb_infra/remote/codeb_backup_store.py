@@ -3,6 +3,7 @@ sends, checked against its sha256), `status` (what the backup root holds) and `p
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import hashlib
 import json
@@ -12,6 +13,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 from . import codeb_backup_archive as archive
 from . import codeb_common as common
@@ -24,7 +27,7 @@ LEFTOVER_SECONDS = 86400
 # ---------------------------------------------------------------- put
 
 
-def put(args):
+def put(args: argparse.Namespace) -> int:
     """stdin -> root/REL, atomically, only if its sha256 is what the sender computed."""
     try:
         area = archive.area_of(args.rel)
@@ -87,9 +90,9 @@ def put(args):
 # ---------------------------------------------------------------- status
 
 
-def status(args):
+def status(args: argparse.Namespace) -> int:
     root = args.root
-    out = {"base": None, "wal": None, "dumps": {}, "rdb": None, "aof": None, "drill": None}
+    out: dict[str, Any] = {"base": None, "wal": None, "dumps": {}, "rdb": None, "aof": None, "drill": None}
     bases = archive.bases(root)
     if bases:
         label = max(bases, key=lambda key: (bases[key]["finished_at"], key))
@@ -100,11 +103,11 @@ def status(args):
     names = archive.wal_files(root)
     segments = [n for n in names if re.fullmatch(SEGMENT_PATTERN, n)]
     if names:
-        newest = max(segments or names)
+        newest_wal = max(segments or names)
         stats = {name: os.stat(os.path.join(wal_dir, name)) for name in names}
         out["wal"] = {
-            "newest": newest,
-            "newest_at": common.iso(datetime.datetime.fromtimestamp(stats[newest].st_mtime, datetime.UTC)),
+            "newest": newest_wal,
+            "newest_at": common.iso(datetime.datetime.fromtimestamp(stats[newest_wal].st_mtime, datetime.UTC)),
             "count": len(names),
             "bytes": sum(st.st_size for st in stats.values()),
         }
@@ -126,7 +129,7 @@ def status(args):
     return 0
 
 
-def _last_drill(root):
+def _last_drill(root: str) -> dict[str, Any] | None:
     try:
         with open(os.path.join(root, "drills", "history.jsonl")) as handle:
             lines = [line for line in handle.read().splitlines() if line.strip()]
@@ -143,12 +146,12 @@ def _last_drill(root):
 # ---------------------------------------------------------------- prune
 
 
-def prune(args):
+def prune(args: argparse.Namespace) -> int:
     root = args.root
     now = common.now()
     removed = []
 
-    def remove(path):
+    def remove(path: str) -> None:
         if os.path.isdir(path):
             shutil.rmtree(path)
         elif os.path.exists(path):
@@ -200,11 +203,12 @@ def prune(args):
     return 0
 
 
-def _leftover():
+def _leftover() -> datetime.timedelta:
     return datetime.timedelta(seconds=LEFTOVER_SECONDS)
 
 
-def _remove_leftovers(directory, suffix, complete, now, remove):
+def _remove_leftovers(directory: str, suffix: str, complete: dict[str, dict[str, Any]], now: datetime.datetime,
+                      remove: Callable[[str], None]) -> None:
     """Data files without their .json (or the other way round) older than a day: an upload that died."""
     for entry in archive.listdir(directory):
         stamp, _, ext = entry.partition(".")

@@ -18,6 +18,8 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
+from typing import IO, Any
 
 from . import codeb_common as common
 from .codeb_common import DB_NAME, EXIT_FAILED, EXIT_USAGE, WAL_NAME, Failure, canary_summary_sql, parse_canary_summary
@@ -37,7 +39,7 @@ REDIS_ERRORS = ("ERR", "NOAUTH", "WRONGPASS", "LOADING", "MISCONF", "READONLY", 
                 "Could not connect", "AUTH failed")
 
 
-def parse_info(text):
+def parse_info(text: str) -> dict[str, str]:
     """redis INFO output as {field: value}."""
     fields = {}
     for line in text.splitlines():
@@ -47,14 +49,14 @@ def parse_info(text):
     return fields
 
 
-def _size(handle):
+def _size(handle: IO[bytes]) -> int:
     return os.fstat(handle.fileno()).st_size
 
 
 # ---------------------------------------------------------------- shipping
 
 
-def ship_command():
+def ship_command() -> list[str]:
     """CODEB_SHIP (a shlex string) if set; else ssh to the backup server, as postgres (the key's owner)."""
     override = os.environ.get("CODEB_SHIP")
     if override:
@@ -63,7 +65,7 @@ def ship_command():
     return prefix + DEFAULT_SHIP
 
 
-def ship(rel, handle, sha256, replace=False):
+def ship(rel: str, handle: IO[bytes], sha256: str, replace: bool = False) -> str:
     """Send an open binary file as REL; the backup side checks the sha256 before storing."""
     handle.seek(0)
     argv = ship_command() + [rel, sha256] + (["--replace"] if replace else [])
@@ -74,14 +76,14 @@ def ship(rel, handle, sha256, replace=False):
     return result.stdout.strip()
 
 
-def ship_json(rel, data, replace=False):
+def ship_json(rel: str, data: dict[str, Any], replace: bool = False) -> str:
     with tempfile.TemporaryFile() as handle:
         handle.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
         handle.flush()
         return ship(rel, handle, common.sha256(handle), replace=replace)
 
 
-def ship_file(rel, path, replace=False):
+def ship_file(rel: str, path: str, replace: bool = False) -> dict[str, Any]:
     """Ship a file; returns {"size", "sha256"} of exactly what was sent (one open file, read twice)."""
     with open(path, "rb") as handle:
         sha256 = common.sha256(handle)
@@ -92,21 +94,21 @@ def ship_file(rel, path, replace=False):
 # ---------------------------------------------------------------- PostgreSQL
 
 
-def _as_postgres(argv):
+def _as_postgres(argv: list[str]) -> list[str]:
     return (["runuser", "-u", "postgres", "--"] + argv) if os.geteuid() == 0 else argv
 
 
-def psql(args, database, sql):
+def psql(args: argparse.Namespace, database: str, sql: str) -> str:
     argv = _as_postgres([os.path.join(args.pg_bin, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
                          "-d", database, "-c", sql])
     return common.run(argv, f"psql in {database}", cwd="/").strip()
 
 
-def project_databases(args):
+def project_databases(args: argparse.Namespace) -> list[str]:
     return [line for line in psql(args, "postgres", PROJECT_DATABASES_SQL).splitlines() if line]
 
 
-def write_canary(args, database):
+def write_canary(args: argparse.Namespace, database: str) -> dict[str, Any]:
     """Insert one canary row and return the summary of all rows up to it."""
     psql(args, database, CANARY_SETUP_SQL)
     token = secrets.token_hex(16)
@@ -114,12 +116,12 @@ def write_canary(args, database):
     return parse_canary_summary(psql(args, database, canary_summary_sql(last_id)), last_id)
 
 
-def _work_dir(args):
+def _work_dir(args: argparse.Namespace) -> str:
     os.makedirs(args.work_dir, mode=0o700, exist_ok=True)
     return args.work_dir
 
 
-def archive_wal(args):
+def archive_wal(args: argparse.Namespace) -> int:
     if not WAL_NAME.fullmatch(args.name):
         sys.stderr.write(f"archive-wal: {args.name!r} is not a WAL file name\n")
         return EXIT_USAGE
@@ -134,15 +136,16 @@ def archive_wal(args):
     return 0
 
 
-def read_start_wal(tar_path):
+def read_start_wal(tar_path: str) -> str:
     with tarfile.open(tar_path, "r:gz") as tar:
         for member in tar:
-            if os.path.normpath(member.name) == "backup_label":
-                return common.parse_backup_label(tar.extractfile(member).read().decode())
+            content = tar.extractfile(member) if os.path.normpath(member.name) == "backup_label" else None
+            if content is not None:
+                return common.parse_backup_label(content.read().decode())
     raise Failure(f"{tar_path} has no backup_label")
 
 
-def base_backup(args):
+def base_backup(args: argparse.Namespace) -> int:
     started = common.now()
     label = common.stamp(started)
     tmp = None
@@ -174,7 +177,7 @@ def base_backup(args):
     return 0
 
 
-def dump(args):
+def dump(args: argparse.Namespace) -> int:
     stamp = common.stamp(common.now())
     failed = []
     done = []
@@ -213,7 +216,7 @@ def dump(args):
 # ---------------------------------------------------------------- Redis
 
 
-def _redis_password(args):
+def _redis_password(args: argparse.Namespace) -> str | None:
     try:
         with open(args.redis_password_file) as handle:
             return handle.read().strip() or None
@@ -221,7 +224,7 @@ def _redis_password(args):
         return None
 
 
-def redis(args, *words):
+def redis(args: argparse.Namespace, *words: str) -> str:
     """One redis-cli command; the password travels only in REDISCLI_AUTH, never in argv."""
     env = dict(os.environ)
     env.pop("REDISCLI_AUTH", None)
@@ -239,11 +242,11 @@ def redis(args, *words):
     return out
 
 
-def redis_info(args):
+def redis_info(args: argparse.Namespace) -> dict[str, str]:
     return parse_info(redis(args, "INFO", "persistence"))
 
 
-def _wait_redis(args, ready, what):
+def _wait_redis(args: argparse.Namespace, ready: Callable[[dict[str, str]], bool], what: str) -> dict[str, str]:
     deadline = time.monotonic() + args.timeout
     while True:
         info = redis_info(args)
@@ -254,7 +257,7 @@ def _wait_redis(args, ready, what):
         time.sleep(0.2)
 
 
-def bgsave(args):
+def bgsave(args: argparse.Namespace) -> dict[str, str]:
     """BGSAVE and wait for it; a save already running is waited for and then ours is started."""
     for _attempt in range(3):
         before = _wait_redis(args, lambda i: i.get("rdb_bgsave_in_progress") == "0", "running BGSAVE")
@@ -267,7 +270,7 @@ def bgsave(args):
         if not reply.startswith("Background saving"):
             raise Failure(f"redis BGSAVE answered {reply!r}")
 
-        def finished(info, before=before):
+        def finished(info: dict[str, str], before: dict[str, str] = before) -> bool:
             return info.get("rdb_bgsave_in_progress") == "0" and (
                 info.get("rdb_last_save_time") != before.get("rdb_last_save_time")
                 or int(info.get("rdb_saves", 0)) > int(before.get("rdb_saves", 0)))
@@ -279,7 +282,7 @@ def bgsave(args):
     raise Failure("redis: another BGSAVE kept running; ours never started")
 
 
-def _manifest(aof_dir):
+def _manifest(aof_dir: str) -> dict[str, bytes]:
     found = {}
     for name in sorted(os.listdir(aof_dir)):
         if name.endswith(".manifest"):
@@ -288,7 +291,7 @@ def _manifest(aof_dir):
     return found
 
 
-def tar_aof(args, handle):
+def tar_aof(args: argparse.Namespace, handle: IO[bytes]) -> None:
     """Tar appendonlydir into ``handle``; retried if an AOF rewrite changed the file set meanwhile."""
     aof_dir = os.path.join(args.redis_dir, "appendonlydir")
     for _attempt in range(3):
@@ -306,7 +309,7 @@ def tar_aof(args, handle):
     raise Failure("AOF rewrites kept changing appendonlydir while it was archived")
 
 
-def redis_snapshot(args):
+def redis_snapshot(args: argparse.Namespace) -> int:
     moment = common.now()
     stamp = common.stamp(moment)
     token = f"{common.iso(moment)} {secrets.token_hex(8)}"
@@ -351,7 +354,7 @@ SETTINGS_SQL = (
 )
 
 
-def status(args):
+def status(args: argparse.Namespace) -> int:
     out = {}
     failed = False
     try:
@@ -384,7 +387,7 @@ def status(args):
     return EXIT_FAILED if failed else 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codeb-storage")
     parser.add_argument("--pg-bin", default="/usr/lib/postgresql/15/bin")
     parser.add_argument("--pgdata", default="/var/lib/postgresql/15/main")

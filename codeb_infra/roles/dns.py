@@ -63,9 +63,9 @@ def managed_zones(settings: DnsSettings) -> None:
     if settings.dns_nameservers or not settings.public_address:
         return
     for nameserver in settings.nameservers:
-        zone = settings.zone_of(nameserver)
-        if zone:
-            pdns.record(name=f"Address of {nameserver}", zone=zone, record_name=nameserver, rtype="A",
+        nameserver_zone = settings.zone_of(nameserver)
+        if nameserver_zone:
+            pdns.record(name=f"Address of {nameserver}", zone=nameserver_zone, record_name=nameserver, rtype="A",
                         contents=[settings.public_address], owner="codeb/nameserver", api=api)
 
 

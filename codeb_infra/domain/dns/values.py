@@ -30,10 +30,9 @@ def ttl_seconds(value: object) -> int:
 
 
 def record_type(value: object) -> RecordType:
-    try:
-        return RecordType(value.upper() if isinstance(value, str) else value)
-    except ValueError:
-        raise CodebError(f"unsupported record type {value!r}: use one of {', '.join(t.value for t in RecordType)}") from None
+    if isinstance(value, str) and value.upper() in RecordType.__members__.values():
+        return RecordType(value.upper())
+    raise CodebError(f"unsupported record type {value!r}: use one of {', '.join(t.value for t in RecordType)}")
 
 
 def txt_content(text: object) -> str:
