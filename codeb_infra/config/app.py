@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -149,7 +148,7 @@ DNS_KEYS = (
 
 
 def _list(value: Any) -> Any:
-    return [part for part in value.replace(",", " ").split()] if isinstance(value, str) else value
+    return value.replace(",", " ").split() if isinstance(value, str) else value
 
 
 class DnsSettings(BaseModel):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-
 from typing import Any
-from pydantic import BaseModel, ConfigDict
 
+from pydantic import BaseModel, ConfigDict
 from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import podman as podman_commands

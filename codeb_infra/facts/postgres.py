@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
+
 from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import postgres as postgres_commands
-from codeb_infra.domain.errors import CodebError
 from codeb_infra.config.roles import ROLE_ATTRIBUTES
+from codeb_infra.domain.errors import CodebError
 
 
 class PostgresLogin(FactBase[frozenset[str] | None]):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-
 from typing import TypeVar
-from pydantic import BaseModel, ValidationError
 
+from pydantic import BaseModel, ValidationError
 from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import files as file_commands
@@ -23,7 +22,9 @@ def _parse(model: type[ModelT], path: str, output: list[str]) -> ModelT:
     try:
         return model.model_validate(json.loads("\n".join(output)))
     except (ValueError, ValidationError) as error:
-        raise CodebError(f"{path} is not a valid registry file ({error.__class__.__name__}): fix or restore it") from None
+        raise CodebError(
+            f"{path} is not a valid registry file ({error.__class__.__name__}): fix or restore it"
+        ) from None
 
 
 class ProjectRegistry(FactBase[Projects]):

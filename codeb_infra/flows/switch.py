@@ -8,7 +8,7 @@ from datetime import datetime
 from pyinfra import host
 from pyinfra.api import deploy
 
-from codeb_infra.domain import plans, slots
+from codeb_infra.domain import plans
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.domain.slots import SlotPair

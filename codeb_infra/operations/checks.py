@@ -23,7 +23,9 @@ def http_health(*, tool: str, url: str, container: str, interval: float = 1.0, t
 
 
 @operation(is_idempotent=False)
-def lock(*, tool: str, locks_dir: str, project: str, env: str, holder: str, wait: float = 0.0, break_lock: bool = False) -> Commands:
+def lock(
+    *, tool: str, locks_dir: str, project: str, env: str, holder: str, wait: float = 0.0, break_lock: bool = False
+) -> Commands:
     """
     Take the deploy lock of one project/env: fail fast (or after ``wait`` seconds) if another run holds it.
 
@@ -33,7 +35,9 @@ def lock(*, tool: str, locks_dir: str, project: str, env: str, holder: str, wait
 
         checks.lock(tool=tool, locks_dir="/opt/codeb/locks", project="myapp", env="production", holder="ci #42")
     """
-    yield state_commands.lock(tool, locks=locks_dir, project=project, env=env, holder=holder, wait=wait, break_lock=break_lock)
+    yield state_commands.lock(
+        tool, locks=locks_dir, project=project, env=env, holder=holder, wait=wait, break_lock=break_lock
+    )
 
 
 @operation(is_idempotent=False)

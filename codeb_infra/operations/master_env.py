@@ -38,7 +38,9 @@ def composed(*, project: str, address: str, postgres_port: int = 5432, redis_por
         master_env.composed(project="shop", address="10.0.0.4")
     """
     data = ProjectData.of(project)
-    current = host.get_fact(MasterEnvCurrent, project=project, address=address, postgres_port=postgres_port, redis_port=redis_port)
+    current = host.get_fact(
+        MasterEnvCurrent, project=project, address=address, postgres_port=postgres_port, redis_port=redis_port
+    )
     if current and root_only(host.get_fact(File, path=data.master_env_on_storage)):
         host.noop(f"{data.master_env_on_storage} is current")
         return

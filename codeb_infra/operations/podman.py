@@ -100,8 +100,18 @@ def slot_container(
     current_matches = current is not None and current.spec == spec and current.env_digest == env_digest
     pull = "never" if is_local_image(image) else "newer"
     if runner == "quadlet":
-        yield from _quadlet_slot(container, current, current_matches, labels=labels, image=image, network=network,
-                                 host_port=host_port, container_port=container_port, env_files=tuple(env_files), pull=pull)
+        yield from _quadlet_slot(
+            container,
+            current,
+            current_matches,
+            labels=labels,
+            image=image,
+            network=network,
+            host_port=host_port,
+            container_port=container_port,
+            env_files=tuple(env_files),
+            pull=pull,
+        )
         return
     if current is not None and current_matches:
         if current.running:
@@ -111,8 +121,14 @@ def slot_container(
         return
     yield podman_commands.remove(container)
     yield podman_commands.run(
-        container=container, image=image, labels=labels, network=network, host_port=host_port,
-        container_port=container_port, env_files=tuple(env_files), pull=pull,
+        container=container,
+        image=image,
+        labels=labels,
+        network=network,
+        host_port=host_port,
+        container_port=container_port,
+        env_files=tuple(env_files),
+        pull=pull,
     )
 
 

@@ -101,7 +101,9 @@ def server_settings(*, values: Mapping[str, str], conf_file: str, unit: str) -> 
         host.noop(f"PostgreSQL runs with {', '.join(values)} as wanted")
         return
     if not file_current:
-        yield from files.put._inner(src=StringIO(content), dest=conf_file, user="postgres", group="postgres", mode="644")
+        yield from files.put._inner(
+            src=StringIO(content), dest=conf_file, user="postgres", group="postgres", mode="644"
+        )
     # Values set with ALTER SYSTEM win over the file: drop those of the stale settings first.
     yield postgres_commands.reload_config(reset=stale)
     if any(k not in live or live[k].context == "postmaster" for k in stale):

@@ -156,7 +156,8 @@ def address_records(
     replace, delete = dns.plan_addresses(zone=zone_, names=names, addresses=dict(addresses), owner=owner, live=live,
                                          ttl=ttl, present=present, take_over=take_over, prune=prune)
     if not replace and not delete:
-        host.noop(f"{', '.join(names)} {'point at ' + ', '.join(addresses.values()) if present else 'have no records of ' + owner}")
+        what = "point at " + ", ".join(addresses.values()) if present else "have no records of " + owner
+        host.noop(f"{', '.join(names)} {what}")
         return
     yield pdns_commands.change_rrsets(api, zone_, replace=replace, delete=delete)
 
@@ -201,7 +202,9 @@ def api_key(*, conf: str, group: str = "pdns", api: PowerDnsApi = DEFAULT_API) -
 
 
 @operation()
-def sqlite_schema(*, database: str, schema: str = SQLITE_SCHEMA, owner: str = "pdns", tool: str = DEFAULT_API.tool) -> Commands:
+def sqlite_schema(
+    *, database: str, schema: str = SQLITE_SCHEMA, owner: str = "pdns", tool: str = DEFAULT_API.tool
+) -> Commands:
     """
     Create the gsqlite3 database from the packaged schema if it does not exist yet (never again).
 

@@ -59,7 +59,9 @@ def slot_pair(*, registry_dir: str, tool: str, pair: SlotPair, expect: str) -> C
 
 
 @operation()
-def project_entry(*, registry_dir: str, tool: str, project: str, env: Environment, entry: ProjectEnv | None) -> Commands:
+def project_entry(
+    *, registry_dir: str, tool: str, project: str, env: Environment, entry: ProjectEnv | None
+) -> Commands:
     """
     Write (or, with ``entry=None``, remove) one project/env in ssot.json.
 
@@ -75,8 +77,13 @@ def project_entry(*, registry_dir: str, tool: str, project: str, env: Environmen
         host.noop(f"{project}/{env.value} already registered")
         return
     yield state_commands.put_record(
-        tool, kind="project", registry=registry_dir, project=project, env=env.value,
-        expect=record_digest(current), record=None if entry is None else entry.model_dump(mode="json"),
+        tool,
+        kind="project",
+        registry=registry_dir,
+        project=project,
+        env=env.value,
+        expect=record_digest(current),
+        record=None if entry is None else entry.model_dump(mode="json"),
     )
 
 
@@ -96,6 +103,11 @@ def slot_pair_removed(*, registry_dir: str, tool: str, project: str, env: Enviro
         host.noop(f"no slots recorded for {project}/{env.value}")
         return
     yield state_commands.put_record(
-        tool, kind="slots", registry=registry_dir, project=project, env=env.value,
-        expect=record_digest(pair_record(table.pair(project, env))), record=None,
+        tool,
+        kind="slots",
+        registry=registry_dir,
+        project=project,
+        env=env.value,
+        expect=record_digest(pair_record(table.pair(project, env))),
+        record=None,
     )

@@ -14,8 +14,14 @@ SOURCE = Path(__file__).resolve().parent
 SERVER_PACKAGE = "codeb_remote"
 _MODULES = {
     "codeb-storage": ("codeb_common.py", "codeb_storage.py"),
-    "codeb-backup": ("codeb_common.py", "codeb_backup.py", "codeb_backup_archive.py", "codeb_backup_store.py",
-                     "codeb_backup_scratch.py", "codeb_backup_restore.py"),
+    "codeb-backup": (
+        "codeb_common.py",
+        "codeb_backup.py",
+        "codeb_backup_archive.py",
+        "codeb_backup_store.py",
+        "codeb_backup_scratch.py",
+        "codeb_backup_restore.py",
+    ),
 }
 PACKAGED_TOOLS = tuple(_MODULES)
 

@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--drop", metavar="NAME")
             p.add_argument("--list", action="store_true")
     args = parser.parse_args(argv)
-    actions = {"put": store.put, "prune": store.prune, "status": store.status, "drill": restore.drill,
-               "restore-pitr": restore.restore_pitr}
+    actions = {
+        "put": store.put,
+        "prune": store.prune,
+        "status": store.status,
+        "drill": restore.drill,
+        "restore-pitr": restore.restore_pitr,
+    }
     return actions[args.command](args)

@@ -27,6 +27,7 @@ class BadPath(ValueError):
 
 # ---------------------------------------------------------------- names and times
 
+
 def area_of(rel: str) -> str:
     """The area ('wal', 'base', 'dumps', 'redis') a shipped relative path belongs to, or BadPath."""
     for area, pattern in AREAS:
@@ -38,7 +39,6 @@ def area_of(rel: str) -> str:
     )
 
 
-
 def parse_time(text: str) -> datetime.datetime:
     """An ISO-8601 time with a timezone (a trailing Z is fine); naive times are refused."""
     try:
@@ -48,7 +48,6 @@ def parse_time(text: str) -> datetime.datetime:
     if value.tzinfo is None:
         raise ValueError(f"{text!r} has no timezone; add Z or +00:00")
     return value.astimezone(datetime.UTC)
-
 
 
 def wal_position(name: str) -> str:
@@ -96,7 +95,6 @@ def stale(items: dict[str, datetime.datetime], now: datetime.datetime, max_age: 
     return sorted(key for key, when in items.items() if key != newest and when < now - max_age)
 
 
-
 # ---------------------------------------------------------------- files
 
 
@@ -141,6 +139,7 @@ def append_line(path: str, record: dict[str, Any]) -> None:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
 
 # ---------------------------------------------------------------- what the root holds
 
@@ -190,4 +189,3 @@ def newest(metas: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | Non
 
 def wal_files(root: str) -> list[str]:
     return [name for name in listdir(os.path.join(root, "wal")) if WAL_NAME.fullmatch(name)]
-

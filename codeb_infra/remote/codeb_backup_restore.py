@@ -33,11 +33,9 @@ TABLE_COUNTS_SQL = (
 )
 
 
-
 def parse_lsn(text: str) -> int:
     high, low = text.strip().split("/")
     return (int(high, 16) << 32) | int(low, 16)
-
 
 
 # ---------------------------------------------------------------- drill
@@ -47,15 +45,24 @@ def drill(args: argparse.Namespace) -> int:
     started = common.now()
     clock = time.monotonic()
     record: dict[str, Any] = {
-        "started_at": common.iso(started), "finished_at": None, "ok": False, "failures": [],
-        "recovery_point_seconds": None, "recovery_time_seconds": None, "base": None,
-        "databases": {}, "dumps": {}, "redis": {"rdb": None, "aof": None},
+        "started_at": common.iso(started),
+        "finished_at": None,
+        "ok": False,
+        "failures": [],
+        "recovery_point_seconds": None,
+        "recovery_time_seconds": None,
+        "base": None,
+        "databases": {},
+        "dumps": {},
+        "redis": {"rdb": None, "aof": None},
     }
     failures = record["failures"]
     run_dir = None
     started_processes: list[Scratch] = []  # every scratch server, stopped in finally whatever happened
     try:
-        run_dir = scratch.scratch_dir(args.scratch, f"drill-{started.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}")
+        run_dir = scratch.scratch_dir(
+            args.scratch, f"drill-{started.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+        )
         cluster = None
         try:
             cluster = _drill_pitr(args, run_dir, record, clock, started_processes)
@@ -83,8 +90,9 @@ def drill(args: argparse.Namespace) -> int:
     return 0 if record["ok"] else EXIT_FAILED
 
 
-def _drill_pitr(args: argparse.Namespace, run_dir: str, record: dict[str, Any], clock: float,
-                started: list[Scratch]) -> scratch.ScratchPostgres:
+def _drill_pitr(
+    args: argparse.Namespace, run_dir: str, record: dict[str, Any], clock: float, started: list[Scratch]
+) -> scratch.ScratchPostgres:
     bases = archive.bases(args.root)
     if not bases:
         raise Failure("no complete base backup (base/<LABEL>/meta.json) in the archive")
@@ -113,7 +121,9 @@ def _drill_pitr(args: argparse.Namespace, run_dir: str, record: dict[str, Any], 
         entry: dict[str, Any] = {"canary_ok": False, "canary_rows": None, "tables": {}}
         record["databases"][db] = entry
         try:
-            got = common.parse_canary_summary(cluster.psql(db, common.canary_summary_sql(expected["last_id"])), expected["last_id"])
+            got = common.parse_canary_summary(
+                cluster.psql(db, common.canary_summary_sql(expected["last_id"])), expected["last_id"]
+            )
             entry["canary_rows"] = got["rows"]
             entry["canary_ok"] = got == {k: expected[k] for k in ("last_id", "rows", "checksum")}
             entry["tables"] = json.loads(cluster.psql(db, TABLE_COUNTS_SQL) or "{}")
@@ -131,8 +141,13 @@ def _drill_pitr(args: argparse.Namespace, run_dir: str, record: dict[str, Any], 
     return cluster
 
 
-def _drill_dumps(args: argparse.Namespace, run_dir: str, record: dict[str, Any], cluster: scratch.ScratchPostgres | None,
-                 started: list[Scratch]) -> None:
+def _drill_dumps(
+    args: argparse.Namespace,
+    run_dir: str,
+    record: dict[str, Any],
+    cluster: scratch.ScratchPostgres | None,
+    started: list[Scratch],
+) -> None:
     dumps = {db: newest for db, metas in archive.dumps(args.root).items() if (newest := archive.newest(metas))}
     if not dumps:
         raise Failure("no complete dump (dumps/<db>/<STAMP>.json) in the archive")
@@ -152,13 +167,29 @@ def _drill_dumps(args: argparse.Namespace, run_dir: str, record: dict[str, Any],
             scratch_db = f"codeb_drill_{index}"
             cluster.psql("postgres", f"CREATE DATABASE {scratch_db}")
             began = time.monotonic()
-            common.run([os.path.join(args.pg_bin, "pg_restore"), "--no-owner", "--no-acl", "--exit-on-error",
-                  "-h", cluster.run_dir, "-p", str(cluster.port), "-U", "postgres", "-d", scratch_db, path],
-                 f"pg_restore of {rel}")
+            common.run(
+                [
+                    os.path.join(args.pg_bin, "pg_restore"),
+                    "--no-owner",
+                    "--no-acl",
+                    "--exit-on-error",
+                    "-h",
+                    cluster.run_dir,
+                    "-p",
+                    str(cluster.port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    scratch_db,
+                    path,
+                ],
+                f"pg_restore of {rel}",
+            )
             entry["restore_seconds"] = round(time.monotonic() - began, 3)
             expected = meta["canary"]
-            got = common.parse_canary_summary(cluster.psql(scratch_db, common.canary_summary_sql(expected["last_id"])),
-                                       expected["last_id"])
+            got = common.parse_canary_summary(
+                cluster.psql(scratch_db, common.canary_summary_sql(expected["last_id"])), expected["last_id"]
+            )
             entry["canary_ok"] = got == {k: expected[k] for k in ("last_id", "rows", "checksum")}
             if not entry["canary_ok"]:
                 raise Failure(f"canary rows {got} differ from the dump's meta {expected}")
@@ -264,7 +295,8 @@ def restore_pitr(args: argparse.Namespace) -> int:
         cluster.wait_promoted(args.timeout)
         exists = cluster.psql("postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{args.database}'")
         if exists != "1":
-            raise Failure(f"database {args.database} does not exist at {common.iso(target) if target else 'the end of the archive'} (base {label})")
+            point = common.iso(target) if target else "the end of the archive"
+            raise Failure(f"database {args.database} does not exist at {point} (base {label})")
         recovered = cluster.psql("postgres", "SELECT pg_last_xact_replay_timestamp()") or None
     except Failure as error:
         sys.stderr.write(f"restore-pitr failed: {error}\n")
@@ -275,8 +307,15 @@ def restore_pitr(args: argparse.Namespace) -> int:
         cluster.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    info = {"name": name, "socket_dir": run_dir, "port": cluster.port, "database": args.database,
-            "target": common.iso(target) if target else "latest", "base": label, "recovered_to": recovered}
+    info = {
+        "name": name,
+        "socket_dir": run_dir,
+        "port": cluster.port,
+        "database": args.database,
+        "target": common.iso(target) if target else "latest",
+        "base": label,
+        "recovered_to": recovered,
+    }
     with open(os.path.join(run_dir, "pitr.json"), "w") as handle:
         json.dump(info, handle, indent=2, sort_keys=True)
     if args.json:
@@ -306,8 +345,10 @@ def _pitr_list(args: argparse.Namespace) -> int:
         print(json.dumps(found, indent=2, sort_keys=True))
     for info in [] if args.json else found:
         state = "running" if info["running"] else "stopped"
-        print(f"{info['name']} {state} database={info['database']} target={info['target']} "
-              f"psql -h {info['socket_dir']} -p {info['port']} -U postgres {info['database']}")
+        print(
+            f"{info['name']} {state} database={info['database']} target={info['target']} "
+            f"psql -h {info['socket_dir']} -p {info['port']} -U postgres {info['database']}"
+        )
     if not found and not args.json:
         print("no restore-pitr clusters")
     return 0
@@ -325,4 +366,3 @@ def _pitr_drop(args: argparse.Namespace) -> int:
     shutil.rmtree(run_dir)
     print(f"dropped {args.drop}")
     return 0
-

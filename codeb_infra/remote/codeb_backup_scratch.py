@@ -3,6 +3,7 @@ scratch directory each, on unix sockets only, and restoring a base backup into s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -20,7 +21,6 @@ from .codeb_common import Failure
 def conf_value(value: object) -> str:
     """A postgresql.conf string literal."""
     return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
-
 
 
 def _free_port() -> int:
@@ -106,14 +106,28 @@ class ScratchPostgres:
             open(os.path.join(self.data, "recovery.signal"), "w").close()
 
     def initdb(self) -> None:
-        common.run([os.path.join(self.pg_bin, "initdb"), "-U", "postgres", "--auth=trust", "--no-sync", "-D", self.data],
-             "initdb of a scratch cluster")
+        common.run(
+            [os.path.join(self.pg_bin, "initdb"), "-U", "postgres", "--auth=trust", "--no-sync", "-D", self.data],
+            "initdb of a scratch cluster",
+        )
 
     def start(self, timeout: float) -> None:
         result = subprocess.run(
-            [os.path.join(self.pg_bin, "pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", str(int(timeout)),
-             "start"],
-            capture_output=True, text=True, check=False)
+            [
+                os.path.join(self.pg_bin, "pg_ctl"),
+                "-D",
+                self.data,
+                "-l",
+                self.log,
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         self.pid = self._read_pid()
         if result.returncode != 0:
             raise Failure(f"scratch PostgreSQL did not start: {_tail(self.log)}")
@@ -127,8 +141,24 @@ class ScratchPostgres:
 
     def psql(self, database: str, sql: str) -> str:
         return common.run(
-            [os.path.join(self.pg_bin, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", self.run_dir,
-             "-p", str(self.port), "-U", "postgres", "-d", database, "-c", sql],
+            [
+                os.path.join(self.pg_bin, "psql"),
+                "-X",
+                "-q",
+                "-tA",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                self.run_dir,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
             f"SQL in scratch database {database}",
         ).strip()
 
@@ -152,13 +182,14 @@ class ScratchPostgres:
         pid = self._read_pid()
         if pid is None:
             return
-        subprocess.run([os.path.join(self.pg_bin, "pg_ctl"), "-D", self.data, "-m", mode, "-w", "-t", "60", "stop"],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [os.path.join(self.pg_bin, "pg_ctl"), "-D", self.data, "-m", mode, "-w", "-t", "60", "stop"],
+            capture_output=True,
+            check=False,
+        )
         if alive(pid):
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
 
 
 class ScratchRedis:
@@ -171,18 +202,37 @@ class ScratchRedis:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, extra: list[str], timeout: float = 120) -> None:
-        argv = [self.server, "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
-                "--save", "", "--dir", self.dir, "--dbfilename", "dump.rdb", "--daemonize", "no",
-                "--logfile", self.log, *extra]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        argv = [
+            self.server,
+            "--port",
+            "0",
+            "--unixsocket",
+            self.socket,
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--dir",
+            self.dir,
+            "--dbfilename",
+            "dump.rdb",
+            "--daemonize",
+            "no",
+            "--logfile",
+            self.log,
+            *extra,
+        ]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise Failure(f"scratch redis-server exited {self.proc.returncode}: {_tail(self.log)}")
             if os.path.exists(self.socket):
-                reply = subprocess.run([self.cli, "-s", self.socket, "PING"], capture_output=True, text=True,
-                                       check=False)
+                reply = subprocess.run(
+                    [self.cli, "-s", self.socket, "PING"], capture_output=True, text=True, check=False
+                )
                 if reply.stdout.strip() == "PONG":
                     return
             if time.monotonic() > deadline:
@@ -227,4 +277,3 @@ def check_file(root: str, rel: str, meta: dict[str, Any], what: str) -> str:
     if meta.get("sha256") and sha256_file(path) != meta["sha256"]:
         raise Failure(f"{what}: {rel} does not match the sha256 recorded at backup time (corrupted)")
     return path
-

@@ -87,6 +87,7 @@ def put(args: argparse.Namespace) -> int:
     print(f"stored {args.rel} ({size} bytes)")
     return 0
 
+
 # ---------------------------------------------------------------- status
 
 
@@ -97,8 +98,12 @@ def status(args: argparse.Namespace) -> int:
     if bases:
         label = max(bases, key=lambda key: (bases[key]["finished_at"], key))
         meta = bases[label]
-        out["base"] = {"label": label, "finished_at": meta["finished_at"], "size": meta.get("size"),
-                       "start_wal": meta["start_wal"]}
+        out["base"] = {
+            "label": label,
+            "finished_at": meta["finished_at"],
+            "size": meta.get("size"),
+            "start_wal": meta["start_wal"],
+        }
     wal_dir = os.path.join(root, "wal")
     names = archive.wal_files(root)
     segments = [n for n in names if re.fullmatch(SEGMENT_PATTERN, n)]
@@ -115,8 +120,11 @@ def status(args: argparse.Namespace) -> int:
         newest = archive.newest(metas)
         if newest:
             stamp, meta = newest
-            out["dumps"][db] = {"file": f"dumps/{db}/{stamp}.dump", "finished_at": meta.get("finished_at"),
-                                "size": meta.get("size")}
+            out["dumps"][db] = {
+                "file": f"dumps/{db}/{stamp}.dump",
+                "finished_at": meta.get("finished_at"),
+                "size": meta.get("size"),
+            }
     newest = archive.newest(archive.metas(os.path.join(root, "redis"), "rdb"))
     if newest:
         stamp, meta = newest
@@ -176,16 +184,20 @@ def prune(args: argparse.Namespace) -> int:
 
     for db, metas in archive.dumps(root).items():
         directory = os.path.join(root, "dumps", db)
-        for stamp in archive.stale({s: archive.parse_time(m["finished_at"]) for s, m in metas.items() if m.get("finished_at")},
-                           now, keep_age):
+        for stamp in archive.stale(
+            {s: archive.parse_time(m["finished_at"]) for s, m in metas.items() if m.get("finished_at")}, now, keep_age
+        ):
             remove(os.path.join(directory, f"{stamp}.dump"))
             remove(os.path.join(directory, f"{stamp}.json"))
         _remove_leftovers(directory, "dump", metas, now, remove)
 
     redis_dir = os.path.join(root, "redis")
     rdbs = archive.metas(redis_dir, "rdb")
-    for stamp in archive.stale({s: archive.parse_time(m["finished_at"]) for s, m in rdbs.items() if m.get("finished_at")},
-                       now, datetime.timedelta(hours=args.rdb_hours)):
+    for stamp in archive.stale(
+        {s: archive.parse_time(m["finished_at"]) for s, m in rdbs.items() if m.get("finished_at")},
+        now,
+        datetime.timedelta(hours=args.rdb_hours),
+    ):
         remove(os.path.join(redis_dir, f"{stamp}.rdb"))
         remove(os.path.join(redis_dir, f"{stamp}.json"))
     _remove_leftovers(redis_dir, "rdb", rdbs, now, remove)
@@ -207,12 +219,20 @@ def _leftover() -> datetime.timedelta:
     return datetime.timedelta(seconds=LEFTOVER_SECONDS)
 
 
-def _remove_leftovers(directory: str, suffix: str, complete: dict[str, dict[str, Any]], now: datetime.datetime,
-                      remove: Callable[[str], None]) -> None:
+def _remove_leftovers(
+    directory: str,
+    suffix: str,
+    complete: dict[str, dict[str, Any]],
+    now: datetime.datetime,
+    remove: Callable[[str], None],
+) -> None:
     """Data files without their .json (or the other way round) older than a day: an upload that died."""
     for entry in archive.listdir(directory):
         stamp, _, ext = entry.partition(".")
-        if (ext in (suffix, "json") and STAMP.fullmatch(stamp) and stamp not in complete
-                and common.parse_stamp(stamp) < now - _leftover()):
+        if (
+            ext in (suffix, "json")
+            and STAMP.fullmatch(stamp)
+            and stamp not in complete
+            and common.parse_stamp(stamp) < now - _leftover()
+        ):
             remove(os.path.join(directory, entry))
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import grp
 import hashlib
 import hmac
@@ -44,7 +45,8 @@ def _key(path: str) -> str:
     except OSError as error:
         raise Failure(
             f"cannot read the PowerDNS API key file {path} ({error.strerror}): "
-            "run the DNS bootstrap (codeb_infra.roles.dns.powerdns) first", EXIT_UNAUTHORIZED,
+            "run the DNS bootstrap (codeb_infra.roles.dns.powerdns) first",
+            EXIT_UNAUTHORIZED,
         ) from None
     if not key:
         raise Failure(f"the PowerDNS API key file {path} is empty: run the DNS bootstrap again", EXIT_UNAUTHORIZED)
@@ -65,22 +67,22 @@ def request(args: argparse.Namespace, method: str, path: str, body: Any = None) 
             return response.status, (json.loads(text) if text.strip() else None)
     except urllib.error.HTTPError as error:
         detail = error.read().decode(errors="replace").strip()
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             detail = json.loads(detail).get("error", detail)
-        except (ValueError, AttributeError):
-            pass
         if error.code in (401, 403):
             raise Failure(
                 f"PowerDNS API at {args.url} refused the key in {args.key_file} (HTTP {error.code}): "
                 "pdns runs with another api-key; run the DNS bootstrap again (it writes the key's hash "
-                "into pdns's config), then restart pdns if it still refuses", EXIT_UNAUTHORIZED,
+                "into pdns's config), then restart pdns if it still refuses",
+                EXIT_UNAUTHORIZED,
             ) from None
         return error.code, {"error": detail or error.reason}
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise Failure(
             f"PowerDNS API at {args.url} is not answering ({reason}): is pdns running "
-            "(systemctl status pdns) with api=yes and this webserver address and port?", EXIT_UNREACHABLE,
+            "(systemctl status pdns) with api=yes and this webserver address and port?",
+            EXIT_UNREACHABLE,
         ) from None
 
 
@@ -158,8 +160,14 @@ def _matches(key: str, hashed: str) -> bool:
         values = dict(part.split("=") for part in params.split(","))
         if scheme != "scrypt":
             return False
-        computed = hashlib.scrypt(key.encode(), salt=base64.b64decode(salt), n=2 ** int(values["ln"]),
-                                  r=int(values["r"]), p=int(values["p"]), dklen=len(base64.b64decode(digest)))
+        computed = hashlib.scrypt(
+            key.encode(),
+            salt=base64.b64decode(salt),
+            n=2 ** int(values["ln"]),
+            r=int(values["r"]),
+            p=int(values["p"]),
+            dklen=len(base64.b64decode(digest)),
+        )
         return hmac.compare_digest(computed, base64.b64decode(digest))
     except (ValueError, KeyError):
         return False
@@ -222,8 +230,10 @@ def api_key(args: argparse.Namespace) -> None:
     os.chmod(args.key_file, 0o600)
     gid = grp.getgrnam(args.group).gr_gid if args.group else None
     os.makedirs(os.path.dirname(args.conf), exist_ok=True)
-    text = (f"# The hash of the PowerDNS API key kept in {args.key_file} (written by codeb-pdns).\n"
-            f"api-key={_hash(_key(args.key_file))}\n")
+    text = (
+        f"# The hash of the PowerDNS API key kept in {args.key_file} (written by codeb-pdns).\n"
+        f"api-key={_hash(_key(args.key_file))}\n"
+    )
     _write(args.conf, text, 0o640, gid)
     print("written")
 
@@ -270,14 +280,22 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("api-key")
     p.add_argument("--conf", required=True, help="pdns config file that gets the api-key line")
     p.add_argument("--group", default="pdns", help="group that may read --conf (pdns runs as it)")
-    p.add_argument("--check", action="store_true", help="only print the state: ok, missing, exposed, unconfigured, mismatch")
+    p.add_argument(
+        "--check", action="store_true", help="only print the state: ok, missing, exposed, unconfigured, mismatch"
+    )
     p = sub.add_parser("sqlite-schema")
     p.add_argument("--database", required=True)
     p.add_argument("--schema", required=True)
     p.add_argument("--owner", default="pdns", help="user and group that own the database (pdns runs as them)")
     args = parser.parse_args(argv)
-    handlers = {"zones": zones, "zone": zone, "create-zone": create_zone, "patch": patch, "api-key": api_key,
-                "sqlite-schema": sqlite_schema}
+    handlers = {
+        "zones": zones,
+        "zone": zone,
+        "create-zone": create_zone,
+        "patch": patch,
+        "api-key": api_key,
+        "sqlite-schema": sqlite_schema,
+    }
     try:
         handlers[args.command](args)
     except Failure as failure:

@@ -35,8 +35,18 @@ PROJECT_DATABASES_SQL = (
     "WHERE shobj_description(oid, 'pg_database') LIKE 'codeb project %' ORDER BY datname"
 )
 DEFAULT_SHIP = ["ssh", "-o", "BatchMode=yes", "codeb-backup", "/usr/local/lib/codeb/codeb-backup", "put"]
-REDIS_ERRORS = ("ERR", "NOAUTH", "WRONGPASS", "LOADING", "MISCONF", "READONLY", "BUSY", "NOPERM",
-                "Could not connect", "AUTH failed")
+REDIS_ERRORS = (
+    "ERR",
+    "NOAUTH",
+    "WRONGPASS",
+    "LOADING",
+    "MISCONF",
+    "READONLY",
+    "BUSY",
+    "NOPERM",
+    "Could not connect",
+    "AUTH failed",
+)
 
 
 def parse_info(text: str) -> dict[str, str]:
@@ -99,8 +109,9 @@ def _as_postgres(argv: list[str]) -> list[str]:
 
 
 def psql(args: argparse.Namespace, database: str, sql: str) -> str:
-    argv = _as_postgres([os.path.join(args.pg_bin, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
-                         "-d", database, "-c", sql])
+    argv = _as_postgres(
+        [os.path.join(args.pg_bin, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql]
+    )
     return common.run(argv, f"psql in {database}", cwd="/").strip()
 
 
@@ -153,18 +164,42 @@ def base_backup(args: argparse.Namespace) -> int:
         canary = {db: write_canary(args, db) for db in project_databases(args)}
         tmp = tempfile.mkdtemp(prefix=f"base-{label}-", dir=_work_dir(args))
         out = os.path.join(tmp, "out")
-        common.run(_as_postgres([os.path.join(args.pg_bin, "pg_basebackup"), "-D", out, "-Ft", "-z", "-X", "fetch",
-                           "-c", "fast", "-l", f"codeb-{label}"]), "pg_basebackup", cwd="/")
+        common.run(
+            _as_postgres(
+                [
+                    os.path.join(args.pg_bin, "pg_basebackup"),
+                    "-D",
+                    out,
+                    "-Ft",
+                    "-z",
+                    "-X",
+                    "fetch",
+                    "-c",
+                    "fast",
+                    "-l",
+                    f"codeb-{label}",
+                ]
+            ),
+            "pg_basebackup",
+            cwd="/",
+        )
         finished = common.now()
         extra = sorted(set(os.listdir(out)) - {"base.tar.gz", "backup_manifest"})
         if extra:
             raise Failure(f"pg_basebackup wrote {extra}; tablespaces are not supported by codeb-storage")
         start_wal = read_start_wal(os.path.join(out, "base.tar.gz"))
-        files = {name: ship_file(f"base/{label}/{name}", os.path.join(out, name))
-                 for name in ("base.tar.gz", "backup_manifest")}
+        files = {
+            name: ship_file(f"base/{label}/{name}", os.path.join(out, name))
+            for name in ("base.tar.gz", "backup_manifest")
+        }
         meta = {
-            "label": label, "started_at": common.iso(started), "finished_at": common.iso(finished), "start_wal": start_wal,
-            "size": sum(f["size"] for f in files.values()), "files": files, "canary": canary,
+            "label": label,
+            "started_at": common.iso(started),
+            "finished_at": common.iso(finished),
+            "start_wal": start_wal,
+            "size": sum(f["size"] for f in files.values()),
+            "files": files,
+            "canary": canary,
         }
         ship_json(f"base/{label}/meta.json", meta)  # last: a base backup with meta.json is complete
     except (Failure, OSError, ValueError) as error:
@@ -195,12 +230,21 @@ def dump(args: argparse.Namespace) -> int:
             fd, path = tempfile.mkstemp(prefix=f"dump-{db}-", suffix=".dump", dir=_work_dir(args))
             os.close(fd)
             began = common.now()
-            common.run(_as_postgres([os.path.join(args.pg_bin, "pg_dump"), "-Fc", "-d", db, "-f", path]),
-                 f"pg_dump {db}", cwd="/")
+            common.run(
+                _as_postgres([os.path.join(args.pg_bin, "pg_dump"), "-Fc", "-d", db, "-f", path]),
+                f"pg_dump {db}",
+                cwd="/",
+            )
             finished = common.now()
             shipped = ship_file(f"dumps/{db}/{stamp}.dump", path)
-            meta = {"database": db, "file": f"{stamp}.dump", "started_at": common.iso(began),
-                    "finished_at": common.iso(finished), **shipped, "canary": canary}
+            meta = {
+                "database": db,
+                "file": f"{stamp}.dump",
+                "started_at": common.iso(began),
+                "finished_at": common.iso(finished),
+                **shipped,
+                "canary": canary,
+            }
             ship_json(f"dumps/{db}/{stamp}.json", meta)
             done.append(f"{db} ({shipped['size']} bytes)")
         except (Failure, OSError, ValueError) as error:
@@ -273,7 +317,8 @@ def bgsave(args: argparse.Namespace) -> dict[str, str]:
         def finished(info: dict[str, str], before: dict[str, str] = before) -> bool:
             return info.get("rdb_bgsave_in_progress") == "0" and (
                 info.get("rdb_last_save_time") != before.get("rdb_last_save_time")
-                or int(info.get("rdb_saves", 0)) > int(before.get("rdb_saves", 0)))
+                or int(info.get("rdb_saves", 0)) > int(before.get("rdb_saves", 0))
+            )
 
         info = _wait_redis(args, finished, "BGSAVE")
         if info.get("rdb_last_bgsave_status") != "ok":
@@ -321,8 +366,14 @@ def redis_snapshot(args: argparse.Namespace) -> int:
         with open(os.path.join(args.redis_dir, args.rdb_name), "rb") as handle:
             sha256 = common.sha256(handle)
             ship(f"redis/{stamp}.rdb", handle, sha256)
-            rdb = {"file": f"{stamp}.rdb", "finished_at": common.iso(common.now()), "size": _size(handle), "sha256": sha256,
-                   "canary_token": token, "keys": keys}
+            rdb = {
+                "file": f"{stamp}.rdb",
+                "finished_at": common.iso(common.now()),
+                "size": _size(handle),
+                "sha256": sha256,
+                "canary_token": token,
+                "keys": keys,
+            }
         ship_json(f"redis/{stamp}.json", rdb)
         info = redis_info(args)
         if info.get("aof_enabled") != "1":
@@ -331,8 +382,13 @@ def redis_snapshot(args: argparse.Namespace) -> int:
             tar_aof(args, handle)
             sha256 = common.sha256(handle)
             ship("redis/aof-latest.tar", handle, sha256, replace=True)
-            aof = {"file": "aof-latest.tar", "finished_at": common.iso(common.now()), "size": _size(handle),
-                   "sha256": sha256, "canary_token": token}
+            aof = {
+                "file": "aof-latest.tar",
+                "finished_at": common.iso(common.now()),
+                "size": _size(handle),
+                "sha256": sha256,
+                "canary_token": token,
+            }
         ship_json("redis/aof-latest.json", aof, replace=True)
     except (Failure, OSError, ValueError) as error:
         sys.stderr.write(f"redis-snapshot {stamp} failed: {error}\n")
@@ -368,8 +424,10 @@ def status(args: argparse.Namespace) -> int:
     try:
         ready = [os.path.join(status_dir, n) for n in os.listdir(status_dir) if n.endswith(".ready")]
         oldest = min((os.stat(p).st_mtime for p in ready), default=None)
-        out["ready"] = {"count": len(ready),
-                        "oldest_age_seconds": None if oldest is None else round(time.time() - oldest, 3)}
+        out["ready"] = {
+            "count": len(ready),
+            "oldest_age_seconds": None if oldest is None else round(time.time() - oldest, 3),
+        }
     except OSError as error:
         out["ready"] = {"error": str(error)}
         failed = True
@@ -408,5 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("redis-snapshot")
     sub.add_parser("status")
     args = parser.parse_args(argv)
-    return {"archive-wal": archive_wal, "base-backup": base_backup, "dump": dump,
-            "redis-snapshot": redis_snapshot, "status": status}[args.command](args)
+    return {
+        "archive-wal": archive_wal,
+        "base-backup": base_backup,
+        "dump": dump,
+        "redis-snapshot": redis_snapshot,
+        "status": status,
+    }[args.command](args)

@@ -12,17 +12,17 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
 from codeb_infra.commands import backups as backup_commands
-from codeb_infra.domain.data import (
-    POSTGRES_PASSWORDS_DIR,
-    REDIS_USERS_DIR,
-    STORAGE_SCHEDULES,
-)
 from codeb_infra.config.roles import (
     POSTGRES_ADMIN_PASSWORD,
     REDIS_ACL,
     REDIS_CONFIG,
     REDIS_PASSWORD,
     StorageSettings,
+)
+from codeb_infra.domain.data import (
+    POSTGRES_PASSWORDS_DIR,
+    REDIS_USERS_DIR,
+    STORAGE_SCHEDULES,
 )
 from codeb_infra.operations import postgres, redis, secrets, timers
 from codeb_infra.roles.tools import remote_tool
@@ -80,9 +80,14 @@ def storage() -> None:
         src=StringIO(render("redis.codeb.conf.j2", private_address=settings.private_address, acl_file=REDIS_ACL)),
         dest=REDIS_CONFIG, user="root", group="redis", mode="640",
     )
-    include = files.line(name="redis.conf includes codeb.conf", path="/etc/redis/redis.conf", line=f"include {REDIS_CONFIG}")
+    include = files.line(
+        name="redis.conf includes codeb.conf", path="/etc/redis/redis.conf", line=f"include {REDIS_CONFIG}"
+    )
     systemd.service(
-        name="Redis running", service="redis-server.service", running=True, enabled=True,
+        name="Redis running",
+        service="redis-server.service",
+        running=True,
+        enabled=True,
         restarted=acl.will_change or config.will_change or include.will_change,
     )
     backups(settings)
@@ -99,10 +104,16 @@ def backups(settings: StorageSettings) -> None:
             "archive_command": backup_commands.archive_command(),
             "archive_timeout": str(settings.archive_timeout),
         },
-        conf_file=f"{settings.postgres_dir}/conf.d/codeb-archive.conf", unit=settings.postgres_unit,
+        conf_file=f"{settings.postgres_dir}/conf.d/codeb-archive.conf",
+        unit=settings.postgres_unit,
     )
-    redis.runtime_config(name="Redis appends every write, fsync each second", values=REDIS_PERSISTENCE,
-                         password_file=REDIS_PASSWORD)
+    redis.runtime_config(
+        name="Redis appends every write, fsync each second", values=REDIS_PERSISTENCE, password_file=REDIS_PASSWORD
+    )
     for schedule in STORAGE_SCHEDULES:
-        timers.job(name=f"Timer {schedule.name} ({schedule.on_calendar})", schedule=schedule,
-                   command=backup_commands.storage_job(schedule.arguments), after=settings.postgres_unit)
+        timers.job(
+            name=f"Timer {schedule.name} ({schedule.on_calendar})",
+            schedule=schedule,
+            command=backup_commands.storage_job(schedule.arguments),
+            after=settings.postgres_unit,
+        )

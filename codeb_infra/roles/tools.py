@@ -11,12 +11,24 @@ from codeb_infra.remote import SERVER_PACKAGE, tool_files
 
 def remote_tool(tool: str, *, purpose: str) -> None:
     """Install ``tool`` and its modules, root-owned; a second run uploads nothing."""
-    files.directory(name=f"Directory {TOOLS_DIR}/{SERVER_PACKAGE}", path=f"{TOOLS_DIR}/{SERVER_PACKAGE}",
-                    user="root", group="root", mode="755")
+    files.directory(
+        name=f"Directory {TOOLS_DIR}/{SERVER_PACKAGE}",
+        path=f"{TOOLS_DIR}/{SERVER_PACKAGE}",
+        user="root",
+        group="root",
+        mode="755",
+    )
     entry, *modules = tool_files(tool)
     source, dest = entry
-    files.put(name=f"{tool} ({purpose})", src=str(source), dest=f"{TOOLS_DIR}/{dest}",
-              user="root", group="root", mode="755")
+    files.put(
+        name=f"{tool} ({purpose})", src=str(source), dest=f"{TOOLS_DIR}/{dest}", user="root", group="root", mode="755"
+    )
     for source, dest in modules:
-        files.put(name=f"{tool} module {dest}", src=str(source), dest=f"{TOOLS_DIR}/{dest}",
-                  user="root", group="root", mode="644")
+        files.put(
+            name=f"{tool} module {dest}",
+            src=str(source),
+            dest=f"{TOOLS_DIR}/{dest}",
+            user="root",
+            group="root",
+            mode="644",
+        )

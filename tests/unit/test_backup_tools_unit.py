@@ -34,16 +34,24 @@ def test_canary_summary() -> None:
 
 def test_the_shared_helpers_exist_once() -> None:
     """Both tools use codeb_common's copies: no module of either defines its own."""
-    shared = {name for name, value in vars(common).items() if not name.startswith("_") and getattr(
-        value, "__module__", common.__name__) == common.__name__}
+    shared = {
+        name
+        for name, value in vars(common).items()
+        if not name.startswith("_") and getattr(value, "__module__", common.__name__) == common.__name__
+    }
     for tool in remote.PACKAGED_TOOLS:
         for source, _dest in remote.tool_files(tool)[1:]:
             if source.name in ("__init__.py", "codeb_common.py"):
                 continue
             tree = ast.parse(source.read_text())
             defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
-            defined |= {target.id for node in tree.body if isinstance(node, ast.Assign) for target in node.targets
-                        if isinstance(target, ast.Name)}
+            defined |= {
+                target.id
+                for node in tree.body
+                if isinstance(node, ast.Assign)
+                for target in node.targets
+                if isinstance(target, ast.Name)
+            }
             assert not defined & shared, f"{source.name} redefines {sorted(defined & shared)}"
 
 
@@ -54,8 +62,14 @@ def test_a_tool_runs_from_its_installed_files_alone(tool: str, tmp_path: Path) -
     for source, dest in remote.tool_files(tool):
         (tmp_path / dest).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, tmp_path / dest)
-    result = subprocess.run([SERVER_PYTHON, "-I", str(tmp_path / tool), "--help"], capture_output=True, text=True,
-                            cwd="/", timeout=30, check=False)
+    result = subprocess.run(
+        [SERVER_PYTHON, "-I", str(tmp_path / tool), "--help"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert f"usage: {tool}" in result.stdout
     # every module the tool's modules import relatively is installed with it
@@ -67,34 +81,56 @@ def test_a_tool_runs_from_its_installed_files_alone(tool: str, tmp_path: Path) -
                 assert set(names) <= installed, f"{source.name} imports {names}, not installed with {tool}"
 
 
-@pytest.mark.parametrize("rel, area", [
-    ("wal/000000010000000000000002", "wal"),
-    ("wal/000000010000000000000002.partial", "wal"),
-    ("wal/00000002.history", "wal"),
-    ("wal/000000010000000000000002.00000028.backup", "wal"),
-    ("base/20261122T030000Z/base.tar.gz", "base"),
-    ("base/20261122T030000Z/backup_manifest", "base"),
-    ("base/20261122T030000Z/meta.json", "base"),
-    ("dumps/shop_prod/20261122T030000Z.dump", "dumps"),
-    ("dumps/a/20261122T030000Z.json", "dumps"),
-    ("redis/20261122T030000Z.rdb", "redis"),
-    ("redis/aof-latest.tar", "redis"),
-    ("redis/aof-latest.json", "redis"),
-])
+@pytest.mark.parametrize(
+    "rel, area",
+    [
+        ("wal/000000010000000000000002", "wal"),
+        ("wal/000000010000000000000002.partial", "wal"),
+        ("wal/00000002.history", "wal"),
+        ("wal/000000010000000000000002.00000028.backup", "wal"),
+        ("base/20261122T030000Z/base.tar.gz", "base"),
+        ("base/20261122T030000Z/backup_manifest", "base"),
+        ("base/20261122T030000Z/meta.json", "base"),
+        ("dumps/shop_prod/20261122T030000Z.dump", "dumps"),
+        ("dumps/a/20261122T030000Z.json", "dumps"),
+        ("redis/20261122T030000Z.rdb", "redis"),
+        ("redis/aof-latest.tar", "redis"),
+        ("redis/aof-latest.json", "redis"),
+    ],
+)
 def test_whitelist_accepts_what_the_storage_server_sends(rel: str, area: str) -> None:
     assert backup.area_of(rel) == area
 
 
-@pytest.mark.parametrize("rel", [
-    "", "wal", "wal/", "../wal/000000010000000000000002", "/srv/backup/wal/000000010000000000000002",
-    "wal/000000010000000000000002/", "wal/0000000100000000000000020", "wal/00000001000000000000000a",
-    "wal/000000010000000000000002.backup", "wal/0000002.history", "wal/000000010000000000000002\n",
-    "base/20261122T030000Z/../../env/x", "base/2026-11-22/meta.json", "base/20261122T030000Z/postgresql.conf",
-    "dumps/Shop/20261122T030000Z.dump", "dumps/" + "a" * 64 + "/20261122T030000Z.dump",
-    "dumps/a/20261122T030000Z.sql", "dumps/a/b/20261122T030000Z.dump", "redis/aof-latest.rdb",
-    "redis/dump.rdb", "env/app.env", "drills/history.jsonl", "wal/００００００01000000000000002",
-    "base/２0261122T030000Z/meta.json",
-])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "",
+        "wal",
+        "wal/",
+        "../wal/000000010000000000000002",
+        "/srv/backup/wal/000000010000000000000002",
+        "wal/000000010000000000000002/",
+        "wal/0000000100000000000000020",
+        "wal/00000001000000000000000a",
+        "wal/000000010000000000000002.backup",
+        "wal/0000002.history",
+        "wal/000000010000000000000002\n",
+        "base/20261122T030000Z/../../env/x",
+        "base/2026-11-22/meta.json",
+        "base/20261122T030000Z/postgresql.conf",
+        "dumps/Shop/20261122T030000Z.dump",
+        "dumps/" + "a" * 64 + "/20261122T030000Z.dump",
+        "dumps/a/20261122T030000Z.sql",
+        "dumps/a/b/20261122T030000Z.dump",
+        "redis/aof-latest.rdb",
+        "redis/dump.rdb",
+        "env/app.env",
+        "drills/history.jsonl",
+        "wal/００００００01000000000000002",
+        "base/２0261122T030000Z/meta.json",
+    ],
+)
 def test_whitelist_refuses_everything_else(rel: str) -> None:
     with pytest.raises(backup.BadPath):
         backup.area_of(rel)
@@ -111,25 +147,45 @@ def test_an_accepted_path_never_escapes_its_area(rel: str) -> None:
 
 
 def test_wal_names() -> None:
-    for name in ("000000010000000000000002", "000000010000000000000002.partial", "00000003.history",
-                 "000000010000000000000002.00000028.backup"):
+    for name in (
+        "000000010000000000000002",
+        "000000010000000000000002.partial",
+        "00000003.history",
+        "000000010000000000000002.00000028.backup",
+    ):
         assert common.WAL_NAME.fullmatch(name), name
-    for name in ("00000001000000000000002", "RECOVERYXLOG", "x", "000000010000000000000002.backup",
-                 "0000000100000000000000020"):
+    for name in (
+        "00000001000000000000002",
+        "RECOVERYXLOG",
+        "x",
+        "000000010000000000000002.backup",
+        "0000000100000000000000020",
+    ):
         assert not common.WAL_NAME.fullmatch(name), name
 
 
 def test_wal_prune_ignores_the_timeline_and_keeps_history() -> None:
     names = [
-        "000000010000000000000003", "000000010000000000000004", "000000010000000000000004.00000028.backup",
-        "000000010000000000000005", "000000020000000000000004.partial", "000000020000000000000005",
-        "00000002.history", "000000030000000000000002", "000000010000000100000000",
+        "000000010000000000000003",
+        "000000010000000000000004",
+        "000000010000000000000004.00000028.backup",
+        "000000010000000000000005",
+        "000000020000000000000004.partial",
+        "000000020000000000000005",
+        "00000002.history",
+        "000000030000000000000002",
+        "000000010000000100000000",
     ]
     removed = backup.wal_to_remove(names, keep_from="000000020000000000000005")
-    assert removed == sorted([
-        "000000010000000000000003", "000000010000000000000004", "000000010000000000000004.00000028.backup",
-        "000000020000000000000004.partial", "000000030000000000000002",
-    ])
+    assert removed == sorted(
+        [
+            "000000010000000000000003",
+            "000000010000000000000004",
+            "000000010000000000000004.00000028.backup",
+            "000000020000000000000004.partial",
+            "000000030000000000000002",
+        ]
+    )
     assert "00000002.history" not in removed and "000000010000000000000005" not in removed
     assert backup.wal_to_remove(names, keep_from="000000010000000000000001") == []
 
@@ -144,14 +200,23 @@ def test_segment_names_round_trip_across_log_boundaries(timeline: int, number: i
 
 
 def test_missing_segments_names_the_gap() -> None:
-    archived = ["0000000100000000000000FE", "0000000100000000000000FF", "000000010000000100000001",
-                "00000001000000000000FFFF.partial", "00000001.history"]
+    archived = [
+        "0000000100000000000000FE",
+        "0000000100000000000000FF",
+        "000000010000000100000001",
+        "00000001000000000000FFFF.partial",
+        "00000001.history",
+    ]
     assert backup.missing_segments(archived, "0000000100000000000000FE", SEG) == ["000000010000000100000000"]
     assert backup.missing_segments(archived[:2], "0000000100000000000000FE", SEG) == []
     assert backup.missing_segments([], "000000010000000000000002", SEG) == ["000000010000000000000002"]
     # segments of a later timeline continue the chain after a failover
-    assert backup.missing_segments(["000000010000000000000002", "000000020000000000000003"],
-                                   "000000010000000000000002", SEG) == []
+    assert (
+        backup.missing_segments(
+            ["000000010000000000000002", "000000020000000000000003"], "000000010000000000000002", SEG
+        )
+        == []
+    )
 
 
 def test_stale_never_picks_the_newest() -> None:

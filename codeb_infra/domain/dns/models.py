@@ -36,7 +36,7 @@ class RRset(BaseModel):
         """Who in codeb created this RRset (from its comment), None for RRsets made by other means."""
         for comment in self.comments:
             if comment.account == OWNER_ACCOUNT and comment.content.startswith(_OWNER_PREFIX):
-                return comment.content[len(_OWNER_PREFIX):]
+                return comment.content[len(_OWNER_PREFIX) :]
         return None
 
     @property
@@ -65,7 +65,9 @@ class Soa(BaseModel):
     negative_ttl: int = 3600
 
     def content(self, serial: int) -> str:
-        return f"{self.primary} {self.hostmaster} {serial} {self.refresh} {self.retry} {self.expire} {self.negative_ttl}"
+        return (
+            f"{self.primary} {self.hostmaster} {serial} {self.refresh} {self.retry} {self.expire} {self.negative_ttl}"
+        )
 
     @classmethod
     def parse(cls, content: str) -> tuple[Soa, int]:
@@ -73,8 +75,14 @@ class Soa(BaseModel):
         if len(parts) != 7 or not all(p.isdigit() for p in parts[2:]):
             raise CodebError(f"unexpected SOA content {content!r} from PowerDNS")
         primary, hostmaster, serial, refresh, retry, expire, minimum = parts
-        return cls(primary=primary, hostmaster=hostmaster, refresh=int(refresh), retry=int(retry),
-                   expire=int(expire), negative_ttl=int(minimum)), int(serial)
+        return cls(
+            primary=primary,
+            hostmaster=hostmaster,
+            refresh=int(refresh),
+            retry=int(retry),
+            expire=int(expire),
+            negative_ttl=int(minimum),
+        ), int(serial)
 
 
 class Zone(BaseModel):
@@ -132,5 +140,3 @@ class ZoneSpec(BaseModel):
 
     def ns_rrset(self) -> RRset:
         return RRset(name=self.name, rtype="NS", ttl=self.default_ttl, contents=self.nameservers)
-
-

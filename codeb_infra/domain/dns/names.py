@@ -77,6 +77,7 @@ def zone_for(name: object, zones: Iterable[str]) -> str:
 
 def owner_name(value: object) -> str:
     if not isinstance(value, str) or not _OWNER.fullmatch(value):
-        raise CodebError(f"invalid record owner {value!r}: use lowercase letters, digits and . _ / - (e.g. 'myapp/production')")
+        raise CodebError(
+            f"invalid record owner {value!r}: use lowercase letters, digits and . _ / - (e.g. 'myapp/production')"
+        )
     return value
-

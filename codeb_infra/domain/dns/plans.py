@@ -15,8 +15,14 @@ from codeb_infra.domain.dns.values import RecordType, record_content, record_typ
 from codeb_infra.domain.errors import CodebError
 
 
-def zone_spec(*, zone: object, nameservers: Sequence[str], hostmaster: str | None = None,
-              default_ttl: object = 3600, negative_ttl: object = 3600) -> ZoneSpec:
+def zone_spec(
+    *,
+    zone: object,
+    nameservers: Sequence[str],
+    hostmaster: str | None = None,
+    default_ttl: object = 3600,
+    negative_ttl: object = 3600,
+) -> ZoneSpec:
     name = zone_name(zone)
     if isinstance(nameservers, str) or not nameservers:
         raise CodebError(f"zone {name} needs at least one nameserver (a list like ['ns1.example.com'])")
@@ -32,8 +38,12 @@ def zone_spec(*, zone: object, nameservers: Sequence[str], hostmaster: str | Non
         mailbox = host_name(hostmaster, "hostmaster")
     default = ttl_seconds(default_ttl)
     negative = ttl_seconds(negative_ttl)
-    return ZoneSpec(name=name, soa=Soa(primary=servers[0], hostmaster=mailbox, negative_ttl=negative),
-                    nameservers=servers, default_ttl=default)
+    return ZoneSpec(
+        name=name,
+        soa=Soa(primary=servers[0], hostmaster=mailbox, negative_ttl=negative),
+        nameservers=servers,
+        default_ttl=default,
+    )
 
 
 class ZoneChange(BaseModel):
@@ -55,7 +65,12 @@ def plan_zone(spec: ZoneSpec, live: Zone | None) -> ZoneChange | None:
         replace.append(spec.soa_rrset(parsed[1] if parsed else live.serial))
     live_ns = live.rrset(spec.name, "NS")
     wanted_ns = spec.ns_rrset()
-    if live_ns is None or set(live_ns.contents) != set(wanted_ns.contents) or live_ns.disabled or live_ns.ttl != spec.default_ttl:
+    if (
+        live_ns is None
+        or set(live_ns.contents) != set(wanted_ns.contents)
+        or live_ns.disabled
+        or live_ns.ttl != spec.default_ttl
+    ):
         replace.append(wanted_ns)
     return ZoneChange(replace=tuple(replace)) if replace else None
 
@@ -76,8 +91,16 @@ class RecordSpec(BaseModel):
     owner: str
 
 
-def record_spec(*, zone: object, name: object, rtype: object, contents: object = (), ttl: object = None,
-                owner: object = "codeb", present: bool = True) -> RecordSpec:
+def record_spec(
+    *,
+    zone: object,
+    name: object,
+    rtype: object,
+    contents: object = (),
+    ttl: object = None,
+    owner: object = "codeb",
+    present: bool = True,
+) -> RecordSpec:
     """Validate and normalise a wanted RRset (``present=False``: one that must not exist)."""
     zone_ = zone_name(zone)
     name_ = record_name(name)
@@ -90,9 +113,17 @@ def record_spec(*, zone: object, name: object, rtype: object, contents: object =
     if type_ is RecordType.CNAME and len(canonical) > 1:
         raise CodebError(f"{name_} CNAME: a name has at most one CNAME target, got {len(canonical)}")
     if type_ is RecordType.CNAME and name_ == zone_:
-        raise CodebError(f"{name_} CNAME: the zone apex holds SOA and NS records, so it cannot be a CNAME; use A/AAAA records")
-    return RecordSpec(zone=zone_, name=name_, rtype=type_, contents=canonical,
-                      ttl=None if ttl is None else ttl_seconds(ttl), owner=owner_name(owner))
+        raise CodebError(
+            f"{name_} CNAME: the zone apex holds SOA and NS records, so it cannot be a CNAME; use A/AAAA records"
+        )
+    return RecordSpec(
+        zone=zone_,
+        name=name_,
+        rtype=type_,
+        contents=canonical,
+        ttl=None if ttl is None else ttl_seconds(ttl),
+        owner=owner_name(owner),
+    )
 
 
 def check_cname_rules(spec: RecordSpec, existing: Iterable[RRset]) -> None:
@@ -129,8 +160,9 @@ class RecordChange(BaseModel):
     delete: bool = False
 
 
-def plan_record(spec: RecordSpec, zone: Zone | None, *, present: bool = True, take_over: bool = False,
-                fallback_ttl: int = 3600) -> RecordChange | None:
+def plan_record(
+    spec: RecordSpec, zone: Zone | None, *, present: bool = True, take_over: bool = False, fallback_ttl: int = 3600
+) -> RecordChange | None:
     """Compare a wanted RRset with the live zone: None when nothing needs to change."""
     existing = zone.at(spec.name) if zone else ()
     current = next((r for r in existing if r.rtype == spec.rtype.value), None)
@@ -145,8 +177,13 @@ def plan_record(spec: RecordSpec, zone: Zone | None, *, present: bool = True, ta
         _check_ownership(spec, current, take_over)
     comments = (current.other_comments if current else ()) + (owner_comment(spec.owner),)
     wanted = RRset(name=spec.name, rtype=spec.rtype.value, ttl=wanted_ttl, contents=spec.contents, comments=comments)
-    if (current is not None and current.owner == spec.owner and current.ttl == wanted_ttl
-            and set(current.contents) == set(spec.contents) and not current.disabled):
+    if (
+        current is not None
+        and current.owner == spec.owner
+        and current.ttl == wanted_ttl
+        and set(current.contents) == set(spec.contents)
+        and not current.disabled
+    ):
         return None
     return RecordChange(rrset=wanted)
 
@@ -159,9 +196,18 @@ def owned_rrsets(zone: Zone | None, owner: object) -> tuple[RRset, ...]:
 ADDRESS_TYPES = (RecordType.A, RecordType.AAAA)
 
 
-def plan_addresses(*, zone: object, names: Sequence[str], addresses: dict[str, str], owner: object,
-                   live: Zone | None, ttl: object = None, present: bool = True, take_over: bool = False,
-                   prune: bool = False) -> tuple[tuple[RRset, ...], tuple[RRset, ...]]:
+def plan_addresses(
+    *,
+    zone: object,
+    names: Sequence[str],
+    addresses: dict[str, str],
+    owner: object,
+    live: Zone | None,
+    ttl: object = None,
+    present: bool = True,
+    take_over: bool = False,
+    prune: bool = False,
+) -> tuple[tuple[RRset, ...], tuple[RRset, ...]]:
     """Names that point at addresses (``{"A": ipv4, "AAAA": ipv6}``): the RRsets to replace and to delete.
 
     An address type not given (or ``present=False``) means this owner's RRset of that type goes;
@@ -180,8 +226,15 @@ def plan_addresses(*, zone: object, names: Sequence[str], addresses: dict[str, s
     for name in names:
         for rtype in ADDRESS_TYPES:
             value = addresses.get(rtype.value) if present else None
-            spec = record_spec(zone=zone, name=name, rtype=rtype, contents=[value] if value else (), ttl=ttl,
-                               owner=owner, present=bool(value))
+            spec = record_spec(
+                zone=zone,
+                name=name,
+                rtype=rtype,
+                contents=[value] if value else (),
+                ttl=ttl,
+                owner=owner,
+                present=bool(value),
+            )
             if value:
                 change = plan_record(spec, live, take_over=take_over)
                 if change is not None:
@@ -192,6 +245,7 @@ def plan_addresses(*, zone: object, names: Sequence[str], addresses: dict[str, s
                 delete.append(current)
     if prune and live is not None:
         listed = {record_name(name) for name in names}
-        delete += [r for r in owned_rrsets(live, owner)
-                   if r.name not in listed and r.rtype in {t.value for t in ADDRESS_TYPES}]
+        delete += [
+            r for r in owned_rrsets(live, owner) if r.name not in listed and r.rtype in {t.value for t in ADDRESS_TYPES}
+        ]
     return tuple(replace), tuple(delete)

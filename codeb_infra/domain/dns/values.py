@@ -41,7 +41,7 @@ def txt_content(text: object) -> str:
         raise CodebError(f"invalid TXT value {text!r}: use printable ASCII text (no tabs, newlines or other controls)")
     if len(text) > _TXT_MAX:
         raise CodebError(f"invalid TXT value: {len(text)} characters, at most {_TXT_MAX}")
-    chunks = [text[i:i + _TXT_CHUNK] for i in range(0, len(text), _TXT_CHUNK)] or [""]
+    chunks = [text[i : i + _TXT_CHUNK] for i in range(0, len(text), _TXT_CHUNK)] or [""]
     return " ".join('"' + chunk.replace("\\", "\\\\").replace('"', '\\"') + '"' for chunk in chunks)
 
 
@@ -83,5 +83,3 @@ def record_content(rtype: RecordType, value: object) -> str:
     if len(parts) != 2 or not parts[0].isdigit() or not 0 <= int(parts[0]) <= 65535:
         raise CodebError(f"invalid MX value {value!r}: expected 'PRIORITY HOST' like '10 mail.example.com'")
     return f"{int(parts[0])} {host_name(parts[1], 'MX host')}"
-
-
