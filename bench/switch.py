@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.caddy import CaddyProcess, caddy_binary, caddy_version  # noqa: E402
-from tests.support.load import LoadResult, SwitchSummary, summarize_switches  # noqa: E402
-from tests.support.load_process import LoadProcess  # noqa: E402
-from tests.support.net import LOOPBACK, free_loopback_port, wait_for_body  # noqa: E402
-from tests.support.switching import (  # noqa: E402
+from tests.support.caddy import CaddyProcess, caddy_binary, caddy_version
+from tests.support.load import LoadResult, SwitchSummary, summarize_switches
+from tests.support.load_process import LoadProcess
+from tests.support.net import LOOPBACK, free_loopback_port, wait_for_body
+from tests.support.switching import (
     SITE_HOST,
     AppSlots,
     Slot,

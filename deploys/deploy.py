@@ -7,8 +7,8 @@
 from pyinfra import host
 
 from codeb_infra import flows
-from codeb_infra.domain.requests import DeployRequest
 from codeb_infra.controller.errors import clear_errors
+from codeb_infra.domain.requests import DeployRequest
 
 with clear_errors():
     request = DeployRequest.from_data(host.data)

@@ -6,8 +6,8 @@
 from pyinfra import host
 
 from codeb_infra import flows
-from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.controller.errors import clear_errors
+from codeb_infra.domain.requests import SlotRequest
 
 with clear_errors():
     request = SlotRequest.from_data(host.data)

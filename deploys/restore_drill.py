@@ -13,4 +13,6 @@ from codeb_infra.operations import drills
 with clear_errors():
     if "backup" in host.groups:
         settings = BackupSettings.from_data(host.data)
-        drills.drill(name="Restore drill", root=settings.backup_root, pg_bin=settings.postgres_bin, scratch=BACKUP_SCRATCH)
+        drills.drill(
+            name="Restore drill", root=settings.backup_root, pg_bin=settings.postgres_bin, scratch=BACKUP_SCRATCH
+        )

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyinfra.api import StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
 from codeb_infra.commands import command, quoted, safe
-from codeb_infra.domain.data import BACKUP_TOOL, STORAGE_TOOL
 from codeb_infra.config.roles import BACKUP_USER
+from codeb_infra.domain.data import BACKUP_TOOL, STORAGE_TOOL
 
 
 def storage_status() -> StringCommand:
     return command(STORAGE_TOOL, "status")
 
 
-def _backup_tool(root: str, *arguments: str | StringCommand) -> StringCommand:
+def _backup_tool(root: str, *arguments: str | QuoteString | StringCommand) -> StringCommand:
     return command("runuser", "-u", BACKUP_USER, "--", BACKUP_TOOL, "--root", quoted(root), *arguments)
 
 
@@ -33,7 +33,9 @@ def restore_pitr(root: str, pg_bin: str, scratch: str, database: str, target: st
 
 
 def drop_pitr(root: str, pg_bin: str, scratch: str, name: str) -> StringCommand:
-    return _backup_tool(root, "restore-pitr", "--drop", quoted(name), "--pg-bin", quoted(pg_bin), "--scratch", quoted(scratch))
+    return _backup_tool(
+        root, "restore-pitr", "--drop", quoted(name), "--pg-bin", quoted(pg_bin), "--scratch", quoted(scratch)
+    )
 
 
 def run_job(unit: str) -> StringCommand:
@@ -43,6 +45,7 @@ def run_job(unit: str) -> StringCommand:
 
 # systemd ExecStart lines and PostgreSQL's archive_command: no shell reads these, so their parts
 # are checked (`safe`) and joined, not quoted.
+
 
 def archive_command() -> str:
     """PostgreSQL's archive_command: ship segment %p named %f to the backup server."""

@@ -9,7 +9,23 @@ from codeb_infra.commands import command, quoted
 
 def read_text(path: str, marker: str) -> StringCommand:
     """Print a file, or the marker when it does not exist (so empty and missing differ)."""
-    return command("if", "[", "-f", quoted(path), "]", ";", "then", "cat", quoted(path), ";", "else", "echo", quoted(marker), ";", "fi")
+    return command(
+        "if",
+        "[",
+        "-f",
+        quoted(path),
+        "]",
+        ";",
+        "then",
+        "cat",
+        quoted(path),
+        ";",
+        "else",
+        "echo",
+        quoted(marker),
+        ";",
+        "fi",
+    )
 
 
 def remove_files(*paths: str) -> StringCommand:

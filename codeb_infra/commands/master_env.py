@@ -7,8 +7,8 @@ from __future__ import annotations
 from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted
-from codeb_infra.domain.data import ProjectData
 from codeb_infra.config.roles import ip_address
+from codeb_infra.domain.data import ProjectData
 
 FORMAT = (
     "DATABASE_URL=postgresql://%s:%s@%s:%s/%s\\n"
@@ -33,16 +33,37 @@ def _text(data: ProjectData, address: str, postgres_port: int, redis_port: int) 
 
 
 def _both_passwords(data: ProjectData) -> StringCommand:
-    return command("[", "-s", quoted(data.postgres_password_file), "]", "&&", "[", "-s", quoted(data.redis_password_file), "]")
+    return command(
+        "[", "-s", quoted(data.postgres_password_file), "]", "&&", "[", "-s", quoted(data.redis_password_file), "]"
+    )
 
 
 def current(data: ProjectData, address: str, postgres_port: int = 5432, redis_port: int = 6379) -> StringCommand:
     """Print `current` when the file holds exactly what the password files make, else `stale`."""
     path = data.master_env_on_storage
     return command(
-        "if", _both_passwords(data), "&&",
-        "[", '"$(cat', quoted(path), '2>/dev/null)"', "=", '"$(', _text(data, address, postgres_port, redis_port), ')"', "]", ";",
-        "then", "echo", "current", ";", "else", "echo", "stale", ";", "fi",
+        "if",
+        _both_passwords(data),
+        "&&",
+        "[",
+        '"$(cat',
+        quoted(path),
+        '2>/dev/null)"',
+        "=",
+        '"$(',
+        _text(data, address, postgres_port, redis_port),
+        ')"',
+        "]",
+        ";",
+        "then",
+        "echo",
+        "current",
+        ";",
+        "else",
+        "echo",
+        "stale",
+        ";",
+        "fi",
     )
 
 
@@ -51,11 +72,35 @@ def write(data: ProjectData, address: str, postgres_port: int = 5432, redis_port
     path = data.master_env_on_storage
     staged = f"{path}.new"
     return command(
-        _both_passwords(data), "&&", "(", "umask", "077", "&&",
-        "install", "-d", "-m", "700", quoted(path.rsplit("/", 1)[0]), "&&",
-        _text(data, address, postgres_port, redis_port), ">", quoted(staged), "&&",
-        "chown", "root:root", quoted(staged), "&&", "chmod", "600", quoted(staged), "&&",
-        "mv", "-f", quoted(staged), quoted(path), ")",
+        _both_passwords(data),
+        "&&",
+        "(",
+        "umask",
+        "077",
+        "&&",
+        "install",
+        "-d",
+        "-m",
+        "700",
+        quoted(path.rsplit("/", 1)[0]),
+        "&&",
+        _text(data, address, postgres_port, redis_port),
+        ">",
+        quoted(staged),
+        "&&",
+        "chown",
+        "root:root",
+        quoted(staged),
+        "&&",
+        "chmod",
+        "600",
+        quoted(staged),
+        "&&",
+        "mv",
+        "-f",
+        quoted(staged),
+        quoted(path),
+        ")",
     )
 
 
@@ -63,8 +108,21 @@ def prepare_copy(path: str) -> StringCommand:
     """An empty root-only file at `{path}.new` for the copy to be written into."""
     staged = f"{path}.new"
     return command(
-        "install", "-d", "-m", "700", quoted(path.rsplit("/", 1)[0]), "&&",
-        "install", "-m", "600", "-o", "root", "-g", "root", "/dev/null", quoted(staged),
+        "install",
+        "-d",
+        "-m",
+        "700",
+        quoted(path.rsplit("/", 1)[0]),
+        "&&",
+        "install",
+        "-m",
+        "600",
+        "-o",
+        "root",
+        "-g",
+        "root",
+        "/dev/null",
+        quoted(staged),
     )
 
 

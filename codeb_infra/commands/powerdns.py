@@ -56,7 +56,11 @@ def _rrset_json(rrset: RRset, changetype: str) -> dict[str, Any]:
         body["records"] = [{"content": content, "disabled": False} for content in rrset.contents]
         if rrset.comments:
             body["comments"] = [
-                {"content": c.content, "account": c.account, **({"modified_at": c.modified_at} if c.modified_at else {})}
+                {
+                    "content": c.content,
+                    "account": c.account,
+                    **({"modified_at": c.modified_at} if c.modified_at else {}),
+                }
                 for c in rrset.comments
             ]
     return body
@@ -77,13 +81,19 @@ def create_zone(api: PowerDnsApi, spec: ZoneSpec) -> StringCommand:
     ``soa_edit_api DEFAULT`` makes PowerDNS raise the serial on every API change.
     """
     payload = {
-        "name": spec.name, "kind": "Native", "account": "codeb", "soa_edit_api": "DEFAULT", "nameservers": [],
+        "name": spec.name,
+        "kind": "Native",
+        "account": "codeb",
+        "soa_edit_api": "DEFAULT",
+        "nameservers": [],
         "rrsets": [_rrset_json(spec.soa_rrset(0), "REPLACE"), _rrset_json(spec.ns_rrset(), "REPLACE")],
     }
     return _tool(api, "create-zone", "--payload", quoted(_encoded(payload)))
 
 
-def change_rrsets(api: PowerDnsApi, zone_: str, *, replace: Sequence[RRset] = (), delete: Sequence[RRset] = ()) -> StringCommand:
+def change_rrsets(
+    api: PowerDnsApi, zone_: str, *, replace: Sequence[RRset] = (), delete: Sequence[RRset] = ()
+) -> StringCommand:
     """One PATCH: PowerDNS applies all of its RRset changes in one transaction, or none."""
     rrsets = [_rrset_json(r, "REPLACE") for r in replace] + [_rrset_json(r, "DELETE") for r in delete]
     return _tool(api, "patch", "--zone", quoted(zone_), "--payload", quoted(_encoded({"rrsets": rrsets})))
@@ -100,5 +110,14 @@ def api_key(api: PowerDnsApi, conf: str, group: str) -> StringCommand:
 
 def sqlite_schema(tool: str, database: str, schema: str, owner: str) -> StringCommand:
     """Create the gsqlite3 database from the packaged schema (Python's sqlite3; no sqlite3 CLI needed)."""
-    return command("python3", quoted(tool), "sqlite-schema", "--database", quoted(database), "--schema", quoted(schema),
-                   "--owner", quoted(owner))
+    return command(
+        "python3",
+        quoted(tool),
+        "sqlite-schema",
+        "--database",
+        quoted(database),
+        "--schema",
+        quoted(schema),
+        "--owner",
+        quoted(owner),
+    )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from codeb_infra.commands.powerdns import PowerDnsApi
+from codeb_infra.config.roles import HostData
 from codeb_infra.domain import dns, names
 from codeb_infra.domain.errors import CodebError, host_data_error
 
@@ -83,7 +83,7 @@ class HostSettings(BaseModel):
         return value
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> HostSettings:
+    def from_data(cls, data: HostData) -> HostSettings:
         given = {key: data.get(key) for key in KEYS if data.get(key) is not None}
         try:
             return cls(**given)
@@ -148,7 +148,7 @@ DNS_KEYS = (
 
 
 def _list(value: Any) -> Any:
-    return [part for part in value.replace(",", " ").split()] if isinstance(value, str) else value
+    return value.replace(",", " ").split() if isinstance(value, str) else value
 
 
 class DnsSettings(BaseModel):
@@ -216,7 +216,7 @@ class DnsSettings(BaseModel):
         return None if value is None else dns.record_content(rtype, value)
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> DnsSettings:
+    def from_data(cls, data: HostData) -> DnsSettings:
         host = HostSettings.from_data(data)
         given = {key: data.get(key) for key in DNS_KEYS if data.get(key) is not None}
         if "public_address" not in given and data.get("private_address"):

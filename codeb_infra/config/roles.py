@@ -41,7 +41,9 @@ BACKUP_SSH_ALIAS = "codeb-backup"
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
-_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}( [\x21-\x7e ]{0,200})?$")
+_PUBLIC_KEY = re.compile(
+    r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}( [\x21-\x7e ]{0,200})?$"
+)
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 ROLE_ATTRIBUTES = ("LOGIN", "CREATEDB", "CREATEROLE", "SUPERUSER", "REPLICATION")
 
@@ -191,9 +193,7 @@ class StorageSettings(BaseModel):
             return self.private_network
         peers = sorted({network(a) for a in peer_addresses if a and ip_address(a) != self.private_address})
         if not peers:
-            raise CodebError(
-                "storage: no clients to let in; set `private_network` (e.g. 10.0.0.0/24) in host data"
-            )
+            raise CodebError("storage: no clients to let in; set `private_network` (e.g. 10.0.0.0/24) in host data")
         return tuple(peers)
 
 
@@ -358,7 +358,9 @@ class BackupAccess(BaseModel):
         clients = []
         for role, (user, home) in CLIENT_ACCOUNTS.items():
             for name, address in groups.get(role, ()):
-                clients.append(BackupClient(host=host_name(name), user=user, home=home, address=_required_address(name, address)))
+                clients.append(
+                    BackupClient(host=host_name(name), user=user, home=home, address=_required_address(name, address))
+                )
         return cls(server=server, clients=tuple(clients))
 
     def client(self, host: str) -> BackupClient | None:

@@ -49,14 +49,18 @@ class Walkthrough:
         app = self.info.servers["app"]
         if self.root_pem is None:
             self.root_pem = runner.read_facts(self.inventory, lambda: _root_certificate())[0]
-        status, body = probe.get(domain, address="127.0.0.1", port=app.https_port or 443, https=True, root_pem=self.root_pem)
+        status, body = probe.get(
+            domain, address="127.0.0.1", port=app.https_port or 443, https=True, root_pem=self.root_pem
+        )
         if status == 502 and domain == self.preview:
             return "nothing yet (HTTP 502: the other slot is empty)"
         return body if status == 200 else f"HTTP {status}"
 
     def report(self) -> None:
-        self.echo(f"         https://{self.domain} serves {self.serves(self.domain)!r}, "
-                  f"https://{self.preview} serves {self.serves(self.preview)!r}")
+        self.echo(
+            f"         https://{self.domain} serves {self.serves(self.domain)!r}, "
+            f"https://{self.preview} serves {self.serves(self.preview)!r}"
+        )
 
 
 def _root_certificate() -> str:
@@ -73,15 +77,28 @@ def demo(state_dir: Path | None = None, echo: Callable[[str], Any] = click.echo)
     info = up(state_dir, echo=lambda line: None)
     walk = Walkthrough(info, echo)
     walk.started = started
-    walk.echo(f"[{time.monotonic() - started:6.1f}s] sandbox up: {', '.join(info.servers)} (inventory {info.inventory})")
-    walk.step("bootstrap: app, streaming, storage, backup", lambda: [walk.run(phase, every_host=True) for phase in BOOTSTRAP_PHASES])
+    walk.echo(
+        f"[{time.monotonic() - started:6.1f}s] sandbox up: {', '.join(info.servers)} (inventory {info.inventory})"
+    )
+
+    def bootstrap() -> None:
+        for phase in BOOTSTRAP_PHASES:
+            walk.run(phase, every_host=True)
+
+    walk.step("bootstrap: app, streaming, storage, backup", bootstrap)
     v1 = walk.step("build demo images v1 and v2 locally", lambda: build_test_image("v1", "v1", repository=REPOSITORY))
     v2 = build_test_image("v2", "v2", repository=REPOSITORY)
     request = SlotRequest(project=PROJECT)
-    walk.step(f"deploy {v1} (copied over SSH) into blue", lambda: walk.run(flows.deploy_release, DeployRequest(project=PROJECT, image=v1, push=True)))
+    walk.step(
+        f"deploy {v1} (copied over SSH) into blue",
+        lambda: walk.run(flows.deploy_release, DeployRequest(project=PROJECT, image=v1, push=True)),
+    )
     walk.step("promote blue", lambda: walk.run(flows.promote, request))
     walk.report()
-    walk.step(f"deploy {v2} into green; preview URL https://{walk.preview}", lambda: walk.run(flows.deploy_release, DeployRequest(project=PROJECT, image=v2, push=True)))
+    walk.step(
+        f"deploy {v2} into green; preview URL https://{walk.preview}",
+        lambda: walk.run(flows.deploy_release, DeployRequest(project=PROJECT, image=v2, push=True)),
+    )
     walk.report()
     walk.step("promote green (switch without reload)", lambda: walk.run(flows.promote, request))
     walk.report()

@@ -22,7 +22,16 @@ class PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def get(domain: str, *, address: str, port: int, https: bool, root_pem: str | None = None, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
+def get(
+    domain: str,
+    *,
+    address: str,
+    port: int,
+    https: bool,
+    root_pem: str | None = None,
+    path: str = "/",
+    timeout: float = 5.0,
+) -> tuple[int, str]:
     """One GET of ``https://domain/path`` (or http) sent to ``address:port``; returns (status, body)."""
     if https:
         context = ssl.create_default_context(cadata=root_pem) if root_pem else ssl.create_default_context()

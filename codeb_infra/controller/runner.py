@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyinfra.api import Config, State
+from pyinfra.api import Config, Host, State
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
@@ -95,7 +95,7 @@ def _require_connected(state: State, hosts: list[Any]) -> None:
         raise _unreachable(errors)
 
 
-def app_hosts(state: State) -> list:
+def app_hosts(state: State) -> list[Host]:
     """The inventory's app hosts; an unreachable one is an error naming it and why."""
     hosts = []
     for host in state.inventory:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from codeb_infra.config.roles import SECRETS_DIR
 from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.config.roles import SECRETS_DIR
 
 POSTGRES_PASSWORDS_DIR = f"{SECRETS_DIR}/postgres"
 REDIS_USERS_DIR = f"{SECRETS_DIR}/redis-users"
@@ -93,10 +94,24 @@ STORAGE_SCHEDULES = (
              "root", ("redis-snapshot",), timedelta(minutes=70)),
 )
 BACKUP_SCHEDULES = (
-    Schedule("prune", "codeb-backup-prune", "Remove backups past their retention", "*-*-* 04:00:00",
-             "codeb-backup", ("prune",), timedelta(hours=26)),
-    Schedule("drill", "codeb-restore-drill", "Restore drill: base backup + WAL, dumps, RDB and AOF into scratch servers",
-             "*-*-* 05:00:00", "codeb-backup", ("drill",), timedelta(hours=26)),
+    Schedule(
+        "prune",
+        "codeb-backup-prune",
+        "Remove backups past their retention",
+        "*-*-* 04:00:00",
+        "codeb-backup",
+        ("prune",),
+        timedelta(hours=26),
+    ),
+    Schedule(
+        "drill",
+        "codeb-restore-drill",
+        "Restore drill: base backup + WAL, dumps, RDB and AOF into scratch servers",
+        "*-*-* 05:00:00",
+        "codeb-backup",
+        ("drill",),
+        timedelta(hours=26),
+    ),
 )
 
 
@@ -104,7 +119,7 @@ def _parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -118,12 +133,18 @@ class Check:
     size: int | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail,
-                "at": self.at.isoformat() if self.at else None, "size": self.size}
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "detail": self.detail,
+            "at": self.at.isoformat() if self.at else None,
+            "size": self.size,
+        }
 
 
-def _age_check(name: str, at: datetime | None, now: datetime, max_age: timedelta, size: int | None = None,
-               extra: str = "") -> Check:
+def _age_check(
+    name: str, at: datetime | None, now: datetime, max_age: timedelta, size: int | None = None, extra: str = ""
+) -> Check:
     if at is None:
         return Check(name, False, f"none yet (expected every {_span(max_age)})")
     age = now - at
@@ -146,8 +167,13 @@ def schedule(name: str) -> Schedule:
     return next(s for s in (*STORAGE_SCHEDULES, *BACKUP_SCHEDULES) if s.name == name)
 
 
-def backup_checks(storage: dict | None, store: dict | None, databases: list[str], now: datetime,
-                  archive_timeout: int) -> list[Check]:
+def backup_checks(
+    storage: dict[str, Any] | None,
+    store: dict[str, Any] | None,
+    databases: list[str],
+    now: datetime,
+    archive_timeout: int,
+) -> list[Check]:
     """Verdicts from what the storage server (`codeb-storage status`) and the backup server
     (`codeb-backup status`) report; a server that could not be asked is itself a failure."""
     checks: list[Check] = []
@@ -160,48 +186,87 @@ def backup_checks(storage: dict | None, store: dict | None, databases: list[str]
         checks.append(Check("backup server", False, "could not be asked"))
         return checks
     base = store.get("base") or {}
-    checks.append(_age_check("base backup", _parse_time(base.get("finished_at")), now,
-                             schedule("codeb-pg-basebackup").max_age, base.get("size"),
-                             f" ({base.get('label')})" if base else ""))
+    checks.append(
+        _age_check(
+            "base backup",
+            _parse_time(base.get("finished_at")),
+            now,
+            schedule("codeb-pg-basebackup").max_age,
+            base.get("size"),
+            f" ({base.get('label')})" if base else "",
+        )
+    )
     wal = store.get("wal") or {}
-    checks.append(Check("WAL on backup server", bool(wal), f"newest {wal.get('newest')}, {wal.get('count')} files"
-                        if wal else "no WAL archived yet", _parse_time(wal.get("newest_at")), wal.get("bytes")))
+    checks.append(
+        Check(
+            "WAL on backup server",
+            bool(wal),
+            f"newest {wal.get('newest')}, {wal.get('count')} files" if wal else "no WAL archived yet",
+            _parse_time(wal.get("newest_at")),
+            wal.get("bytes"),
+        )
+    )
     dumps = store.get("dumps") or {}
     for database in sorted(set(databases) | set(dumps)):
         dump = dumps.get(database) or {}
-        checks.append(_age_check(f"dump {database}", _parse_time(dump.get("finished_at")), now,
-                                 schedule("codeb-pg-dump").max_age, dump.get("size")))
+        checks.append(
+            _age_check(
+                f"dump {database}",
+                _parse_time(dump.get("finished_at")),
+                now,
+                schedule("codeb-pg-dump").max_age,
+                dump.get("size"),
+            )
+        )
     rdb = store.get("rdb") or {}
-    checks.append(_age_check("Redis RDB", _parse_time(rdb.get("finished_at")), now,
-                             schedule("codeb-redis-snapshot").max_age, rdb.get("size")))
+    checks.append(
+        _age_check(
+            "Redis RDB",
+            _parse_time(rdb.get("finished_at")),
+            now,
+            schedule("codeb-redis-snapshot").max_age,
+            rdb.get("size"),
+        )
+    )
     checks.append(_drill_check(store.get("drill"), now))
     return checks
 
 
-def _archiver_checks(storage: dict, now: datetime, archive_timeout: int) -> list[Check]:
+def _archiver_checks(storage: dict[str, Any], now: datetime, archive_timeout: int) -> list[Check]:
     archiver = storage.get("archiver") or {}
     ready = storage.get("ready") or {}
     last_ok = _parse_time(archiver.get("last_archived_time"))
     last_failed = _parse_time(archiver.get("last_failed_time"))
     checks = []
     if last_failed is not None and (last_ok is None or last_failed > last_ok):
-        checks.append(Check("WAL archiving", False,
-                            f"FAILING since {last_failed.isoformat()} ({archiver.get('failed_count')} failures, "
-                            f"last {archiver.get('last_failed_wal')})", last_failed))
+        checks.append(
+            Check(
+                "WAL archiving",
+                False,
+                f"FAILING since {last_failed.isoformat()} ({archiver.get('failed_count')} failures, "
+                f"last {archiver.get('last_failed_wal')})",
+                last_failed,
+            )
+        )
     else:
         checks.append(Check("WAL archiving", True, f"last {archiver.get('last_archived_wal') or 'none yet'}", last_ok))
     pending = int(ready.get("count") or 0)
     oldest = ready.get("oldest_age_seconds")
     allowed = 2 * archive_timeout + 60
     if pending and oldest is not None and float(oldest) > allowed:
-        checks.append(Check("WAL waiting to be archived", False,
-                            f"{pending} segments, oldest {int(float(oldest))}s (allowed {allowed}s)"))
+        checks.append(
+            Check(
+                "WAL waiting to be archived",
+                False,
+                f"{pending} segments, oldest {int(float(oldest))}s (allowed {allowed}s)",
+            )
+        )
     else:
         checks.append(Check("WAL waiting to be archived", True, f"{pending} segments"))
     return checks
 
 
-def _redis_check(redis: dict) -> Check:
+def _redis_check(redis: dict[str, Any]) -> Check:
     if "error" in redis:
         return Check("Redis persistence", False, str(redis["error"]))
     problems = []
@@ -222,5 +287,7 @@ def _drill_check(drill: object, now: datetime) -> Check:
         failures = "; ".join(drill.get("failures") or []) or "failed"
         return Check("restore drill", False, f"FAILED: {failures}", at)
     rpo, rto = drill.get("recovery_point_seconds"), drill.get("recovery_time_seconds")
-    figures = f" (recovery point {rpo if rpo is None else round(float(rpo), 1)}s, recovery time {round(float(rto or 0), 1)}s)"
+    figures = (
+        f" (recovery point {rpo if rpo is None else round(float(rpo), 1)}s, recovery time {round(float(rto or 0), 1)}s)"
+    )
     return _age_check("restore drill", at, now, schedule("codeb-restore-drill").max_age, extra=figures)

@@ -29,7 +29,7 @@ class LockHeld(CodebError):
     exit_status = 4
 
 
-def host_data_error(error: "ValidationError") -> CodebError:
+def host_data_error(error: ValidationError) -> CodebError:
     """One line naming each invalid host data key and why, from pydantic's report."""
     problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
     return CodebError(f"invalid host data: {problems}")

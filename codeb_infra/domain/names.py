@@ -42,18 +42,16 @@ def project_name(value: object) -> str:
 
 
 def environment(value: object) -> Environment:
-    try:
+    if isinstance(value, str) and value in Environment.__members__.values():
         return Environment(value)
-    except ValueError:
-        choices = ", ".join(e.value for e in Environment)
-        raise CodebError(f"invalid environment {value!r}: use one of {choices}") from None
+    choices = ", ".join(e.value for e in Environment)
+    raise CodebError(f"invalid environment {value!r}: use one of {choices}")
 
 
 def slot(value: object) -> Slot:
-    try:
+    if isinstance(value, str) and value in Slot.__members__.values():
         return Slot(value)
-    except ValueError:
-        raise CodebError(f"invalid slot {value!r}: use blue or green") from None
+    raise CodebError(f"invalid slot {value!r}: use blue or green")
 
 
 def image_reference(value: object) -> str:

@@ -91,9 +91,9 @@ def already_serving(pair: SlotPair, release: Release) -> Slot | None:
     """The slot that already holds this release as ACTIVE or DEPLOYED (a re-run has nothing to do)."""
     for s in Slot:
         record = pair.record(s)
-        if record.state in (SlotState.ACTIVE, SlotState.DEPLOYED) and record.release is not None:
-            if record.release.model_copy(update={"port": release.port}) == release:
-                return s
+        if (record.state in (SlotState.ACTIVE, SlotState.DEPLOYED) and record.release is not None
+                and record.release.model_copy(update={"port": release.port}) == release):
+            return s
     return None
 
 

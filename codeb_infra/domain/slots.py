@@ -130,7 +130,9 @@ def rolled_back(pair: SlotPair, *, now: datetime, grace: timedelta) -> SlotPair:
         raise pair.error(
             "roll back to", target, f"its grace period ended at {record.grace_until.isoformat()}"
         )
-    result = pair.with_record(target, record.model_copy(update={"state": SlotState.ACTIVE, "promoted_at": now, "grace_until": None}))
+    result = pair.with_record(
+        target, record.model_copy(update={"state": SlotState.ACTIVE, "promoted_at": now, "grace_until": None})
+    )
     if active is not None:
         result = result.with_record(active, _to_grace(pair.record(active), now + grace))
     return result
@@ -142,9 +144,7 @@ def cleanable(pair: SlotPair, *, now: datetime, force: bool = False) -> list[Slo
     for s in Slot:
         record = pair.record(s)
         expired = record.grace_until is not None and record.grace_until <= now
-        if record.state is SlotState.GRACE and (expired or force):
-            slots.append(s)
-        elif record.state is SlotState.FAILED and force:
+        if record.state is SlotState.GRACE and (expired or force) or record.state is SlotState.FAILED and force:
             slots.append(s)
     return slots
 

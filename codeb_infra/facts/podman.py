@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-
 from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import podman as podman_commands
@@ -36,7 +36,7 @@ class Container(BaseModel):
 class CodebContainers(FactBase[list[Container]]):
     """The slot containers of one project/env (found by their codeb.* labels)."""
 
-    def requires_command(self, *args, **kwargs) -> str:
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
         return "podman"
 
     def command(self, project: str, env: str) -> StringCommand:
@@ -64,7 +64,7 @@ class CodebContainers(FactBase[list[Container]]):
 
 
 class PodmanNetworks(FactBase[set[str]]):
-    def requires_command(self, *args, **kwargs) -> str:
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
         return "podman"
 
     def command(self) -> StringCommand:
@@ -100,7 +100,7 @@ class SlotRunner(FactBase[str]):
 class ImageId(FactBase[str | None]):
     """The ID of an image in the server's podman store, None when it is not there."""
 
-    def requires_command(self, *args, **kwargs) -> str:
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
         return "podman"
 
     def command(self, image: str) -> StringCommand:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import postgres as postgres_commands
-from codeb_infra.domain.errors import CodebError
 from codeb_infra.config.roles import ROLE_ATTRIBUTES
+from codeb_infra.domain.errors import CodebError
 
 
 class PostgresLogin(FactBase[frozenset[str] | None]):
     """The attributes (LOGIN, CREATEDB, …) of a role that logs in over TCP with the password in
     `password_file`; None when the login is refused or PostgreSQL does not answer."""
 
-    def requires_command(self, *args, **kwargs) -> str:
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
         return "psql"
 
     def command(self, role: str, password_file: str, address: str = "127.0.0.1", port: int = 5432) -> StringCommand:
@@ -53,7 +54,7 @@ class Database:
 class PostgresDatabases(FactBase[dict[str, Database]]):
     """The server's databases (not templates) with owner, comment and whether PUBLIC may connect."""
 
-    def requires_command(self, *args, **kwargs) -> str:
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
         return "psql"
 
     def command(self) -> StringCommand:
@@ -79,7 +80,7 @@ class Setting:
 class PostgresSettings(FactBase[dict[str, Setting]]):
     """Settings of the running server (pg_settings), not of its files: drift shows here."""
 
-    def requires_command(self, *args, **kwargs) -> str:
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
         return "psql"
 
     def command(self, names: tuple[str, ...]) -> StringCommand:

@@ -18,7 +18,6 @@ from codeb_infra.commands.powerdns import PowerDnsApi
 from codeb_infra.domain.dns import Comment, RRset, Zone, ZoneSummary
 from codeb_infra.domain.errors import CodebError
 
-
 API_DOWN = "__codeb_pdns_api_down__"
 
 
@@ -39,11 +38,15 @@ def _json(output: list[str], what: str) -> Any:
 def _rrset(row: dict[str, Any]) -> RRset:
     records = row.get("records") or []
     return RRset(
-        name=row["name"], rtype=row["type"], ttl=row["ttl"],
+        name=row["name"],
+        rtype=row["type"],
+        ttl=row["ttl"],
         contents=tuple(sorted(r["content"] for r in records if not r.get("disabled"))),
         disabled=tuple(sorted(r["content"] for r in records if r.get("disabled"))),
-        comments=tuple(Comment(content=c.get("content", ""), account=c.get("account", ""), modified_at=c.get("modified_at"))
-                       for c in row.get("comments") or []),
+        comments=tuple(
+            Comment(content=c.get("content", ""), account=c.get("account", ""), modified_at=c.get("modified_at"))
+            for c in row.get("comments") or []
+        ),
     )
 
 
@@ -65,7 +68,10 @@ class PowerDnsZones(FactBase[list[ZoneSummary]]):
             return []
         rows = _json(output, "the zone list")
         try:
-            return [ZoneSummary(name=r["name"], kind=r["kind"], serial=r["serial"], account=r.get("account") or "") for r in rows]
+            return [
+                ZoneSummary(name=r["name"], kind=r["kind"], serial=r["serial"], account=r.get("account") or "")
+                for r in rows
+            ]
         except (KeyError, TypeError, ValidationError) as error:
             raise CodebError(f"unexpected zone list from PowerDNS: {error}") from None
 
@@ -90,8 +96,13 @@ class PowerDnsZone(FactBase[Zone | None]):
         if body is None:
             return None
         try:
-            return Zone(name=body["name"], kind=body["kind"], serial=body["serial"], account=body.get("account") or "",
-                        rrsets=tuple(_rrset(row) for row in body.get("rrsets") or []))
+            return Zone(
+                name=body["name"],
+                kind=body["kind"],
+                serial=body["serial"],
+                account=body.get("account") or "",
+                rrsets=tuple(_rrset(row) for row in body.get("rrsets") or []),
+            )
         except (KeyError, TypeError, ValidationError) as error:
             raise CodebError(f"unexpected zone data from PowerDNS: {error}") from None
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
-from pydantic import ValidationError
-
+from pydantic import BaseModel, ValidationError
 from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import files as file_commands
@@ -13,14 +13,18 @@ from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.registry import Projects, SlotTable
 from codeb_infra.facts.files import MISSING
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
-def _parse(model, path: str, output: list[str]):
+
+def _parse(model: type[ModelT], path: str, output: list[str]) -> ModelT:
     if output == [MISSING] or not output:
         return model()
     try:
         return model.model_validate(json.loads("\n".join(output)))
     except (ValueError, ValidationError) as error:
-        raise CodebError(f"{path} is not a valid registry file ({error.__class__.__name__}): fix or restore it") from None
+        raise CodebError(
+            f"{path} is not a valid registry file ({error.__class__.__name__}): fix or restore it"
+        ) from None
 
 
 class ProjectRegistry(FactBase[Projects]):

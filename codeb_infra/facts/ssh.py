@@ -9,7 +9,7 @@ from codeb_infra.facts.files import TextFile
 class SshPublicKey(TextFile):
     """The one key line of a `.pub` file, None when the file does not exist."""
 
-    def process(self, output: list[str]) -> str | None:  # type: ignore[override]
+    def process(self, output: list[str]) -> str | None:
         text = super().process(output)
         if text is None:
             return None

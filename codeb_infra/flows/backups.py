@@ -5,11 +5,13 @@ backup servers; verdicts come from `domain.data`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from pyinfra import host
+from pyinfra.api import StringCommand
 
 from codeb_infra.controller import runner
 from codeb_infra.commands import backups as backup_commands
@@ -103,4 +105,8 @@ def run_now(inventory: str, kinds: list[str]) -> list[runner.CommandResult]:
     unknown = [k for k in kinds if k not in JOBS]
     if unknown:
         raise CodebError(f"unknown backup kind {unknown}: use {', '.join(JOBS)}")
-    return [runner.run_command(inventory, "storage", lambda _, unit=JOBS[kind]: backup_commands.run_job(unit)) for kind in kinds]
+    return [runner.run_command(inventory, "storage", _job_command(JOBS[kind])) for kind in kinds]
+
+
+def _job_command(unit: str) -> Callable[[Any], StringCommand]:
+    return lambda _: backup_commands.run_job(unit)

@@ -98,7 +98,7 @@ def pointers(settings: HostSettings, request: DeployRequest | SlotRequest) -> di
     }
 
 
-def pointer_steps(run: LockedRun, settings: HostSettings, request, pair: SlotPair, entry: ProjectEnv) -> None:
+def pointer_steps(run: LockedRun, settings: HostSettings, request: DeployRequest | SlotRequest, pair: SlotPair, entry: ProjectEnv) -> None:
     # The domain's pointer first: the switch is the one rename that matters.
     for role, address in plans.pointer_targets(pair, entry).items():
         if address is not None:
@@ -112,8 +112,7 @@ def env_files(settings: HostSettings, request: DeployRequest) -> tuple[tuple[str
     """The env files a slot reads, in order (the master env last, so its protected variables
     win), and one digest of their contents: a change to either replaces the container."""
     paths = (settings.env_file(request.project, request.env), settings.master_env_file(request.project))
-    present = [(path, host.get_fact(Sha256File, path=path)) for path in paths]
-    present = [(path, digest) for path, digest in present if digest]
+    present = [(path, digest) for path in paths if (digest := host.get_fact(Sha256File, path=path))]
     if not present:
         return (), ""
     if len(present) == 1:
@@ -135,7 +134,7 @@ def healthy_container(pair: SlotPair, slot: Slot, containers: dict[str, Containe
 
 
 def routing_steps(run: LockedRun, settings: HostSettings, request: DeployRequest, plan: plans.DeployPlan,
-                   pair: SlotPair, site: str, records: list) -> None:
+                   pair: SlotPair, site: str, records: list[Any]) -> None:
     """Registry entry, upstream pointers, Caddy site and DNS records of a project/env."""
     run.step(
         registry.project_entry, name=f"Register {request.project}/{request.env.value}",
@@ -160,7 +159,7 @@ def slot_runner(settings: HostSettings) -> str:
     return settings.slot_units if settings.slot_units != "auto" else host.get_fact(SlotRunner)
 
 
-def project_site(settings: HostSettings, request, entry: ProjectEnv) -> str:
+def project_site(settings: HostSettings, request: DeployRequest, entry: ProjectEnv) -> str:
     return render_site(
         project=request.project, env=request.env, domains=entry.domains,
         preview_domains=[names.preview_domain(request.project, request.env, settings.base_domain)],
@@ -170,5 +169,5 @@ def project_site(settings: HostSettings, request, entry: ProjectEnv) -> str:
     )
 
 
-def site_current(settings: HostSettings, request, site: str) -> bool:
+def site_current(settings: HostSettings, request: DeployRequest, site: str) -> bool:
     return host.get_fact(CaddySite, path=settings.site_file(request.project, request.env)) == site.rstrip("\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import atexit
-import os
+from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -58,7 +58,7 @@ def deploy_release(request: DeployRequest) -> str:
     run.step(podman.network, name=f"Network {settings.network}", network=settings.network)
     if image_id is not None and (host.get_fact(ImageId, image=request.image) or "").removeprefix("sha256:") != image_id:
         archive = images.save_to_archive(request.image)
-        atexit.register(lambda: os.path.exists(archive) and os.unlink(archive))
+        atexit.register(lambda: Path(archive).unlink(missing_ok=True))
         run.step(podman.image_copied, name=f"Copy {request.image} to the server", image=request.image, image_id=image_id, archive=archive)
     run.step(
         registry.project_entry, name=f"Register {request.project}/{request.env.value}",

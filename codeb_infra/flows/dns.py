@@ -63,7 +63,7 @@ def zones_with_records(project: str, env: Environment) -> list[tuple[str, str]]:
 def external_records(domains: list[str]) -> list[dict[str, str | None]]:
     """Domains whose DNS is served elsewhere: the record their owner must create for them."""
     settings = DnsSettings.from_data(host.data)
-    addresses = settings.addresses() or {"A": None}
+    addresses: dict[str, str | None] = {**settings.addresses()} or {"A": None}
     return [
         {"name": domain, "type": rtype, "value": address}
         for domain in domains

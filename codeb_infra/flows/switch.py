@@ -8,7 +8,8 @@ from datetime import datetime
 from pyinfra import host
 from pyinfra.api import deploy
 
-from codeb_infra.domain import plans, slots
+from codeb_infra.domain import plans
+from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.domain.slots import SlotPair
 from codeb_infra.operations import registry
@@ -21,7 +22,7 @@ def _switch(request: SlotRequest, action: str, transition: Callable[[SlotPair, d
     entry = projects.require(request.project, request.env)
     wanted = transition(pair, utcnow(), settings) or pair
     if not existed and wanted == pair:
-        raise slots.CodebError(f"{request.project}/{request.env.value}: nothing deployed yet")
+        raise CodebError(f"{request.project}/{request.env.value}: nothing deployed yet")
     active = wanted.active
     containers = slot_containers(request)
     if active is not None and not healthy_container(wanted, active, containers, settings):

@@ -11,7 +11,7 @@ import posixpath
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import Host, operation
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.files import File
 from pyinfra.operations import files
@@ -26,6 +26,7 @@ from codeb_infra.config.roles import (
     known_hosts_line,
 )
 from codeb_infra.facts.ssh import SshPublicKey
+from codeb_infra.operations import Commands
 from codeb_infra.templates import render
 
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
@@ -33,7 +34,7 @@ KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 SSH_CONFIG = f"/etc/ssh/ssh_config.d/{BACKUP_SSH_ALIAS}.conf"
 
 
-def _inventory_host(name: str):
+def _inventory_host(name: str) -> Host:
     found = host.state.inventory.get_host(name, default=None)
     if found is None:
         raise OperationError(f"{name} is not in the inventory")
@@ -41,7 +42,7 @@ def _inventory_host(name: str):
 
 
 @operation()
-def client_key(*, access: BackupAccess):
+def client_key(*, access: BackupAccess) -> Commands:
     """
     On a server that sends backups: its account's SSH key for the backup server, made on the
     server itself (the private key never leaves it). Nothing to do on other servers.
@@ -71,7 +72,7 @@ def client_key(*, access: BackupAccess):
 
 
 @operation()
-def server_alias(*, access: BackupAccess):
+def server_alias(*, access: BackupAccess) -> Commands:
     """
     On a server that sends backups: the backup server's host key (read from the backup server
     itself) in the system's known hosts, and an ``ssh codeb-backup`` alias that logs in as the
@@ -105,7 +106,7 @@ def server_alias(*, access: BackupAccess):
 
 
 @operation()
-def authorized_clients(*, access: BackupAccess):
+def authorized_clients(*, access: BackupAccess) -> Commands:
     """
     On the backup server: the backup account's ``authorized_keys`` holds exactly the clients'
     keys, each usable only from its client's private address, without a terminal or forwarding.

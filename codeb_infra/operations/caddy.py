@@ -12,10 +12,11 @@ from pyinfra.operations import files
 from codeb_infra.commands import caddy as caddy_commands
 from codeb_infra.commands import files as file_commands
 from codeb_infra.facts.files import CaddySite, UpstreamPointer
+from codeb_infra.operations import Commands
 
 
 @operation()
-def site(*, path: str, content: str, caddyfile: str, caddy_bin: str = "caddy"):
+def site(*, path: str, content: str, caddyfile: str, caddy_bin: str = "caddy") -> Commands:
     """
     Install a Caddy site file: validated by Caddy before it replaces the old one, then reload.
 
@@ -41,7 +42,7 @@ def site(*, path: str, content: str, caddyfile: str, caddy_bin: str = "caddy"):
 
 
 @operation()
-def site_removed(*, path: str, caddyfile: str, caddy_bin: str = "caddy"):
+def site_removed(*, path: str, caddyfile: str, caddy_bin: str = "caddy") -> Commands:
     """
     Remove a Caddy site file and reload.
 
@@ -59,7 +60,7 @@ def site_removed(*, path: str, caddyfile: str, caddy_bin: str = "caddy"):
 
 
 @operation()
-def upstream(*, path: str, address: str):
+def upstream(*, path: str, address: str) -> Commands:
     """
     Point an upstream file at ``host:port``: the switch itself, atomic and without a reload.
 
@@ -82,7 +83,7 @@ def upstream(*, path: str, address: str):
 
 
 @operation()
-def upstreams_removed(*, paths: list[str]):
+def upstreams_removed(*, paths: list[str]) -> Commands:
     """
     Remove upstream pointer files (a project taken off the server).
 

@@ -8,10 +8,11 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.operations import files, systemd
 
-from codeb_infra.domain.names import is_local_image
 from codeb_infra.config.roles import CENTRIFUGO_CONTAINER_CONFIG
+from codeb_infra.domain.names import is_local_image
 from codeb_infra.facts.files import TextFile
 from codeb_infra.facts.podman import SlotRunner
+from codeb_infra.operations import Commands
 from codeb_infra.templates import render
 
 UNIT = "centrifugo.service"
@@ -20,7 +21,7 @@ UNIT_FILE = f"/etc/systemd/system/{UNIT}"
 
 
 @operation()
-def container(*, image: str, config: str, env_file: str, publish: str, restart: bool = False):
+def container(*, image: str, config: str, env_file: str, publish: str, restart: bool = False) -> Commands:
     """
     Centrifugo as a systemd unit, started at boot: a Quadlet ``.container`` file where podman has
     Quadlet (>= 4.4), else a unit that runs ``podman run``. ``localhost/`` images are never pulled.

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pyinfra.api import operation
 
 from codeb_infra.commands import state as state_commands
+from codeb_infra.operations import Commands
 
 
 @operation(is_idempotent=False)
-def http_health(*, tool: str, url: str, container: str, interval: float = 1.0, timeout: float = 30.0):
+def http_health(*, tool: str, url: str, container: str, interval: float = 1.0, timeout: float = 30.0) -> Commands:
     """
     Poll ``url`` on the server until it answers 2xx; on timeout print the container's last logs and fail.
 
@@ -22,7 +23,9 @@ def http_health(*, tool: str, url: str, container: str, interval: float = 1.0, t
 
 
 @operation(is_idempotent=False)
-def lock(*, tool: str, locks_dir: str, project: str, env: str, holder: str, wait: float = 0.0, break_lock: bool = False):
+def lock(
+    *, tool: str, locks_dir: str, project: str, env: str, holder: str, wait: float = 0.0, break_lock: bool = False
+) -> Commands:
     """
     Take the deploy lock of one project/env: fail fast (or after ``wait`` seconds) if another run holds it.
 
@@ -32,11 +35,13 @@ def lock(*, tool: str, locks_dir: str, project: str, env: str, holder: str, wait
 
         checks.lock(tool=tool, locks_dir="/opt/codeb/locks", project="myapp", env="production", holder="ci #42")
     """
-    yield state_commands.lock(tool, locks=locks_dir, project=project, env=env, holder=holder, wait=wait, break_lock=break_lock)
+    yield state_commands.lock(
+        tool, locks=locks_dir, project=project, env=env, holder=holder, wait=wait, break_lock=break_lock
+    )
 
 
 @operation(is_idempotent=False)
-def unlock(*, tool: str, locks_dir: str, project: str, env: str, holder: str):
+def unlock(*, tool: str, locks_dir: str, project: str, env: str, holder: str) -> Commands:
     """
     Release the deploy lock this run holds.
 
@@ -50,7 +55,7 @@ def unlock(*, tool: str, locks_dir: str, project: str, env: str, holder: str):
 
 
 @operation(is_idempotent=False)
-def failure(*, message: str):
+def failure(*, message: str) -> Commands:
     """
     Fail the run with a message (after the lock was released and the failure recorded).
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pyinfra.api import operation
 
 from codeb_infra.commands import backups as backup_commands
+from codeb_infra.operations import Commands
 
 
 @operation(is_idempotent=False)
-def drill(*, root: str, pg_bin: str, scratch: str):
+def drill(*, root: str, pg_bin: str, scratch: str) -> Commands:
     """
     On the backup server: restore the latest base backup plus archived WAL, the latest dumps,
     RDB and AOF into scratch servers, check them and record the result (``drills/history.jsonl``);

@@ -9,18 +9,19 @@ from __future__ import annotations
 from io import BytesIO
 
 from pyinfra import host
-from pyinfra.api import FunctionCommand, operation
+from pyinfra.api import FunctionCommand, Host, operation
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.files import File, Sha256File
 
 from codeb_infra.commands import master_env as commands
 from codeb_infra.domain.data import ProjectData
 from codeb_infra.facts.secrets import MasterEnvCurrent
+from codeb_infra.operations import Commands
 from codeb_infra.operations.secrets import root_only
 
 
 @operation()
-def composed(*, project: str, address: str, postgres_port: int = 5432, redis_port: int = 6379):
+def composed(*, project: str, address: str, postgres_port: int = 5432, redis_port: int = 6379) -> Commands:
     """
     On the storage server: ``DATABASE_URL``, ``POSTGRES_USER``, ``POSTGRES_PASSWORD``,
     ``REDIS_URL`` (and ``REDIS_KEY_PREFIX``) of ``project`` in a root-only file, from the
@@ -37,14 +38,16 @@ def composed(*, project: str, address: str, postgres_port: int = 5432, redis_por
         master_env.composed(project="shop", address="10.0.0.4")
     """
     data = ProjectData.of(project)
-    current = host.get_fact(MasterEnvCurrent, project=project, address=address, postgres_port=postgres_port, redis_port=redis_port)
+    current = host.get_fact(
+        MasterEnvCurrent, project=project, address=address, postgres_port=postgres_port, redis_port=redis_port
+    )
     if current and root_only(host.get_fact(File, path=data.master_env_on_storage)):
         host.noop(f"{data.master_env_on_storage} is current")
         return
     yield commands.write(data, address, postgres_port, redis_port)
 
 
-def _push(target, source_path: str, target_path: str) -> None:
+def _push(target: Host, source_path: str, target_path: str) -> None:
     buffer = BytesIO()
     if not host.get_file(source_path, buffer):
         raise OperationError(f"could not read {source_path} on {host.name}")
@@ -59,7 +62,7 @@ def _push(target, source_path: str, target_path: str) -> None:
 
 
 @operation()
-def pushed(*, target: str, path: str, source_path: str):
+def pushed(*, target: str, path: str, source_path: str) -> Commands:
     """
     On the server holding ``source_path``: the inventory host ``target`` gets a root-only copy
     of it at ``path``; copied only when their SHA-256 differ. Runs in this server's order of

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from io import StringIO
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import operation
@@ -18,9 +19,11 @@ from codeb_infra.facts.podman import (
     ENV_LABEL,
     SPEC_LABEL,
     CodebContainers,
+    Container,
     ImageId,
     PodmanNetworks,
 )
+from codeb_infra.operations import Commands
 from codeb_infra.templates import render
 
 QUADLET_DIR = "/etc/containers/systemd"
@@ -31,7 +34,7 @@ def unit_file(container: str) -> str:
 
 
 @operation()
-def network(network: str = "codeb-main"):
+def network(network: str = "codeb-main") -> Commands:
     """
     Ensure a podman network exists.
 
@@ -63,7 +66,7 @@ def slot_container(
     env_files: Sequence[str] = (),
     env_digest: str = "",
     runner: str = "podman",
-):
+) -> Commands:
     """
     Run a slot's container, replacing it only when what it should run (``spec``) differs.
 
@@ -97,8 +100,18 @@ def slot_container(
     current_matches = current is not None and current.spec == spec and current.env_digest == env_digest
     pull = "never" if is_local_image(image) else "newer"
     if runner == "quadlet":
-        yield from _quadlet_slot(container, current, current_matches, labels=labels, image=image, network=network,
-                                 host_port=host_port, container_port=container_port, env_files=tuple(env_files), pull=pull)
+        yield from _quadlet_slot(
+            container,
+            current,
+            current_matches,
+            labels=labels,
+            image=image,
+            network=network,
+            host_port=host_port,
+            container_port=container_port,
+            env_files=tuple(env_files),
+            pull=pull,
+        )
         return
     if current is not None and current_matches:
         if current.running:
@@ -108,12 +121,18 @@ def slot_container(
         return
     yield podman_commands.remove(container)
     yield podman_commands.run(
-        container=container, image=image, labels=labels, network=network, host_port=host_port,
-        container_port=container_port, env_files=tuple(env_files), pull=pull,
+        container=container,
+        image=image,
+        labels=labels,
+        network=network,
+        host_port=host_port,
+        container_port=container_port,
+        env_files=tuple(env_files),
+        pull=pull,
     )
 
 
-def _quadlet_slot(container, current, current_matches, **unit):
+def _quadlet_slot(container: str, current: Container | None, current_matches: bool, **unit: Any) -> Commands:
     path = unit_file(container)
     content = render("slot.container.j2", container=container, **unit)
     unchanged = host.get_fact(TextFile, path=path) == content.rstrip("\n")
@@ -127,7 +146,7 @@ def _quadlet_slot(container, current, current_matches, **unit):
 
 
 @operation()
-def slot_removed(*, project: str, env: str, slot: str):
+def slot_removed(*, project: str, env: str, slot: str) -> Commands:
     """
     Remove a slot's container (and its Quadlet unit, if it has one) if it exists.
 
@@ -150,7 +169,7 @@ def slot_removed(*, project: str, env: str, slot: str):
 
 
 @operation()
-def image_copied(*, image: str, image_id: str, archive: str):
+def image_copied(*, image: str, image_id: str, archive: str) -> Commands:
     """
     Load a controller-side image archive into the server's podman store, unless the same image
     (by ID) is already there.

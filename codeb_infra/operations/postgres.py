@@ -19,10 +19,11 @@ from codeb_infra.facts.postgres import (
     PostgresLogin,
     PostgresSettings,
 )
+from codeb_infra.operations import Commands
 
 
 @operation()
-def login_role(*, role: str, password_file: str, attributes: Sequence[str] = ("LOGIN",), port: int = 5432):
+def login_role(*, role: str, password_file: str, attributes: Sequence[str] = ("LOGIN",), port: int = 5432) -> Commands:
     """
     A role that logs in (scram-sha-256) with the password kept in ``password_file`` on the server.
 
@@ -50,7 +51,7 @@ def login_role(*, role: str, password_file: str, attributes: Sequence[str] = ("L
 
 
 @operation()
-def database(*, database_name: str, owner: str, comment: str):
+def database(*, database_name: str, owner: str, comment: str) -> Commands:
     """
     A database owned by ``owner`` that only its owner may connect to (PUBLIC's CONNECT and
     TEMPORARY revoked), marked with ``comment``.
@@ -73,7 +74,7 @@ def database(*, database_name: str, owner: str, comment: str):
 
 
 @operation()
-def server_settings(*, values: Mapping[str, str], conf_file: str, unit: str):
+def server_settings(*, values: Mapping[str, str], conf_file: str, unit: str) -> Commands:
     """
     The running server has these settings (read from ``pg_settings``, so drift shows): they are
     written to ``conf_file`` (an include of postgresql.conf), values set with ``ALTER SYSTEM`` for
@@ -100,7 +101,9 @@ def server_settings(*, values: Mapping[str, str], conf_file: str, unit: str):
         host.noop(f"PostgreSQL runs with {', '.join(values)} as wanted")
         return
     if not file_current:
-        yield from files.put._inner(src=StringIO(content), dest=conf_file, user="postgres", group="postgres", mode="644")
+        yield from files.put._inner(
+            src=StringIO(content), dest=conf_file, user="postgres", group="postgres", mode="644"
+        )
     # Values set with ALTER SYSTEM win over the file: drop those of the stale settings first.
     yield postgres_commands.reload_config(reset=stale)
     if any(k not in live or live[k].context == "postmaster" for k in stale):

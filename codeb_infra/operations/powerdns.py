@@ -18,6 +18,7 @@ from codeb_infra.commands import powerdns as pdns_commands
 from codeb_infra.commands.powerdns import PowerDnsApi
 from codeb_infra.domain import dns
 from codeb_infra.facts.powerdns import PowerDnsApiKey, PowerDnsZone
+from codeb_infra.operations import Commands
 
 DEFAULT_API = PowerDnsApi()
 SQLITE_SCHEMA = "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql"
@@ -32,7 +33,7 @@ def zone(
     default_ttl: int = 3600,
     negative_ttl: int = 3600,
     api: PowerDnsApi = DEFAULT_API,
-):
+) -> Commands:
     """
     Ensure a Native zone exists with this SOA, these nameservers and default TTL.
 
@@ -76,7 +77,7 @@ def record(
     owner: str = "codeb",
     take_over: bool = False,
     api: PowerDnsApi = DEFAULT_API,
-):
+) -> Commands:
     """
     Make one RRset (name + type) hold exactly ``contents``, replaced atomically; or delete it.
 
@@ -127,7 +128,7 @@ def address_records(
     take_over: bool = False,
     prune: bool = False,
     api: PowerDnsApi = DEFAULT_API,
-):
+) -> Commands:
     """
     Point names at addresses (A and/or AAAA) in one atomic change: a project's domain and preview.
 
@@ -155,13 +156,14 @@ def address_records(
     replace, delete = dns.plan_addresses(zone=zone_, names=names, addresses=dict(addresses), owner=owner, live=live,
                                          ttl=ttl, present=present, take_over=take_over, prune=prune)
     if not replace and not delete:
-        host.noop(f"{', '.join(names)} {'point at ' + ', '.join(addresses.values()) if present else 'have no records of ' + owner}")
+        what = "point at " + ", ".join(addresses.values()) if present else "have no records of " + owner
+        host.noop(f"{', '.join(names)} {what}")
         return
     yield pdns_commands.change_rrsets(api, zone_, replace=replace, delete=delete)
 
 
 @operation()
-def owner_records_removed(*, zone: str, owner: str, api: PowerDnsApi = DEFAULT_API):
+def owner_records_removed(*, zone: str, owner: str, api: PowerDnsApi = DEFAULT_API) -> Commands:
     """
     Delete every RRset of ``zone`` that codeb wrote for ``owner``, in one change; others stay.
 
@@ -180,7 +182,7 @@ def owner_records_removed(*, zone: str, owner: str, api: PowerDnsApi = DEFAULT_A
 
 
 @operation()
-def api_key(*, conf: str, group: str = "pdns", api: PowerDnsApi = DEFAULT_API):
+def api_key(*, conf: str, group: str = "pdns", api: PowerDnsApi = DEFAULT_API) -> Commands:
     """
     Generate the API key once on the server (``api.key_file``, 0600) and keep pdns's ``api-key``
     (in ``conf``, 0640 for ``group``) set to its scrypt hash: the plain key is never in a config,
@@ -200,7 +202,9 @@ def api_key(*, conf: str, group: str = "pdns", api: PowerDnsApi = DEFAULT_API):
 
 
 @operation()
-def sqlite_schema(*, database: str, schema: str = SQLITE_SCHEMA, owner: str = "pdns", tool: str = DEFAULT_API.tool):
+def sqlite_schema(
+    *, database: str, schema: str = SQLITE_SCHEMA, owner: str = "pdns", tool: str = DEFAULT_API.tool
+) -> Commands:
     """
     Create the gsqlite3 database from the packaged schema if it does not exist yet (never again).
 

@@ -11,10 +11,11 @@ from pyinfra.facts.files import File
 
 from codeb_infra.commands import redis as redis_commands
 from codeb_infra.facts.redis import RedisAclCurrent, RedisConfig
+from codeb_infra.operations import Commands
 
 
 @operation()
-def acl(*, path: str, password_file: str, users_dir: str, group: str = "redis", reload: bool = False):
+def acl(*, path: str, password_file: str, users_dir: str, group: str = "redis", reload: bool = False) -> Commands:
     """
     Redis's ACL file (``aclfile``): the default user with the password in ``password_file``, and
     for each ``{users_dir}/{user}.password`` a user limited to keys and channels ``{user}:*``
@@ -45,7 +46,7 @@ def acl(*, path: str, password_file: str, users_dir: str, group: str = "redis", 
 
 
 @operation()
-def runtime_config(*, values: Mapping[str, str], password_file: str):
+def runtime_config(*, values: Mapping[str, str], password_file: str) -> Commands:
     """
     The running Redis has these settings (read with ``CONFIG GET``, set with ``CONFIG SET``):
     drift made at runtime is seen and undone. The config file should hold the same values so a

@@ -14,12 +14,13 @@ from codeb_infra.domain.plans import record_digest
 from codeb_infra.domain.registry import ProjectEnv, pair_record
 from codeb_infra.domain.slots import SlotPair
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
+from codeb_infra.operations import Commands
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_state.py"
 
 
 @operation()
-def state_tool(*, path: str):
+def state_tool(*, path: str) -> Commands:
     """
     Install codeb-state, the server-side writer of registry records and deploy locks.
 
@@ -33,7 +34,7 @@ def state_tool(*, path: str):
 
 
 @operation()
-def slot_pair(*, registry_dir: str, tool: str, pair: SlotPair, expect: str):
+def slot_pair(*, registry_dir: str, tool: str, pair: SlotPair, expect: str) -> Commands:
     """
     Write one project/env's blue/green records to slots.json.
 
@@ -58,7 +59,9 @@ def slot_pair(*, registry_dir: str, tool: str, pair: SlotPair, expect: str):
 
 
 @operation()
-def project_entry(*, registry_dir: str, tool: str, project: str, env: Environment, entry: ProjectEnv | None):
+def project_entry(
+    *, registry_dir: str, tool: str, project: str, env: Environment, entry: ProjectEnv | None
+) -> Commands:
     """
     Write (or, with ``entry=None``, remove) one project/env in ssot.json.
 
@@ -74,13 +77,18 @@ def project_entry(*, registry_dir: str, tool: str, project: str, env: Environmen
         host.noop(f"{project}/{env.value} already registered")
         return
     yield state_commands.put_record(
-        tool, kind="project", registry=registry_dir, project=project, env=env.value,
-        expect=record_digest(current), record=None if entry is None else entry.model_dump(mode="json"),
+        tool,
+        kind="project",
+        registry=registry_dir,
+        project=project,
+        env=env.value,
+        expect=record_digest(current),
+        record=None if entry is None else entry.model_dump(mode="json"),
     )
 
 
 @operation()
-def slot_pair_removed(*, registry_dir: str, tool: str, project: str, env: Environment):
+def slot_pair_removed(*, registry_dir: str, tool: str, project: str, env: Environment) -> Commands:
     """
     Drop one project/env's blue/green records from slots.json.
 
@@ -95,6 +103,11 @@ def slot_pair_removed(*, registry_dir: str, tool: str, project: str, env: Enviro
         host.noop(f"no slots recorded for {project}/{env.value}")
         return
     yield state_commands.put_record(
-        tool, kind="slots", registry=registry_dir, project=project, env=env.value,
-        expect=record_digest(pair_record(table.pair(project, env))), record=None,
+        tool,
+        kind="slots",
+        registry=registry_dir,
+        project=project,
+        env=env.value,
+        expect=record_digest(pair_record(table.pair(project, env))),
+        record=None,
     )

@@ -11,6 +11,7 @@ from pyinfra.facts.files import File
 from codeb_infra.commands import secrets as secret_commands
 from codeb_infra.config.roles import env_key
 from codeb_infra.facts.secrets import EnvFileKeys
+from codeb_infra.operations import Commands
 
 
 def root_only(info: object) -> bool:
@@ -23,7 +24,7 @@ def _has_content(info: object) -> bool:
 
 
 @operation()
-def secret(*, path: str, length: int = 40):
+def secret(*, path: str, length: int = 40) -> Commands:
     """
     A random secret (letters and digits) in ``path``, made on the server the first time and
     kept from then on; the file is root's alone (0600).
@@ -47,7 +48,7 @@ def secret(*, path: str, length: int = 40):
 
 
 @operation()
-def env_file(*, path: str, keys: Sequence[str], length: int = 40):
+def env_file(*, path: str, keys: Sequence[str], length: int = 40) -> Commands:
     """
     An env file (``KEY=value`` lines, root's alone) that sets each of ``keys`` to a random value
     made on the server; keys it already sets keep their values.

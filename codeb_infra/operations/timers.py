@@ -10,13 +10,14 @@ from pyinfra.operations import files, systemd
 
 from codeb_infra.domain.data import Schedule
 from codeb_infra.facts.files import TextFile
+from codeb_infra.operations import Commands
 from codeb_infra.templates import render
 
 UNIT_DIR = "/etc/systemd/system"
 
 
 @operation()
-def job(*, schedule: Schedule, command: str, after: str = "", jitter: str = "60"):
+def job(*, schedule: Schedule, command: str, after: str = "", jitter: str = "60") -> Commands:
     """
     ``{name}.service`` runs ``command`` as ``schedule.user``; ``{name}.timer`` starts it at
     ``schedule.on_calendar`` (missed runs are caught up after a boot: ``Persistent=true``).

@@ -6,8 +6,11 @@ on a command line, in a process list or in pyinfra's output. Request bodies come
 as arguments; answers are printed as JSON; failures are one line on stderr saying what to do.
 """
 
+from __future__ import annotations
+
 import argparse
 import base64
+import contextlib
 import grp
 import hashlib
 import hmac
@@ -21,6 +24,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any
 
 EXIT_UNREACHABLE = 2
 EXIT_UNAUTHORIZED = 3
@@ -29,26 +33,27 @@ SCRYPT = {"ln": 10, "r": 8, "p": 1}  # what `pdnsutil hash-password` uses
 
 
 class Failure(Exception):
-    def __init__(self, message, code):
+    def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
 
 
-def _key(path):
+def _key(path: str) -> str:
     try:
         with open(path) as handle:
             key = handle.read().strip()
     except OSError as error:
         raise Failure(
             f"cannot read the PowerDNS API key file {path} ({error.strerror}): "
-            "run the DNS bootstrap (codeb_infra.roles.dns.powerdns) first", EXIT_UNAUTHORIZED,
+            "run the DNS bootstrap (codeb_infra.roles.dns.powerdns) first",
+            EXIT_UNAUTHORIZED,
         ) from None
     if not key:
         raise Failure(f"the PowerDNS API key file {path} is empty: run the DNS bootstrap again", EXIT_UNAUTHORIZED)
     return key
 
 
-def request(args, method, path, body=None):
+def request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     url = f"{args.url.rstrip('/')}/api/v1/servers/{urllib.parse.quote(args.server_id)}{path}"
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
@@ -62,47 +67,47 @@ def request(args, method, path, body=None):
             return response.status, (json.loads(text) if text.strip() else None)
     except urllib.error.HTTPError as error:
         detail = error.read().decode(errors="replace").strip()
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             detail = json.loads(detail).get("error", detail)
-        except (ValueError, AttributeError):
-            pass
         if error.code in (401, 403):
             raise Failure(
                 f"PowerDNS API at {args.url} refused the key in {args.key_file} (HTTP {error.code}): "
                 "pdns runs with another api-key; run the DNS bootstrap again (it writes the key's hash "
-                "into pdns's config), then restart pdns if it still refuses", EXIT_UNAUTHORIZED,
+                "into pdns's config), then restart pdns if it still refuses",
+                EXIT_UNAUTHORIZED,
             ) from None
         return error.code, {"error": detail or error.reason}
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise Failure(
             f"PowerDNS API at {args.url} is not answering ({reason}): is pdns running "
-            "(systemctl status pdns) with api=yes and this webserver address and port?", EXIT_UNREACHABLE,
+            "(systemctl status pdns) with api=yes and this webserver address and port?",
+            EXIT_UNREACHABLE,
         ) from None
 
 
-def _zone_path(zone):
+def _zone_path(zone: str) -> str:
     return "/zones/" + urllib.parse.quote(zone, safe=".")
 
 
-def _payload(text):
+def _payload(text: str) -> Any:
     try:
         return json.loads(base64.b64decode(text, validate=True))
     except ValueError as error:
         raise Failure(f"bad --payload (expected base64 JSON): {error}", EXIT_REFUSED) from None
 
 
-def _refused(what, status, body):
+def _refused(what: str, status: int, body: Any) -> Failure:
     message = body.get("error") if isinstance(body, dict) else body
     return Failure(f"PowerDNS refused to {what} (HTTP {status}): {message}", EXIT_REFUSED)
 
 
-def _unconfigured(args):
+def _unconfigured(args: argparse.Namespace) -> bool:
     """Reads before the bootstrap made a key: report "no zones" rather than fail the whole run."""
     return args.unconfigured_ok and not os.path.exists(args.key_file)
 
 
-def zones(args):
+def zones(args: argparse.Namespace) -> None:
     if _unconfigured(args):
         print("[]")
         return
@@ -112,7 +117,7 @@ def zones(args):
     print(json.dumps(body, sort_keys=True))
 
 
-def zone(args):
+def zone(args: argparse.Namespace) -> None:
     if _unconfigured(args):
         print("null")
         return
@@ -125,7 +130,7 @@ def zone(args):
     print(json.dumps(body, sort_keys=True))
 
 
-def create_zone(args):
+def create_zone(args: argparse.Namespace) -> None:
     payload = _payload(args.payload)
     status, body = request(args, "POST", "/zones", payload)
     if status != 201:
@@ -133,7 +138,7 @@ def create_zone(args):
     print(f"created zone {body.get('name')} serial {body.get('serial')}")
 
 
-def patch(args):
+def patch(args: argparse.Namespace) -> None:
     status, body = request(args, "PATCH", _zone_path(args.zone), _payload(args.payload))
     if status == 404:
         raise Failure(f"zone {args.zone} does not exist in PowerDNS: create it with powerdns.zone first", EXIT_REFUSED)
@@ -142,27 +147,33 @@ def patch(args):
     print(f"changed zone {args.zone}")
 
 
-def _hash(key, salt=None):
+def _hash(key: str, salt: bytes | None = None) -> str:
     salt = salt if salt is not None else secrets.token_bytes(16)
     digest = hashlib.scrypt(key.encode(), salt=salt, n=2 ** SCRYPT["ln"], r=SCRYPT["r"], p=SCRYPT["p"], dklen=32)
     params = ",".join(f"{name}={SCRYPT[name]}" for name in ("ln", "p", "r"))
     return f"$scrypt${params}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
-def _matches(key, hashed):
+def _matches(key: str, hashed: str) -> bool:
     try:
         _, scheme, params, salt, digest = hashed.split("$")
         values = dict(part.split("=") for part in params.split(","))
         if scheme != "scrypt":
             return False
-        computed = hashlib.scrypt(key.encode(), salt=base64.b64decode(salt), n=2 ** int(values["ln"]),
-                                  r=int(values["r"]), p=int(values["p"]), dklen=len(base64.b64decode(digest)))
+        computed = hashlib.scrypt(
+            key.encode(),
+            salt=base64.b64decode(salt),
+            n=2 ** int(values["ln"]),
+            r=int(values["r"]),
+            p=int(values["p"]),
+            dklen=len(base64.b64decode(digest)),
+        )
         return hmac.compare_digest(computed, base64.b64decode(digest))
     except (ValueError, KeyError):
         return False
 
 
-def _configured_hash(conf):
+def _configured_hash(conf: str) -> str | None:
     try:
         with open(conf) as handle:
             for line in handle:
@@ -173,7 +184,7 @@ def _configured_hash(conf):
     return None
 
 
-def _write(path, text, mode, gid=None):
+def _write(path: str, text: str, mode: int, gid: int | None = None) -> None:
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
@@ -190,7 +201,7 @@ def _write(path, text, mode, gid=None):
         raise
 
 
-def key_state(args):
+def key_state(args: argparse.Namespace) -> str:
     """`ok` when the key file is private and pdns's config holds its hash; else what is wrong."""
     try:
         stat = os.stat(args.key_file)
@@ -204,7 +215,7 @@ def key_state(args):
     return "ok" if _matches(_key(args.key_file), hashed) else "mismatch"
 
 
-def api_key(args):
+def api_key(args: argparse.Namespace) -> None:
     """Create the key once (0600), then keep pdns's api-key line (in its own 0640 file) its hash."""
     state = key_state(args)
     if args.check:
@@ -219,13 +230,15 @@ def api_key(args):
     os.chmod(args.key_file, 0o600)
     gid = grp.getgrnam(args.group).gr_gid if args.group else None
     os.makedirs(os.path.dirname(args.conf), exist_ok=True)
-    text = (f"# The hash of the PowerDNS API key kept in {args.key_file} (written by codeb-pdns).\n"
-            f"api-key={_hash(_key(args.key_file))}\n")
+    text = (
+        f"# The hash of the PowerDNS API key kept in {args.key_file} (written by codeb-pdns).\n"
+        f"api-key={_hash(_key(args.key_file))}\n"
+    )
     _write(args.conf, text, 0o640, gid)
     print("written")
 
 
-def sqlite_schema(args):
+def sqlite_schema(args: argparse.Namespace) -> None:
     """Create pdns's gsqlite3 database from the packaged schema; put in place only once complete."""
     if os.path.exists(args.database):
         print("exists")
@@ -248,7 +261,7 @@ def sqlite_schema(args):
     print("created")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codeb-pdns")
     parser.add_argument("--url", default="http://127.0.0.1:8081")
     parser.add_argument("--key-file", default="/etc/codeb/secrets/pdns-api.key")
@@ -267,14 +280,22 @@ def main(argv=None):
     p = sub.add_parser("api-key")
     p.add_argument("--conf", required=True, help="pdns config file that gets the api-key line")
     p.add_argument("--group", default="pdns", help="group that may read --conf (pdns runs as it)")
-    p.add_argument("--check", action="store_true", help="only print the state: ok, missing, exposed, unconfigured, mismatch")
+    p.add_argument(
+        "--check", action="store_true", help="only print the state: ok, missing, exposed, unconfigured, mismatch"
+    )
     p = sub.add_parser("sqlite-schema")
     p.add_argument("--database", required=True)
     p.add_argument("--schema", required=True)
     p.add_argument("--owner", default="pdns", help="user and group that own the database (pdns runs as them)")
     args = parser.parse_args(argv)
-    handlers = {"zones": zones, "zone": zone, "create-zone": create_zone, "patch": patch, "api-key": api_key,
-                "sqlite-schema": sqlite_schema}
+    handlers = {
+        "zones": zones,
+        "zone": zone,
+        "create-zone": create_zone,
+        "patch": patch,
+        "api-key": api_key,
+        "sqlite-schema": sqlite_schema,
+    }
     try:
         handlers[args.command](args)
     except Failure as failure:

@@ -18,12 +18,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 EXIT_CONFLICT = 3
 EXIT_LOCKED = 4
 
 
-def digest(record):
+def digest(record: Any) -> str:
     """Digest of a registry record; the caller and this tool must agree on it."""
     if record is None:
         return "none"
@@ -31,7 +32,7 @@ def digest(record):
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _read(path, default):
+def _read(path: str, default: Any) -> Any:
     try:
         with open(path) as handle:
             return json.load(handle)
@@ -39,7 +40,7 @@ def _read(path, default):
         return default
 
 
-def _write_atomic(path, data, mode=0o644):
+def _write_atomic(path: str, data: Any, mode: int = 0o644) -> None:
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
@@ -60,7 +61,7 @@ def _write_atomic(path, data, mode=0o644):
         os.close(dir_fd)
 
 
-def put_record(args, filename, table):
+def put_record(args: argparse.Namespace, filename: str, table: str) -> int:
     """Replace registry[table][project][env] if it still is what the caller planned from."""
     os.makedirs(args.registry, exist_ok=True)
     path = os.path.join(args.registry, filename)
@@ -90,11 +91,11 @@ def put_record(args, filename, table):
     return 0
 
 
-def _now():
+def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def lock(args):
+def lock(args: argparse.Namespace) -> int:
     os.makedirs(args.dir, exist_ok=True)
     path = os.path.join(args.dir, f"{args.project}.{args.env}.lock")
     deadline = time.monotonic() + args.wait
@@ -118,7 +119,7 @@ def lock(args):
         return 0
 
 
-def _holder(path):
+def _holder(path: str) -> str:
     try:
         with open(path) as handle:
             held = json.load(handle)
@@ -127,7 +128,7 @@ def _holder(path):
         return "an unknown run"
 
 
-def unlock(args):
+def unlock(args: argparse.Namespace) -> int:
     path = os.path.join(args.dir, f"{args.project}.{args.env}.lock")
     try:
         with open(path) as handle:
@@ -143,7 +144,7 @@ def unlock(args):
     return 0
 
 
-def health(args):
+def health(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     last = "no answer"
     while True:
@@ -168,7 +169,7 @@ def health(args):
     return 1
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codeb-state")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("put-slots", "put-project"):

@@ -1,16 +1,15 @@
-#!/usr/bin/env python3
 """codeb-storage: the storage server's side of PostgreSQL and Redis backups.
 
 WAL archiving (PostgreSQL's archive_command), base backups, per-project dumps and Redis snapshots,
 each shipped to the backup server with its sha256 and a meta file written last; standard library only.
+The installed entry script (bin/codeb-storage) runs `main`.
 """
 
+from __future__ import annotations
+
 import argparse
-import datetime
-import hashlib
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -19,17 +18,12 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
+from typing import IO, Any
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from . import codeb_common as common
+from .codeb_common import DB_NAME, EXIT_FAILED, EXIT_USAGE, WAL_NAME, Failure, canary_summary_sql, parse_canary_summary
 
-# The canary summary both codeb-storage (when it writes a backup) and codeb-backup (when it checks a
-# restore) run; codeb_backup.py holds a deliberate twin of this constant (a unit test keeps them equal).
-CANARY_SUMMARY_SQL = (
-    "SELECT count(*), coalesce(max(id), 0), "
-    "md5(coalesce(string_agg(id::text || ':' || token, ',' ORDER BY id), '')) "
-    "FROM codeb_backup.canary WHERE id <= {last_id}"
-)
 CANARY_SETUP_SQL = (
     "CREATE SCHEMA IF NOT EXISTS codeb_backup; "
     "REVOKE ALL ON SCHEMA codeb_backup FROM PUBLIC; "
@@ -41,34 +35,21 @@ PROJECT_DATABASES_SQL = (
     "WHERE shobj_description(oid, 'pg_database') LIKE 'codeb project %' ORDER BY datname"
 )
 DEFAULT_SHIP = ["ssh", "-o", "BatchMode=yes", "codeb-backup", "/usr/local/lib/codeb/codeb-backup", "put"]
-DB_NAME = re.compile(r"[a-z0-9_]{1,63}")
-WAL_NAME = re.compile(r"[0-9A-F]{24}(?:\.partial|\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history")
-REDIS_ERRORS = ("ERR", "NOAUTH", "WRONGPASS", "LOADING", "MISCONF", "READONLY", "BUSY", "NOPERM",
-                "Could not connect", "AUTH failed")
+REDIS_ERRORS = (
+    "ERR",
+    "NOAUTH",
+    "WRONGPASS",
+    "LOADING",
+    "MISCONF",
+    "READONLY",
+    "BUSY",
+    "NOPERM",
+    "Could not connect",
+    "AUTH failed",
+)
 
 
-class Failure(Exception):
-    """A step that failed; the message names what and why."""
-
-
-def canary_summary_sql(last_id):
-    return CANARY_SUMMARY_SQL.format(last_id=int(last_id))
-
-
-def parse_canary_summary(output, last_id):
-    rows, _max_id, checksum = output.strip().split("|")
-    return {"last_id": int(last_id), "rows": int(rows), "checksum": checksum}
-
-
-def parse_backup_label(text):
-    """The start WAL file name from a backup_label file."""
-    match = re.search(r"^START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)$", text, re.MULTILINE)
-    if not match:
-        raise ValueError("backup_label has no START WAL LOCATION line")
-    return match.group(1)
-
-
-def parse_info(text):
+def parse_info(text: str) -> dict[str, str]:
     """redis INFO output as {field: value}."""
     fields = {}
     for line in text.splitlines():
@@ -78,43 +59,14 @@ def parse_info(text):
     return fields
 
 
-def _now():
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-
-
-def _stamp(moment):
-    return moment.strftime("%Y%m%dT%H%M%SZ")
-
-
-def _iso(moment):
-    return moment.isoformat()
-
-
-def _sha256(handle):
-    handle.seek(0)
-    digest = hashlib.sha256()
-    for block in iter(lambda: handle.read(1 << 20), b""):
-        digest.update(block)
-    handle.seek(0)
-    return digest.hexdigest()
-
-
-def _size(handle):
+def _size(handle: IO[bytes]) -> int:
     return os.fstat(handle.fileno()).st_size
-
-
-def _run(argv, what, **kwargs):
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-        raise Failure(f"{what} failed (exit {result.returncode}): {' / '.join(detail)}")
-    return result.stdout
 
 
 # ---------------------------------------------------------------- shipping
 
 
-def ship_command():
+def ship_command() -> list[str]:
     """CODEB_SHIP (a shlex string) if set; else ssh to the backup server, as postgres (the key's owner)."""
     override = os.environ.get("CODEB_SHIP")
     if override:
@@ -123,7 +75,7 @@ def ship_command():
     return prefix + DEFAULT_SHIP
 
 
-def ship(rel, handle, sha256, replace=False):
+def ship(rel: str, handle: IO[bytes], sha256: str, replace: bool = False) -> str:
     """Send an open binary file as REL; the backup side checks the sha256 before storing."""
     handle.seek(0)
     argv = ship_command() + [rel, sha256] + (["--replace"] if replace else [])
@@ -134,17 +86,17 @@ def ship(rel, handle, sha256, replace=False):
     return result.stdout.strip()
 
 
-def ship_json(rel, data, replace=False):
+def ship_json(rel: str, data: dict[str, Any], replace: bool = False) -> str:
     with tempfile.TemporaryFile() as handle:
         handle.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
         handle.flush()
-        return ship(rel, handle, _sha256(handle), replace=replace)
+        return ship(rel, handle, common.sha256(handle), replace=replace)
 
 
-def ship_file(rel, path, replace=False):
+def ship_file(rel: str, path: str, replace: bool = False) -> dict[str, Any]:
     """Ship a file; returns {"size", "sha256"} of exactly what was sent (one open file, read twice)."""
     with open(path, "rb") as handle:
-        sha256 = _sha256(handle)
+        sha256 = common.sha256(handle)
         ship(rel, handle, sha256, replace=replace)
         return {"size": _size(handle), "sha256": sha256}
 
@@ -152,21 +104,22 @@ def ship_file(rel, path, replace=False):
 # ---------------------------------------------------------------- PostgreSQL
 
 
-def _as_postgres(argv):
+def _as_postgres(argv: list[str]) -> list[str]:
     return (["runuser", "-u", "postgres", "--"] + argv) if os.geteuid() == 0 else argv
 
 
-def psql(args, database, sql):
-    argv = _as_postgres([os.path.join(args.pg_bin, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
-                         "-d", database, "-c", sql])
-    return _run(argv, f"psql in {database}", cwd="/").strip()
+def psql(args: argparse.Namespace, database: str, sql: str) -> str:
+    argv = _as_postgres(
+        [os.path.join(args.pg_bin, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql]
+    )
+    return common.run(argv, f"psql in {database}", cwd="/").strip()
 
 
-def project_databases(args):
+def project_databases(args: argparse.Namespace) -> list[str]:
     return [line for line in psql(args, "postgres", PROJECT_DATABASES_SQL).splitlines() if line]
 
 
-def write_canary(args, database):
+def write_canary(args: argparse.Namespace, database: str) -> dict[str, Any]:
     """Insert one canary row and return the summary of all rows up to it."""
     psql(args, database, CANARY_SETUP_SQL)
     token = secrets.token_hex(16)
@@ -174,18 +127,18 @@ def write_canary(args, database):
     return parse_canary_summary(psql(args, database, canary_summary_sql(last_id)), last_id)
 
 
-def _work_dir(args):
+def _work_dir(args: argparse.Namespace) -> str:
     os.makedirs(args.work_dir, mode=0o700, exist_ok=True)
     return args.work_dir
 
 
-def archive_wal(args):
+def archive_wal(args: argparse.Namespace) -> int:
     if not WAL_NAME.fullmatch(args.name):
         sys.stderr.write(f"archive-wal: {args.name!r} is not a WAL file name\n")
         return EXIT_USAGE
     try:
         with open(args.path, "rb") as handle:
-            sha256 = _sha256(handle)
+            sha256 = common.sha256(handle)
             reply = ship(f"wal/{args.name}", handle, sha256)
     except (OSError, Failure) as error:
         sys.stderr.write(f"archive-wal {args.name}: {error}\n")
@@ -194,34 +147,59 @@ def archive_wal(args):
     return 0
 
 
-def read_start_wal(tar_path):
+def read_start_wal(tar_path: str) -> str:
     with tarfile.open(tar_path, "r:gz") as tar:
         for member in tar:
-            if os.path.normpath(member.name) == "backup_label":
-                return parse_backup_label(tar.extractfile(member).read().decode())
+            content = tar.extractfile(member) if os.path.normpath(member.name) == "backup_label" else None
+            if content is not None:
+                return common.parse_backup_label(content.read().decode())
     raise Failure(f"{tar_path} has no backup_label")
 
 
-def base_backup(args):
-    started = _now()
-    label = _stamp(started)
+def base_backup(args: argparse.Namespace) -> int:
+    started = common.now()
+    label = common.stamp(started)
     tmp = None
     try:
         canary = {db: write_canary(args, db) for db in project_databases(args)}
         tmp = tempfile.mkdtemp(prefix=f"base-{label}-", dir=_work_dir(args))
         out = os.path.join(tmp, "out")
-        _run(_as_postgres([os.path.join(args.pg_bin, "pg_basebackup"), "-D", out, "-Ft", "-z", "-X", "fetch",
-                           "-c", "fast", "-l", f"codeb-{label}"]), "pg_basebackup", cwd="/")
-        finished = _now()
+        common.run(
+            _as_postgres(
+                [
+                    os.path.join(args.pg_bin, "pg_basebackup"),
+                    "-D",
+                    out,
+                    "-Ft",
+                    "-z",
+                    "-X",
+                    "fetch",
+                    "-c",
+                    "fast",
+                    "-l",
+                    f"codeb-{label}",
+                ]
+            ),
+            "pg_basebackup",
+            cwd="/",
+        )
+        finished = common.now()
         extra = sorted(set(os.listdir(out)) - {"base.tar.gz", "backup_manifest"})
         if extra:
             raise Failure(f"pg_basebackup wrote {extra}; tablespaces are not supported by codeb-storage")
         start_wal = read_start_wal(os.path.join(out, "base.tar.gz"))
-        files = {name: ship_file(f"base/{label}/{name}", os.path.join(out, name))
-                 for name in ("base.tar.gz", "backup_manifest")}
+        files = {
+            name: ship_file(f"base/{label}/{name}", os.path.join(out, name))
+            for name in ("base.tar.gz", "backup_manifest")
+        }
         meta = {
-            "label": label, "started_at": _iso(started), "finished_at": _iso(finished), "start_wal": start_wal,
-            "size": sum(f["size"] for f in files.values()), "files": files, "canary": canary,
+            "label": label,
+            "started_at": common.iso(started),
+            "finished_at": common.iso(finished),
+            "start_wal": start_wal,
+            "size": sum(f["size"] for f in files.values()),
+            "files": files,
+            "canary": canary,
         }
         ship_json(f"base/{label}/meta.json", meta)  # last: a base backup with meta.json is complete
     except (Failure, OSError, ValueError) as error:
@@ -234,8 +212,8 @@ def base_backup(args):
     return 0
 
 
-def dump(args):
-    stamp = _stamp(_now())
+def dump(args: argparse.Namespace) -> int:
+    stamp = common.stamp(common.now())
     failed = []
     done = []
     try:
@@ -251,13 +229,22 @@ def dump(args):
             canary = write_canary(args, db)
             fd, path = tempfile.mkstemp(prefix=f"dump-{db}-", suffix=".dump", dir=_work_dir(args))
             os.close(fd)
-            began = _now()
-            _run(_as_postgres([os.path.join(args.pg_bin, "pg_dump"), "-Fc", "-d", db, "-f", path]),
-                 f"pg_dump {db}", cwd="/")
-            finished = _now()
+            began = common.now()
+            common.run(
+                _as_postgres([os.path.join(args.pg_bin, "pg_dump"), "-Fc", "-d", db, "-f", path]),
+                f"pg_dump {db}",
+                cwd="/",
+            )
+            finished = common.now()
             shipped = ship_file(f"dumps/{db}/{stamp}.dump", path)
-            meta = {"database": db, "file": f"{stamp}.dump", "started_at": _iso(began),
-                    "finished_at": _iso(finished), **shipped, "canary": canary}
+            meta = {
+                "database": db,
+                "file": f"{stamp}.dump",
+                "started_at": common.iso(began),
+                "finished_at": common.iso(finished),
+                **shipped,
+                "canary": canary,
+            }
             ship_json(f"dumps/{db}/{stamp}.json", meta)
             done.append(f"{db} ({shipped['size']} bytes)")
         except (Failure, OSError, ValueError) as error:
@@ -273,7 +260,7 @@ def dump(args):
 # ---------------------------------------------------------------- Redis
 
 
-def _redis_password(args):
+def _redis_password(args: argparse.Namespace) -> str | None:
     try:
         with open(args.redis_password_file) as handle:
             return handle.read().strip() or None
@@ -281,7 +268,7 @@ def _redis_password(args):
         return None
 
 
-def redis(args, *words):
+def redis(args: argparse.Namespace, *words: str) -> str:
     """One redis-cli command; the password travels only in REDISCLI_AUTH, never in argv."""
     env = dict(os.environ)
     env.pop("REDISCLI_AUTH", None)
@@ -299,11 +286,11 @@ def redis(args, *words):
     return out
 
 
-def redis_info(args):
+def redis_info(args: argparse.Namespace) -> dict[str, str]:
     return parse_info(redis(args, "INFO", "persistence"))
 
 
-def _wait_redis(args, ready, what):
+def _wait_redis(args: argparse.Namespace, ready: Callable[[dict[str, str]], bool], what: str) -> dict[str, str]:
     deadline = time.monotonic() + args.timeout
     while True:
         info = redis_info(args)
@@ -314,7 +301,7 @@ def _wait_redis(args, ready, what):
         time.sleep(0.2)
 
 
-def bgsave(args):
+def bgsave(args: argparse.Namespace) -> dict[str, str]:
     """BGSAVE and wait for it; a save already running is waited for and then ours is started."""
     for _attempt in range(3):
         before = _wait_redis(args, lambda i: i.get("rdb_bgsave_in_progress") == "0", "running BGSAVE")
@@ -327,10 +314,11 @@ def bgsave(args):
         if not reply.startswith("Background saving"):
             raise Failure(f"redis BGSAVE answered {reply!r}")
 
-        def finished(info, before=before):
+        def finished(info: dict[str, str], before: dict[str, str] = before) -> bool:
             return info.get("rdb_bgsave_in_progress") == "0" and (
                 info.get("rdb_last_save_time") != before.get("rdb_last_save_time")
-                or int(info.get("rdb_saves", 0)) > int(before.get("rdb_saves", 0)))
+                or int(info.get("rdb_saves", 0)) > int(before.get("rdb_saves", 0))
+            )
 
         info = _wait_redis(args, finished, "BGSAVE")
         if info.get("rdb_last_bgsave_status") != "ok":
@@ -339,7 +327,7 @@ def bgsave(args):
     raise Failure("redis: another BGSAVE kept running; ours never started")
 
 
-def _manifest(aof_dir):
+def _manifest(aof_dir: str) -> dict[str, bytes]:
     found = {}
     for name in sorted(os.listdir(aof_dir)):
         if name.endswith(".manifest"):
@@ -348,7 +336,7 @@ def _manifest(aof_dir):
     return found
 
 
-def tar_aof(args, handle):
+def tar_aof(args: argparse.Namespace, handle: IO[bytes]) -> None:
     """Tar appendonlydir into ``handle``; retried if an AOF rewrite changed the file set meanwhile."""
     aof_dir = os.path.join(args.redis_dir, "appendonlydir")
     for _attempt in range(3):
@@ -366,30 +354,41 @@ def tar_aof(args, handle):
     raise Failure("AOF rewrites kept changing appendonlydir while it was archived")
 
 
-def redis_snapshot(args):
-    moment = _now()
-    stamp = _stamp(moment)
-    token = f"{_iso(moment)} {secrets.token_hex(8)}"
+def redis_snapshot(args: argparse.Namespace) -> int:
+    moment = common.now()
+    stamp = common.stamp(moment)
+    token = f"{common.iso(moment)} {secrets.token_hex(8)}"
     try:
         if redis(args, "SET", "codeb:canary", token) != "OK":
             raise Failure("redis SET codeb:canary was not acknowledged")
         bgsave(args)
         keys = int(redis(args, "DBSIZE"))
         with open(os.path.join(args.redis_dir, args.rdb_name), "rb") as handle:
-            sha256 = _sha256(handle)
+            sha256 = common.sha256(handle)
             ship(f"redis/{stamp}.rdb", handle, sha256)
-            rdb = {"file": f"{stamp}.rdb", "finished_at": _iso(_now()), "size": _size(handle), "sha256": sha256,
-                   "canary_token": token, "keys": keys}
+            rdb = {
+                "file": f"{stamp}.rdb",
+                "finished_at": common.iso(common.now()),
+                "size": _size(handle),
+                "sha256": sha256,
+                "canary_token": token,
+                "keys": keys,
+            }
         ship_json(f"redis/{stamp}.json", rdb)
         info = redis_info(args)
         if info.get("aof_enabled") != "1":
             raise Failure("AOF is disabled in Redis (appendonly no); RDB shipped, aof-latest not updated")
         with tempfile.TemporaryFile() as handle:
             tar_aof(args, handle)
-            sha256 = _sha256(handle)
+            sha256 = common.sha256(handle)
             ship("redis/aof-latest.tar", handle, sha256, replace=True)
-            aof = {"file": "aof-latest.tar", "finished_at": _iso(_now()), "size": _size(handle),
-                   "sha256": sha256, "canary_token": token}
+            aof = {
+                "file": "aof-latest.tar",
+                "finished_at": common.iso(common.now()),
+                "size": _size(handle),
+                "sha256": sha256,
+                "canary_token": token,
+            }
         ship_json("redis/aof-latest.json", aof, replace=True)
     except (Failure, OSError, ValueError) as error:
         sys.stderr.write(f"redis-snapshot {stamp} failed: {error}\n")
@@ -411,7 +410,7 @@ SETTINGS_SQL = (
 )
 
 
-def status(args):
+def status(args: argparse.Namespace) -> int:
     out = {}
     failed = False
     try:
@@ -425,8 +424,10 @@ def status(args):
     try:
         ready = [os.path.join(status_dir, n) for n in os.listdir(status_dir) if n.endswith(".ready")]
         oldest = min((os.stat(p).st_mtime for p in ready), default=None)
-        out["ready"] = {"count": len(ready),
-                        "oldest_age_seconds": None if oldest is None else round(time.time() - oldest, 3)}
+        out["ready"] = {
+            "count": len(ready),
+            "oldest_age_seconds": None if oldest is None else round(time.time() - oldest, 3),
+        }
     except OSError as error:
         out["ready"] = {"error": str(error)}
         failed = True
@@ -444,7 +445,7 @@ def status(args):
     return EXIT_FAILED if failed else 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codeb-storage")
     parser.add_argument("--pg-bin", default="/usr/lib/postgresql/15/bin")
     parser.add_argument("--pgdata", default="/var/lib/postgresql/15/main")
@@ -465,9 +466,10 @@ def main(argv=None):
     sub.add_parser("redis-snapshot")
     sub.add_parser("status")
     args = parser.parse_args(argv)
-    return {"archive-wal": archive_wal, "base-backup": base_backup, "dump": dump,
-            "redis-snapshot": redis_snapshot, "status": status}[args.command](args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return {
+        "archive-wal": archive_wal,
+        "base-backup": base_backup,
+        "dump": dump,
+        "redis-snapshot": redis_snapshot,
+        "status": status,
+    }[args.command](args)

@@ -15,14 +15,12 @@ sure to exist before another host reads it when both steps are operations every 
 from __future__ import annotations
 
 from io import StringIO
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
 from codeb_infra.commands import backups as backup_commands
-from codeb_infra.domain.data import BACKUP_SCHEDULES, BACKUP_TOOL
 from codeb_infra.config.roles import (
     BACKUP_HOME,
     BACKUP_SCRATCH,
@@ -30,12 +28,15 @@ from codeb_infra.config.roles import (
     BackupAccess,
     BackupSettings,
 )
+from codeb_infra.domain.data import BACKUP_SCHEDULES
 from codeb_infra.operations import backup as backup_ops
 from codeb_infra.operations import timers
+from codeb_infra.roles.tools import remote_tool
 
-TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_backup.py"
 # The drills run PostgreSQL and Redis in scratch directories; no cluster or server of their own.
-NO_MAIN_CLUSTER = "# Written by codeb-infra: restore drills make their own scratch clusters.\ncreate_main_cluster = false\n"
+NO_MAIN_CLUSTER = (
+    "# Written by codeb-infra: restore drills make their own scratch clusters.\ncreate_main_cluster = false\n"
+)
 
 
 @deploy("Bootstrap backup server")
@@ -44,8 +45,13 @@ def backup() -> None:
     apt.packages(name="SSH server and rsync", packages=["openssh-server", "rsync"], update=True, cache_time=24 * 3600)
     server.group(name=f"{BACKUP_USER} group", group=BACKUP_USER, system=True)
     server.user(
-        name=f"{BACKUP_USER} user", user=BACKUP_USER, group=BACKUP_USER, system=True,
-        home=BACKUP_HOME, shell="/bin/sh", create_home=True,
+        name=f"{BACKUP_USER} user",
+        user=BACKUP_USER,
+        group=BACKUP_USER,
+        system=True,
+        home=BACKUP_HOME,
+        shell="/bin/sh",
+        create_home=True,
     )
     files.directory(name=f"Directory {BACKUP_HOME}", path=BACKUP_HOME, user=BACKUP_USER, group=BACKUP_USER, mode="700")
     for path in (settings.backup_root, *settings.areas):
@@ -56,19 +62,32 @@ def backup() -> None:
 def restore_drills(settings: BackupSettings) -> None:
     """PostgreSQL and Redis binaries for scratch restores (no server of their own running), the
     codeb-backup tool, and the prune and drill timers."""
-    files.put(name="No main PostgreSQL cluster on the backup server", src=StringIO(NO_MAIN_CLUSTER),
-              dest="/etc/postgresql-common/createcluster.d/codeb.conf", mode="644", create_remote_dir=True)
-    apt.packages(name=f"PostgreSQL {settings.postgres_version} and Redis binaries for restore drills",
-                 packages=[f"postgresql-{settings.postgres_version}", "redis-server"])
-    systemd.service(name="No Redis server on the backup server", service="redis-server.service",
-                    running=False, enabled=False)
-    files.directory(name=f"Directory {BACKUP_SCRATCH}", path=BACKUP_SCRATCH, user=BACKUP_USER, group=BACKUP_USER, mode="700")
-    files.put(name="codeb-backup (store, prune, status, drill, point-in-time restore)", src=str(TOOL_SOURCE),
-              dest=BACKUP_TOOL, user="root", group="root", mode="755", create_remote_dir=True)
+    files.put(
+        name="No main PostgreSQL cluster on the backup server",
+        src=StringIO(NO_MAIN_CLUSTER),
+        dest="/etc/postgresql-common/createcluster.d/codeb.conf",
+        mode="644",
+        create_remote_dir=True,
+    )
+    apt.packages(
+        name=f"PostgreSQL {settings.postgres_version} and Redis binaries for restore drills",
+        packages=[f"postgresql-{settings.postgres_version}", "redis-server"],
+    )
+    systemd.service(
+        name="No Redis server on the backup server", service="redis-server.service", running=False, enabled=False
+    )
+    files.directory(
+        name=f"Directory {BACKUP_SCRATCH}", path=BACKUP_SCRATCH, user=BACKUP_USER, group=BACKUP_USER, mode="700"
+    )
+    remote_tool("codeb-backup", purpose="store, prune, status, drill, point-in-time restore")
     for schedule in BACKUP_SCHEDULES:
         command = backup_commands.backup_job(
-            schedule.arguments[0], root=settings.backup_root, pg_bin=settings.postgres_bin, scratch=BACKUP_SCRATCH,
-            keep_days=settings.keep_days, rdb_hours=settings.rdb_hours,
+            schedule.arguments[0],
+            root=settings.backup_root,
+            pg_bin=settings.postgres_bin,
+            scratch=BACKUP_SCRATCH,
+            keep_days=settings.keep_days,
+            rdb_hours=settings.rdb_hours,
         )
         timers.job(name=f"Timer {schedule.name} ({schedule.on_calendar})", schedule=schedule, command=command)
 
@@ -77,10 +96,12 @@ def restore_drills(settings: BackupSettings) -> None:
 def backup_access() -> None:
     """Keys on storage and app, known to and authorized on the backup server; call on every host."""
     inventory = host.state.inventory
-    access = BackupAccess.from_groups({
-        role: [(h.name, h.data.get("private_address")) for h in inventory.get_group(role, default=[])]
-        for role in ("backup", "storage", "app")
-    })
+    access = BackupAccess.from_groups(
+        {
+            role: [(h.name, h.data.get("private_address")) for h in inventory.get_group(role, default=[])]
+            for role in ("backup", "storage", "app")
+        }
+    )
     backup_ops.client_key(name="Backup key of this server", access=access)
     backup_ops.server_alias(name="Backup server's host key and ssh alias", access=access)
     backup_ops.authorized_clients(name="Backup clients authorized on the backup server", access=access)

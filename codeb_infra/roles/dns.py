@@ -11,8 +11,8 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
-from codeb_infra.operations import powerdns as pdns
 from codeb_infra.config.app import DnsSettings
+from codeb_infra.operations import powerdns as pdns
 from codeb_infra.templates import render
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_pdns.py"
@@ -36,17 +36,29 @@ def powerdns() -> None:
         update=True, cache_time=24 * 3600,
     )
     files.put(name="Install codeb-pdns", src=str(TOOL_SOURCE), dest=api.tool, mode="755", create_remote_dir=True)
-    files.directory(name="Secrets directory", path=posixpath.dirname(api.key_file), user="root", group="root", mode="700")
+    files.directory(
+        name="Secrets directory", path=posixpath.dirname(api.key_file), user="root", group="root", mode="700"
+    )
     pdns.sqlite_schema(name="PowerDNS database", database=DATABASE, tool=api.tool)
     # Debian's package launches the bind backend from pdns.d/bind.conf; ours replaces `launch`,
     # which leaves bind's settings unknown and pdns refusing to start.
-    debian_bind = files.file(name="Debian's bind backend config removed", path=f"{posixpath.dirname(CONFIG)}/bind.conf", present=False)
+    debian_bind = files.file(
+        name="Debian's bind backend config removed", path=f"{posixpath.dirname(CONFIG)}/bind.conf", present=False
+    )
     config = files.put(
-        name="PowerDNS config", src=StringIO(config_text(settings)), dest=CONFIG, user="root", group="pdns", mode="640",
+        name="PowerDNS config",
+        src=StringIO(config_text(settings)),
+        dest=CONFIG,
+        user="root",
+        group="pdns",
+        mode="640",
     )
     key = pdns.api_key(name="PowerDNS API key", conf=KEY_CONFIG, api=api)
     systemd.service(
-        name="PowerDNS running and enabled", service="pdns.service", running=True, enabled=True,
+        name="PowerDNS running and enabled",
+        service="pdns.service",
+        running=True,
+        enabled=True,
         restarted=config.will_change or key.will_change or debian_bind.will_change,
     )
     managed_zones(settings)
@@ -57,16 +69,29 @@ def managed_zones(settings: DnsSettings) -> None:
     NS; when the nameserver is the default ``ns1.BASE_DOMAIN``, also its address record."""
     api = settings.api
     for zone in settings.zones:
-        pdns.zone(name=f"DNS zone {zone}", zone=zone, nameservers=settings.nameservers,
-                  hostmaster=settings.dns_hostmaster, default_ttl=settings.dns_default_ttl, api=api)
+        pdns.zone(
+            name=f"DNS zone {zone}",
+            zone=zone,
+            nameservers=settings.nameservers,
+            hostmaster=settings.dns_hostmaster,
+            default_ttl=settings.dns_default_ttl,
+            api=api,
+        )
     _server_names(settings)
     if settings.dns_nameservers or not settings.public_address:
         return
     for nameserver in settings.nameservers:
-        zone = settings.zone_of(nameserver)
-        if zone:
-            pdns.record(name=f"Address of {nameserver}", zone=zone, record_name=nameserver, rtype="A",
-                        contents=[settings.public_address], owner="codeb/nameserver", api=api)
+        nameserver_zone = settings.zone_of(nameserver)
+        if nameserver_zone:
+            pdns.record(
+                name=f"Address of {nameserver}",
+                zone=nameserver_zone,
+                record_name=nameserver,
+                rtype="A",
+                contents=[settings.public_address],
+                owner="codeb/nameserver",
+                api=api,
+            )
 
 
 # The system's documented names of its four servers, e.g. db.codeb.kr for the storage server.
@@ -81,5 +106,12 @@ def _server_names(settings: DnsSettings) -> None:
             record_name = f"{label}.{settings.base_domain}"
             zone = settings.zone_of(record_name)
             if address and zone:
-                pdns.record(name=f"Address of {record_name}", zone=zone, record_name=record_name, rtype="A",
-                            contents=[str(address)], owner="codeb/servers", api=settings.api)
+                pdns.record(
+                    name=f"Address of {record_name}",
+                    zone=zone,
+                    record_name=record_name,
+                    rtype="A",
+                    contents=[str(address)],
+                    owner="codeb/servers",
+                    api=settings.api,
+                )

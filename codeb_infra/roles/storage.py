@@ -6,19 +6,12 @@ snapshots shipped there by systemd timers."""
 from __future__ import annotations
 
 from io import StringIO
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
 from codeb_infra.commands import backups as backup_commands
-from codeb_infra.domain.data import (
-    POSTGRES_PASSWORDS_DIR,
-    REDIS_USERS_DIR,
-    STORAGE_SCHEDULES,
-    STORAGE_TOOL,
-)
 from codeb_infra.config.roles import (
     POSTGRES_ADMIN_PASSWORD,
     REDIS_ACL,
@@ -26,10 +19,15 @@ from codeb_infra.config.roles import (
     REDIS_PASSWORD,
     StorageSettings,
 )
+from codeb_infra.domain.data import (
+    POSTGRES_PASSWORDS_DIR,
+    REDIS_USERS_DIR,
+    STORAGE_SCHEDULES,
+)
 from codeb_infra.operations import postgres, redis, secrets, timers
+from codeb_infra.roles.tools import remote_tool
 from codeb_infra.templates import render
 
-TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_storage.py"
 REDIS_PERSISTENCE = {"appendonly": "yes", "appendfsync": "everysec"}
 
 # What the shared admin role may do: make each project's database and owner, nothing more.
@@ -82,9 +80,14 @@ def storage() -> None:
         src=StringIO(render("redis.codeb.conf.j2", private_address=settings.private_address, acl_file=REDIS_ACL)),
         dest=REDIS_CONFIG, user="root", group="redis", mode="640",
     )
-    include = files.line(name="redis.conf includes codeb.conf", path="/etc/redis/redis.conf", line=f"include {REDIS_CONFIG}")
+    include = files.line(
+        name="redis.conf includes codeb.conf", path="/etc/redis/redis.conf", line=f"include {REDIS_CONFIG}"
+    )
     systemd.service(
-        name="Redis running", service="redis-server.service", running=True, enabled=True,
+        name="Redis running",
+        service="redis-server.service",
+        running=True,
+        enabled=True,
         restarted=acl.will_change or config.will_change or include.will_change,
     )
     backups(settings)
@@ -92,8 +95,7 @@ def storage() -> None:
 
 def backups(settings: StorageSettings) -> None:
     """WAL archiving (live settings checked), Redis persistence, and the backup timers."""
-    files.put(name="codeb-storage (archive, base backup, dump, snapshot)", src=str(TOOL_SOURCE), dest=STORAGE_TOOL,
-              user="root", group="root", mode="755", create_remote_dir=True)
+    remote_tool("codeb-storage", purpose="archive, base backup, dump, snapshot")
     postgres.server_settings(
         name="PostgreSQL archives each WAL segment to the backup server",
         values={
@@ -102,10 +104,16 @@ def backups(settings: StorageSettings) -> None:
             "archive_command": backup_commands.archive_command(),
             "archive_timeout": str(settings.archive_timeout),
         },
-        conf_file=f"{settings.postgres_dir}/conf.d/codeb-archive.conf", unit=settings.postgres_unit,
+        conf_file=f"{settings.postgres_dir}/conf.d/codeb-archive.conf",
+        unit=settings.postgres_unit,
     )
-    redis.runtime_config(name="Redis appends every write, fsync each second", values=REDIS_PERSISTENCE,
-                         password_file=REDIS_PASSWORD)
+    redis.runtime_config(
+        name="Redis appends every write, fsync each second", values=REDIS_PERSISTENCE, password_file=REDIS_PASSWORD
+    )
     for schedule in STORAGE_SCHEDULES:
-        timers.job(name=f"Timer {schedule.name} ({schedule.on_calendar})", schedule=schedule,
-                   command=backup_commands.storage_job(schedule.arguments), after=settings.postgres_unit)
+        timers.job(
+            name=f"Timer {schedule.name} ({schedule.on_calendar})",
+            schedule=schedule,
+            command=backup_commands.storage_job(schedule.arguments),
+            after=settings.postgres_unit,
+        )

@@ -9,7 +9,6 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files
 
-from codeb_infra.controller import images
 from codeb_infra.config.roles import (
     CENTRIFUGO_CONFIG,
     CENTRIFUGO_SECRET_KEYS,
@@ -17,6 +16,7 @@ from codeb_infra.config.roles import (
     StreamingSettings,
     centrifugo_config,
 )
+from codeb_infra.controller import images
 from codeb_infra.operations import centrifugo, podman, secrets
 
 

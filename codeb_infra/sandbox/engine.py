@@ -69,9 +69,9 @@ def connect(echo: Callable[[str], None] = print) -> Iterator[Engine]:
         yield _engine(client)
         return
     for url in candidate_sockets():
-        client = _client(url)
-        if client is not None:
-            yield _engine(client)
+        found = _client(url)
+        if found is not None:
+            yield _engine(found)
             return
     if shutil.which("podman") is None:
         raise SandboxError(

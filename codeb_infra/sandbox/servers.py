@@ -11,7 +11,7 @@ import tarfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
@@ -39,7 +39,7 @@ ULIMITS = [Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", sof
 
 def find_containers(engine: Engine) -> dict[str, Container]:
     containers = engine.client.containers.list(all=True, filters={"label": f"{LABEL}={instance()}"})
-    return {c.labels.get(ROLE_LABEL, c.name): c for c in containers}
+    return {c.labels[ROLE_LABEL] if ROLE_LABEL in c.labels else str(c.name): c for c in containers}
 
 
 def server_info(container: Container) -> ServerInfo:
@@ -181,11 +181,11 @@ def wait_until_booted(container: Container, ssh_port: int, timeout: float = BOOT
     _, output = container.exec_run(
         ["timeout", str(remaining), "systemctl", "is-system-running", "--wait"]
     )
-    verdict: str = output.decode(errors="replace").strip()
+    verdict = cast(bytes, output).decode(errors="replace").strip()  # not streamed: one bytes value
     if verdict == "running":
         return verdict
     _, failed = container.exec_run(["systemctl", "--failed", "--plain", "--no-legend"])
-    failed_units: str = failed.decode(errors="replace").strip()
+    failed_units = cast(bytes, failed).decode(errors="replace").strip()
     return f"{verdict}: {failed_units}"
 
 
@@ -200,11 +200,11 @@ def _ssh_banner(port: int) -> bool:
 
 def remove_all(engine: Engine) -> list[str]:
     """Remove every container and network labelled as the sandbox's; return their names."""
-    removed = []
+    removed: list[str] = []
     for container in engine.client.containers.list(all=True, filters={"label": f"{LABEL}={instance()}"}):
         container.remove(force=True)
-        removed.append(container.name)
+        removed.append(str(container.name))
     for network in engine.client.networks.list(filters={"label": f"{LABEL}={instance()}"}):
         network.remove()
-        removed.append(network.name)
+        removed.append(str(network.name))
     return removed

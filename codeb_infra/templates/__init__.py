@@ -6,7 +6,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-_JINJA = Environment(loader=PackageLoader("codeb_infra", "templates"), undefined=StrictUndefined, keep_trailing_newline=True)
+_JINJA = Environment(
+    loader=PackageLoader("codeb_infra", "templates"), undefined=StrictUndefined, keep_trailing_newline=True
+)
 
 
 def render(template: str, **values: Any) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from codeb_infra.domain.names import Environment
 from codeb_infra.config.app import HostSettings
+from codeb_infra.domain.names import Environment
 from codeb_infra.templates import render
 
 

@@ -93,8 +93,13 @@ class PowerDns:
         return run
 
     def dig(self, name: str, rtype: str) -> list[str]:
-        out = subprocess.run(["dig", "@127.0.0.1", "-p", str(self.dns_port), "+short", "+norecurse", "+time=2", "+tries=2", name, rtype],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            ["dig", "@127.0.0.1", "-p", str(self.dns_port), "+short", "+norecurse", "+time=2", "+tries=2", name, rtype],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
         return sorted(line for line in out.splitlines() if line)
 
     def serial(self) -> int:
@@ -103,17 +108,23 @@ class PowerDns:
 
     def api(self, method: str, path: str, body: dict | None = None) -> int:
         """The API used directly, as a person would by hand (independent of codeb's tool)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}/api/v1/servers/localhost{path}", method=method,
-                                         data=None if body is None else json.dumps(body).encode(),
-                                         headers={"X-API-Key": self.key_file.read_text().strip()})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}/api/v1/servers/localhost{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"X-API-Key": self.key_file.read_text().strip()},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status
 
     def start(self) -> None:
         (self.base / "pdns.conf").write_text(f"include-dir={self.base}/pdns.d\nsocket-dir={self.base}\n")
         with open(self.base / "pdns.log", "wb") as log:
-            self.process = subprocess.Popen(["pdns_server", "--daemon=no", "--guardian=no", f"--config-dir={self.base}"],
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                ["pdns_server", "--daemon=no", "--guardian=no", f"--config-dir={self.base}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -121,7 +132,9 @@ class PowerDns:
                 return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("pdns_server did not start:\n" + (self.base / "pdns.log").read_text()[-3000:])
+                    raise RuntimeError(
+                        "pdns_server did not start:\n" + (self.base / "pdns.log").read_text()[-3000:]
+                    ) from None
                 time.sleep(0.1)
 
     def stop(self) -> None:
@@ -191,22 +204,46 @@ def test_records_answer_and_a_second_run_changes_nothing(applied: PowerDns):
 
 def test_a_hand_added_rrset_survives_and_is_not_taken_over(applied: PowerDns):
     pdns = applied
-    assert pdns.api("PATCH", "/zones/codeb.test.", {"rrsets": [{"name": "hand.codeb.test.", "type": "A", "ttl": 120, "changetype": "REPLACE",
-                                                                "records": [{"content": "192.0.2.99", "disabled": False}]}]}) == 204
+    assert (
+        pdns.api(
+            "PATCH",
+            "/zones/codeb.test.",
+            {
+                "rrsets": [
+                    {
+                        "name": "hand.codeb.test.",
+                        "type": "A",
+                        "ttl": 120,
+                        "changetype": "REPLACE",
+                        "records": [{"content": "192.0.2.99", "disabled": False}],
+                    }
+                ]
+            },
+        )
+        == 204
+    )
     serial = pdns.serial()
     again = pdns.apply("records")
     assert again.returncode == 0 and again.totals["changed"] == 0
     refused = pdns.apply("bad-hand")
-    assert refused.returncode != 0 and "hand.codeb.test. A already exists and was not created by codeb" in refused.output
+    assert (
+        refused.returncode != 0 and "hand.codeb.test. A already exists and was not created by codeb" in refused.output
+    )
     assert pdns.dig("hand.codeb.test", "A") == ["192.0.2.99"] and pdns.serial() == serial
 
 
-@pytest.mark.parametrize("case,message", [
-    ("bad-outside", "record myapp.other.test. is outside any zone codeb manages (zones: codeb.test.)"),
-    ("bad-cname", "myapp.codeb.test. CNAME: the name already holds A, AAAA data and a CNAME cannot sit beside other data"),
-    ("bad-ttl", "invalid TTL 30: use whole seconds from 60 to 604800"),
-    ("bad-name", "invalid record name 'my app.codeb.test'"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("bad-outside", "record myapp.other.test. is outside any zone codeb manages (zones: codeb.test.)"),
+        (
+            "bad-cname",
+            "myapp.codeb.test. CNAME: the name already holds A, AAAA data and a CNAME cannot sit beside other data",
+        ),
+        ("bad-ttl", "invalid TTL 30: use whole seconds from 60 to 604800"),
+        ("bad-name", "invalid record name 'my app.codeb.test'"),
+    ],
+)
 def test_bad_input_fails_with_one_clear_line_and_changes_nothing(applied: PowerDns, case: str, message: str):
     pdns = applied
     serial = pdns.serial()
@@ -245,4 +282,6 @@ def test_api_down_or_wrong_key_is_one_clear_line(applied: PowerDns, tmp_path: Pa
 def test_the_key_appears_in_no_pyinfra_output(applied: PowerDns):
     key = applied.key_file.read_text().strip()
     assert len(applied.runs) >= 4 and all(key not in run.output for run in applied.runs)
-    assert any("--key-file" in run.output for run in applied.runs), "-vvv shows the commands, so the check means something"
+    assert any("--key-file" in run.output for run in applied.runs), (
+        "-vvv shows the commands, so the check means something"
+    )

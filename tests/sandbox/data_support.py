@@ -26,22 +26,29 @@ def sql(info: SandboxInfo, database: str, statements: str) -> str:
 
 def sql_as_project(info: SandboxInfo, project: str, database: str, statements: str):
     """Statements as `project`'s own role, over TCP, with the password from its master env."""
-    command = (f"set -a; . {MASTER_ENV.format(project=project)}; set +a; "
-               f'PGPASSWORD="$POSTGRES_PASSWORD" psql -X -q -tA -v ON_ERROR_STOP=1 -h 127.0.0.1 -U "$POSTGRES_USER" -d {database}')
+    command = (
+        f"set -a; . {MASTER_ENV.format(project=project)}; set +a; "
+        'PGPASSWORD="$POSTGRES_PASSWORD" psql -X -q -tA -v ON_ERROR_STOP=1 -h 127.0.0.1 '
+        f'-U "$POSTGRES_USER" -d {database}'
+    )
     return ssh(info, "storage", command, stdin=statements)
 
 
 def redis_as_project(info: SandboxInfo, project: str, *arguments: str):
     """redis-cli as `project`'s Redis user, password from its master env through REDISCLI_AUTH."""
-    command = (f"set -a; . {MASTER_ENV.format(project=project)}; set +a; "
-               'p="${REDIS_URL#redis://*:}"; export REDISCLI_AUTH="${p%%@*}"; '
-               f"redis-cli --no-auth-warning --user {project} -h 127.0.0.1 " + " ".join(arguments))
+    command = (
+        f"set -a; . {MASTER_ENV.format(project=project)}; set +a; "
+        'p="${REDIS_URL#redis://*:}"; export REDISCLI_AUTH="${p%%@*}"; '
+        f"redis-cli --no-auth-warning --user {project} -h 127.0.0.1 " + " ".join(arguments)
+    )
     return ssh(info, "storage", command)
 
 
 def redis_admin(info: SandboxInfo, *arguments: str) -> str:
-    command = ('REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" redis-cli --no-auth-warning -h 127.0.0.1 '
-               + " ".join(arguments))
+    command = (
+        'REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" redis-cli --no-auth-warning -h 127.0.0.1 '
+        + " ".join(arguments)
+    )
     return must(ssh(info, "storage", command)).strip()
 
 

@@ -77,15 +77,21 @@ class AcmeApp:
 
 def bootstrap_app(info: SandboxInfo, data: dict[str, str]) -> subprocess.CompletedProcess[str]:
     args = [p for k, v in data.items() for p in ("--data", f"{k}={v}")]
-    return run(sys.executable, "-m", "pyinfra", "-y", str(info.inventory), "deploys/bootstrap.py", "--limit", "app", *args)
+    return run(
+        sys.executable, "-m", "pyinfra", "-y", str(info.inventory), "deploys/bootstrap.py", "--limit", "app", *args
+    )
 
 
 def forget_test_ca(info: SandboxInfo, address: str) -> None:
     """Stop the CA and remove its files, and what the app's Caddy keeps of it (account, certificates):
     a later run's CA has new keys, so those certificates would no longer verify."""
     issuer = f"{address}-{CA_PORT}-acme-local-directory"
-    ssh(info, "app", f"systemctl stop {CA_UNIT}; systemctl reset-failed {CA_UNIT}; "
-        f"rm -rf {CA_STORAGE} {CA_ETC} {APP_CADDY_DATA}/certificates/{issuer} {APP_CADDY_DATA}/acme/{issuer}")
+    ssh(
+        info,
+        "app",
+        f"systemctl stop {CA_UNIT}; systemctl reset-failed {CA_UNIT}; "
+        f"rm -rf {CA_STORAGE} {CA_ETC} {APP_CADDY_DATA}/certificates/{issuer} {APP_CADDY_DATA}/acme/{issuer}",
+    )
 
 
 def start_test_ca(info: SandboxInfo, address: str) -> str:
@@ -96,9 +102,15 @@ def start_test_ca(info: SandboxInfo, address: str) -> str:
     must(ssh(info, "app", f"mkdir -p {CA_ETC} && cat > {CA_ETC}/Caddyfile", stdin=ca_caddyfile(address)))
     must(ssh(info, "app", f"cat > {CA_ETC}/resolv.conf", stdin=f"nameserver {address}\n"))
     caddy = HostSettings().caddy_bin
-    must(ssh(info, "app", f"systemd-run --unit={CA_UNIT} --property=BindReadOnlyPaths={CA_ETC}/resolv.conf:/etc/resolv.conf "
-             f"--setenv=XDG_CONFIG_HOME={CA_STORAGE}/config --setenv=XDG_DATA_HOME={CA_STORAGE}/data "
-             f"{caddy} run --adapter caddyfile --config {CA_ETC}/Caddyfile"))
+    must(
+        ssh(
+            info,
+            "app",
+            f"systemd-run --unit={CA_UNIT} --property=BindReadOnlyPaths={CA_ETC}/resolv.conf:/etc/resolv.conf "
+            f"--setenv=XDG_CONFIG_HOME={CA_STORAGE}/config --setenv=XDG_DATA_HOME={CA_STORAGE}/data "
+            f"{caddy} run --adapter caddyfile --config {CA_ETC}/Caddyfile",
+        )
+    )
     root = f"{CA_STORAGE}/pki/authorities/local/root.crt"
     check = f"curl -sf --cacert {root} https://{address}:{CA_PORT}/acme/local/directory"
     deadline = time.monotonic() + 60
@@ -121,8 +133,12 @@ def app_internal_root(info: SandboxInfo) -> str:
 def acme_app(bootstrapped: Bootstrapped, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeApp]:
     info = bootstrapped.info
     address = bootstrapped.address("app")
-    data = {"tls": "acme", "acme_ca": f"https://{address}:{CA_PORT}/acme/local/directory",
-            "acme_ca_root": CA_ROOT, "acme_email": "ops@codeb.test"}
+    data = {
+        "tls": "acme",
+        "acme_ca": f"https://{address}:{CA_PORT}/acme/local/directory",
+        "acme_ca_root": CA_ROOT,
+        "acme_email": "ops@codeb.test",
+    }
     local = tmp_path_factory.mktemp("acme")
     forget_test_ca(info, address)  # what a run that died may have left
     try:
@@ -141,7 +157,9 @@ def acme_app(bootstrapped: Bootstrapped, tmp_path_factory: pytest.TempPathFactor
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True, timeout=30, check=False
+    )
 
 
 def https(app: AcmeApp, root: Path) -> subprocess.CompletedProcess[str]:
@@ -151,10 +169,24 @@ def https(app: AcmeApp, root: Path) -> subprocess.CompletedProcess[str]:
 
 def leaf_issuer(app: AcmeApp) -> str:
     port = app.info.servers["app"].https_port
-    shown = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", DOMAIN],
-                           input="", capture_output=True, text=True, timeout=30, check=False).stdout
-    return must(subprocess.run(["openssl", "x509", "-noout", "-issuer"], input=shown, capture_output=True,
-                               text=True, timeout=30, check=False)).strip()
+    shown = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", DOMAIN],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout
+    return must(
+        subprocess.run(
+            ["openssl", "x509", "-noout", "-issuer"],
+            input=shown,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    ).strip()
 
 
 def test_app_gets_its_certificates_from_the_configured_acme_ca(acme_app: AcmeApp) -> None:
@@ -187,8 +219,15 @@ def test_app_gets_its_certificates_from_the_configured_acme_ca(acme_app: AcmeApp
     assert CA_NAME in leaf_issuer(acme_app)
 
     http_port = info.servers["app"].http_port
-    redirect = curl("-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
-                    "--resolve", f"{DOMAIN}:{http_port}:127.0.0.1", f"http://{DOMAIN}:{http_port}/")
+    redirect = curl(
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        "--resolve",
+        f"{DOMAIN}:{http_port}:127.0.0.1",
+        f"http://{DOMAIN}:{http_port}/",
+    )
     assert redirect.stdout == f"308 https://{DOMAIN}/", redirect
 
 

@@ -63,14 +63,25 @@ def test_master_env_on_the_app_server_is_root_only_and_holds_the_protected_varia
     assert app[0] == "root root 600" and app[1] == storage.strip()
     keys = ssh(info, "app", "cut -d= -f1 /opt/codeb/env/ledger/master.env").stdout.split()
     assert set(PROTECTED) <= set(keys)
-    url = ssh(info, "app", "sed -n 's/^DATABASE_URL=postgresql:\\/\\/\\([^:]*\\):.*@\\(.*\\)$/\\1 \\2/p' /opt/codeb/env/ledger/master.env").stdout.split()
+    url = ssh(
+        info,
+        "app",
+        "sed -n 's/^DATABASE_URL=postgresql:\\/\\/\\([^:]*\\):.*@\\(.*\\)$/\\1 \\2/p' /opt/codeb/env/ledger/master.env",
+    ).stdout.split()
     assert url == ["ledger", f"{info.servers['storage'].address}:5432/ledger"]
 
 
 def test_each_project_reaches_its_own_database_and_no_other(provisioned: SandboxInfo) -> None:
     info = provisioned
-    must(sql_as_project(info, "ledger", "ledger", "CREATE TABLE IF NOT EXISTS entries (id int PRIMARY KEY); "
-                                                   "INSERT INTO entries VALUES (1) ON CONFLICT DO NOTHING;"))
+    must(
+        sql_as_project(
+            info,
+            "ledger",
+            "ledger",
+            "CREATE TABLE IF NOT EXISTS entries (id int PRIMARY KEY); "
+            "INSERT INTO entries VALUES (1) ON CONFLICT DO NOTHING;",
+        )
+    )
     assert must(sql_as_project(info, "ledger", "ledger", "SELECT count(*) FROM entries")).strip() == "1"
     refused = sql_as_project(info, "notes", "ledger", "SELECT 1")
     assert refused.returncode != 0 and "permission denied for database" in refused.stderr
@@ -85,7 +96,13 @@ def test_each_project_reaches_only_its_own_redis_keys(provisioned: SandboxInfo) 
     info = provisioned
     assert must(redis_as_project(info, "ledger", "SET", "ledger:greeting", "hi")).strip() == "OK"
     assert must(redis_as_project(info, "ledger", "GET", "ledger:greeting")).strip() == "hi"
-    for args in (("GET", "notes:anything"), ("SET", "greeting", "x"), ("FLUSHALL",), ("KEYS", "*"), ("CONFIG", "GET", "*")):
+    for args in (
+        ("GET", "notes:anything"),
+        ("SET", "greeting", "x"),
+        ("FLUSHALL",),
+        ("KEYS", "*"),
+        ("CONFIG", "GET", "*"),
+    ):
         answer = redis_as_project(info, "ledger", *args).stdout
         assert "NOPERM" in answer, (args, answer)
     assert "NOPERM" in redis_as_project(info, "notes", "GET", "ledger:greeting").stdout
@@ -94,11 +111,20 @@ def test_each_project_reaches_only_its_own_redis_keys(provisioned: SandboxInfo) 
 
 def test_the_master_env_reaches_the_slot_and_wins_over_the_env_file(provisioned: SandboxInfo) -> None:
     info, images = provisioned, ensure_images()
-    must(ssh(info, "app", "install -d -m 700 /opt/codeb/env/ledger && "
-                          "printf 'GREETING=hello\\nDATABASE_URL=postgresql://impostor@elsewhere/x\\n' > /opt/codeb/env/ledger/production.env && "
-                          "chmod 600 /opt/codeb/env/ledger/production.env"))
+    must(
+        ssh(
+            info,
+            "app",
+            "install -d -m 700 /opt/codeb/env/ledger && "
+            "printf 'GREETING=hello\\nDATABASE_URL=postgresql://impostor@elsewhere/x\\n' "
+            "> /opt/codeb/env/ledger/production.env && "
+            "chmod 600 /opt/codeb/env/ledger/production.env",
+        )
+    )
     ok(codeb(info, "deploy", "ledger", "--image", images["v1"], "--push"))
-    container = ssh(info, "app", "podman ps --filter label=codeb.project=ledger --format '{{.Names}}'").stdout.split()[0]
+    container = ssh(info, "app", "podman ps --filter label=codeb.project=ledger --format '{{.Names}}'").stdout.split()[
+        0
+    ]
     inside = _digests(must(ssh(info, "app", f"podman exec {container} /bin/busybox env")))
     master = _digests(must(ssh(info, "app", "cat /opt/codeb/env/ledger/master.env")))
     assert all(inside[key] == master[key] for key in PROTECTED)
@@ -136,8 +162,12 @@ print(data.decode().replace("\r\n", "|"))
 
 def test_live_backup_settings_and_their_drift_is_undone_by_bootstrap(provisioned: SandboxInfo) -> None:
     info = provisioned
-    live = sql(info, "postgres", "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings "
-                                 "WHERE name IN ('wal_level', 'archive_mode', 'archive_timeout')")
+    live = sql(
+        info,
+        "postgres",
+        "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings "
+        "WHERE name IN ('wal_level', 'archive_mode', 'archive_timeout')",
+    )
     assert live == "archive_mode=on archive_timeout=10 wal_level=replica"
     assert "archive-wal %p %f" in sql(info, "postgres", "SHOW archive_command")
     assert redis_admin(info, "CONFIG", "GET", "appendonly").split() == ["appendonly", "yes"]

@@ -87,26 +87,38 @@ def test_blue_green_over_ssh(bootstrapped: Bootstrapped) -> None:
     answers = ssh(info, "app", f"dig +short @{app_address} {DOMAIN} {PREVIEW}").stdout.split()
     assert answers == [app_address, app_address]
     # the slots run as systemd units through Quadlet
-    units = ssh(info, "app", f"systemctl is-active {PROJECT}-production-blue.service {PROJECT}-production-green.service").stdout.split()
+    units = ssh(
+        info, "app", f"systemctl is-active {PROJECT}-production-blue.service {PROJECT}-production-green.service"
+    ).stdout.split()
     assert units == ["active", "active"]
 
     switches: list[Switch] = []
-    with LoadProcess(f"https://127.0.0.1:{web.port}/", DOMAIN, clients=4, keepalive=False, max_seconds=300, root_pem=root) as load:
+    with LoadProcess(
+        f"https://127.0.0.1:{web.port}/", DOMAIN, clients=4, keepalive=False, max_seconds=300, root_pem=root
+    ) as load:
         load.wait(1.0)
-        for step, old, new in (("promote", "v1", "v2"), ("rollback", "v2", "v1"), ("rollback", "v1", "v2"), ("rollback", "v2", "v1")):
+        for step, old, new in (
+            ("promote", "v1", "v2"),
+            ("rollback", "v2", "v1"),
+            ("rollback", "v1", "v2"),
+            ("rollback", "v2", "v1"),
+        ):
             started = time.monotonic()
             ok(codeb(info, step, PROJECT))
             switches.append(Switch(started, time.monotonic(), old, new))
             load.wait(1.0)
     result = load.result()
     summary = summarize_switches(result.check_switches(switches))
-    print(f"\nHTTPS through the app server's Caddy: {result.total} requests, {result.failed} failed over {len(switches)} switches")
+    print(
+        f"\nHTTPS through the app server's Caddy: {result.total} requests, {result.failed} failed "
+        f"over {len(switches)} switches"
+    )
     assert result.failed == 0, result.failures
     assert set(result.bodies) == {"v1", "v2"}
     assert summary.missing_new == 0 and summary.late_old == 0
     assert web.serves(DOMAIN) == "v1"
     printed = ok(codeb(info, "status", PROJECT, "--json"))
-    status = json.loads(printed[printed.index("{"):])
+    status = json.loads(printed[printed.index("{") :])
     assert status["active_slot"] == "blue" and status["slots"]["green"]["state"] == "grace"
 
 
@@ -128,8 +140,12 @@ def test_removing_a_project_takes_its_slots_site_and_records(bootstrapped: Boots
     assert refused.returncode == 2 and "pass force=true" in refused.stdout
     ok(codeb(info, "remove", project, "--force"))
     assert ssh(info, "app", f"dig +short @{app} gone.codeb.test gone-preview.codeb.test").stdout.split() == []
-    leftovers = ssh(info, "app", "ls /etc/caddy/sites /etc/caddy/upstreams; podman ps -a --format '{{.Names}}'; "
-                    "cat /opt/codeb/registry/ssot.json /opt/codeb/registry/slots.json").stdout
+    leftovers = ssh(
+        info,
+        "app",
+        "ls /etc/caddy/sites /etc/caddy/upstreams; podman ps -a --format '{{.Names}}'; "
+        "cat /opt/codeb/registry/ssot.json /opt/codeb/registry/slots.json",
+    ).stdout
     assert "gone" not in leftovers
     assert PROJECT in leftovers, "other projects stay"
     assert ok(codeb(info, "remove", project)).strip().endswith("no change")

@@ -66,18 +66,30 @@ def read_secret(roles: Bootstrapped, role: str, path: str) -> str:
     return must(ssh(roles.info, role, f"cat {shlex.quote(path)}"))
 
 
-def psql_from_app(roles: Bootstrapped, password: str | None, query: str = "select current_user") -> subprocess.CompletedProcess[str]:
+def psql_from_app(
+    roles: Bootstrapped, password: str | None, query: str = "select current_user"
+) -> subprocess.CompletedProcess[str]:
     # The password travels on stdin, never on a command line.
     target = f"-h {roles.address('storage')} -U codeb_admin -d postgres"
     prefix = 'read -r password; PGPASSWORD="$password" ' if password is not None else ""
-    return ssh(roles.info, "app", f"{prefix}psql -X -w -tA {target} -c {shlex.quote(query)}",
-               stdin=f"{password}\n" if password is not None else "")
+    return ssh(
+        roles.info,
+        "app",
+        f"{prefix}psql -X -w -tA {target} -c {shlex.quote(query)}",
+        stdin=f"{password}\n" if password is not None else "",
+    )
 
 
-def redis_from_app(roles: Bootstrapped, password: str | None, command: str = "ping") -> subprocess.CompletedProcess[str]:
+def redis_from_app(
+    roles: Bootstrapped, password: str | None, command: str = "ping"
+) -> subprocess.CompletedProcess[str]:
     prefix = 'read -r password; REDISCLI_AUTH="$password" ' if password is not None else ""
-    return ssh(roles.info, "app", f"{prefix}redis-cli --no-auth-warning -h {roles.address('storage')} {command}",
-               stdin=f"{password}\n" if password is not None else "")
+    return ssh(
+        roles.info,
+        "app",
+        f"{prefix}redis-cli --no-auth-warning -h {roles.address('storage')} {command}",
+        stdin=f"{password}\n" if password is not None else "",
+    )
 
 
 def test_postgres_answers_from_app_with_the_admin_password(roles: Bootstrapped) -> None:
@@ -96,8 +108,14 @@ def test_postgres_refuses_without_the_password(roles: Bootstrapped) -> None:
 
 
 def test_postgres_uses_scram_for_the_private_network(roles: Bootstrapped) -> None:
-    rules = must(ssh(roles.info, "storage", "runuser -u postgres -- psql -X -tA -c "
-                     "\"select address, auth_method from pg_hba_file_rules where type = 'host'\""))
+    rules = must(
+        ssh(
+            roles.info,
+            "storage",
+            "runuser -u postgres -- psql -X -tA -c "
+            "\"select address, auth_method from pg_hba_file_rules where type = 'host'\"",
+        )
+    )
     methods = {line.split("|")[1] for line in rules.split()}
     assert methods == {"scram-sha-256"}
     assert f"{roles.address('app')}|scram-sha-256" in rules.split()
@@ -143,7 +161,10 @@ def test_storage_is_not_reachable_from_the_host(roles: Bootstrapped) -> None:
         if host_listens(port):
             continue  # a service of this machine holds the port; the engine's list above decides
         result = subprocess.run(
-            ["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"], capture_output=True, timeout=10, check=False,
+            ["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"],
+            capture_output=True,
+            timeout=10,
+            check=False,
         )
         assert result.returncode != 0, f"127.0.0.1:{port} accepts connections"
 
@@ -154,8 +175,14 @@ def test_secret_files_are_root_only(roles: Bootstrapped) -> None:
             assert must(ssh(roles.info, role, f"stat -c '%U:%G %a %s' {path}")).split()[:2] == ["root:root", "600"]
         assert must(ssh(roles.info, role, "stat -c '%U:%G %a' /etc/codeb/secrets")).strip() == "root:root 700"
     keys = must(ssh(roles.info, "streaming", f"sed 's/=.*//' {CENTRIFUGO_SECRETS}")).split()
-    assert sorted(keys) == sorted(["CENTRIFUGO_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_API_KEY",
-                                   "CENTRIFUGO_ADMIN_PASSWORD", "CENTRIFUGO_ADMIN_SECRET"])
+    assert sorted(keys) == sorted(
+        [
+            "CENTRIFUGO_TOKEN_HMAC_SECRET_KEY",
+            "CENTRIFUGO_API_KEY",
+            "CENTRIFUGO_ADMIN_PASSWORD",
+            "CENTRIFUGO_ADMIN_SECRET",
+        ]
+    )
 
 
 def all_secrets(roles: Bootstrapped) -> list[str]:
@@ -180,8 +207,14 @@ def test_secrets_appear_in_no_server_log(roles: Bootstrapped) -> None:
         for path in paths:
             # Fixed-string patterns from the file itself: the value never leaves the server here.
             patterns = f"<(sed 's/^[A-Z_]*=//' {path})"
-            found = must(ssh(roles.info, role, f"bash -c \"journalctl --no-pager -o cat | grep -cF -f {patterns}; "
-                                               f"grep -rlF -f {patterns} /var/log | wc -l\""))
+            found = must(
+                ssh(
+                    roles.info,
+                    role,
+                    f'bash -c "journalctl --no-pager -o cat | grep -cF -f {patterns}; '
+                    f'grep -rlF -f {patterns} /var/log | wc -l"',
+                )
+            )
             assert found.split() == ["0", "0"], (role, path)
 
 
@@ -194,7 +227,9 @@ def test_centrifugo_answers_health_on_the_private_address(roles: Bootstrapped) -
 
 
 def test_centrifugo_is_a_quadlet_unit_started_at_boot(roles: Bootstrapped) -> None:
-    show = must(ssh(roles.info, "streaming", "systemctl show -p ActiveState -p SourcePath -p WantedBy centrifugo.service"))
+    show = must(
+        ssh(roles.info, "streaming", "systemctl show -p ActiveState -p SourcePath -p WantedBy centrifugo.service")
+    )
     assert "ActiveState=active" in show
     assert "SourcePath=/etc/containers/systemd/centrifugo.container" in show
     assert "multi-user.target" in show
@@ -210,7 +245,9 @@ def test_storage_services_start_at_boot(roles: Bootstrapped) -> None:
     assert enabled == ["enabled", "enabled"]
 
 
-def backup_ssh(roles: Bootstrapped, role: str, user: str, home: str, command: str, *options: str) -> subprocess.CompletedProcess[str]:
+def backup_ssh(
+    roles: Bootstrapped, role: str, user: str, home: str, command: str, *options: str
+) -> subprocess.CompletedProcess[str]:
     key = f"{home}/.ssh/{BACKUP_KEY_NAME}"
     ssh_command = shlex.join(["ssh", "-i", key, "-o", "BatchMode=yes", *options, "codeb-backup@backup", command])
     return ssh(roles.info, role, f"runuser -u {user} -- {ssh_command}")
@@ -224,22 +261,34 @@ def test_backup_accepts_the_storage_and_app_keys(roles: Bootstrapped) -> None:
 
 
 def test_backup_refuses_other_keys(roles: Bootstrapped) -> None:
-    other = ssh(roles.info, "streaming", "rm -f /tmp/other-key /tmp/other-key.pub && "
-                "ssh-keygen -q -t ed25519 -N '' -f /tmp/other-key && "
-                "ssh -i /tmp/other-key -o BatchMode=yes -o StrictHostKeyChecking=no codeb-backup@backup true")
+    other = ssh(
+        roles.info,
+        "streaming",
+        "rm -f /tmp/other-key /tmp/other-key.pub && "
+        "ssh-keygen -q -t ed25519 -N '' -f /tmp/other-key && "
+        "ssh -i /tmp/other-key -o BatchMode=yes -o StrictHostKeyChecking=no codeb-backup@backup true",
+    )
     assert other.returncode == 255 and "Permission denied (publickey)" in other.stderr
-    root_on_storage = ssh(roles.info, "storage", "rm -f /tmp/other-key /tmp/other-key.pub && "
-                          "ssh-keygen -q -t ed25519 -N '' -f /tmp/other-key && "
-                          "ssh -i /tmp/other-key -o BatchMode=yes codeb-backup@backup true")
+    root_on_storage = ssh(
+        roles.info,
+        "storage",
+        "rm -f /tmp/other-key /tmp/other-key.pub && "
+        "ssh-keygen -q -t ed25519 -N '' -f /tmp/other-key && "
+        "ssh -i /tmp/other-key -o BatchMode=yes codeb-backup@backup true",
+    )
     assert root_on_storage.returncode == 255 and "Permission denied (publickey)" in root_on_storage.stderr
 
 
 def test_backup_keys_work_only_from_their_own_server(roles: Bootstrapped) -> None:
     app_key = must(ssh(roles.info, "app", f"cat /root/.ssh/{BACKUP_KEY_NAME}"))
     try:
-        copied = ssh(roles.info, "streaming", "umask 077 && cat > /tmp/app-key && "
-                     "ssh -i /tmp/app-key -o BatchMode=yes -o StrictHostKeyChecking=no codeb-backup@backup true",
-                     stdin=app_key)
+        copied = ssh(
+            roles.info,
+            "streaming",
+            "umask 077 && cat > /tmp/app-key && "
+            "ssh -i /tmp/app-key -o BatchMode=yes -o StrictHostKeyChecking=no codeb-backup@backup true",
+            stdin=app_key,
+        )
     finally:
         ssh(roles.info, "streaming", "rm -f /tmp/app-key")
     assert copied.returncode == 255 and "Permission denied (publickey)" in copied.stderr

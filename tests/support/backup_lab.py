@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from codeb_infra.remote import PACKAGED_TOOLS, tool_files
 from tests.support.net import LOOPBACK, free_loopback_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-REMOTE = Path(__file__).resolve().parents[2] / "codeb_infra" / "remote"
 USER = "codeb-pgtest"
 SERVER_PYTHON = "/usr/bin/python3"  # Debian's own interpreter, the one the servers run the tools with
 
@@ -129,9 +129,10 @@ class BackupLab:
     # -- lifecycle
 
     def start(self) -> None:
-        self.tools.mkdir()
-        shutil.copy(REMOTE / "codeb_storage.py", self.storage_tool)
-        shutil.copy(REMOTE / "codeb_backup.py", self.backup_tool)
+        for tool in PACKAGED_TOOLS:  # laid out as the storage and backup roles install them
+            for source, dest in tool_files(tool):
+                (self.tools / dest).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, self.tools / dest)
         for path in (self.root, self.scratch, self.work, self.redis_dir):
             path.mkdir()
         self.password_file.write_text("test-" + os.urandom(8).hex() + "\n")

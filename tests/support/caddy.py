@@ -15,8 +15,8 @@ from pathlib import Path
 
 from codeb_infra.controller.local_tools import caddy_binary, caddy_version  # noqa: F401
 
-from .running import StartStop
 from .net import LOOPBACK, free_loopback_port
+from .running import StartStop
 
 SITES_DIR = "sites"
 SITE_SUFFIX = ".caddy"

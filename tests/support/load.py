@@ -8,8 +8,8 @@ timestamps, so a run of 200,000 requests stays a few tens of megabytes.
 from __future__ import annotations
 
 import http.client
-import ssl
 import itertools
+import ssl
 import statistics
 import threading
 import time
@@ -21,8 +21,8 @@ from typing import NamedTuple
 
 from codeb_infra.controller.probe import PinnedHTTPSConnection
 
-from .running import StartStop
 from .net import split_loopback_url
+from .running import StartStop
 
 MAX_FAILURES_KEPT = 20
 
@@ -273,7 +273,7 @@ class LoadLoop(StartStop):
 
     def _connect(self) -> http.client.HTTPConnection:
         if self.https:
-            context = ssl.create_default_context(cadata=self.root_pem) if self.root_pem else ssl.create_default_context()
+            context = ssl.create_default_context(cadata=self.root_pem or None)
             return PinnedHTTPSConnection(self.host_header, self.host, self.port, context, self.timeout)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
@@ -322,8 +322,7 @@ class LoadLoop(StartStop):
             failed=len(failures),
             failures=[sample.describe() for sample in failures[:MAX_FAILURES_KEPT]],
             bodies=bodies,
-            duration=max((sample.end for sample in samples), default=self._started_at)
-            - self._started_at,
+            duration=max((sample.end for sample in samples), default=self._started_at) - self._started_at,
         )
 
 

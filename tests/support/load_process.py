@@ -14,8 +14,8 @@ import multiprocessing.synchronize
 import time
 from typing import Any
 
-from .running import StartStop
 from .load import LoadLoop, LoadResult
+from .running import StartStop
 
 
 def _run_child(

@@ -44,18 +44,26 @@ class Stack:
         data.update({k: str(v) for k, v in extra.items()})
         return data
 
-    def codeb(self, *args: str, host_data: dict[str, object] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def codeb(
+        self, *args: str, host_data: dict[str, object] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         data_args = [part for k, v in self.data(**(host_data or {})).items() for part in ("--data", f"{k}={v}")]
         command = [sys.executable, "-m", "codeb_infra.cli", *args, "-i", "@local", *data_args]
         return self._run(command, check)
 
     def pyinfra(self, script: str, *, check: bool = True, **data: object) -> subprocess.CompletedProcess[str]:
-        data_args = [part for k, v in {**self.data(), **{k: str(v) for k, v in data.items()}}.items() for part in ("--data", f"{k}={v}")]
+        data_args = [
+            part
+            for k, v in {**self.data(), **{k: str(v) for k, v in data.items()}}.items()
+            for part in ("--data", f"{k}={v}")
+        ]
         command = [sys.executable, "-m", "pyinfra", "-y", "@local", f"deploys/{script}.py", *data_args]
         return self._run(command, check)
 
     def _run(self, command: list[str], check: bool) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+        result = subprocess.run(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}")
         return result

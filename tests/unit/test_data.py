@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,13 @@ from codeb_infra.facts.redis import RedisConfig
 from codeb_infra.operations import postgres, redis, timers
 from tests.unit.test_role_operations import Host, run
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
-ARCHIVE = {"wal_level": "replica", "archive_mode": "on", "archive_command": "/x archive-wal %p %f", "archive_timeout": "60"}
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+ARCHIVE = {
+    "wal_level": "replica",
+    "archive_mode": "on",
+    "archive_command": "/x archive-wal %p %f",
+    "archive_timeout": "60",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +41,7 @@ def marker_file_operations(monkeypatch: pytest.MonkeyPatch) -> None:
             target = kwargs.get("dest") or kwargs.get("service")
             flags = " ".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if k in ("restarted", "daemon_reload"))
             yield StringCommand(verb, target, flags) if flags else StringCommand(verb, target)
+
         return inner
 
     monkeypatch.setattr(postgres.files.put, "_inner", marker("put"))
@@ -57,11 +63,17 @@ def test_database_is_created_until_it_belongs_to_its_owner_alone():
     kwargs = {"database_name": "shop", "owner": "shop", "comment": "codeb project shop"}
     done = Database("shop", "shop", "codeb project shop", public_connect=False)
     assert run(postgres.database, Host("storage", {PostgresDatabases: {"shop": done}}), **kwargs) == []
-    for current in ({}, {"shop": Database("shop", "shop", "codeb project shop", public_connect=True)},
-                    {"shop": Database("shop", "postgres", "codeb project shop", public_connect=False)}):
+    for current in (
+        {},
+        {"shop": Database("shop", "shop", "codeb project shop", public_connect=True)},
+        {"shop": Database("shop", "postgres", "codeb project shop", public_connect=False)},
+    ):
         cmds = run(postgres.database, Host("storage", {PostgresDatabases: current}), **kwargs)
         assert len(cmds) == 1
-        assert "CREATE DATABASE shop OWNER shop" in cmds[0] and "REVOKE CONNECT, TEMPORARY ON DATABASE shop FROM PUBLIC" in cmds[0]
+        assert (
+            "CREATE DATABASE shop OWNER shop" in cmds[0]
+            and "REVOKE CONNECT, TEMPORARY ON DATABASE shop FROM PUBLIC" in cmds[0]
+        )
 
 
 def _live(values: dict[str, str], **changes: str) -> dict[str, Setting]:
@@ -96,32 +108,63 @@ def test_archive_settings_read_live_and_restart_only_for_start_time_settings():
 def test_redis_runtime_config_sets_only_what_drifted_with_the_password_from_its_file():
     values = {"appendonly": "yes", "appendfsync": "everysec"}
     assert run(redis.runtime_config, Host("storage", {RedisConfig: values}), values=values, password_file="/s/r") == []
-    cmds = run(redis.runtime_config, Host("storage", {RedisConfig: {"appendonly": "no", "appendfsync": "everysec"}}),
-               values=values, password_file="/s/r")
-    assert cmds == ['REDISCLI_AUTH="$(cat /s/r )" redis-cli --no-auth-warning -h 127.0.0.1 -p 6379 CONFIG SET appendonly yes | grep -qx OK']
+    cmds = run(
+        redis.runtime_config,
+        Host("storage", {RedisConfig: {"appendonly": "no", "appendfsync": "everysec"}}),
+        values=values,
+        password_file="/s/r",
+    )
+    assert cmds == [
+        'REDISCLI_AUTH="$(cat /s/r )" redis-cli --no-auth-warning -h 127.0.0.1 -p 6379 '
+        "CONFIG SET appendonly yes | grep -qx OK"
+    ]
 
 
 def test_redis_config_fact_pairs_names_and_values():
-    assert RedisConfig().process(["appendonly", "yes", "appendfsync", "everysec"]) == {"appendonly": "yes", "appendfsync": "everysec"}
+    assert RedisConfig().process(["appendonly", "yes", "appendfsync", "everysec"]) == {
+        "appendonly": "yes",
+        "appendfsync": "everysec",
+    }
     assert RedisConfig().process(["NOAUTH Authentication required."]) == {}
 
 
 def test_postgres_facts_parse_rows():
     rows = PostgresDatabases().process(["postgres|postgres||t", "shop|shop|codeb project shop|f"])
     assert rows["shop"] == Database("shop", "shop", "codeb project shop", False) and rows["postgres"].public_connect
-    live = PostgresSettings().process(["archive_command|/x archive-wal %p %f|sighup|f", "wal_level|replica|postmaster|t"])
+    live = PostgresSettings().process(
+        ["archive_command|/x archive-wal %p %f|sighup|f", "wal_level|replica|postmaster|t"]
+    )
     assert live["archive_command"].value == "/x archive-wal %p %f" and live["wal_level"].pending_restart
 
 
 def test_timer_units_are_written_once_and_the_timer_enabled():
     schedule = STORAGE_SCHEDULES[1]
     first = run(timers.job, Host("storage", {}), schedule=schedule, command="/t dump")
-    assert first == ["put /etc/systemd/system/codeb-pg-dump.service", "put /etc/systemd/system/codeb-pg-dump.timer",
-                     "service codeb-pg-dump.timer daemon_reload=True restarted=True"]
-    service = timers.render("job.service.j2", name=schedule.name, description=schedule.description, user="postgres",
-                            command="/t dump", after="", on_calendar=schedule.on_calendar, jitter="60")
-    timer = timers.render("job.timer.j2", name=schedule.name, description=schedule.description, user="postgres",
-                          command="/t dump", after="", on_calendar=schedule.on_calendar, jitter="60")
+    assert first == [
+        "put /etc/systemd/system/codeb-pg-dump.service",
+        "put /etc/systemd/system/codeb-pg-dump.timer",
+        "service codeb-pg-dump.timer daemon_reload=True restarted=True",
+    ]
+    service = timers.render(
+        "job.service.j2",
+        name=schedule.name,
+        description=schedule.description,
+        user="postgres",
+        command="/t dump",
+        after="",
+        on_calendar=schedule.on_calendar,
+        jitter="60",
+    )
+    timer = timers.render(
+        "job.timer.j2",
+        name=schedule.name,
+        description=schedule.description,
+        user="postgres",
+        command="/t dump",
+        after="",
+        on_calendar=schedule.on_calendar,
+        jitter="60",
+    )
     assert "OnCalendar=*-*-* 03:00:00" in timer and "Persistent=true" in timer and "User=postgres" in service
 
     class Facts(Host):
@@ -129,7 +172,8 @@ def test_timer_units_are_written_once_and_the_timer_enabled():
             return (service if kwargs["path"].endswith(".service") else timer).rstrip("\n")
 
     assert run(timers.job, Facts("storage", {}), schedule=schedule, command="/t dump") == [
-        "service codeb-pg-dump.timer daemon_reload=False restarted=False"]
+        "service codeb-pg-dump.timer daemon_reload=False restarted=False"
+    ]
 
 
 def test_acl_script_lists_each_project_user_with_its_prefix_only(tmp_path: Path):
@@ -141,10 +185,15 @@ def test_acl_script_lists_each_project_user_with_its_prefix_only(tmp_path: Path)
     current = str(redis_commands.acl_current(path=acl, password_file=admin, users_dir=users))
     group = subprocess.run(["id", "-gn"], capture_output=True, text=True, check=True).stdout.strip()
     assert subprocess.run(["bash", "-c", current], capture_output=True, text=True).stdout.strip() == "stale"
-    subprocess.run(["bash", "-c", str(redis_commands.write_acl(path=acl, password_file=admin, users_dir=users, group=group))], check=True)
+    subprocess.run(
+        ["bash", "-c", str(redis_commands.write_acl(path=acl, password_file=admin, users_dir=users, group=group))],
+        check=True,
+    )
     lines = Path(acl).read_text().splitlines()
     assert lines[0].startswith("user default reset on #") and "adminpass" not in Path(acl).read_text()
-    assert lines[1].startswith("user blog reset on #") and lines[1].endswith("~blog:* &blog:* +@all -@admin -@dangerous")
+    assert lines[1].startswith("user blog reset on #") and lines[1].endswith(
+        "~blog:* &blog:* +@all -@admin -@dangerous"
+    )
     assert lines[2].startswith("user shop reset on #") and "~shop:*" in lines[2] and "~*" not in lines[2]
     assert oct(Path(acl).stat().st_mode & 0o777) == "0o640"
     assert subprocess.run(["bash", "-c", current], capture_output=True, text=True).stdout.strip() == "current"
@@ -159,16 +208,29 @@ def _store(**changes: Any) -> dict[str, Any]:
         "wal": {"newest": "000000010000000000000009", "newest_at": fresh, "count": 9, "bytes": 9 << 24},
         "dumps": {"shop": {"finished_at": fresh, "size": 1000}},
         "rdb": {"finished_at": (NOW - timedelta(minutes=20)).isoformat(), "size": 100},
-        "drill": {"finished_at": fresh, "ok": True, "failures": [], "recovery_point_seconds": 3.2, "recovery_time_seconds": 9.0},
+        "drill": {
+            "finished_at": fresh,
+            "ok": True,
+            "failures": [],
+            "recovery_point_seconds": 3.2,
+            "recovery_time_seconds": 9.0,
+        },
     }
     return {**store, **changes}
 
 
 def _storage(**archiver: Any) -> dict[str, Any]:
-    return {"archiver": {"last_archived_wal": "000000010000000000000009", "last_archived_time": NOW.isoformat(),
-                         "failed_count": 0, "last_failed_time": None, **archiver},
-            "ready": {"count": 0, "oldest_age_seconds": None},
-            "redis": {"aof_enabled": True, "aof_last_write_status": "ok", "rdb_last_bgsave_status": "ok"}}
+    return {
+        "archiver": {
+            "last_archived_wal": "000000010000000000000009",
+            "last_archived_time": NOW.isoformat(),
+            "failed_count": 0,
+            "last_failed_time": None,
+            **archiver,
+        },
+        "ready": {"count": 0, "oldest_age_seconds": None},
+        "redis": {"aof_enabled": True, "aof_last_write_status": "ok", "rdb_last_bgsave_status": "ok"},
+    }
 
 
 def _failing(checks: list) -> list[str]:
@@ -181,13 +243,19 @@ def test_fresh_backups_and_a_passed_drill_are_all_green():
 
 def test_each_stale_missing_or_failing_piece_is_named():
     old = (NOW - timedelta(hours=30)).isoformat()
-    assert _failing(backup_checks(_storage(), _store(base={"finished_at": old, "label": "x"}), ["shop"], NOW, 60)) == ["base backup"]
+    assert _failing(backup_checks(_storage(), _store(base={"finished_at": old, "label": "x"}), ["shop"], NOW, 60)) == [
+        "base backup"
+    ]
     assert _failing(backup_checks(_storage(), _store(), ["shop", "blog"], NOW, 60)) == ["dump blog"]
     assert _failing(backup_checks(_storage(), _store(rdb=None), ["shop"], NOW, 60)) == ["Redis RDB"]
     failed = {"finished_at": NOW.isoformat(), "ok": False, "failures": ["dump shop: canary checksum differs"]}
     checks = backup_checks(_storage(), _store(drill=failed), ["shop"], NOW, 60)
     assert _failing(checks) == ["restore drill"] and "canary checksum differs" in checks[-1].detail
-    failing = _storage(last_failed_time=(NOW + timedelta(seconds=5)).isoformat(), failed_count=3, last_failed_wal="00000001000000000000000A")
+    failing = _storage(
+        last_failed_time=(NOW + timedelta(seconds=5)).isoformat(),
+        failed_count=3,
+        last_failed_wal="00000001000000000000000A",
+    )
     assert _failing(backup_checks(failing, _store(), ["shop"], NOW, 60)) == ["WAL archiving"]
     backlog = {**_storage(), "ready": {"count": 4, "oldest_age_seconds": 500.0}}
     assert _failing(backup_checks(backlog, _store(), ["shop"], NOW, 60)) == ["WAL waiting to be archived"]

@@ -13,7 +13,9 @@ TLD = st.from_regex(r"\A[a-z]([a-z0-9-]{0,10}[a-z0-9])?\Z", fullmatch=True)
 
 
 def zone_with(*rrsets, name="example.com."):
-    soa = RRset(name=name, rtype="SOA", ttl=3600, contents=(f"ns1.{name} hostmaster.{name} 2026010101 10800 3600 604800 3600",))
+    soa = RRset(
+        name=name, rtype="SOA", ttl=3600, contents=(f"ns1.{name} hostmaster.{name} 2026010101 10800 3600 604800 3600",)
+    )
     ns = RRset(name=name, rtype="NS", ttl=3600, contents=(f"ns1.{name}",))
     return Zone(name=name, kind="Native", serial=2026010101, rrsets=(soa, ns, *rrsets))
 
@@ -44,9 +46,27 @@ def test_names_outside_the_alphabet_never_pass(text):
     assert re.fullmatch(r"(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\.)+", name), name
 
 
-@pytest.mark.parametrize("bad", ["", " example.com", "ex ample.com", "exa;mple.com", "-x.example.com", "x-.example.com",
-                                 "a..example.com", "a" * 64 + ".com", "münchen.de", "example.com\n", "*.*.example.com",
-                                 "www.*.example.com", None, 5, "." , ("a." * 127) + "com"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        " example.com",
+        "ex ample.com",
+        "exa;mple.com",
+        "-x.example.com",
+        "x-.example.com",
+        "a..example.com",
+        "a" * 64 + ".com",
+        "münchen.de",
+        "example.com\n",
+        "*.*.example.com",
+        "www.*.example.com",
+        None,
+        5,
+        ".",
+        ("a." * 127) + "com",
+    ],
+)
 def test_bad_record_names(bad):
     with pytest.raises(CodebError, match="invalid record name"):
         dns.record_name(bad)
@@ -58,7 +78,9 @@ def test_zone_names_are_plain_host_names_of_two_labels_or_more(bad):
         dns.zone_name(bad)
 
 
-@pytest.mark.parametrize("good", ["_dmarc.example.com", "_acme-challenge.www.example.com.", "*.example.com", "example.com"])
+@pytest.mark.parametrize(
+    "good", ["_dmarc.example.com", "_acme-challenge.www.example.com.", "*.example.com", "example.com"]
+)
 def test_service_labels_and_wildcards_are_record_names(good):
     assert dns.record_name(good).endswith("example.com.")
 
@@ -83,8 +105,16 @@ def test_ttls_in_range_pass(value):
     assert dns.ttl_seconds(value) == value
 
 
-@given(st.one_of(st.integers(max_value=dns.TTL_MIN - 1), st.integers(min_value=dns.TTL_MAX + 1), st.booleans(),
-                 st.floats(), st.text(max_size=5), st.none()))
+@given(
+    st.one_of(
+        st.integers(max_value=dns.TTL_MIN - 1),
+        st.integers(min_value=dns.TTL_MAX + 1),
+        st.booleans(),
+        st.floats(),
+        st.text(max_size=5),
+        st.none(),
+    )
+)
 def test_ttls_out_of_range_or_not_whole_seconds_are_refused(value):
     with pytest.raises(CodebError, match="invalid TTL .*from 60 to 604800"):
         dns.ttl_seconds(value)
@@ -93,29 +123,42 @@ def test_ttls_out_of_range_or_not_whole_seconds_are_refused(value):
 # ---- values ----
 
 
-@pytest.mark.parametrize("rtype,given_,canonical", [
-    ("A", "192.0.2.1", "192.0.2.1"),
-    ("AAAA", "2001:DB8:0:0::1", "2001:db8::1"),
-    ("aaaa", "::ffff:192.0.2.1", "::ffff:c000:201"),
-    ("CNAME", "Target.Example.NET", "target.example.net."),
-    ("CNAME", "_x.example.net.", "_x.example.net."),
-    ("MX", "10 mail.example.com", "10 mail.example.com."),
-    ("MX", "010   Mail.example.com.", "10 mail.example.com."),
-    ("TXT", "v=spf1 -all", '"v=spf1 -all"'),
-    ("TXT", 'say "hi" \\o/', '"say \\"hi\\" \\\\o/"'),
-    ("TXT", "", '""'),
-])
+@pytest.mark.parametrize(
+    "rtype,given_,canonical",
+    [
+        ("A", "192.0.2.1", "192.0.2.1"),
+        ("AAAA", "2001:DB8:0:0::1", "2001:db8::1"),
+        ("aaaa", "::ffff:192.0.2.1", "::ffff:c000:201"),
+        ("CNAME", "Target.Example.NET", "target.example.net."),
+        ("CNAME", "_x.example.net.", "_x.example.net."),
+        ("MX", "10 mail.example.com", "10 mail.example.com."),
+        ("MX", "010   Mail.example.com.", "10 mail.example.com."),
+        ("TXT", "v=spf1 -all", '"v=spf1 -all"'),
+        ("TXT", 'say "hi" \\o/', '"say \\"hi\\" \\\\o/"'),
+        ("TXT", "", '""'),
+    ],
+)
 def test_values_become_what_powerdns_answers_with(rtype, given_, canonical):
     assert dns.record_content(dns.record_type(rtype), given_) == canonical
 
 
-@pytest.mark.parametrize("rtype,bad,message", [
-    ("A", "192.0.2", "expected an IPv4 address"), ("A", "192.000.2.1", "IPv4"), ("A", "2001:db8::1", "IPv4"),
-    ("AAAA", "192.0.2.1", "expected an IPv6 address"), ("CNAME", "bad name", "invalid CNAME target"),
-    ("MX", "mail.example.com", "PRIORITY HOST"), ("MX", "70000 mail.example.com", "PRIORITY HOST"),
-    ("MX", "10 -mail.example.com", "invalid MX host"), ("TXT", "line\nbreak", "printable ASCII"),
-    ("TXT", "caf\u00e9", "printable ASCII"), ("TXT", "x" * 4001, "at most 4000"), ("A", 5, "expected text"),
-])
+@pytest.mark.parametrize(
+    "rtype,bad,message",
+    [
+        ("A", "192.0.2", "expected an IPv4 address"),
+        ("A", "192.000.2.1", "IPv4"),
+        ("A", "2001:db8::1", "IPv4"),
+        ("AAAA", "192.0.2.1", "expected an IPv6 address"),
+        ("CNAME", "bad name", "invalid CNAME target"),
+        ("MX", "mail.example.com", "PRIORITY HOST"),
+        ("MX", "70000 mail.example.com", "PRIORITY HOST"),
+        ("MX", "10 -mail.example.com", "invalid MX host"),
+        ("TXT", "line\nbreak", "printable ASCII"),
+        ("TXT", "caf\u00e9", "printable ASCII"),
+        ("TXT", "x" * 4001, "at most 4000"),
+        ("A", 5, "expected text"),
+    ],
+)
 def test_bad_values_are_refused(rtype, bad, message):
     with pytest.raises(CodebError, match=message):
         dns.record_content(dns.record_type(rtype), bad)
@@ -139,9 +182,13 @@ def test_txt_quoting_round_trips_in_255_byte_strings(text):
 
 
 def test_cname_beside_other_data_is_refused_either_way():
-    zone = zone_with(RRset(name="www.example.com.", rtype="A", ttl=300, contents=("192.0.2.1",)),
-                     RRset(name="c.example.com.", rtype="CNAME", ttl=300, contents=("www.example.com.",)))
-    with pytest.raises(CodebError, match="www.example.com. CNAME: the name already holds A data and a CNAME cannot sit beside"):
+    zone = zone_with(
+        RRset(name="www.example.com.", rtype="A", ttl=300, contents=("192.0.2.1",)),
+        RRset(name="c.example.com.", rtype="CNAME", ttl=300, contents=("www.example.com.",)),
+    )
+    with pytest.raises(
+        CodebError, match="www.example.com. CNAME: the name already holds A data and a CNAME cannot sit beside"
+    ):
         dns.plan_record(spec(rtype="CNAME", contents="x.example.net"), zone)
     with pytest.raises(CodebError, match="c.example.com. TXT: the name is a CNAME"):
         dns.plan_record(spec(name="c.example.com", rtype="TXT", contents="hi"), zone)
@@ -152,13 +199,17 @@ def test_cname_beside_other_data_is_refused_either_way():
 
 
 def test_new_rrset_is_written_with_the_owner_comment_and_zone_default_ttl():
-    change = dns.plan_record(spec(contents=["192.0.2.2", "192.0.2.1", "192.0.2.1"], owner="myapp/production"), zone_with())
+    change = dns.plan_record(
+        spec(contents=["192.0.2.2", "192.0.2.1", "192.0.2.1"], owner="myapp/production"), zone_with()
+    )
     assert change.rrset.contents == ("192.0.2.1", "192.0.2.2") and change.rrset.ttl == 3600
     assert change.rrset.owner == "myapp/production" and not change.delete
 
 
 def test_same_rrset_is_no_change_and_other_values_replace():
-    mine = RRset(name="www.example.com.", rtype="A", ttl=300, contents=("192.0.2.1",), comments=(dns.owner_comment("codeb"),))
+    mine = RRset(
+        name="www.example.com.", rtype="A", ttl=300, contents=("192.0.2.1",), comments=(dns.owner_comment("codeb"),)
+    )
     zone = zone_with(mine)
     assert dns.plan_record(spec(ttl=300), zone) is None
     assert dns.plan_record(spec(ttl=600), zone).rrset.ttl == 600
@@ -170,7 +221,9 @@ def test_same_rrset_is_no_change_and_other_values_replace():
 def test_rrsets_made_by_hand_or_by_another_owner_are_left_alone_unless_taken_over():
     note = dns.Comment(content="added for the mail vendor", account="alice", modified_at=1)
     hand = RRset(name="www.example.com.", rtype="A", ttl=300, contents=("192.0.2.7",), comments=(note,))
-    other = RRset(name="www.example.com.", rtype="A", ttl=300, contents=("192.0.2.7",), comments=(dns.owner_comment("shop"),))
+    other = RRset(
+        name="www.example.com.", rtype="A", ttl=300, contents=("192.0.2.7",), comments=(dns.owner_comment("shop"),)
+    )
     with pytest.raises(CodebError, match="was not created by codeb .*take_over=True"):
         dns.plan_record(spec(), zone_with(hand))
     with pytest.raises(CodebError, match="belongs to 'shop'"):
@@ -183,11 +236,20 @@ def test_zone_plan_creates_then_compares_all_but_the_serial():
     wanted = dns.zone_spec(zone="example.com", nameservers=["ns1.example.com"])
     assert dns.plan_zone(wanted, None).create
     assert dns.plan_zone(wanted, zone_with()) is None
-    change = dns.plan_zone(dns.zone_spec(zone="example.com", nameservers=["ns1.example.com", "ns2.example.com"], default_ttl=600), zone_with())
+    change = dns.plan_zone(
+        dns.zone_spec(zone="example.com", nameservers=["ns1.example.com", "ns2.example.com"], default_ttl=600),
+        zone_with(),
+    )
     soa, ns = change.replace
-    assert soa.contents == ("ns1.example.com. hostmaster.example.com. 2026010101 10800 3600 604800 3600",) and soa.ttl == 600
+    assert (
+        soa.contents == ("ns1.example.com. hostmaster.example.com. 2026010101 10800 3600 604800 3600",)
+        and soa.ttl == 600
+    )
     assert ns.contents == ("ns1.example.com.", "ns2.example.com.")
-    assert dns.zone_spec(zone="example.com", nameservers=["ns1.example.com"], hostmaster="dns@Example.com").soa.hostmaster == "dns.example.com."
+    assert (
+        dns.zone_spec(zone="example.com", nameservers=["ns1.example.com"], hostmaster="dns@Example.com").soa.hostmaster
+        == "dns.example.com."
+    )
     with pytest.raises(CodebError, match="needs at least one nameserver"):
         dns.zone_spec(zone="example.com", nameservers=[])
     with pytest.raises(CodebError, match="invalid TTL"):
@@ -195,7 +257,13 @@ def test_zone_plan_creates_then_compares_all_but_the_serial():
 
 
 def test_owned_rrsets():
-    mine = RRset(name="a.example.com.", rtype="A", ttl=300, contents=("192.0.2.1",), comments=(dns.owner_comment("myapp/production"),))
+    mine = RRset(
+        name="a.example.com.",
+        rtype="A",
+        ttl=300,
+        contents=("192.0.2.1",),
+        comments=(dns.owner_comment("myapp/production"),),
+    )
     theirs = RRset(name="b.example.com.", rtype="A", ttl=300, contents=("192.0.2.1",))
     assert dns.owned_rrsets(zone_with(mine, theirs), "myapp/production") == (mine,)
     assert dns.owned_rrsets(None, "x") == ()
@@ -206,15 +274,25 @@ def test_owned_rrsets():
 def test_dns_settings_from_host_data():
     from codeb_infra.config.app import DnsSettings
 
-    settings = DnsSettings.from_data({"private_address": "158.247.203.55", "dns_zones": "codeb.kr, example.com",
-                                      "pdns_api_port": "18081", "dns_listen": "158.247.203.55,127.0.0.1"})
+    settings = DnsSettings.from_data(
+        {
+            "private_address": "158.247.203.55",
+            "dns_zones": "codeb.kr, example.com",
+            "pdns_api_port": "18081",
+            "dns_listen": "158.247.203.55,127.0.0.1",
+        }
+    )
     assert settings.zones == ("codeb.kr.", "example.com.") and settings.nameservers == ("ns1.codeb.kr.",)
     assert settings.dns_listen == ("158.247.203.55", "127.0.0.1")
     assert settings.addresses() == {"A": "158.247.203.55"}, "records point at the server's address by default"
     assert settings.api.url == "http://127.0.0.1:18081" and settings.api.tool == "/opt/codeb/bin/codeb-pdns"
     assert settings.zone_of("myapp-preview.codeb.kr") == "codeb.kr." and settings.zone_of("shop.other.org") is None
     assert DnsSettings.from_data({}).dns_listen == ("0.0.0.0",) and DnsSettings.from_data({}).zones == ("codeb.kr.",)
-    for bad, message in [({"dns_listen": "0.0.0"}, "dns_listen"), ({"dns_zones": "codeb"}, "invalid zone name"),
-                         ({"public_address6": "1.2.3.4"}, "invalid AAAA value"), ({"pdns_api_port": 70000}, "pdns_api_port")]:
+    for bad, message in [
+        ({"dns_listen": "0.0.0"}, "dns_listen"),
+        ({"dns_zones": "codeb"}, "invalid zone name"),
+        ({"public_address6": "1.2.3.4"}, "invalid AAAA value"),
+        ({"pdns_api_port": 70000}, "pdns_api_port"),
+    ]:
         with pytest.raises(CodebError, match=message):
             DnsSettings.from_data(bad)

@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError
@@ -8,7 +9,9 @@ from codeb_infra.domain.names import Environment, Slot
 LABEL = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z", fullmatch=True)
 
 
-@pytest.mark.parametrize("bad", ["../x", "a;rm -rf /", "MyApp", "a" * 64, "-rf", "", "a_b", "app-", "-app", "a b", "app\n", None, 5])
+@pytest.mark.parametrize(
+    "bad", ["../x", "a;rm -rf /", "MyApp", "a" * 64, "-rf", "", "a_b", "app-", "-app", "a b", "app\n", None, 5]
+)
 def test_bad_project_names_are_refused_with_a_clear_message(bad):
     with pytest.raises(CodebError, match="invalid project name"):
         names.project_name(bad)
@@ -49,7 +52,9 @@ def test_bad_images(bad):
         names.image_reference(bad)
 
 
-@pytest.mark.parametrize("good", ["nginx", "localhost/app:v1", "ghcr.io/team/app:1.2.3", "registry:5000/a/b@sha256:" + "0" * 64])
+@pytest.mark.parametrize(
+    "good", ["nginx", "localhost/app:v1", "ghcr.io/team/app:1.2.3", "registry:5000/a/b@sha256:" + "0" * 64]
+)
 def test_good_images(good):
     assert names.image_reference(good) == good
 

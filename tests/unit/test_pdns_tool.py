@@ -27,7 +27,9 @@ def test_key_is_made_once_private_and_only_its_hash_goes_into_the_config(tmp_pat
     key_file = tmp_path / "secrets" / "pdns-api.key"
     key = key_file.read_text().strip()
     assert len(key) >= 40
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
+    assert (
+        stat.S_IMODE(key_file.stat().st_mode) == 0o600 and stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
+    )
     assert stat.S_IMODE(conf.stat().st_mode) == 0o640
     line = conf.read_text().splitlines()[-1]
     assert line.startswith("api-key=$scrypt$ln=10,p=1,r=8$") and key not in conf.read_text()
@@ -36,7 +38,9 @@ def test_key_is_made_once_private_and_only_its_hash_goes_into_the_config(tmp_pat
     assert run(tmp_path, *key_args).stdout.strip() == "unchanged"
     assert key_file.read_text().strip() == key, "the key is generated once"
 
-    conf.write_text("api-key=$scrypt$ln=10,p=1,r=8$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
+    conf.write_text(
+        "api-key=$scrypt$ln=10,p=1,r=8$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+    )
     assert run(tmp_path, *key_args, "--check").stdout.strip() == "mismatch"
     os.chmod(key_file, 0o644)
     assert run(tmp_path, *key_args, "--check").stdout.strip() == "exposed"
@@ -49,7 +53,9 @@ def test_reads_before_the_bootstrap_see_no_zones_and_api_errors_say_what_to_do(t
     assert run(tmp_path, "zone", "--zone", "codeb.kr.", "--unconfigured-ok").stdout.strip() == "null"
     assert run(tmp_path, "zones", "--unconfigured-ok").stdout.strip() == "[]"
     missing = run(tmp_path, "zones")
-    assert missing.returncode == codeb_pdns.EXIT_UNAUTHORIZED and "cannot read the PowerDNS API key file" in missing.stderr
+    assert (
+        missing.returncode == codeb_pdns.EXIT_UNAUTHORIZED and "cannot read the PowerDNS API key file" in missing.stderr
+    )
 
     key_file = tmp_path / "key"
     key_file.write_text("k" * 40)

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,7 +9,7 @@ from codeb_infra.domain.registry import Projects
 from codeb_infra.domain.requests import DeployRequest
 from codeb_infra.domain.slots import SlotPair
 
-NOW = datetime(2026, 11, 22, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 def deploy(projects, pair, **kw):
@@ -41,7 +41,9 @@ def test_domains_cannot_be_shared():
     projects = Projects().with_entry("shop", Environment.PRODUCTION, first.entry)
     other = DeployRequest.from_data({"project": "blog", "image": "localhost/blog:v1", "aliases": "www.shop.example"})
     with pytest.raises(CodebError, match="domain www.shop.example already belongs to shop/production"):
-        plans.plan_deploy(other, projects, SlotPair(project="blog", env=Environment.PRODUCTION), base_domain="codeb.kr", now=NOW)
+        plans.plan_deploy(
+            other, projects, SlotPair(project="blog", env=Environment.PRODUCTION), base_domain="codeb.kr", now=NOW
+        )
     with pytest.raises(CodebError, match="already belongs to the preview"):
         deploy(Projects(), SlotPair(project="shop", env=Environment.PRODUCTION), aliases="shop-preview.codeb.kr")
     with pytest.raises(CodebError, match="invalid domain"):

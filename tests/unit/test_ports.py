@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.names import Environment

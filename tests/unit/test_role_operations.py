@@ -23,11 +23,17 @@ from codeb_infra.facts.ssh import SshPublicKey
 from codeb_infra.operations import backup, centrifugo, postgres, redis, secrets
 
 ROOT_ONLY = {"user": "root", "group": "root", "mode": 600, "size": 40}
-STORAGE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKw98fPrRNYICGVqcpBfXZ9iBbuWpAxI8jeuqv1YymaB postgres@storage codeb-backup"
+STORAGE_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKw98fPrRNYICGVqcpBfXZ9iBbuWpAxI8jeuqv1YymaB postgres@storage codeb-backup"
+)
 APP_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJWASS0okqpnwn2mwDoZl1UW6TWRaK2gi/XYWvHOp7Y3 root@app codeb-backup"
-ACCESS = BackupAccess.from_groups({
-    "backup": [("backup", "10.0.0.8")], "storage": [("storage", "10.0.0.5")], "app": [("app", "10.0.0.2")],
-})
+ACCESS = BackupAccess.from_groups(
+    {
+        "backup": [("backup", "10.0.0.8")],
+        "storage": [("storage", "10.0.0.5")],
+        "app": [("app", "10.0.0.2")],
+    }
+)
 
 
 class Inventory:
@@ -68,8 +74,11 @@ def marker_file_operations(monkeypatch: pytest.MonkeyPatch) -> None:
     def marker(verb: str):
         def inner(**kwargs: Any) -> Iterator[StringCommand]:
             target = kwargs.get("dest") or kwargs.get("path") or kwargs.get("service")
-            flags = " ".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if k in ("force", "restarted", "enabled", "daemon_reload"))
+            flags = " ".join(
+                f"{k}={v}" for k, v in sorted(kwargs.items()) if k in ("force", "restarted", "enabled", "daemon_reload")
+            )
             yield StringCommand(verb, target, flags) if flags else StringCommand(verb, target)
+
         return inner
 
     for module in (backup, centrifugo):
@@ -97,7 +106,9 @@ def test_secret_is_made_once_and_kept_root_only():
     kept = Host("storage", {File: ROOT_ONLY})
     assert run(secrets.secret, kept, path="/etc/codeb/secrets/redis.password") == []
     assert kept.noops == ["/etc/codeb/secrets/redis.password exists"]
-    loose = run(secrets.secret, Host("storage", {File: {**ROOT_ONLY, "mode": 644}}), path="/etc/codeb/secrets/redis.password")
+    loose = run(
+        secrets.secret, Host("storage", {File: {**ROOT_ONLY, "mode": 644}}), path="/etc/codeb/secrets/redis.password"
+    )
     assert loose[-1].endswith("chmod 600 /etc/codeb/secrets/redis.password")
 
 
@@ -120,7 +131,11 @@ def test_login_role_is_set_until_it_logs_in_with_the_wanted_attributes():
 
 def test_redis_acl_is_rewritten_when_stale_or_loose():
     owned = {"user": "root", "group": "redis", "mode": 640, "size": 100}
-    kwargs = {"path": "/etc/redis/codeb-acl.conf", "password_file": "/etc/codeb/secrets/r", "users_dir": "/etc/codeb/secrets/u"}
+    kwargs = {
+        "path": "/etc/redis/codeb-acl.conf",
+        "password_file": "/etc/codeb/secrets/r",
+        "users_dir": "/etc/codeb/secrets/u",
+    }
     assert run(redis.acl, Host("storage", {File: owned, RedisAclCurrent: True}), **kwargs) == []
     assert len(run(redis.acl, Host("storage", {File: owned, RedisAclCurrent: False}), **kwargs)) == 1
     assert len(run(redis.acl, Host("storage", {File: {**owned, "mode": 644}, RedisAclCurrent: True}), **kwargs)) == 1
@@ -129,15 +144,23 @@ def test_redis_acl_is_rewritten_when_stale_or_loose():
 
 
 def test_centrifugo_unit_is_written_and_restarted_only_when_it_changed():
-    values = {"image": "localhost/centrifugo-standin:latest", "config": "/etc/codeb/centrifugo/config.json",
-                  "env_file": "/etc/codeb/secrets/centrifugo.env", "publish": "10.0.0.3:8000:8000"}
+    values = {
+        "image": "localhost/centrifugo-standin:latest",
+        "config": "/etc/codeb/centrifugo/config.json",
+        "env_file": "/etc/codeb/secrets/centrifugo.env",
+        "publish": "10.0.0.3:8000:8000",
+    }
     fresh = run(centrifugo.container, Host("streaming", {SlotRunner: "quadlet", TextFile: None}), **values)
     assert fresh == [
         "put /etc/containers/systemd/centrifugo.container",
         "service centrifugo.service daemon_reload=True enabled=None restarted=True",
     ]
-    current = centrifugo.render("centrifugo.container.j2", **values, container_config="/centrifugo/config.json", pull="never")
-    same = run(centrifugo.container, Host("streaming", {SlotRunner: "quadlet", TextFile: current.rstrip("\n")}), **values)
+    current = centrifugo.render(
+        "centrifugo.container.j2", **values, container_config="/centrifugo/config.json", pull="never"
+    )
+    same = run(
+        centrifugo.container, Host("streaming", {SlotRunner: "quadlet", TextFile: current.rstrip("\n")}), **values
+    )
     assert same == ["service centrifugo.service daemon_reload=False enabled=None restarted=False"]
     older_podman = run(centrifugo.container, Host("streaming", {SlotRunner: "podman", TextFile: None}), **values)
     assert older_podman == [
@@ -150,8 +173,10 @@ def test_client_key_is_made_as_its_account_only_on_backup_clients():
     cmds = run(backup.client_key, Host("storage", {}), access=ACCESS)
     assert cmds == [
         "directory /var/lib/postgresql/.ssh",
-        ("[ -f /var/lib/postgresql/.ssh/codeb_backup_ed25519 ] || runuser -u postgres -- ssh-keygen -q -t ed25519 "
-        "-N '' -C 'postgres@storage codeb-backup' -f /var/lib/postgresql/.ssh/codeb_backup_ed25519"),
+        (
+            "[ -f /var/lib/postgresql/.ssh/codeb_backup_ed25519 ] || runuser -u postgres -- ssh-keygen -q -t ed25519 "
+            "-N '' -C 'postgres@storage codeb-backup' -f /var/lib/postgresql/.ssh/codeb_backup_ed25519"
+        ),
     ]
     present = {(File, "/root/.ssh/codeb_backup_ed25519"): ROOT_ONLY, SshPublicKey: APP_KEY}
     assert run(backup.client_key, Host("app", present), access=ACCESS) == []
@@ -193,7 +218,10 @@ def test_only_the_backup_server_authorizes_keys():
 def test_clients_learn_the_backup_servers_host_key_from_the_server():
     state = State(True)
     client = Host("app", {}, state)
-    state.inventory.hosts = {"app": client, "backup": Host("backup", {SshPublicKey: "ssh-ed25519 AAAAC3Nz root@backup"})}
+    state.inventory.hosts = {
+        "app": client,
+        "backup": Host("backup", {SshPublicKey: "ssh-ed25519 AAAAC3Nz root@backup"}),
+    }
     assert run(backup.server_alias, client, access=ACCESS) == [
         "block /etc/ssh/ssh_known_hosts",
         "file /etc/ssh/ssh_known_hosts",

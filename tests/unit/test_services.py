@@ -12,7 +12,6 @@ from codeb_infra.commands import postgres as postgres_commands
 from codeb_infra.commands import redis as redis_commands
 from codeb_infra.commands import secrets as secret_commands
 from codeb_infra.commands import ssh as ssh_commands
-from codeb_infra.domain.errors import CodebError
 from codeb_infra.config.roles import (
     CENTRIFUGO_SECRET_KEYS,
     BackupAccess,
@@ -24,13 +23,17 @@ from codeb_infra.config.roles import (
     known_hosts_line,
     role_name,
 )
+from codeb_infra.domain.errors import CodebError
 from codeb_infra.templates import render
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKw98fPrRNYICGVqcpBfXZ9iBbuWpAxI8jeuqv1YymaB postgres@storage codeb-backup"
 
 
 def test_storage_settings_need_a_private_address_and_postgres_15_or_later():
-    assert StorageSettings.from_data({"private_address": "10.0.0.5", "ssh_port": 22}).postgres_unit == "postgresql@15-main.service"
+    assert (
+        StorageSettings.from_data({"private_address": "10.0.0.5", "ssh_port": 22}).postgres_unit
+        == "postgresql@15-main.service"
+    )
     with pytest.raises(CodebError, match="private_address"):
         StorageSettings.from_data({})
     with pytest.raises(CodebError, match="private_address"):
@@ -84,9 +87,15 @@ def test_centrifugo_publishes_on_the_private_address_and_keeps_secrets_out_of_it
 
 
 def test_quadlet_unit_mounts_the_config_read_only_and_reads_secrets_from_the_env_file():
-    unit = render("centrifugo.container.j2", image="localhost/centrifugo-standin:latest", config="/etc/codeb/centrifugo/config.json",
-                  env_file="/etc/codeb/secrets/centrifugo.env", publish="10.0.0.3:8000:8000",
-                  container_config="/centrifugo/config.json", pull="never").splitlines()
+    unit = render(
+        "centrifugo.container.j2",
+        image="localhost/centrifugo-standin:latest",
+        config="/etc/codeb/centrifugo/config.json",
+        env_file="/etc/codeb/secrets/centrifugo.env",
+        publish="10.0.0.3:8000:8000",
+        container_config="/centrifugo/config.json",
+        pull="never",
+    ).splitlines()
     assert "Volume=/etc/codeb/centrifugo/config.json:/centrifugo/config.json:ro" in unit
     assert "EnvironmentFile=/etc/codeb/secrets/centrifugo.env" in unit
     assert "PublishPort=10.0.0.3:8000:8000" in unit and "Pull=never" in unit
@@ -98,9 +107,13 @@ def groups(**roles: list[tuple[str, object]]) -> dict[str, list[tuple[str, objec
 
 
 def test_backup_access_is_read_from_the_inventory_groups():
-    access = BackupAccess.from_groups(groups(
-        backup=[("backup", "10.0.0.8")], storage=[("storage", "10.0.0.5")], app=[("app", "10.0.0.2")],
-    ))
+    access = BackupAccess.from_groups(
+        groups(
+            backup=[("backup", "10.0.0.8")],
+            storage=[("storage", "10.0.0.5")],
+            app=[("app", "10.0.0.2")],
+        )
+    )
     assert access.is_server("backup") and not access.is_server("storage")
     assert [(c.host, c.user, c.key) for c in access.clients] == [
         ("storage", "postgres", "/var/lib/postgresql/.ssh/codeb_backup_ed25519"),
@@ -133,12 +146,18 @@ def test_nothing_but_one_public_key_line_is_ever_authorized(suffix: str):
 
 
 def test_known_hosts_line_names_the_server_and_drops_the_comment():
-    assert known_hosts_line(["backup", "10.0.0.8", "backup"], "ssh-ed25519 AAAAC3Nz root@backup") == "backup,10.0.0.8 ssh-ed25519 AAAAC3Nz"
+    assert (
+        known_hosts_line(["backup", "10.0.0.8", "backup"], "ssh-ed25519 AAAAC3Nz root@backup")
+        == "backup,10.0.0.8 ssh-ed25519 AAAAC3Nz"
+    )
 
 
 @given(st.text(max_size=30))
 def test_env_keys_and_role_names_are_plain_identifiers(value: str):
-    for check, alphabet in ((env_key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"), (role_name, "abcdefghijklmnopqrstuvwxyz0123456789_")):
+    for check, alphabet in (
+        (env_key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"),
+        (role_name, "abcdefghijklmnopqrstuvwxyz0123456789_"),
+    ):
         try:
             check(value)
         except CodebError:
@@ -150,14 +169,20 @@ def test_secret_commands_read_passwords_inside_the_remote_shell_only():
     generate = str(secret_commands.generate("/etc/codeb/secrets/redis.password", 40))
     assert generate.startswith("[ -s /etc/codeb/secrets/redis.password ] ||")  # never overwritten
     assert "umask 077" in generate and "/dev/urandom" in generate
-    login = str(postgres_commands.set_login_role(role="codeb_admin", password_file="/etc/codeb/secrets/p",
-                                                  attributes=["LOGIN", "CREATEDB"]))
+    login = str(
+        postgres_commands.set_login_role(
+            role="codeb_admin", password_file="/etc/codeb/secrets/p", attributes=["LOGIN", "CREATEDB"]
+        )
+    )
     assert 'CODEB_PGPASSWORD="$(cat /etc/codeb/secrets/p )" runuser -u postgres -- psql' in login
     assert r"'\getenv password CODEB_PGPASSWORD'" in login
     assert "log_min_error_statement" in login and "VERBOSITY terse" in login
     assert "LOGIN CREATEDB NOCREATEROLE NOSUPERUSER NOREPLICATION PASSWORD :'\"'\"'password'\"'\"';" in login
-    acl = str(redis_commands.write_acl(path="/etc/redis/codeb-acl.conf", password_file="/etc/codeb/secrets/r",
-                                       users_dir="/etc/codeb/secrets/u"))
+    acl = str(
+        redis_commands.write_acl(
+            path="/etc/redis/codeb-acl.conf", password_file="/etc/codeb/secrets/r", users_dir="/etc/codeb/secrets/u"
+        )
+    )
     assert "sha256sum < /etc/codeb/secrets/r" in acl and "chmod 640" in acl
     with pytest.raises(CodebError):
         secret_commands.add_env_value("/e", "api_key", 40)

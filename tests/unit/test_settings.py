@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from codeb_infra.domain.errors import CodebError
 from codeb_infra.config.app import HostSettings
+from codeb_infra.domain.errors import CodebError
 from codeb_infra.templates.caddy import render_caddyfile
 
 STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"

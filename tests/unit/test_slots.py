@@ -1,14 +1,15 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from codeb_infra.domain import slots
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.names import Environment, Slot
 from codeb_infra.domain.slots import Release, SlotPair, SlotRecord, SlotState
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 GRACE = timedelta(hours=48)
 
 
@@ -56,7 +57,9 @@ def test_deploy_promote_deploy_promote_rollback_cleanup():
 def test_rollback_after_grace_is_refused():
     pair = slots.promoted(slots.deployed(empty(), Slot.BLUE, rel("v1"), now=NOW), now=NOW, grace=GRACE)
     pair = slots.promoted(slots.deployed(pair, Slot.GREEN, rel("v2"), now=NOW), now=NOW, grace=GRACE)
-    with pytest.raises(CodebError, match=r"myapp/production: cannot roll back to blue \(GRACE\): its grace period ended"):
+    with pytest.raises(
+        CodebError, match=r"myapp/production: cannot roll back to blue \(GRACE\): its grace period ended"
+    ):
         slots.rolled_back(pair, now=NOW + GRACE, grace=GRACE)
 
 
@@ -81,7 +84,8 @@ def test_deploy_over_grace_needs_force():
 )
 def test_illegal_transitions_name_project_env_slot_and_state(blue, green, action, message):
     pair = SlotPair(
-        project="myapp", env=Environment.PRODUCTION,
+        project="myapp",
+        env=Environment.PRODUCTION,
         blue=SlotRecord(state=blue, release=rel("v1") if blue is not SlotState.EMPTY else None),
         green=SlotRecord(state=green, release=rel("v2") if green is not SlotState.EMPTY else None),
     )

@@ -24,7 +24,19 @@ def b64(obj):
 
 
 def put(registry, record, expect):
-    return run("put-slots", "--registry", str(registry), "--project", "app", "--env", "production", "--expect", expect, "--record", b64(record))
+    return run(
+        "put-slots",
+        "--registry",
+        str(registry),
+        "--project",
+        "app",
+        "--env",
+        "production",
+        "--expect",
+        expect,
+        "--record",
+        b64(record),
+    )
 
 
 def test_compare_and_swap(tmp_path):
@@ -43,7 +55,19 @@ def test_compare_and_swap(tmp_path):
 
 def test_other_projects_are_kept(tmp_path):
     put(tmp_path, {"x": 1}, "none")
-    run("put-slots", "--registry", str(tmp_path), "--project", "other", "--env", "staging", "--expect", "none", "--record", b64({"y": 2}))
+    run(
+        "put-slots",
+        "--registry",
+        str(tmp_path),
+        "--project",
+        "other",
+        "--env",
+        "staging",
+        "--expect",
+        "none",
+        "--record",
+        b64({"y": 2}),
+    )
     slots = json.loads((tmp_path / "slots.json").read_text())["slots"]
     assert slots == {"app": {"production": {"x": 1}}, "other": {"staging": {"y": 2}}}
     assert not list(tmp_path.glob(".tmp-*"))
@@ -94,8 +118,30 @@ def test_health(server):
 
 def test_remove_drops_only_that_record(tmp_path):
     put(tmp_path, {"x": 1}, "none")
-    run("put-slots", "--registry", str(tmp_path), "--project", "other", "--env", "staging", "--expect", "none", "--record", b64({"y": 2}))
-    removed = run("put-slots", "--registry", str(tmp_path), "--project", "app", "--env", "production",
-                  "--expect", codeb_state.digest({"x": 1}), "--remove")
+    run(
+        "put-slots",
+        "--registry",
+        str(tmp_path),
+        "--project",
+        "other",
+        "--env",
+        "staging",
+        "--expect",
+        "none",
+        "--record",
+        b64({"y": 2}),
+    )
+    removed = run(
+        "put-slots",
+        "--registry",
+        str(tmp_path),
+        "--project",
+        "app",
+        "--env",
+        "production",
+        "--expect",
+        codeb_state.digest({"x": 1}),
+        "--remove",
+    )
     assert removed.returncode == 0, removed.stderr
     assert json.loads((tmp_path / "slots.json").read_text())["slots"] == {"other": {"staging": {"y": 2}}}
