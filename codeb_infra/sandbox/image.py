@@ -29,7 +29,8 @@ ROLE_RELEASES: dict[str, str] = {
 
 # Runs inside mmdebstrap with the new root filesystem as $1. Host keys are removed so that each
 # server makes its own at first boot; units that cannot work in a container are masked so that
-# `systemctl is-system-running` reports `running`, not `degraded`.
+# `systemctl is-system-running` reports `running`, not `degraded`; apt's daily jobs are masked so
+# that no boot-time apt run holds the lock a first bootstrap needs.
 CUSTOMIZE_HOOK = r"""set -e
 root="$1"
 rm -f "$root"/etc/ssh/ssh_host_*
@@ -48,7 +49,7 @@ WantedBy=multi-user.target
 UNIT
 chroot "$root" systemctl enable codeb-ssh-host-keys.service
 chroot "$root" systemctl mask getty.target console-getty.service systemd-logind.service \
-    systemd-modules-load.service
+    systemd-modules-load.service apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upgrade.service
 cat > "$root"/etc/ssh/sshd_config.d/codeb-sandbox.conf <<'SSHD'
 PermitRootLogin prohibit-password
 PasswordAuthentication no
