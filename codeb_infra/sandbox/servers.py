@@ -19,6 +19,7 @@ from docker.types import Ulimit
 
 from .engine import Engine
 from .model import (
+    DEFAULT_INSTANCE,
     FIRST_SSH_PORT,
     FIRST_WEB_PORT,
     LABEL,
@@ -37,8 +38,19 @@ CONTAINER_HOSTS = ("app", "streaming")
 ULIMITS = [Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", soft=1024, hard=1024)]
 
 
+def _label_values() -> list[str]:
+    """Label values that mark this instance's resources: its name, and for the default instance
+    also `1`, what sandboxes made before instances existed carry."""
+    return [instance(), *(["1"] if instance() == DEFAULT_INSTANCE else [])]
+
+
+def _containers(engine: Engine) -> list[Container]:
+    listed = engine.client.containers
+    return [c for value in _label_values() for c in listed.list(all=True, filters={"label": f"{LABEL}={value}"})]
+
+
 def find_containers(engine: Engine) -> dict[str, Container]:
-    containers = engine.client.containers.list(all=True, filters={"label": f"{LABEL}={instance()}"})
+    containers = _containers(engine)
     return {c.labels[ROLE_LABEL] if ROLE_LABEL in c.labels else str(c.name): c for c in containers}
 
 
@@ -70,7 +82,7 @@ def ensure_network(engine: Engine) -> bool:
     except NotFound:
         engine.client.networks.create(network_name(), driver="bridge", labels={LABEL: instance()})
         return True
-    if (network.attrs.get("Labels") or {}).get(LABEL) != instance():
+    if (network.attrs.get("Labels") or {}).get(LABEL) not in _label_values():
         raise SandboxError(
             f"A network named {network_name()} exists but was not made by the sandbox; "
             "remove or rename it."
@@ -201,10 +213,11 @@ def _ssh_banner(port: int) -> bool:
 def remove_all(engine: Engine) -> list[str]:
     """Remove every container and network labelled as the sandbox's; return their names."""
     removed: list[str] = []
-    for container in engine.client.containers.list(all=True, filters={"label": f"{LABEL}={instance()}"}):
+    for container in _containers(engine):
         container.remove(force=True)
         removed.append(str(container.name))
-    for network in engine.client.networks.list(filters={"label": f"{LABEL}={instance()}"}):
+    networks = engine.client.networks
+    for network in [n for value in _label_values() for n in networks.list(filters={"label": f"{LABEL}={value}"})]:
         network.remove()
         removed.append(str(network.name))
     return removed
