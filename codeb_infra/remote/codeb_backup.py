@@ -47,6 +47,7 @@ _AREAS = (
     ("base", re.compile(rf"base/{_STAMP}/(?:base\.tar\.gz|backup_manifest|meta\.json)")),
     ("dumps", re.compile(rf"dumps/{_DB}/{_STAMP}\.(?:dump|json)")),
     ("redis", re.compile(rf"redis/(?:{_STAMP}\.(?:rdb|json)|aof-latest\.(?:tar|json))")),
+    ("env", re.compile(r"env/[a-z0-9][a-z0-9-]{0,62}/(?:production|staging)/(?:[0-9]{1,9}\.env|index\.json)")),
 )
 LEFTOVER_SECONDS = 86400
 
@@ -69,7 +70,8 @@ def area_of(rel):
             return area
     raise BadPath(
         f"refusing {rel!r}: not one of wal/<WAL file>, base/<LABEL>/(base.tar.gz|backup_manifest|meta.json), "
-        "dumps/<db>/<STAMP>.(dump|json), redis/<STAMP>.(rdb|json), redis/aof-latest.(tar|json)"
+        "dumps/<db>/<STAMP>.(dump|json), redis/<STAMP>.(rdb|json), redis/aof-latest.(tar|json), "
+        "env/<project>/<env>/(<N>.env|index.json)"
     )
 
 
@@ -263,7 +265,7 @@ def put(args):
                 "(transfer cut short or file changed while sent); nothing stored\n"
             )
             return EXIT_CORRUPT
-        os.chmod(tmp, 0o640)
+        os.chmod(tmp, 0o600 if area == "env" else 0o640)  # env versions hold secrets
         if args.replace:
             os.replace(tmp, target)
         else:
@@ -278,6 +280,25 @@ def put(args):
             os.unlink(tmp)
     _fsync_dir(parent)
     print(f"stored {args.rel} ({size} bytes)")
+    return 0
+
+
+def get(args):
+    """root/REL to stdout, for the env area only (what the app server restores its env store from)."""
+    try:
+        area = area_of(args.rel)
+    except BadPath as error:
+        sys.stderr.write(f"{error}\n")
+        return EXIT_USAGE
+    if area != "env":
+        sys.stderr.write(f"refusing {args.rel}: only env files are handed back\n")
+        return EXIT_USAGE
+    try:
+        with open(os.path.join(args.root, args.rel), "rb") as handle:
+            sys.stdout.buffer.write(handle.read())
+    except FileNotFoundError:
+        sys.stderr.write(f"{args.rel} is not stored\n")
+        return EXIT_FAILED
     return 0
 
 
@@ -984,6 +1005,8 @@ def main(argv=None):
     p.add_argument("rel")
     p.add_argument("sha256")
     p.add_argument("--replace", action="store_true")
+    p = sub.add_parser("get", help="print an env file stored as REL")
+    p.add_argument("rel")
     p = sub.add_parser("prune")
     p.add_argument("--keep-days", type=float, default=7)
     p.add_argument("--rdb-hours", type=float, default=24)
@@ -1003,7 +1026,7 @@ def main(argv=None):
             p.add_argument("--drop", metavar="NAME")
             p.add_argument("--list", action="store_true")
     args = parser.parse_args(argv)
-    return {"put": put, "prune": prune, "status": status, "drill": drill, "restore-pitr": restore_pitr}[
+    return {"put": put, "get": get, "prune": prune, "status": status, "drill": drill, "restore-pitr": restore_pitr}[
         args.command](args)
 
 
