@@ -46,6 +46,7 @@ class DeployRequest(BaseModel):
     force: bool = False
     break_lock: bool = False
     lock_wait: float = 0.0
+    env_version: int | None = None  # a stored env version the slot reads instead of the live env file
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> DeployRequest:

@@ -17,6 +17,7 @@ from codeb_infra.operations import checks, podman, registry
 from codeb_infra.flows.dns import (
     planned_records,
 )
+from codeb_infra.flows.releases import record_release
 from codeb_infra.flows.common import LockedRun, env_files, healthy_container, pointers, project_site, read_context, routing_steps, site_current, slot_containers, slot_runner, utcnow
 
 
@@ -84,6 +85,7 @@ def deploy_release(request: DeployRequest) -> str:
         registry_dir=settings.registry_dir, tool=settings.state_tool, pair=plan.deployed, expect=expect,
     )
     routing_steps(run, settings, request, plan, plan.deployed, site, records)
+    record_release(run, settings, request, target, health)
     registry.slot_pair(
         name=f"Record {target.value} as failed", registry_dir=settings.registry_dir, tool=settings.state_tool,
         pair=plan.failed, expect=expect, _ignore_errors=True,
