@@ -33,17 +33,21 @@ def _slot_request(project: str, env: str, lock_wait: float = 0.0, break_lock: bo
 @click.option("--alias", "aliases", multiple=True, help="a custom domain served like the main one (repeat for several)")
 @click.option("--push", is_flag=True, help="copy IMAGE from this machine to the server over SSH (no registry needed)")
 @click.option("--force", is_flag=True, help="deploy over a slot in its grace period (ends the rollback window)")
+@click.option("--migrate", default=None, help="command run once in the new image (with its env) before the health check")
+@click.option("--contract", default=None, help="command run by cleanup once the previous release's grace period ended")
 @env_option
 @lock_options
 @data_option
 @inventory_option
 def deploy(project: str, image: str, container_port: int, health_path: str, domain: str | None, aliases: tuple[str, ...],
-           push: bool, force: bool, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...], inventory: str) -> None:
+           push: bool, force: bool, migrate: str | None, contract: str | None, env: str, lock_wait: float, break_lock: bool,
+           host_data: tuple[str, ...], inventory: str) -> None:
     """Deploy IMAGE into the inactive slot of PROJECT and print its preview URL."""
     request = DeployRequest.from_data({
         "project": project, "image": image, "env": env, "container_port": container_port,
         "health_path": health_path, "domain": domain, "aliases": list(aliases) if aliases else None,
         "push": push, "force": force, "lock_wait": lock_wait, "break_lock": break_lock,
+        "migrate": migrate, "contract": contract,
     })
     report(runner.run_flow(inventory, flows.deploy_release, request, data=parse_data(host_data)))
 

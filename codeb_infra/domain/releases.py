@@ -107,17 +107,19 @@ def to_prune(log: ReleaseLog, keep: int) -> list[ReleaseRecord]:
     return [r for r in log.releases if r not in kept and not r.pruned and r.tag and r.tag not in kept_tags]
 
 
-def contracts_due(log: ReleaseLog, *, previous_grace_ended: bool) -> list[ReleaseRecord]:
-    """Pending contract steps that may run now: the newest release's, once the release before it
-    is out of its grace period (its slot cleaned up or its grace over)."""
-    pending = [r for r in log.releases if r.contract_state == "pending"]
-    return pending if previous_grace_ended else []
-
-
-def cancelled_contracts(log: ReleaseLog, active: Slot | None) -> list[ReleaseRecord]:
-    """Pending contract steps of releases that no longer serve: a rollback within grace cancels them."""
+def contract_decisions(log: ReleaseLog, *, active: Slot | None, deployed: Slot | None,
+                       grace_over: bool) -> tuple[list[ReleaseRecord], list[ReleaseRecord]]:
+    """Pending contract steps to run now and to cancel. The active release's runs once no slot is
+    in its grace period any more (the release before it can no longer be rolled back to); a
+    pending step of a release that neither serves nor waits in preview was rolled back within
+    grace, and is cancelled."""
     current = log.of_slot(active) if active is not None else None
-    return [r for r in log.releases if r.contract_state == "pending" and (current is None or r.number != current.number)]
+    preview = log.of_slot(deployed) if deployed is not None else None
+    keep = {r.number for r in (current, preview) if r is not None}
+    pending = [r for r in log.releases if r.contract_state == "pending"]
+    cancel = [r for r in pending if r.number not in keep]
+    run = [r for r in pending if current is not None and r.number == current.number and r.tag and grace_over]
+    return run, cancel
 
 
 def record_meta(*, project: str, env: Environment, image: str, slot: Slot, env_version: int | None, actor: str,
@@ -130,3 +132,12 @@ def record_meta(*, project: str, env: Environment, image: str, slot: Slot, env_v
         "container_port": container_port, "health_path": health_path, "migrate": migrate, "contract": contract,
         "contract_state": "pending" if contract and health == "passed" else None,
     }, sort_keys=True)
+
+
+def release_step(value: object, what: str) -> str | None:
+    """A migrate or contract command: one shell line, run with ``/bin/sh -c`` in the release's image."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or any(c in value for c in "\0\n\r") or len(value) > 4096 or value.startswith("-"):
+        raise CodebError(f"invalid {what} command: one line of at most 4096 characters, not starting with '-'")
+    return value

@@ -17,7 +17,7 @@ from codeb_infra.operations import checks, podman, registry
 from codeb_infra.flows.dns import (
     planned_records,
 )
-from codeb_infra.flows.releases import record_release
+from codeb_infra.flows.releases import migrate_step, record_release
 from codeb_infra.flows.common import LockedRun, env_files, healthy_container, pointers, project_site, read_context, routing_steps, site_current, slot_containers, slot_runner, utcnow
 
 
@@ -66,6 +66,7 @@ def deploy_release(request: DeployRequest) -> str:
         registry_dir=settings.registry_dir, tool=settings.state_tool, project=request.project, env=request.env,
         entry=plan.entry,
     )
+    migrate_step(run, settings, request, slot_env_files)
     run.step(
         podman.slot_container, name=f"Run {container} ({request.image})",
         project=request.project, env=request.env.value, slot=target.value, image=request.image,

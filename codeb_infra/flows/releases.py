@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
-from pyinfra.facts.files import Sha256File
+from pyinfra.facts.files import File, Sha256File
 
 from codeb_infra.config.app import HostSettings
 from codeb_infra.domain import names
@@ -25,6 +25,7 @@ from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.names import Environment, Slot
 from codeb_infra.domain.releases import ReleaseLog
 from codeb_infra.domain.requests import DeployRequest
+from codeb_infra.domain.slots import SlotPair, SlotState
 from codeb_infra.facts.env import EnvStoreIndex
 from codeb_infra.facts.registry import SlotRegistry
 from codeb_infra.facts.releases import Releases
@@ -87,6 +88,7 @@ def record_release(run: LockedRun, settings: HostSettings, request: DeployReques
             project=request.project, env=request.env, image=request.image, slot=slot,
             env_version=env_version_in_use(settings, request), actor=actor(), time=utcnow(), health=result,  # type: ignore[arg-type]
             container_port=request.container_port, health_path=request.health_path,
+            migrate=request.migrate, contract=request.contract,
         )
 
     run.step(ops.releases_tool, name="Install codeb-releases", path=tool(settings))
@@ -98,6 +100,34 @@ def record_release(run: LockedRun, settings: HostSettings, request: DeployReques
     ops.releases_tool(name="Install codeb-releases (failed release)", path=tool(settings), **failed)
     ops.release_recorded(name=f"Record the failed release of {request.image}", tool=tool(settings), staging=staging,
                          meta=meta("failed"), **failed)
+
+
+def migrate_step(run: LockedRun, settings: HostSettings, request: DeployRequest, env_files: tuple[str, ...]) -> None:
+    """Before the new slot starts: the release's migrate step, once, with the slot's env files."""
+    if request.migrate:
+        run.step(ops.release_step, name=f"Migrate: {request.migrate}", image=request.image, env_files=list(env_files),
+                 network=settings.network, step=request.migrate)
+
+
+def contract_steps(run: LockedRun, settings: HostSettings, request: Any, pair: SlotPair, gone: list[Slot]) -> None:
+    """In a cleanup: the active release's pending contract step once no slot is left in its grace
+    period (then recorded done, so it runs once); pending steps of releases rolled back within
+    grace recorded cancelled."""
+    log = read_log(settings, request.project, request.env)
+    deployed = next((s for s in Slot if pair.record(s).state is SlotState.DEPLOYED), None)
+    due, cancelled = domain.contract_decisions(log, active=pair.active, deployed=deployed,
+                                               grace_over=pair.in_grace is None or pair.in_grace in gone)
+    for release in cancelled:
+        run.step(ops.contract_state, name=f"Cancel release {release.number}'s contract step", tool=tool(settings),
+                 project=request.project, env=request.env.value, number=release.number, state="cancelled")
+    store = EnvStore(settings.codeb_dir, request.project, request.env.value)
+    for release in due:
+        env_file = store.version_file(release.env_version) if release.env_version else store.live
+        files = [path for path in (env_file, store.master) if host.get_fact(File, path=path)]
+        run.step(ops.release_step, name=f"Contract of release {release.number}: {release.contract}", image=release.tag,
+                 env_files=files, network=settings.network, step=release.contract)
+        run.step(ops.contract_state, name=f"Record release {release.number}'s contract step done", tool=tool(settings),
+                 project=request.project, env=request.env.value, number=release.number, state="done")
 
 
 def _deploy_request(request: ReleaseRequest, release: domain.ReleaseRecord, image: str, env_version: int | None) -> DeployRequest:

@@ -11,6 +11,7 @@ from pyinfra.api import operation
 from pyinfra.operations import files
 
 from codeb_infra.commands import releases as commands
+from codeb_infra.domain.names import is_local_image
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_releases.py"
 
@@ -78,3 +79,20 @@ def contract_state(*, tool: str, project: str, env: str, number: int, state: str
         releases.contract_state(tool=tool, project="shop", env="production", number=3, state="cancelled")
     """
     yield commands.contract(tool, project=project, env=env, number=number, state=state)
+
+
+@operation(is_idempotent=False)
+def release_step(*, image: str, env_files: list[str], network: str, step: str):
+    """
+    Run a release's migrate (or contract) step once in a throwaway container of ``image``; a
+    non-zero exit fails the operation (and so the deploy, before any slot changes).
+
+    **Example:**
+
+    .. code:: python
+
+        releases.release_step(image="localhost/app:v2", env_files=["/opt/codeb/env/app/production.env"],
+            network="codeb-main", step="./migrate up")
+    """
+    yield commands.step_run(image=image, env_files=env_files, network=network, step=step,
+                            pull="never" if is_local_image(image) else "missing")

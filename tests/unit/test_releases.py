@@ -69,3 +69,33 @@ def test_the_record_handed_to_the_server_carries_no_env_value_only_its_version()
     ))
     assert meta["env_version"] == 3 and meta["slot"] == "blue" and meta["contract_state"] == "pending"
     assert releases.release_tag("shop", Environment.STAGING, 7) == "localhost/codeb-release/shop:staging-7"
+
+
+def _with_contract(number: int, slot: Slot) -> ReleaseRecord:
+    return _release(number, slot, contract="ALTER TABLE t DROP COLUMN old", contract_state="pending")
+
+
+def test_a_contract_step_runs_only_once_the_previous_release_left_its_grace_period():
+    log = ReleaseLog(releases=(_release(1, Slot.BLUE), _with_contract(2, Slot.GREEN)))
+    due, cancelled = releases.contract_decisions(log, active=Slot.GREEN, deployed=None, grace_over=False)
+    assert (due, cancelled) == ([], [])
+    due, cancelled = releases.contract_decisions(log, active=Slot.GREEN, deployed=None, grace_over=True)
+    assert [r.number for r in due] == [2] and cancelled == []
+
+
+def test_a_rollback_within_grace_cancels_the_contract_step_and_a_preview_keeps_it():
+    log = ReleaseLog(releases=(_release(1, Slot.BLUE), _with_contract(2, Slot.GREEN)))
+    due, cancelled = releases.contract_decisions(log, active=Slot.BLUE, deployed=None, grace_over=True)
+    assert due == [] and [r.number for r in cancelled] == [2]
+    due, cancelled = releases.contract_decisions(log, active=Slot.BLUE, deployed=Slot.GREEN, grace_over=True)
+    assert (due, cancelled) == ([], [])
+    done = ReleaseLog(releases=(_release(1, Slot.BLUE), _with_contract(2, Slot.GREEN).model_copy(update={"contract_state": "done"})))
+    assert releases.contract_decisions(done, active=Slot.GREEN, deployed=None, grace_over=True) == ([], [])
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "-x", "x" * 5000, "a\0"])
+def test_release_steps_are_one_line(bad):
+    assert releases.release_step("psql -c 'ALTER TABLE t ADD c int'", "migrate") == "psql -c 'ALTER TABLE t ADD c int'"
+    assert releases.release_step("", "migrate") is None
+    with pytest.raises(CodebError, match="invalid migrate command"):
+        releases.release_step(bad, "migrate")
