@@ -14,6 +14,7 @@ from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.flows import env as flows
 from codeb_infra.flows.env import EnvChange
+from codeb_infra.flows.provision import provision as provision_flow
 
 
 @click.group("env")
@@ -85,7 +86,8 @@ def env_import(project: str, file: str, env: str, deploy: bool, host_data: tuple
 
 @env_group.command("restore")
 @click.argument("project")
-@click.option("--version", "version", required=True, help="env version number to make current again")
+@click.option("--version", "version", required=True,
+              help="env version number to make current again, or `master`: the master env from the storage server")
 @click.option("--from-backup", is_flag=True, help="first bring the env store back from the backup server")
 @env_option
 @_deploy_option
@@ -95,8 +97,10 @@ def env_restore(project: str, version: str, from_backup: bool, env: str, deploy:
                 inventory: str) -> None:
     """Make an older version current again (as a new version); `--from-backup` when the app server lost them."""
     if version == "master":
-        raise CodebError("the protected variables always come from the master env: `codeb provision PROJECT` "
-                         "writes it again from the storage server")
+        # The master env's source is the storage server (the project's role and Redis user):
+        # provisioning composes it there again and copies it to the app server when it differs.
+        report(runner.run_flow(inventory, provision_flow, names.project_name(project), every_host=True))
+        return
     change = EnvChange.of(project, env, restore=domain.version_number(version))
     if from_backup:
         report(runner.run_flow(inventory, flows.fetch_from_backup, change.project, change.env, data=parse_data(host_data)))
