@@ -17,7 +17,7 @@ from codeb_infra.operations import checks, podman, registry
 from codeb_infra.flows.dns import (
     planned_records,
 )
-from codeb_infra.flows.releases import migrate_step, record_release
+from codeb_infra.flows.releases import env_changed, migrate_step, record_release
 from codeb_infra.flows.common import LockedRun, env_files, healthy_container, pointers, project_site, read_context, routing_steps, site_current, slot_containers, slot_runner, utcnow
 
 
@@ -27,12 +27,13 @@ def deploy_release(request: DeployRequest) -> str:
     settings, projects, pair, existed = read_context(request)
     now = utcnow()
     image_id = images.local_image_id(request.image) if request.push else None
-    plan = plans.plan_deploy(request, projects, pair, base_domain=settings.base_domain, now=now, image_id=image_id)
-    preview_url = f"{'http' if settings.tls == 'off' else 'https'}://{plan.preview_domain}"
     containers = slot_containers(request)
+    slot_env_files, env_digest = env_files(settings, request)
+    plan = plans.plan_deploy(request, projects, pair, base_domain=settings.base_domain, now=now, image_id=image_id,
+                             env_changed=env_changed(pair, containers, env_digest))
+    preview_url = f"{'http' if settings.tls == 'off' else 'https'}://{plan.preview_domain}"
     serving = plan.serving
     site = project_site(settings, request, plan.entry)
-    slot_env_files, env_digest = env_files(settings, request)
     records = planned_records(request.project, request.env, [*plan.entry.domains, plan.preview_domain])
     if (
         serving is not None

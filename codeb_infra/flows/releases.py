@@ -27,6 +27,7 @@ from codeb_infra.domain.releases import ReleaseLog
 from codeb_infra.domain.requests import DeployRequest
 from codeb_infra.domain.slots import SlotPair, SlotState
 from codeb_infra.facts.env import EnvStoreIndex
+from codeb_infra.facts.podman import Container
 from codeb_infra.facts.registry import SlotRegistry
 from codeb_infra.facts.releases import Releases
 from codeb_infra.flows.common import LockedRun, utcnow
@@ -73,6 +74,13 @@ def env_version_in_use(settings: HostSettings, request: DeployRequest) -> int | 
     if current is None or host.get_fact(Sha256File, path=store.live) != current.digest:
         return None
     return current.version
+
+
+def env_changed(pair: SlotPair, containers: dict[str, Container], env_digest: str) -> bool:
+    """Whether the active slot's container reads other env than a new slot would."""
+    active = pair.active
+    container = containers.get(names.container_name(pair.project, pair.env, active)) if active else None
+    return container is not None and container.env_digest != env_digest
 
 
 def record_release(run: LockedRun, settings: HostSettings, request: DeployRequest, slot: Slot,
@@ -163,19 +171,17 @@ def redeploy(request: ReleaseRequest) -> None:
 
 @deploy("codeb redeploy")
 def redeploy_current(request: ReleaseRequest) -> None:
-    """The active slot's image again, with the current env, into the inactive slot (what `env set --deploy` does)."""
+    """The active release's image again, with the current env, into the inactive slot (what
+    `env set --deploy` does). Deployed by its release tag, so it goes beside the live slot and
+    never replaces it."""
     from codeb_infra.flows.deploy import deploy_release
 
     settings = HostSettings.from_data(host.data)
     pair = host.get_fact(SlotRegistry, registry_dir=settings.registry_dir).pair(request.project, request.env)
-    active = pair.active
-    running = pair.record(active).release if active is not None else None
-    if running is None:
-        raise CodebError(f"{request.project}/{request.env.value}: nothing active to redeploy; deploy with --image first")
-    deploy_release(DeployRequest(
-        project=request.project, env=request.env, image=running.image, container_port=running.container_port,
-        health_path=running.health_path, lock_wait=request.lock_wait, break_lock=request.break_lock,
-    ))
+    running = read_log(settings, request.project, request.env).of_slot(pair.active) if pair.active else None
+    if running is None or running.tag is None or running.pruned:
+        raise CodebError(f"{request.project}/{request.env.value}: no active release to redeploy; deploy with --image")
+    deploy_release(_deploy_request(request, running, running.tag, None))
 
 
 def listing(project: str, env: Environment) -> list[dict[str, Any]]:

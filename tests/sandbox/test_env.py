@@ -138,3 +138,44 @@ def test_env_versions_and_a_rollback_to_a_release_with_its_env(bootstrapped: Boo
     for secret in (first, second):
         for text in (*outputs, journals):
             assert secret not in text
+
+
+def test_migrate_fails_a_deploy_and_contract_runs_once_after_grace_or_is_cancelled_by_a_rollback(
+        bootstrapped: Bootstrapped) -> None:
+    info = bootstrapped.info
+    project = "migrapp"
+    v1, v2 = build_env_image("env1", "v1", "1.0.0"), build_env_image("env2", "v2", "2.0.0")
+
+    def serves() -> str:
+        name = f"{project}.codeb.test"
+        return on(info, "app", f"curl -sS --max-time 10 --cacert {CA} --resolve {name}:443:127.0.0.1 https://{name}/")
+
+    def contract_states() -> list[tuple[int, str | None]]:
+        found = json.loads(ok(codeb(info, "releases", project, "--json")))
+        return [(r["number"], r["contract_state"]) for r in found]
+
+    ok(codeb(info, "deploy", project, "--image", v1, "--push"))
+    ok(codeb(info, "promote", project))
+    failed = codeb(info, "deploy", project, "--image", v2, "--push", "--migrate", "echo migrating; exit 3")
+    assert failed.returncode == 1, failed.stdout[-3000:]
+    assert serves() == "v1"
+    assert json.loads(ok(codeb(info, "status", project, "--json")))["slots"]["green"]["state"] == "empty"
+    assert ssh(info, "app", f"podman container exists {project}-production-green").returncode == 1
+
+    # A contract step waits for the previous release's grace period, then runs once.
+    ok(codeb(info, "deploy", project, "--image", v2, "--push", "--migrate", "true", "--contract", "true"))
+    ok(codeb(info, "promote", project))
+    assert contract_states()[-1] == (2, "pending")
+    ok(codeb(info, "cleanup", project))  # grace still running: nothing to clean, the step waits
+    assert contract_states()[-1] == (2, "pending")
+    ok(codeb(info, "cleanup", project, "--force"))
+    assert contract_states()[-1] == (2, "done")
+    assert ok(codeb(info, "cleanup", project, "--force")).strip().endswith("no change")
+
+    # A rollback within grace cancels the contract step: a step that would fail never runs.
+    ok(codeb(info, "deploy", project, "--image", v1, "--contract", "exit 7"))
+    ok(codeb(info, "promote", project))
+    ok(codeb(info, "rollback", project))
+    assert serves() == "v2"
+    ok(codeb(info, "cleanup", project, "--force"))
+    assert contract_states()[-1] == (3, "cancelled")
