@@ -40,10 +40,17 @@ def _sha256_bytes(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def _makedirs(directory):
+    """Every missing level root-only (os.makedirs gives ``mode`` to the last one only)."""
+    if directory and not os.path.isdir(directory):
+        _makedirs(os.path.dirname(directory))
+        os.mkdir(directory, 0o700)
+
+
 def _write(path, data, mode=0o600):
     """Atomically: a temp file of ``mode`` in the same directory, fsynced, renamed over ``path``."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    _makedirs(directory)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         os.fchmod(fd, mode)

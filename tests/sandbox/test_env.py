@@ -44,7 +44,14 @@ def through_domain(info: SandboxInfo, path: str, preview: bool = False) -> str:
 
 
 def in_container(info: SandboxInfo, slot: str) -> str:
-    return on(info, "app", f"podman exec {PROJECT}-production-{slot} /bin/busybox printenv GREETING")
+    return on(info, "app", f"podman exec {PROJECT}-production-{slot} /bin/busybox sh -c 'echo \"$GREETING\"'")
+
+
+def fresh(info: SandboxInfo, project: str) -> None:
+    """The project as if never deployed (the sandbox is shared by runs): no slots, env or releases."""
+    codeb(info, "remove", project, "--force")
+    on(info, "app", f"rm -rf /opt/codeb/env-backup/{project} /opt/codeb/env/{project} /opt/codeb/releases/{project}")
+    on(info, "backup", f"rm -rf /srv/backup/env/{project}")
 
 
 def history(info: SandboxInfo) -> list[dict]:
@@ -57,6 +64,7 @@ def releases(info: SandboxInfo) -> list[dict]:
 
 def test_env_versions_and_a_rollback_to_a_release_with_its_env(bootstrapped: Bootstrapped, tmp_path: Path) -> None:
     info = bootstrapped.info
+    fresh(info, PROJECT)
     first, second = f"first-{secrets.token_hex(8)}", f"second-{secrets.token_hex(8)}"
     outputs: list[str] = []
     v1, v2 = build_env_image("env1", "v1", "1.0.0"), build_env_image("env2", "v2", "2.0.0")
@@ -144,6 +152,7 @@ def test_migrate_fails_a_deploy_and_contract_runs_once_after_grace_or_is_cancell
         bootstrapped: Bootstrapped) -> None:
     info = bootstrapped.info
     project = "migrapp"
+    fresh(info, project)
     v1, v2 = build_env_image("env1", "v1", "1.0.0"), build_env_image("env2", "v2", "2.0.0")
 
     def serves() -> str:
