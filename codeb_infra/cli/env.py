@@ -8,7 +8,7 @@ import sys
 import click
 
 from codeb_infra.cli.options import data_option, env_option, inventory_option, parse_data, report
-from codeb_infra.controller import runner
+from codeb_infra.controller import releases, runner
 from codeb_infra.domain import env as domain
 from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError
@@ -23,12 +23,8 @@ def env_group() -> None:
 
 
 def _apply(change: EnvChange, inventory: str, host_data: tuple[str, ...], deploy: bool) -> None:
-    data = parse_data(host_data)
-    report(runner.run_flow(inventory, flows.change, change, data=data))
-    if deploy:
-        from codeb_infra.cli.releases import redeploy_current
-
-        redeploy_current(change.project, change.env.value, inventory, data)
+    for result in releases.change_env(inventory, change, deploy=deploy, data=parse_data(host_data)):
+        report(result)
 
 
 def _read_file(path: str) -> str:

@@ -1,5 +1,4 @@
-"""`codeb releases`, and the two-run changes a release rollback and `env set --deploy` make
-(deploy into the inactive slot, then promote it)."""
+"""`codeb releases`, and `codeb rollback --release N` (see controller/releases.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +7,10 @@ from typing import Any
 
 import click
 
-from codeb_infra import flows
 from codeb_infra.cli.options import data_option, env_option, inventory_option, parse_data, report
+from codeb_infra.controller import releases as controller_releases
 from codeb_infra.controller import runner
 from codeb_infra.domain import names
-from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.flows import releases as release_flows
 from codeb_infra.flows.releases import ReleaseRequest
 
@@ -21,16 +19,8 @@ def rollback_to_release(project: str, env: str, release: object, inventory: str,
                         lock_wait: float = 0.0, break_lock: bool = False) -> None:
     """Release N's image ID and env version into the inactive slot, health-checked, then promoted."""
     request = ReleaseRequest.of(project, env, release, lock_wait=lock_wait, break_lock=break_lock)
-    deployed = runner.run_flow(inventory, release_flows.redeploy, request, data=data)
-    report(deployed)
-    if deployed.changed:
-        promote = SlotRequest(project=request.project, env=request.env, lock_wait=lock_wait, break_lock=break_lock)
-        report(runner.run_flow(inventory, flows.promote, promote, data=data))
-
-
-def redeploy_current(project: str, env: str, inventory: str, data: dict[str, Any]) -> None:
-    """The active image again with the current env, into the inactive slot (preview; promote to go live)."""
-    report(runner.run_flow(inventory, release_flows.redeploy_current, ReleaseRequest.of(project, env), data=data))
+    for result in controller_releases.rollback_to_release(inventory, request, data):
+        report(result)
 
 
 @click.command()
