@@ -13,7 +13,7 @@ import socket
 from io import BytesIO
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
@@ -36,7 +36,7 @@ class EnvChange(BaseModel):
 
     project: str
     env: Environment = Environment.PRODUCTION
-    set_values: dict[str, str] = {}
+    set_values: dict[str, str] = Field(default_factory=dict, repr=False)  # values: never in a repr or a log
     unset: tuple[str, ...] = ()
     restore: int | None = None
 

@@ -138,3 +138,12 @@ def test_version_numbers(bad):
     assert env.version_number("3") == 3
     with pytest.raises(CodebError, match="invalid env version"):
         env.version_number(bad)
+
+
+def test_an_env_change_never_shows_its_values():
+    from codeb_infra.flows.env import EnvChange
+
+    change = EnvChange.of("shop", set_values={"TOKEN": "s3cr3t"})
+    assert "s3cr3t" not in repr(change) and "s3cr3t" not in str(change)
+    with pytest.raises(CodebError, match="nothing to change"):
+        EnvChange.of("shop")
