@@ -15,6 +15,7 @@ from codeb_infra.cli.options import (
     parse_data,
     report,
 )
+from codeb_infra.cli.releases import rollback_to_release
 from codeb_infra.controller import runner
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
 
@@ -32,17 +33,21 @@ def _slot_request(project: str, env: str, lock_wait: float = 0.0, break_lock: bo
 @click.option("--alias", "aliases", multiple=True, help="a custom domain served like the main one (repeat for several)")
 @click.option("--push", is_flag=True, help="copy IMAGE from this machine to the server over SSH (no registry needed)")
 @click.option("--force", is_flag=True, help="deploy over a slot in its grace period (ends the rollback window)")
+@click.option("--migrate", default=None, help="command run once in the new image (with its env) before the health check")
+@click.option("--contract", default=None, help="command run by cleanup once the previous release's grace period ended")
 @env_option
 @lock_options
 @data_option
 @inventory_option
 def deploy(project: str, image: str, container_port: int, health_path: str, domain: str | None, aliases: tuple[str, ...],
-           push: bool, force: bool, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...], inventory: str) -> None:
+           push: bool, force: bool, migrate: str | None, contract: str | None, env: str, lock_wait: float, break_lock: bool,
+           host_data: tuple[str, ...], inventory: str) -> None:
     """Deploy IMAGE into the inactive slot of PROJECT and print its preview URL."""
     request = DeployRequest.from_data({
         "project": project, "image": image, "env": env, "container_port": container_port,
         "health_path": health_path, "domain": domain, "aliases": list(aliases) if aliases else None,
         "push": push, "force": force, "lock_wait": lock_wait, "break_lock": break_lock,
+        "migrate": migrate, "contract": contract,
     })
     report(runner.run_flow(inventory, flows.deploy_release, request, data=parse_data(host_data)))
 
@@ -62,13 +67,17 @@ def promote(project: str, env: str, lock_wait: float, break_lock: bool, host_dat
 @click.command()
 @click.argument("project")
 @click.option("--to", default=None, help="slot to make active (blue/green); makes a rerun a no-op")
+@click.option("--release", default=None, help="redeploy release N (its image and env version) and promote it")
 @env_option
 @lock_options
 @data_option
 @inventory_option
-def rollback(project: str, to: str | None, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...],
-             inventory: str) -> None:
-    """Switch PROJECT's domain back to the slot in grace."""
+def rollback(project: str, to: str | None, release: str | None, env: str, lock_wait: float, break_lock: bool,
+             host_data: tuple[str, ...], inventory: str) -> None:
+    """Switch PROJECT's domain back to the slot in grace (or, with --release, redeploy an older release)."""
+    if release is not None:
+        rollback_to_release(project, env, release, inventory, parse_data(host_data), lock_wait, break_lock)
+        return
     request = _slot_request(project, env, lock_wait, break_lock, to=to)
     report(runner.run_flow(inventory, flows.rollback, request, data=parse_data(host_data)))
 
@@ -117,6 +126,7 @@ def status(project: str, env: str, as_json: bool, host_data: tuple[str, ...], in
         click.echo(f"{found['project']}/{found['env']}  domain {found['domain']}  active: {found['active_slot'] or '-'}")
         for slot, info in found["slots"].items():
             click.echo(f"  {slot:5} {info['state']:8} port {info['port']}  {info['image'] or '-'}  container: {info['container'] or '-'}"
+                       + (f"  release {info['release']}" if info.get("release") else "")
                        + (f"  grace until {info['grace_until']}" if info["grace_until"] else ""))
 
 

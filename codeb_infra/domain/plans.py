@@ -47,8 +47,10 @@ class DeployPlan(BaseModel):
 
 def plan_deploy(
     request: DeployRequest, projects: Projects, pair: SlotPair, *, base_domain: str, now: datetime,
-    image_id: str | None = None,
+    image_id: str | None = None, env_changed: bool = False,
 ) -> DeployPlan:
+    """``env_changed``: the slot already serving this release reads other env files than a new
+    slot would; an ACTIVE one then stays as it is and the release goes beside it (blue-green)."""
     project, env = request.project, request.env
     current = projects.get(project, env)
     domain = request.domain or (current.domain if current else names.default_domain(project, env, base_domain))
@@ -74,6 +76,8 @@ def plan_deploy(
         health_path=request.health_path, image_id=image_id,
     )
     serving = already_serving(pair, wanted)
+    if serving is not None and env_changed and pair.record(serving).state is SlotState.ACTIVE:
+        serving = None
     target = serving if serving is not None else slots.deploy_target(pair, force=request.force, now=now)
     release = wanted.model_copy(update={"port": slot_ports[target]})
     return DeployPlan(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.names import Environment, Slot
+from codeb_infra.domain.releases import release_step
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -46,6 +47,9 @@ class DeployRequest(BaseModel):
     force: bool = False
     break_lock: bool = False
     lock_wait: float = 0.0
+    env_version: int | None = None  # a stored env version the slot reads instead of the live env file
+    migrate: str | None = None  # run once in the new image before its health check
+    contract: str | None = None  # run by cleanup once the previous release's grace period ended
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> DeployRequest:
@@ -60,6 +64,8 @@ class DeployRequest(BaseModel):
             domain=names.domain_name(domain) if domain else None,
             aliases=_aliases(data.get("aliases")),
             push=flag(data.get("push", False), "push"),
+            migrate=release_step(data.get("migrate"), "migrate"),
+            contract=release_step(data.get("contract"), "contract"),
         )
 
 

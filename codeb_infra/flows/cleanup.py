@@ -9,6 +9,7 @@ from pyinfra.api import deploy
 from codeb_infra.domain import names, plans, slots
 from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.operations import podman, registry
+from codeb_infra.flows.releases import contract_steps
 from codeb_infra.flows.common import LockedRun, read_context, slot_containers, utcnow
 
 
@@ -30,4 +31,5 @@ def cleanup(request: SlotRequest) -> None:
         registry.slot_pair, name="Record cleanup", registry_dir=settings.registry_dir, tool=settings.state_tool,
         pair=slots.cleaned(pair, gone), expect=plans.pair_digest(pair, existed=existed),
     )
+    contract_steps(run, settings, request, pair, gone)
     run.finish(f"cleanup of {request.project}/{request.env.value} failed")

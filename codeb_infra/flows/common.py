@@ -16,6 +16,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import Sha256File
 
 from codeb_infra.domain import names, plans
+from codeb_infra.domain.env import EnvStore
 from codeb_infra.domain.names import Slot
 from codeb_infra.domain.registry import ProjectEnv
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
@@ -111,7 +112,7 @@ def pointer_steps(run: LockedRun, settings: HostSettings, request: DeployRequest
 def env_files(settings: HostSettings, request: DeployRequest) -> tuple[tuple[str, ...], str]:
     """The env files a slot reads, in order (the master env last, so its protected variables
     win), and one digest of their contents: a change to either replaces the container."""
-    paths = (settings.env_file(request.project, request.env), settings.master_env_file(request.project))
+    paths = (env_file(settings, request), settings.master_env_file(request.project))
     present = [(path, digest) for path in paths if (digest := host.get_fact(Sha256File, path=path))]
     if not present:
         return (), ""
@@ -119,6 +120,13 @@ def env_files(settings: HostSettings, request: DeployRequest) -> tuple[tuple[str
         return (present[0][0],), present[0][1][:16]
     combined = hashlib.sha256("".join(digest for _, digest in present).encode()).hexdigest()
     return tuple(path for path, _ in present), combined[:16]
+
+
+def env_file(settings: HostSettings, request: DeployRequest) -> str:
+    """The live env file, or the stored version a rollback to a release pins."""
+    if request.env_version is None:
+        return settings.env_file(request.project, request.env)
+    return EnvStore(settings.codeb_dir, request.project, request.env.value).version_file(request.env_version)
 
 
 def healthy_container(pair: SlotPair, slot: Slot, containers: dict[str, Container], settings: HostSettings) -> bool:

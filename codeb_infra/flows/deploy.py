@@ -17,6 +17,7 @@ from codeb_infra.operations import checks, podman, registry
 from codeb_infra.flows.dns import (
     planned_records,
 )
+from codeb_infra.flows.releases import env_changed, migrate_step, record_release
 from codeb_infra.flows.common import LockedRun, env_files, healthy_container, pointers, project_site, read_context, routing_steps, site_current, slot_containers, slot_runner, utcnow
 
 
@@ -26,12 +27,13 @@ def deploy_release(request: DeployRequest) -> str:
     settings, projects, pair, existed = read_context(request)
     now = utcnow()
     image_id = images.local_image_id(request.image) if request.push else None
-    plan = plans.plan_deploy(request, projects, pair, base_domain=settings.base_domain, now=now, image_id=image_id)
-    preview_url = f"{'http' if settings.tls == 'off' else 'https'}://{plan.preview_domain}"
     containers = slot_containers(request)
+    slot_env_files, env_digest = env_files(settings, request)
+    plan = plans.plan_deploy(request, projects, pair, base_domain=settings.base_domain, now=now, image_id=image_id,
+                             env_changed=env_changed(pair, containers, env_digest))
+    preview_url = f"{'http' if settings.tls == 'off' else 'https'}://{plan.preview_domain}"
     serving = plan.serving
     site = project_site(settings, request, plan.entry)
-    slot_env_files, env_digest = env_files(settings, request)
     records = planned_records(request.project, request.env, [*plan.entry.domains, plan.preview_domain])
     if (
         serving is not None
@@ -65,6 +67,7 @@ def deploy_release(request: DeployRequest) -> str:
         registry_dir=settings.registry_dir, tool=settings.state_tool, project=request.project, env=request.env,
         entry=plan.entry,
     )
+    migrate_step(run, settings, request, slot_env_files)
     run.step(
         podman.slot_container, name=f"Run {container} ({request.image})",
         project=request.project, env=request.env.value, slot=target.value, image=request.image,
@@ -84,6 +87,7 @@ def deploy_release(request: DeployRequest) -> str:
         registry_dir=settings.registry_dir, tool=settings.state_tool, pair=plan.deployed, expect=expect,
     )
     routing_steps(run, settings, request, plan, plan.deployed, site, records)
+    record_release(run, settings, request, target, health)
     registry.slot_pair(
         name=f"Record {target.value} as failed", registry_dir=settings.registry_dir, tool=settings.state_tool,
         pair=plan.failed, expect=expect, _ignore_errors=True,

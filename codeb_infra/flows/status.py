@@ -11,6 +11,7 @@ from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.flows.dns import (
     external_records,
 )
+from codeb_infra.flows.releases import slot_releases
 from codeb_infra.flows.common import healthy_container, pointers, read_context, slot_containers
 
 
@@ -30,6 +31,7 @@ def status(request: SlotRequest) -> dict[str, Any]:
         "slots": {}, "grace_until": None,
         "serving": serving,
     }
+    numbers = slot_releases(request.project, request.env)
     for s in Slot:
         record = pair.record(s)
         container = containers.get(names.container_name(request.project, request.env, s))
@@ -42,6 +44,7 @@ def status(request: SlotRequest) -> dict[str, Any]:
             "matches_record": record.release is None or healthy_container(pair, s, containers, settings),
             "deployed_at": record.deployed_at.isoformat() if record.deployed_at else None,
             "grace_until": record.grace_until.isoformat() if record.grace_until else None,
+            "release": numbers[s.value] if record.release else None,
         }
         if record.grace_until and record.state is slots.SlotState.GRACE:
             report["grace_until"] = record.grace_until.isoformat()

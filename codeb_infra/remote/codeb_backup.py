@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rel")
     p.add_argument("sha256")
     p.add_argument("--replace", action="store_true")
+    p = sub.add_parser("get", help="print an env file stored as REL")
+    p.add_argument("rel")
     p = sub.add_parser("prune")
     p.add_argument("--keep-days", type=float, default=7)
     p.add_argument("--rdb-hours", type=float, default=24)
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     actions = {
         "put": store.put,
+        "get": store.get,
         "prune": store.prune,
         "status": store.status,
         "drill": restore.drill,

@@ -18,6 +18,7 @@ AREAS = (
     ("base", re.compile(rf"base/{STAMP_PATTERN}/(?:base\.tar\.gz|backup_manifest|meta\.json)")),
     ("dumps", re.compile(rf"dumps/{DB_PATTERN}/{STAMP_PATTERN}\.(?:dump|json)")),
     ("redis", re.compile(rf"redis/(?:{STAMP_PATTERN}\.(?:rdb|json)|aof-latest\.(?:tar|json))")),
+    ("env", re.compile(r"env/[a-z0-9][a-z0-9-]{0,62}/(?:production|staging)/(?:[0-9]{1,9}\.env|index\.json)")),
 )
 
 
@@ -29,13 +30,14 @@ class BadPath(ValueError):
 
 
 def area_of(rel: str) -> str:
-    """The area ('wal', 'base', 'dumps', 'redis') a shipped relative path belongs to, or BadPath."""
+    """The area ('wal', 'base', 'dumps', 'redis', 'env') a shipped relative path belongs to, or BadPath."""
     for area, pattern in AREAS:
         if pattern.fullmatch(rel):
             return area
     raise BadPath(
         f"refusing {rel!r}: not one of wal/<WAL file>, base/<LABEL>/(base.tar.gz|backup_manifest|meta.json), "
-        "dumps/<db>/<STAMP>.(dump|json), redis/<STAMP>.(rdb|json), redis/aof-latest.(tar|json)"
+        "dumps/<db>/<STAMP>.(dump|json), redis/<STAMP>.(rdb|json), redis/aof-latest.(tar|json), "
+        "env/<project>/<env>/(<N>.env|index.json)"
     )
 
 

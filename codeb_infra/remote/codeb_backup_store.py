@@ -70,7 +70,7 @@ def put(args: argparse.Namespace) -> int:
                 "(transfer cut short or file changed while sent); nothing stored\n"
             )
             return EXIT_CORRUPT
-        os.chmod(tmp, 0o640)
+        os.chmod(tmp, 0o600 if area == "env" else 0o640)  # env versions hold secrets
         if args.replace:
             os.replace(tmp, target)
         else:
@@ -89,6 +89,25 @@ def put(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- status
+
+
+def get(args: argparse.Namespace) -> int:
+    """root/REL to stdout, for the env area only (what the app server restores its env store from)."""
+    try:
+        area = archive.area_of(args.rel)
+    except archive.BadPath as error:
+        sys.stderr.write(f"{error}\n")
+        return EXIT_USAGE
+    if area != "env":
+        sys.stderr.write(f"refusing {args.rel}: only env files are handed back\n")
+        return EXIT_USAGE
+    try:
+        with open(os.path.join(args.root, args.rel), "rb") as handle:
+            sys.stdout.buffer.write(handle.read())
+    except FileNotFoundError:
+        sys.stderr.write(f"{args.rel} is not stored\n")
+        return common.EXIT_FAILED
+    return 0
 
 
 def status(args: argparse.Namespace) -> int:

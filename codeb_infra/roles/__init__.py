@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyinfra import host
 
+from codeb_infra.flows.version import version_file
 from codeb_infra.roles.app import app
 from codeb_infra.roles.backup import backup, backup_access
 from codeb_infra.roles.storage import storage
@@ -28,6 +29,8 @@ def bootstrap_roles() -> None:
         storage()
     if "backup" in roles:
         backup()
+    if roles:
+        version_file(roles)
 
 
 def bootstrap_current_host() -> None:

@@ -59,13 +59,15 @@ def _rootfs(target: Path, busybox: bytes, files: dict[str, tuple[bytes, int]]) -
         archive.addfile(sh)
 
 
-def build_busybox_image(reference: str, *, files: dict[str, tuple[bytes, int]], command: list[str], port: int) -> str:
+def build_busybox_image(reference: str, *, files: dict[str, tuple[bytes, int]], command: list[str], port: int,
+                        labels: dict[str, str] | None = None) -> str:
     """Import busybox plus ``files`` (path -> (content, mode)) as ``reference`` running ``command``."""
     busybox = _busybox()
     digest = hashlib.sha256(hashlib.sha256(busybox).digest())
     for part in (
         json.dumps(command),
         str(port),
+        *(f"{k}={v}" for k, v in sorted((labels or {}).items())),
         *(f"{p}:{m}:{hashlib.sha256(d).hexdigest()}" for p, (d, m) in sorted(files.items())),
     ):
         digest.update(part.encode() + b"\0")
@@ -80,6 +82,7 @@ def build_busybox_image(reference: str, *, files: dict[str, tuple[bytes, int]], 
             f"EXPOSE {port}",
             f"LABEL {CONTENT_LABEL}={content}",
             "ENV PATH=/usr/local/bin:/bin",
+            *(f"LABEL {k}={v}" for k, v in sorted((labels or {}).items())),
         ]
         _engine(podman_commands.local_import_args(local_engine(), str(rootfs), reference, changes))
     return reference

@@ -33,3 +33,17 @@ def build_test_image(tag: str, body: str, healthy: bool = True, repository: str 
 def ensure_images() -> dict[str, str]:
     """Build v1 and v2 (healthy, bodies "v1"/"v2") and v3 (no /health); map tag to reference."""
     return {tag: build_test_image(tag, body, healthy) for tag, (body, healthy) in STANDARD_IMAGES.items()}
+
+
+# A CGI script busybox httpd runs with the container's environment: /cgi-bin/env answers
+# "GREETING=<value>", which is how tests see which env a slot got.
+ENV_SCRIPT = b'#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "GREETING=$GREETING"\n'
+
+
+def build_env_image(tag: str, body: str, version: str, repository: str = IMAGE_REPOSITORY) -> str:
+    """A healthy image answering ``body`` at ``/``, its GREETING variable at ``/cgi-bin/env``, and
+    carrying ``version`` as its ``org.opencontainers.image.version`` label."""
+    files = {"www/index.html": (f"{body}\n".encode(), 0o644), "www/health": (b"ok\n", 0o644),
+             "www/cgi-bin/env": (ENV_SCRIPT, 0o755)}
+    return build_busybox_image(image_reference(tag, repository), files=files, command=SERVE_COMMAND, port=APP_PORT,
+                               labels={"org.opencontainers.image.version": version})

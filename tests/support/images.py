@@ -4,6 +4,7 @@ from codeb_infra.sandbox.demo_app import (  # noqa: F401
     APP_PORT,
     IMAGE_REPOSITORY,
     STANDARD_IMAGES,
+    build_env_image,
     build_test_image,
     ensure_images,
     image_reference,

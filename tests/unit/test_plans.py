@@ -48,3 +48,15 @@ def test_domains_cannot_be_shared():
         deploy(Projects(), SlotPair(project="shop", env=Environment.PRODUCTION), aliases="shop-preview.codeb.kr")
     with pytest.raises(CodebError, match="invalid domain"):
         deploy(Projects(), SlotPair(project="shop", env=Environment.PRODUCTION), aliases="bad domain")
+
+
+def test_the_same_image_with_a_changed_env_goes_beside_the_active_slot_never_over_it():
+    first = deploy(Projects(), SlotPair(project="shop", env=Environment.PRODUCTION))
+    projects = Projects().with_entry("shop", Environment.PRODUCTION, first.entry)
+    live = slots.promoted(first.deployed, now=NOW, grace=timedelta(hours=48))
+    request = DeployRequest.from_data({"project": "shop", "image": "localhost/shop:v1"})
+    changed = plans.plan_deploy(request, projects, live, base_domain="codeb.kr", now=NOW, env_changed=True)
+    assert changed.serving is None and changed.target is Slot.GREEN
+    preview = deploy(projects, first.deployed)
+    redeployed = plans.plan_deploy(request, projects, first.deployed, base_domain="codeb.kr", now=NOW, env_changed=True)
+    assert preview.target is redeployed.target is Slot.BLUE, "a slot only in preview is replaced in place"
