@@ -6,6 +6,7 @@ from pyinfra import host
 
 from codeb_infra.roles.app import app
 from codeb_infra.roles.backup import backup, backup_access
+from codeb_infra.roles.monitoring import monitoring
 from codeb_infra.roles.storage import storage
 from codeb_infra.roles.streaming import streaming
 
@@ -28,6 +29,7 @@ def bootstrap_roles() -> None:
         storage()
     if "backup" in roles:
         backup()
+    monitoring()
 
 
 def bootstrap_current_host() -> None:
