@@ -82,13 +82,19 @@ class Unit:
 
 
 def role_units(roles: set[str], postgres_unit: str = "postgresql@15-main.service") -> list[Unit]:
-    found: list[Unit] = [Unit("ssh.service")]
+    # Monitoring's units are optional: checked once a bootstrap installed them.
+    found: list[Unit] = [Unit("ssh.service"), Unit("prometheus-node-exporter.service", optional=True),
+                         Unit("codeb-metrics.timer", optional=True)]
     if "app" in roles:
         found += [Unit("caddy.service"), Unit("pdns.service"), Unit("codeb-api.service", optional=True)]
     if "streaming" in roles:
         found.append(Unit("centrifugo.service"))
     if "storage" in roles:
-        found += [Unit(postgres_unit), Unit("redis-server.service")]
+        found += [Unit(postgres_unit), Unit("redis-server.service"),
+                  Unit("prometheus-postgres-exporter.service", optional=True),
+                  Unit("prometheus-redis-exporter.service", optional=True)]
+    if "backup" in roles:
+        found += [Unit("prometheus.service", optional=True), Unit("prometheus-alertmanager.service", optional=True)]
     schedules = [*(data.STORAGE_SCHEDULES if "storage" in roles else ()), *(data.BACKUP_SCHEDULES if "backup" in roles else ())]
     for schedule in schedules:
         found += [Unit(f"{schedule.name}.timer"), Unit(f"{schedule.name}.service", job=True)]
@@ -407,6 +413,9 @@ def consistency_findings(state: AppState, layout: AppLayout, now: datetime) -> l
     for pointer, seen in sorted(state.pointers.items()):
         found += _pointer_findings(state, pointer, seen)
     for site in sorted(state.sites):
+        # Sites of codeb's own (e.g. _metrics) start with "_", which no project name can.
+        if site.startswith("_"):
+            continue
         if not any(site == f"{p}-{e}" for p, e in known):
             found.append(Finding("app", f"Caddy site {site}", "a site without a registry entry",
                                  _on("app", f"rm {layout.sites_dir}/{site}.caddy && systemctl reload caddy")))

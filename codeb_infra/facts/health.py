@@ -53,3 +53,36 @@ class HealthProbe(FactBase[dict[str, Any]]):
     @staticmethod
     def default() -> dict[str, Any]:
         return {"error": "codeb-health gave no output"}
+
+
+class PostgresMonitorRole(FactBase[bool]):
+    """Whether PostgreSQL has the exporter's login role, a member of pg_monitor."""
+
+    def command(self) -> StringCommand:
+        from codeb_infra.commands import monitoring as monitoring_commands
+
+        return monitoring_commands.monitor_role_present()
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[-1].strip() == "1"
+
+    @staticmethod
+    def default() -> bool:
+        return False
+
+
+class RedisExporterEnv(FactBase[bool]):
+    """Whether the Redis exporter's environment file holds the current arguments and password
+    (compared on the server; the password never leaves it)."""
+
+    def command(self, path: str, args: str, password_file: str) -> StringCommand:
+        from codeb_infra.commands import monitoring as monitoring_commands
+
+        return monitoring_commands.redis_env_current(path, args, password_file)
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[-1].strip() == "same"
+
+    @staticmethod
+    def default() -> bool:
+        return False

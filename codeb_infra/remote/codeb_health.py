@@ -207,6 +207,122 @@ def probe(args):
     }
 
 
+def _label(value):
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def _line(name, value, **labels):
+    inner = ",".join(f'{key}="{_label(val)}"' for key, val in sorted(labels.items()))
+    return f"{name}{{{inner}}} {value}" if inner else f"{name} {value}"
+
+
+def _epoch(text):
+    if not text:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)).timestamp()
+
+
+def _tool_json(command):
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        return json.loads(result.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def app_metrics(args):
+    """Each active slot: its container running, its health path answering through Caddy with its
+    domain, and the domain's certificate."""
+    lines = []
+    projects = (_json_file(os.path.join(args.registry, "ssot.json")) or {}).get("projects") or {}
+    table = (_json_file(os.path.join(args.registry, "slots.json")) or {}).get("slots") or {}
+    running = {c["name"]: c.get("state") == "running" for c in (containers() if args.registry else []) if isinstance(c, dict)}
+    context = _context(args.ca) if args.scheme == "https" else None
+    for project, envs in sorted(projects.items()):
+        for env, entry in sorted(envs.items()):
+            pair = (table.get(project) or {}).get(env) or {}
+            active = next((slot for slot in ("blue", "green") if (pair.get(slot) or {}).get("state") == "active"), None)
+            if active is None:
+                continue
+            labels = {"project": project, "env": env, "slot": active, "domain": entry["domain"]}
+            lines.append(_line("codeb_slot_container_running", int(running.get(f"{project}-{env}-{active}", False)), **labels))
+            found = probe_one(entry["domain"], entry["health_path"], args, context)
+            status = found.get("status")
+            lines.append(_line("codeb_slot_up", int(isinstance(status, int) and 200 <= status < 300), **labels))
+            certificate = found.get("certificate")
+            if certificate is not None:
+                lines.append(_line("codeb_certificate_valid", int(bool(certificate.get("valid"))), domain=entry["domain"]))
+                expires = _epoch(certificate.get("not_after"))
+                if expires is not None:
+                    lines.append(_line("codeb_certificate_expiry_timestamp_seconds", int(expires), domain=entry["domain"]))
+    return lines
+
+
+def storage_metrics(args):
+    status = _tool_json([args.storage_tool, "status"])
+    if status is None:
+        return [_line("codeb_storage_status_up", 0)]
+    archiver = status.get("archiver") or {}
+    ok, failed = _epoch(archiver.get("last_archived_time")), _epoch(archiver.get("last_failed_time"))
+    ready = status.get("ready") or {}
+    return [
+        _line("codeb_storage_status_up", 1),
+        _line("codeb_wal_archive_failing", int(failed is not None and (ok is None or failed > ok))),
+        _line("codeb_wal_ready_segments", int(ready.get("count") or 0)),
+        _line("codeb_wal_ready_oldest_seconds", float(ready.get("oldest_age_seconds") or 0)),
+    ]
+
+
+def backup_metrics(args):
+    store = _tool_json(["runuser", "-u", args.backup_user, "--", args.backup_tool, "--root", args.backup_root, "status"])
+    if store is None:
+        return [_line("codeb_backup_status_up", 0)]
+    lines = [_line("codeb_backup_status_up", 1)]
+    newest = {"base": (store.get("base") or {}).get("finished_at"), "rdb": (store.get("rdb") or {}).get("finished_at"),
+              "wal": (store.get("wal") or {}).get("newest_at")}
+    for kind, at in sorted(newest.items()):
+        if _epoch(at) is not None:
+            lines.append(_line("codeb_backup_last_timestamp_seconds", int(_epoch(at)), kind=kind))
+    for database, dump in sorted((store.get("dumps") or {}).items()):
+        if _epoch((dump or {}).get("finished_at")) is not None:
+            lines.append(_line("codeb_backup_last_timestamp_seconds", int(_epoch(dump["finished_at"])), kind="dump", database=database))
+    drill = store.get("drill")
+    if isinstance(drill, dict) and _epoch(drill.get("finished_at")) is not None:
+        lines.append(_line("codeb_backup_last_timestamp_seconds", int(_epoch(drill["finished_at"])), kind="drill"))
+        lines.append(_line("codeb_drill_ok", int(bool(drill.get("ok")))))
+    return lines
+
+
+def metrics(args):
+    """Write codeb's checks as a node-exporter textfile (atomically: the collector never reads half)."""
+    lines = []
+    if args.registry:
+        lines += app_metrics(args)
+    if args.storage_tool:
+        lines += storage_metrics(args)
+    if args.backup_tool:
+        lines += backup_metrics(args)
+    lines.append(_line("codeb_metrics_updated_timestamp_seconds", int(time.time())))
+    tmp = f"{args.out}.tmp"
+    with open(tmp, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, args.out)
+    return {"written": args.out, "lines": len(lines)}
+
+
+def _probe_options(p):
+    p.add_argument("--scheme", choices=("https", "http"), default="https")
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=443)
+    p.add_argument("--ca", action="append", default=[], help="a root to trust besides the system's")
+    p.add_argument("--timeout", type=float, default=5.0)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="codeb-health")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,15 +337,19 @@ def main(argv=None):
     p = sub.add_parser("probe")
     p.add_argument("--target", action="append", default=[], help="DOMAIN,PATH")
     p.add_argument("--dns", action="append", default=[], help="a domain to resolve")
-    p.add_argument("--scheme", choices=("https", "http"), default="https")
-    p.add_argument("--address", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=443)
-    p.add_argument("--ca", action="append", default=[], help="a root to trust besides the system's")
+    _probe_options(p)
     p.add_argument("--dns-server", default="127.0.0.1")
     p.add_argument("--dns-port", type=int, default=53)
-    p.add_argument("--timeout", type=float, default=5.0)
+    p = sub.add_parser("metrics")
+    p.add_argument("--out", required=True, help="the textfile collector's .prom file")
+    p.add_argument("--registry", default="", help="the app server's registry: slot and certificate metrics")
+    p.add_argument("--storage-tool", default="", help="codeb-storage: WAL archiving metrics")
+    p.add_argument("--backup-tool", default="", help="codeb-backup: backup and drill age metrics")
+    p.add_argument("--backup-root", default="/srv/backup")
+    p.add_argument("--backup-user", default="codeb-backup")
+    _probe_options(p)
     args = parser.parse_args(argv)
-    json.dump({"read": read, "probe": probe}[args.command](args), sys.stdout, sort_keys=True)
+    json.dump({"read": read, "probe": probe, "metrics": metrics}[args.command](args), sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
     return 0
 
