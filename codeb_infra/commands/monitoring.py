@@ -16,7 +16,10 @@ _ROLE_SQL = (
     f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{MONITOR_ROLE}') THEN "
     f"CREATE ROLE {MONITOR_ROLE} LOGIN; END IF; END$$; GRANT pg_monitor TO {MONITOR_ROLE};"
 )
-_ROLE_CHECK = f"SELECT count(*) FROM pg_roles WHERE rolname = '{MONITOR_ROLE}' AND pg_has_role('{MONITOR_ROLE}', 'pg_monitor', 'member')"
+_ROLE_CHECK = (
+    "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid "
+    f"WHERE r.rolname = '{MONITOR_ROLE}' AND r.rolcanlogin AND g.rolname = 'pg_monitor'"
+)
 
 
 def _psql(sql: str) -> StringCommand:
