@@ -367,12 +367,19 @@ def _probe_findings(state: AppState, target: Target, probe: dict[str, Any] | Non
                                  "journalctl -u caddy -n 100 on app (ACME errors), and check the domain's DNS points at the app server"))
         else:
             expires = _at(certificate.get("not_after"))
-            if expires is not None and expires - now < timedelta(days=CERTIFICATE_MIN_DAYS):
-                found.append(Finding("app", f"TLS {target.domain}",
-                                     f"certificate expires {expires.isoformat()} ({(expires - now).days} days left)",
-                                     "journalctl -u caddy -n 100 on app: Caddy renews 30 days ahead, so renewal is failing",
-                                     expires))
+            if expires is not None and expires - now < renewal_margin(_at(certificate.get("not_before")), expires):
+                left = expires - now
+                said = f"{left.days} days" if left >= timedelta(days=2) else f"{max(left.total_seconds(), 0) / 3600:.1f} hours"
+                found.append(Finding("app", f"TLS {target.domain}", f"certificate expires {expires.isoformat()} ({said} left)",
+                                     "journalctl -u caddy -n 100 on app: Caddy renews well before this, so renewal is failing"))
     return found
+
+
+def renewal_margin(issued: datetime | None, expires: datetime) -> timedelta:
+    """How close to its expiry a certificate may get: 14 days, or a third of its lifetime for
+    short-lived ones (Caddy's internal CA issues 12-hour certificates and renews them at a third)."""
+    limit = timedelta(days=CERTIFICATE_MIN_DAYS)
+    return min(limit, (expires - issued) / 3) if issued is not None else limit
 
 
 def _slot_findings(state: AppState, layout: AppLayout, project: str, env: Environment, entry: ProjectEnv,

@@ -172,8 +172,9 @@ def probe_one(domain, path, args, context):
             return result
         try:
             result["status"], cert = _get(args.address, args.port, domain, path, context, args.timeout)
-            expires = datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), datetime.timezone.utc)
-            result["certificate"] = {"valid": True, "not_after": expires.isoformat()}
+            issued, expires = (datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert[key]), datetime.timezone.utc)
+                               for key in ("notBefore", "notAfter"))
+            result["certificate"] = {"valid": True, "not_before": issued.isoformat(), "not_after": expires.isoformat()}
         except ssl.SSLCertVerificationError as error:
             result["certificate"] = {"valid": False, "error": error.verify_message or str(error)}
             insecure = ssl.create_default_context()
@@ -256,9 +257,10 @@ def app_metrics(args):
             certificate = found.get("certificate")
             if certificate is not None:
                 lines.append(_line("codeb_certificate_valid", int(bool(certificate.get("valid"))), domain=entry["domain"]))
-                expires = _epoch(certificate.get("not_after"))
-                if expires is not None:
-                    lines.append(_line("codeb_certificate_expiry_timestamp_seconds", int(expires), domain=entry["domain"]))
+                for name, key in (("issued", "not_before"), ("expiry", "not_after")):
+                    at = _epoch(certificate.get(key))
+                    if at is not None:
+                        lines.append(_line(f"codeb_certificate_{name}_timestamp_seconds", int(at), domain=entry["domain"]))
     return lines
 
 

@@ -97,7 +97,9 @@ def alert_rules(settings: MonitoringSettings) -> str:
         _rule("DrillTooOldOrFailed", f'time() - codeb_backup_last_timestamp_seconds{{kind="drill"}} > {ages["drill"]} or codeb_drill_ok == 0',
               "the last restore drill failed or is older than its schedule allows", "codeb backup verify", "0s", "warning"),
         _rule("CertificateExpiring",
-              f"(codeb_certificate_expiry_timestamp_seconds - time()) < {CERTIFICATE_DAYS * 86400} or codeb_certificate_valid == 0",
+              # 14 days, or a third of the lifetime of short-lived certificates (Caddy's internal CA: 12 hours).
+              f"(codeb_certificate_expiry_timestamp_seconds - time()) < clamp_max((codeb_certificate_expiry_timestamp_seconds"
+              f" - codeb_certificate_issued_timestamp_seconds) / 3, {CERTIFICATE_DAYS * 86400}) or codeb_certificate_valid == 0",
               "the certificate of {{ $labels.domain }} is not valid or expires within 14 days",
               "journalctl -u caddy on app (ACME renewal)", "0s", "warning"),
         _rule("DiskFull",

@@ -218,10 +218,20 @@ def test_preview_failing():
 @pytest.mark.parametrize(("certificate", "wanted"), [
     ({"valid": False, "error": "certificate has expired"}, "certificate not valid: certificate has expired"),
     ({"valid": True, "not_after": (NOW + timedelta(days=10)).isoformat()}, "(10 days left)"),
+    ({"valid": True, "not_before": (NOW - timedelta(days=80)).isoformat(), "not_after": (NOW + timedelta(days=10)).isoformat()},
+     "(10 days left)"),
+    ({"valid": True, "not_before": (NOW - timedelta(hours=10)).isoformat(), "not_after": (NOW + timedelta(hours=2)).isoformat()},
+     "(2.0 hours left)"),
 ])
 def test_certificate_invalid_or_expiring(certificate, wanted):
     finding = only(_app(lambda app, probe: probe["probes"][0].update(certificate=certificate)))
     assert finding.check == "TLS demo.codeb.test" and wanted in finding.problem
+
+
+def test_short_lived_certificate_within_its_renewal_margin_is_fine():
+    # Caddy's internal CA: 12-hour certificates, renewed when a third of the lifetime is left.
+    certificate = {"valid": True, "not_before": (NOW - timedelta(hours=2)).isoformat(), "not_after": (NOW + timedelta(hours=10)).isoformat()}
+    assert _app(lambda app, probe: probe["probes"][0].update(certificate=certificate)).ok
 
 
 def test_dns_answer_other_than_the_app_server():

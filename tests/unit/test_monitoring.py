@@ -43,7 +43,7 @@ def test_alert_rules_cover_what_must_alert():
             "CertificateExpiring", "DiskFull", "CodebChecksStale"} <= set(rules)
     assert rules["SlotDown"]["for"] == "20s" and "codeb_slot_up == 0" in rules["SlotDown"]["expr"]
     assert 'kind="base"} > 93600' in rules["BackupTooOld"]["expr"] and 'kind="rdb"} > 4200' in rules["BackupTooOld"]["expr"]
-    assert "< 1209600" in rules["CertificateExpiring"]["expr"] and "> 90" in rules["DiskFull"]["expr"]
+    assert ", 1209600)" in rules["CertificateExpiring"]["expr"] and "> 90" in rules["DiskFull"]["expr"]
 
 
 def test_alertmanager_receiver_is_the_webhook_or_none():
@@ -62,7 +62,7 @@ def test_bad_settings_are_refused(data):
 
 def test_metrics_site_only_lets_the_backup_server_in():
     site = templates.app_metrics_site(address="10.0.0.2", backup_address="10.0.0.5", pdns_api_port=8081)
-    assert "bind 10.0.0.2" in site and "not remote_ip 10.0.0.5" in site and "reverse_proxy 127.0.0.1:8081" in site
+    assert "bind 10.0.0.2" in site and "not remote_ip 10.0.0.5" in site and "reverse_proxy @pdns 127.0.0.1:8081" in site
 
 
 def test_redis_exporter_env_file_is_made_and_compared_on_the_server(tmp_path):
