@@ -62,7 +62,7 @@ def test_bad_settings_are_refused(data):
 
 def test_metrics_site_only_lets_the_backup_server_in():
     site = templates.app_metrics_site(address="10.0.0.2", backup_address="10.0.0.5", pdns_api_port=8081)
-    assert "bind 10.0.0.2" in site and "not remote_ip 10.0.0.5" in site and "reverse_proxy @pdns 127.0.0.1:8081" in site
+    assert "bind 10.0.0.2" in site and "@others not remote_ip 10.0.0.5" in site and "respond @others 403" in site and "reverse_proxy @pdns 127.0.0.1:8081" in site
 
 
 def test_redis_exporter_env_file_is_made_and_compared_on_the_server(tmp_path):
