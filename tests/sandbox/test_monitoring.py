@@ -1,5 +1,6 @@
-"""Monitoring in the sandbox: every Prometheus target up, exporters on private addresses only, and
-the slot-down alert firing in Alertmanager when a slot's container stops, resolving once it is back.
+"""Monitoring in the sandbox: every Prometheus target up, exporters on private addresses only, the
+slot-down alert firing in Alertmanager when a slot's container stops, resolving once it is back,
+and the archiving alert firing while the backup server's sshd is stopped.
 The sandbox's host data shortens the intervals (scrape and evaluation 5 s, codeb's checks 10 s)."""
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 
 from codeb_infra.sandbox import SandboxInfo
+from codeb_infra.sandbox.engine import connect
+from codeb_infra.sandbox.model import container_name
 from tests.sandbox.conftest import Bootstrapped
 from tests.support.images import ensure_images
 from tests.support.sandbox_ssh import ssh
@@ -90,3 +93,34 @@ def test_targets_up_and_slot_down_alert(bootstrapped: Bootstrapped) -> None:
         assert ssh(info, "app", f"systemctl start {PROJECT}-production-blue.service").returncode == 0
     resolved = wait_for("SlotDown resolved", lambda: not slot_alerts(info), ALERT_BOUND)
     print(f"\nSlotDown fired {fired:.0f}s after the container stopped, resolved {resolved:.0f}s after it started")
+
+
+def on_backup(command: list[str]) -> tuple[int, str]:
+    """A command in the backup server's container, through the engine: works while its sshd is stopped."""
+    with connect(echo=lambda _: None) as engine:
+        code, output = engine.client.containers.get(container_name("backup")).exec_run(command)
+    return code, output.decode(errors="replace")
+
+
+def archiving_alerts() -> list[dict]:
+    code, output = on_backup(["curl", "-sf", "http://127.0.0.1:9093/api/v2/alerts"])
+    assert code == 0, output
+    return [a for a in json.loads(output) if a["labels"].get("alertname") == "WalArchivingFailing"]
+
+
+def test_archiving_alert_while_the_backup_server_is_unreachable(bootstrapped: Bootstrapped) -> None:
+    info = bootstrapped.info
+    new_segment = ("cd / && runuser -u postgres -- psql -XAtq -c 'CREATE TABLE IF NOT EXISTS codeb_monitoring_probe (at timestamptz)'"
+                   " -c 'INSERT INTO codeb_monitoring_probe VALUES (now())' -c 'SELECT pg_switch_wal()'")
+    assert not archiving_alerts()
+    code, output = on_backup(["systemctl", "stop", "ssh.socket", "ssh.service"])
+    try:
+        assert ssh(info, "storage", new_segment).returncode == 0
+        fired = wait_for("WalArchivingFailing firing", lambda: any(a["status"]["state"] == "active" for a in archiving_alerts()),
+                         ALERT_BOUND)
+    finally:
+        code, output = on_backup(["systemctl", "start", "ssh.socket", "ssh.service"])
+        assert code == 0, output
+    assert ssh(info, "storage", new_segment).returncode == 0
+    resolved = wait_for("WalArchivingFailing resolved", lambda: not archiving_alerts(), 2 * ALERT_BOUND)
+    print(f"\nWalArchivingFailing fired {fired:.0f}s after the backup server's sshd stopped, resolved {resolved:.0f}s after it started")
