@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from codeb_infra.cli import data, env, errors, releases, sandbox, servers, slots, version
+from codeb_infra.cli import data, env, errors, health, releases, sandbox, servers, slots, version
 
 
 @click.group()
@@ -16,7 +16,8 @@ def codeb(debug: bool) -> None:
     """Blue-green, zero-drop deploys on your own servers."""
 
 
-for command in (*slots.COMMANDS, *servers.COMMANDS, *data.COMMANDS, *sandbox.COMMANDS, *env.COMMANDS, *releases.COMMANDS, *version.COMMANDS):
+for command in (*slots.COMMANDS, *servers.COMMANDS, *data.COMMANDS, *health.COMMANDS, *env.COMMANDS, *releases.COMMANDS,
+                *version.COMMANDS, *sandbox.COMMANDS):
     codeb.add_command(command)
 
 

@@ -69,7 +69,7 @@ def _load_inventory(inventory: str, state: State, data: dict[str, Any] | None) -
         raise CodebError(f"inventory {inventory} could not be loaded: {type(error).__name__}: {error}") from None
 
 
-def _state(inventory: str, data: dict[str, Any] | None) -> State:
+def _state(inventory: str, data: dict[str, Any] | None, *, require_any: bool = True) -> State:
     # As pyinfra's CLI does: inventory files are executed with a state in context.
     state = State(check_for_changes=True)
     state.cwd = os.getcwd()
@@ -84,7 +84,8 @@ def _state(inventory: str, data: dict[str, Any] | None) -> State:
     try:
         connect_all(state)
     except PyinfraError:
-        raise _unreachable(connect_errors.errors) from None
+        if require_any:
+            raise _unreachable(connect_errors.errors) from None
     state.codeb_connect_errors = connect_errors.errors  # type: ignore[attr-defined]
     return state
 
@@ -159,6 +160,23 @@ def read_groups(inventory: str, readers: dict[str, Callable[[], Any]], data: dic
                 continue
             with ctx_state.use(state), ctx_host.use(hosts[0]):
                 results[group] = reader()
+        return results
+    finally:
+        disconnect_all(state)
+
+
+def read_every_host(inventory: str, reader: Callable[[str | None], Any], data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call ``reader(error)`` in the context of every host of the inventory: ``error`` is None for
+    a connected host (the reader may read facts) and why it could not be reached otherwise (the
+    reader may still look at its groups and data)."""
+    _configure_logging(False)
+    state = _state(inventory, data, require_any=False)
+    try:
+        results: dict[str, Any] = {}
+        for host in state.inventory:
+            error = None if host in state.active_hosts else state.codeb_connect_errors.get(host.name, "not connected")  # type: ignore[attr-defined]
+            with ctx_state.use(state), ctx_host.use(host):
+                results[host.name] = reader(error)
         return results
     finally:
         disconnect_all(state)

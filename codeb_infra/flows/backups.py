@@ -44,14 +44,22 @@ def _store() -> dict[str, Any] | None:
     return host.get_fact(BackupStoreStatus, root=BackupSettings.from_data(host.data).backup_root)
 
 
-def status(inventory: str, now: datetime | None = None) -> Report:
-    found = runner.read_groups(inventory, {"storage": _storage, "backup": _store})
+READERS = {"storage": _storage, "backup": _store}
+"""What each group's first host is asked (also by `codeb health`, which reads every server)."""
+
+
+def checks(found: dict[str, Any], now: datetime) -> list[data.Check]:
+    """The verdicts on what READERS found (None for a group that could not be asked)."""
     storage = found.get("storage") or {}
-    checks = data.backup_checks(
+    return data.backup_checks(
         storage.get("status"), found.get("backup"), storage.get("databases", []),
-        now or datetime.now(timezone.utc), int(storage.get("archive_timeout") or 60),
+        now, int(storage.get("archive_timeout") or 60),
     )
-    return Report(checks)
+
+
+def status(inventory: str, now: datetime | None = None) -> Report:
+    found = runner.read_groups(inventory, READERS)
+    return Report(checks(found, now or datetime.now(timezone.utc)))
 
 
 def _backup_paths(host_data: Any) -> tuple[str, str, str]:

@@ -15,11 +15,13 @@ from pyinfra.operations import files
 from pydantic import ValidationError
 
 from codeb_infra import __version__
+from codeb_infra.commands.health import HEALTH_TOOL
 from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.domain import versions
-from codeb_infra.domain.data import BACKUP_TOOL, STORAGE_TOOL
+from codeb_infra.domain.data import BACKUP_TOOL, STORAGE_TOOL, TOOLS_DIR
 from codeb_infra.domain.versions import ServerVersion
 from codeb_infra.facts.files import TextFile
+from codeb_infra.remote import tool_files
 
 REMOTE = Path(__file__).resolve().parent.parent / "remote"
 VERSION_FILE = "/opt/codeb/version.json"
@@ -29,7 +31,7 @@ def role_tools(roles: set[str], data: Any) -> dict[str, Path]:
     """Server-side tools a server of these roles gets: installed path -> source here."""
     settings = HostSettings.from_data(data)
     bin_dir = posixpath.join(settings.codeb_dir, "bin")
-    tools: dict[str, Path] = {}
+    tools: dict[str, Path] = {HEALTH_TOOL: REMOTE / "codeb_health.py"}  # every server: `codeb health` reads through it
     if "app" in roles:
         tools.update({
             settings.state_tool: REMOTE / "codeb_state.py",
@@ -37,10 +39,9 @@ def role_tools(roles: set[str], data: Any) -> dict[str, Path]:
             posixpath.join(bin_dir, "codeb-env"): REMOTE / "codeb_env.py",
             posixpath.join(bin_dir, "codeb-releases"): REMOTE / "codeb_releases.py",
         })
-    if "storage" in roles:
-        tools[STORAGE_TOOL] = REMOTE / "codeb_storage.py"
-    if "backup" in roles:
-        tools[BACKUP_TOOL] = REMOTE / "codeb_backup.py"
+    for role, tool in (("storage", STORAGE_TOOL), ("backup", BACKUP_TOOL)):
+        if role in roles:  # the entry script and the modules installed beside it
+            tools.update({posixpath.join(TOOLS_DIR, dest): source for source, dest in tool_files(posixpath.basename(tool))})
     return tools
 
 

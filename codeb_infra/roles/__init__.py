@@ -7,6 +7,7 @@ from pyinfra import host
 from codeb_infra.flows.version import version_file
 from codeb_infra.roles.app import app
 from codeb_infra.roles.backup import backup, backup_access
+from codeb_infra.roles.monitoring import monitoring
 from codeb_infra.roles.storage import storage
 from codeb_infra.roles.streaming import streaming
 
@@ -29,6 +30,7 @@ def bootstrap_roles() -> None:
         storage()
     if "backup" in roles:
         backup()
+    monitoring()
     if roles:
         version_file(roles)
 

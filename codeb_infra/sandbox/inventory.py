@@ -11,7 +11,9 @@ from codeb_infra.sandbox.standin import STANDIN_IMAGE, standin_archive
 
 from .model import ROLES, SandboxError, ServerInfo
 
-SHARED_DATA = {"base_domain": "codeb.test", "tls": "internal"}
+SHARED_DATA = {"base_domain": "codeb.test", "tls": "internal",
+               # Short monitoring intervals keep the alert tests short.
+               "monitoring_scrape_seconds": 5, "monitoring_evaluation_seconds": 5, "monitoring_metrics_seconds": 10}
 SANDBOX_ARCHIVE_TIMEOUT = 10
 
 
