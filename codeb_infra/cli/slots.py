@@ -13,10 +13,17 @@ from codeb_infra.cli.options import (
     inventory_option,
     lock_options,
     parse_data,
+    plan_options,
     report,
+    show_plans,
 )
 from codeb_infra.controller import runner
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
+
+
+def _dry(dry: bool, expect_no_changes: bool) -> bool:
+    # --expect-no-changes is a check: it plans and never applies.
+    return dry or expect_no_changes
 
 
 def _slot_request(project: str, env: str, lock_wait: float = 0.0, break_lock: bool = False, **more: object) -> SlotRequest:
@@ -34,16 +41,22 @@ def _slot_request(project: str, env: str, lock_wait: float = 0.0, break_lock: bo
 @click.option("--force", is_flag=True, help="deploy over a slot in its grace period (ends the rollback window)")
 @env_option
 @lock_options
+@plan_options
 @data_option
 @inventory_option
 def deploy(project: str, image: str, container_port: int, health_path: str, domain: str | None, aliases: tuple[str, ...],
-           push: bool, force: bool, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...], inventory: str) -> None:
+           push: bool, force: bool, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
+           expect_no_changes: bool, host_data: tuple[str, ...], inventory: str) -> None:
     """Deploy IMAGE into the inactive slot of PROJECT and print its preview URL."""
     request = DeployRequest.from_data({
         "project": project, "image": image, "env": env, "container_port": container_port,
         "health_path": health_path, "domain": domain, "aliases": list(aliases) if aliases else None,
         "push": push, "force": force, "lock_wait": lock_wait, "break_lock": break_lock,
     })
+    if _dry(dry, expect_no_changes):
+        plans = runner.plan_flow(inventory, flows.plan_deploy, request, data=parse_data(host_data))
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, flows.deploy_release, request, data=parse_data(host_data)))
 
 
@@ -51,11 +64,17 @@ def deploy(project: str, image: str, container_port: int, health_path: str, doma
 @click.argument("project")
 @env_option
 @lock_options
+@plan_options
 @data_option
 @inventory_option
-def promote(project: str, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...], inventory: str) -> None:
+def promote(project: str, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool, expect_no_changes: bool,
+            host_data: tuple[str, ...], inventory: str) -> None:
     """Switch PROJECT's domain to its deployed slot."""
     request = _slot_request(project, env, lock_wait, break_lock)
+    if _dry(dry, expect_no_changes):
+        plans = runner.plan_flow(inventory, flows.plan_promote, request, data=parse_data(host_data))
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, flows.promote, request, data=parse_data(host_data)))
 
 
@@ -64,12 +83,18 @@ def promote(project: str, env: str, lock_wait: float, break_lock: bool, host_dat
 @click.option("--to", default=None, help="slot to make active (blue/green); makes a rerun a no-op")
 @env_option
 @lock_options
+@plan_options
 @data_option
 @inventory_option
-def rollback(project: str, to: str | None, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...],
+def rollback(project: str, to: str | None, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
+             expect_no_changes: bool, host_data: tuple[str, ...],
              inventory: str) -> None:
     """Switch PROJECT's domain back to the slot in grace."""
     request = _slot_request(project, env, lock_wait, break_lock, to=to)
+    if _dry(dry, expect_no_changes):
+        plans = runner.plan_flow(inventory, flows.plan_rollback, request, data=parse_data(host_data))
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, flows.rollback, request, data=parse_data(host_data)))
 
 
@@ -78,12 +103,18 @@ def rollback(project: str, to: str | None, env: str, lock_wait: float, break_loc
 @click.option("--force", is_flag=True, help="also remove slots still in grace, and failed slots")
 @env_option
 @lock_options
+@plan_options
 @data_option
 @inventory_option
-def cleanup(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...],
+def cleanup(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
+            expect_no_changes: bool, host_data: tuple[str, ...],
             inventory: str) -> None:
     """Remove PROJECT's slots whose grace period ended."""
     request = _slot_request(project, env, lock_wait, break_lock, force=force)
+    if _dry(dry, expect_no_changes):
+        plans = runner.plan_flow(inventory, flows.plan_cleanup, request, data=parse_data(host_data))
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, flows.cleanup, request, data=parse_data(host_data)))
 
 
@@ -92,12 +123,18 @@ def cleanup(project: str, force: bool, env: str, lock_wait: float, break_lock: b
 @click.option("--force", is_flag=True, help="remove even while the project serves its domain")
 @env_option
 @lock_options
+@plan_options
 @data_option
 @inventory_option
-def remove(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...],
+def remove(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
+           expect_no_changes: bool, host_data: tuple[str, ...],
            inventory: str) -> None:
     """Take PROJECT off the server: containers, site, DNS records, registry (--force if live)."""
     request = _slot_request(project, env, lock_wait, break_lock, force=force)
+    if _dry(dry, expect_no_changes):
+        plans = runner.plan_flow(inventory, flows.plan_remove, request, data=parse_data(host_data))
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, flows.remove_project, request, data=parse_data(host_data)))
 
 
