@@ -28,7 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codeb_infra import flows, runner  # noqa: E402
+from codeb_infra import flows  # noqa: E402
+from codeb_infra.controller import runner  # noqa: E402
 from codeb_infra.domain.requests import DeployRequest, SlotRequest  # noqa: E402
 from tests.support.images import ensure_images  # noqa: E402
 from tests.support.load import LoadResult, Switch, summarize_switches  # noqa: E402

@@ -128,6 +128,18 @@ def _lock_held(state: State, hosts: list[Any]) -> LockHeld | None:
     return None
 
 
+def _step_failed(state: State, hosts: list[Any]) -> RunFailed | None:
+    """The last line a failed step wrote to stderr, naming its host."""
+    for host in hosts:
+        for op_data in state.ops.get(host, {}).values():
+            meta = op_data.operation_meta
+            if meta.is_complete() and not meta.did_succeed() and meta._combined_output is not None:
+                said = [line for line in meta._combined_output.stderr_lines if line.strip()]
+                if said:
+                    return RunFailed(f"on {host.name}: {said[-1].strip()}")
+    return None
+
+
 def _planned(state: State, hosts: list[Any], action: str) -> list[Plan]:
     """pyinfra's own change detection (what `pyinfra --dry` shows): per host, each operation that
     would run commands, as a change; nothing was executed."""
@@ -159,7 +171,12 @@ def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[st
         if not hosts:
             raise CodebError(f"{inventory} has no app host (group `app`, or @local)")
         add_deploy(state, flow, *args, host=hosts)
-        run_ops(state)
+        try:
+            run_ops(state)
+        except PyinfraError:
+            # Every host failed ("No hosts remaining!"): say why, from the step that failed.
+            raise _lock_held(state, hosts) or _step_failed(state, hosts) or RunFailed(
+                f"failed on {', '.join(sorted(h.name for h in state.failed_hosts))}") from None
         changed = sum(state.get_meta_for_host(h).ops_change for h in hosts)
         failed = [h.name for h in state.failed_hosts]
         held = _lock_held(state, hosts) if failed else None

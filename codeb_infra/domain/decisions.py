@@ -85,11 +85,16 @@ def pointer_changes(live: LiveSlots, pair: SlotPair, entry: ProjectEnv, why: str
     return changes, wanted
 
 
+def _known(live: LiveSlots) -> ProjectEnv:
+    if live.entry is None:
+        raise CodebError(f"unknown project {live.project}/{live.env.value}: deploy it first")
+    return live.entry
+
+
 def plan_switch(live: LiveSlots, action: str, wanted: SlotPair | None) -> SwitchDecision:
     """Promote or rollback: `wanted` is the transition's result (None: nothing to switch)."""
     project = f"{live.project}/{live.env.value}"
-    if live.entry is None:
-        raise CodebError(f"unknown project {project}: deploy it first")
+    entry = _known(live)
     pair = wanted or live.pair
     if not live.existed and pair == live.pair:
         raise CodebError(f"{project}: nothing deployed yet")
@@ -97,7 +102,7 @@ def plan_switch(live: LiveSlots, action: str, wanted: SlotPair | None) -> Switch
     if active is not None and not live.healthy(active, pair):
         raise live.pair.error(action, active, "its container is missing, stopped or runs something else than recorded; deploy again")
     why = f"{action}: {active.value} serves the domain" if active else action
-    moves, targets = pointer_changes(live, pair, live.entry, why)
+    moves, targets = pointer_changes(live, pair, entry, why)
     changes = moves + slot_changes(live, pair, action)
     note = "" if changes else f"{active.value if active else 'nothing'} already active"
     return SwitchDecision(
@@ -107,17 +112,18 @@ def plan_switch(live: LiveSlots, action: str, wanted: SlotPair | None) -> Switch
 
 
 def plan_promote(live: LiveSlots, *, now: datetime, grace: timedelta) -> SwitchDecision:
+    _known(live)
     return plan_switch(live, "promote", plans.promote(live.pair, now=now, grace=grace))
 
 
 def plan_rollback(live: LiveSlots, *, to: Slot | None, now: datetime, grace: timedelta) -> SwitchDecision:
+    _known(live)
     return plan_switch(live, "rollback", plans.rollback(live.pair, to=to, now=now, grace=grace))
 
 
 def plan_cleanup(live: LiveSlots, *, now: datetime, force: bool) -> CleanupDecision:
     project = f"{live.project}/{live.env.value}"
-    if live.entry is None:
-        raise CodebError(f"unknown project {project}: deploy it first")
+    _known(live)
     gone = slots.cleanable(live.pair, now=now, force=force)
     cleaned = slots.cleaned(live.pair, gone)
     changes = []

@@ -221,7 +221,9 @@ def switch(args):
             fcntl.flock(registry_lock, fcntl.LOCK_EX)
             data = _read(path, {"version": 1, "slots": {}})
             current = data.get("slots", {}).get(args.project, {}).get(args.env)
-            if digest(current) not in (args.expect, digest(new)):
+            # Strict: even a record equal to the new one fails when it is not what the caller read,
+            # because then another run switched meanwhile and this one must not report success.
+            if digest(current) != args.expect:
                 sys.stderr.write(
                     f"{args.project}/{args.env}: slots.json changed since this run read it "
                     "(another deploy ran meanwhile); nothing written, run again\n"
