@@ -3,10 +3,12 @@ it, or (dry) only plan it. A lifecycle flow connects to the app server(s) alone.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,9 @@ from codeb_infra import flows
 from codeb_infra.domain.changes import Change, Plan
 from codeb_infra.domain.errors import CodebError, LockHeld, RunFailed
 from codeb_infra.remote.codeb_state import LOCK_HELD
+
+# The module (pyinfra.api re-exports its decorator under the same name).
+pyinfra_operation = importlib.import_module("pyinfra.api.operation")
 
 
 @dataclass
@@ -140,7 +145,26 @@ def _step_failed(state: State, hosts: list[Any]) -> RunFailed | None:
     return None
 
 
-def _planned(state: State, hosts: list[Any], action: str) -> list[Plan]:
+@contextmanager
+def _op_names_per_host() -> Iterator[dict[tuple[str, str], set[str]]]:
+    """Each host's own name of each operation. pyinfra keeps one set of names per operation
+    across all hosts, so the names are caught where it gives an operation its hash."""
+    names: dict[tuple[str, str], set[str]] = {}
+    solve = pyinfra_operation.solve_operation_consistency
+
+    def recording(op_names: set[str], state: State, host: Any) -> Any:
+        order, op_hash = solve(op_names, state, host)
+        names.setdefault((host.name, op_hash), set()).update(op_names)
+        return order, op_hash
+
+    pyinfra_operation.solve_operation_consistency = recording
+    try:
+        yield names
+    finally:
+        pyinfra_operation.solve_operation_consistency = solve
+
+
+def _planned(state: State, hosts: list[Any], action: str, names: dict[tuple[str, str], set[str]]) -> list[Plan]:
     """pyinfra's own change detection (what `pyinfra --dry` shows): per host, each operation that
     would run commands, as a change; nothing was executed."""
     plans = []
@@ -151,7 +175,8 @@ def _planned(state: State, hosts: list[Any], action: str) -> list[Plan]:
             if op_data is None or not op_data.operation_meta._maybe_is_change:
                 continue
             conditional = bool(op_data.global_arguments.get("_if"))
-            changes.append(Change(host=host.name, what="operation", target=", ".join(sorted(state.op_meta[op_hash].names)),
+            named = names.get((host.name, op_hash)) or state.op_meta[op_hash].names
+            changes.append(Change(host=host.name, what="operation", target=", ".join(sorted(named)),
                                   why="if the steps before it change something" if conditional else "would run"))
         plans.append(Plan(action=action, host=host.name, changes=tuple(changes)))
     return plans
@@ -196,8 +221,9 @@ def dry_run_flow(inventory: str, flow: Callable[..., Any], *args: Any, action: s
     try:
         _require_connected(state, list(state.inventory))
         hosts = list(state.inventory.get_active_hosts())
-        add_deploy(state, flow, *args, host=hosts)
-        return _planned(state, hosts, action)
+        with _op_names_per_host() as names:
+            add_deploy(state, flow, *args, host=hosts)
+        return _planned(state, hosts, action, names)
     finally:
         disconnect_all(state)
 
