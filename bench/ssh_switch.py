@@ -118,7 +118,8 @@ def ms(values: list[float]) -> float:
 def ssh_command(info: SandboxInfo, command: str) -> list[str]:
     from tests.support.sandbox_ssh import SSH_OPTIONS
 
-    return ["ssh", "-i", str(info.ssh_key), "-p", str(info.servers["app"].ssh_port), *SSH_OPTIONS, "root@127.0.0.1", command]
+    port = str(info.servers["app"].ssh_port)
+    return ["ssh", "-i", str(info.ssh_key), "-p", port, *SSH_OPTIONS, "root@127.0.0.1", command]
 
 
 def must(result: subprocess.CompletedProcess[str]) -> str:
@@ -211,7 +212,8 @@ def main() -> None:
     finally:
         must(ssh(info, "app", f"python3 - {REGISTRY} {args.projects} remove", stdin=SEED))
     print(f"with {registered} project(s) registered              {ms(one):7.0f} ms")
-    print(f"with {registered + args.projects} projects registered              {ms(many):7.0f} ms   ratio {ms(many) / ms(one):.2f} "
+    ratio = ms(many) / ms(one)
+    print(f"with {registered + args.projects} projects registered              {ms(many):7.0f} ms   ratio {ratio:.2f} "
           f"({'met' if ms(many) <= 1.1 * ms(one) else 'NOT met'}: <= 1.10)")
     timed([*codeb, "remove", PROJECT, "--force", "-i", inventory])
 

@@ -57,13 +57,15 @@ def plan_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--expect-no-changes", is_flag=True,
                         help="plan only, and exit 3 when anything would change (a drift check)")(func)
     func = click.option("--json", "as_json", is_flag=True, help="with --dry: print the plan as JSON")(func)
-    return click.option("--dry", is_flag=True, help="print the plan (each change, host, old -> new) and change nothing")(func)
+    return click.option("--dry", is_flag=True,
+                        help="print the plan (each change, host, old -> new) and change nothing")(func)
 
 
 def show_plans(plans: list[Plan], *, as_json: bool, expect_no_changes: bool) -> None:
     """Print the plans; under --expect-no-changes exit 3 when any has a change."""
     if as_json:
-        click.echo(json.dumps({"changed": any(p.changed for p in plans), "plans": [p.as_dict() for p in plans]}, indent=2))
+        payload = {"changed": any(p.changed for p in plans), "plans": [p.as_dict() for p in plans]}
+        click.echo(json.dumps(payload, indent=2))
     else:
         for plan in plans:
             click.echo("\n".join(plan.lines()))

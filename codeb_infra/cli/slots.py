@@ -67,8 +67,8 @@ def deploy(project: str, image: str, container_port: int, health_path: str, doma
 @plan_options
 @data_option
 @inventory_option
-def promote(project: str, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool, expect_no_changes: bool,
-            host_data: tuple[str, ...], inventory: str) -> None:
+def promote(project: str, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
+            expect_no_changes: bool, host_data: tuple[str, ...], inventory: str) -> None:
     """Switch PROJECT's domain to its deployed slot."""
     request = _slot_request(project, env, lock_wait, break_lock)
     if _dry(dry, expect_no_changes):

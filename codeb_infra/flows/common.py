@@ -16,7 +16,6 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import Sha256File
 
 from codeb_infra.domain import names, plans
-from codeb_infra.domain.names import Slot
 from codeb_infra.domain.live import LiveContainer, LiveSlots
 from codeb_infra.domain.registry import ProjectEnv, SlotPairRecord
 from codeb_infra.domain.requests import DeployRequest, SlotRequest

@@ -141,7 +141,7 @@ def test_bootstrap_dry_shows_each_servers_drift(bootstrapped: Bootstrapped) -> N
         plan = dry(servers, "bootstrap")
         drift = {p["host"]: [c["target"] for c in p["changes"]] for p in plan["plans"]}
         assert set(drift) == {"app", "streaming", "storage", "backup"}
-        assert "Main Caddyfile" in drift["app"], drift
+        assert "Bootstrap app server | Main Caddyfile" in drift["app"], drift
         assert drift["streaming"] == drift["storage"] == drift["backup"] == [], drift
         assert "# edited by hand" in app(info, "cat /etc/caddy/Caddyfile"), "--dry left the drift alone"
         assert codeb(info, "bootstrap", "--expect-no-changes").returncode == 3
