@@ -200,6 +200,7 @@ def main() -> None:
     print(f"(e) podman run + health poll by hand over one ssh      {e:7.0f} ms")
     print(f"(d - b) = {d - f:.0f} ms; 1.5 x (e) = {1.5 * e:.0f} ms: {'met' if d - f <= 1.5 * e else 'NOT met'}")
 
+    timed([*codeb, "promote", PROJECT, "-i", inventory])  # the last deploy's slot live: rollback toggles again
     print(f"\n3. promote/rollback with few vs {args.projects} more projects registered (median of interleaved runs)")
     one, many = [], []
     registered = len(json.loads(must(ssh(info, "app", f"cat {REGISTRY}/ssot.json")))["projects"])
