@@ -134,9 +134,10 @@ def _lock_held(state: State, hosts: list[Any]) -> LockHeld | None:
 
 
 def _step_failed(state: State, hosts: list[Any]) -> RunFailed | None:
-    """The last line a failed step wrote to stderr, naming its host."""
+    """The last line the last failed step wrote to stderr (a flow's own failure report comes last),
+    naming its host."""
     for host in hosts:
-        for op_data in state.ops.get(host, {}).values():
+        for op_data in reversed(list(state.ops.get(host, {}).values())):
             meta = op_data.operation_meta
             if meta.is_complete() and not meta.did_succeed() and meta._combined_output is not None:
                 said = [line for line in meta._combined_output.stderr_lines if line.strip()]
