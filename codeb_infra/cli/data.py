@@ -8,7 +8,7 @@ from datetime import datetime
 
 import click
 
-from codeb_infra.cli.options import inventory_option, report
+from codeb_infra.cli.options import inventory_option, plan_options, report, show_plans
 from codeb_infra.controller import runner
 from codeb_infra.domain.data import ProjectData
 from codeb_infra.domain.errors import CodebError
@@ -18,10 +18,15 @@ from codeb_infra.flows.provision import provision as provision_flow
 
 @click.command()
 @click.argument("project")
+@plan_options
 @inventory_option
-def provision(project: str, inventory: str) -> None:
+def provision(project: str, dry: bool, as_json: bool, expect_no_changes: bool, inventory: str) -> None:
     """Give PROJECT its database, role and Redis user; write its master env on the app server."""
     ProjectData.of(project)
+    if dry or expect_no_changes:
+        plans = runner.dry_run_flow(inventory, provision_flow, project, action=f"provision {project}")
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, provision_flow, project, every_host=True))
 
 

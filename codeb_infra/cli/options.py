@@ -1,7 +1,9 @@
-"""Options shared by the `codeb` command groups, and the one line a run ends with."""
+"""Options shared by the `codeb` command groups, the one line a run ends with, and how a plan is
+printed (--dry, --json, --expect-no-changes)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import click
 
 from codeb_infra.cli.errors import ExitStatus
+from codeb_infra.domain.changes import Plan
 
 
 def inventory_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,3 +50,25 @@ def report(result: Any) -> None:
         click.secho(f"failed on: {', '.join(result.failed_hosts)}", fg="red", err=True)
         sys.exit(ExitStatus.FAILED)
     click.echo("no change" if result.changed == 0 else f"{result.changed} change(s)")
+
+
+def plan_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--dry, --json and --expect-no-changes of every command that changes servers."""
+    func = click.option("--expect-no-changes", is_flag=True,
+                        help="plan only, and exit 3 when anything would change (a drift check)")(func)
+    func = click.option("--json", "as_json", is_flag=True, help="with --dry: print the plan as JSON")(func)
+    return click.option("--dry", is_flag=True,
+                        help="print the plan (each change, host, old -> new) and change nothing")(func)
+
+
+def show_plans(plans: list[Plan], *, as_json: bool, expect_no_changes: bool) -> None:
+    """Print the plans; under --expect-no-changes exit 3 when any has a change."""
+    if as_json:
+        payload = {"changed": any(p.changed for p in plans), "plans": [p.as_dict() for p in plans]}
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        for plan in plans:
+            click.echo("\n".join(plan.lines()))
+    if expect_no_changes and any(p.changed for p in plans):
+        click.secho("changes pending", fg="yellow", err=True)
+        sys.exit(ExitStatus.CHANGES_PENDING)

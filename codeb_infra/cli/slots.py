@@ -13,11 +13,19 @@ from codeb_infra.cli.options import (
     inventory_option,
     lock_options,
     parse_data,
+    plan_options,
     report,
+    show_plans,
 )
 from codeb_infra.cli.releases import rollback_to_release
 from codeb_infra.controller import runner
+from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
+
+
+def _dry(dry: bool, expect_no_changes: bool) -> bool:
+    # --expect-no-changes is a check: it plans and never applies.
+    return dry or expect_no_changes
 
 
 def _slot_request(project: str, env: str, lock_wait: float = 0.0, break_lock: bool = False, **more: object) -> SlotRequest:
@@ -37,11 +45,13 @@ def _slot_request(project: str, env: str, lock_wait: float = 0.0, break_lock: bo
 @click.option("--contract", default=None, help="command run by cleanup once the previous release's grace period ended")
 @env_option
 @lock_options
+@plan_options
 @data_option
 @inventory_option
 def deploy(project: str, image: str, container_port: int, health_path: str, domain: str | None, aliases: tuple[str, ...],
-           push: bool, force: bool, migrate: str | None, contract: str | None, env: str, lock_wait: float, break_lock: bool,
-           host_data: tuple[str, ...], inventory: str) -> None:
+           push: bool, force: bool, migrate: str | None, contract: str | None, env: str, lock_wait: float,
+           break_lock: bool, dry: bool, as_json: bool, expect_no_changes: bool, host_data: tuple[str, ...],
+           inventory: str) -> None:
     """Deploy IMAGE into the inactive slot of PROJECT and print its preview URL."""
     request = DeployRequest.from_data({
         "project": project, "image": image, "env": env, "container_port": container_port,
@@ -49,6 +59,10 @@ def deploy(project: str, image: str, container_port: int, health_path: str, doma
         "push": push, "force": force, "lock_wait": lock_wait, "break_lock": break_lock,
         "migrate": migrate, "contract": contract,
     })
+    if _dry(dry, expect_no_changes):
+        plans = runner.plan_flow(inventory, flows.plan_deploy, request, data=parse_data(host_data))
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, flows.deploy_release, request, data=parse_data(host_data)))
 
 
@@ -56,11 +70,17 @@ def deploy(project: str, image: str, container_port: int, health_path: str, doma
 @click.argument("project")
 @env_option
 @lock_options
+@plan_options
 @data_option
 @inventory_option
-def promote(project: str, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...], inventory: str) -> None:
+def promote(project: str, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
+            expect_no_changes: bool, host_data: tuple[str, ...], inventory: str) -> None:
     """Switch PROJECT's domain to its deployed slot."""
     request = _slot_request(project, env, lock_wait, break_lock)
+    if _dry(dry, expect_no_changes):
+        plans = runner.plan_flow(inventory, flows.plan_promote, request, data=parse_data(host_data))
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, flows.promote, request, data=parse_data(host_data)))
 
 
@@ -70,15 +90,22 @@ def promote(project: str, env: str, lock_wait: float, break_lock: bool, host_dat
 @click.option("--release", default=None, help="redeploy release N (its image and env version) and promote it")
 @env_option
 @lock_options
+@plan_options
 @data_option
 @inventory_option
 def rollback(project: str, to: str | None, release: str | None, env: str, lock_wait: float, break_lock: bool,
-             host_data: tuple[str, ...], inventory: str) -> None:
+             dry: bool, as_json: bool, expect_no_changes: bool, host_data: tuple[str, ...], inventory: str) -> None:
     """Switch PROJECT's domain back to the slot in grace (or, with --release, redeploy an older release)."""
     if release is not None:
+        if _dry(dry, expect_no_changes):
+            raise CodebError("--release cannot be planned with --dry yet: it is a deploy of release N, then a promote")
         rollback_to_release(project, env, release, inventory, parse_data(host_data), lock_wait, break_lock)
         return
     request = _slot_request(project, env, lock_wait, break_lock, to=to)
+    if _dry(dry, expect_no_changes):
+        plans = runner.plan_flow(inventory, flows.plan_rollback, request, data=parse_data(host_data))
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, flows.rollback, request, data=parse_data(host_data)))
 
 
@@ -87,12 +114,18 @@ def rollback(project: str, to: str | None, release: str | None, env: str, lock_w
 @click.option("--force", is_flag=True, help="also remove slots still in grace, and failed slots")
 @env_option
 @lock_options
+@plan_options
 @data_option
 @inventory_option
-def cleanup(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...],
+def cleanup(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
+            expect_no_changes: bool, host_data: tuple[str, ...],
             inventory: str) -> None:
     """Remove PROJECT's slots whose grace period ended."""
     request = _slot_request(project, env, lock_wait, break_lock, force=force)
+    if _dry(dry, expect_no_changes):
+        plans = runner.plan_flow(inventory, flows.plan_cleanup, request, data=parse_data(host_data))
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, flows.cleanup, request, data=parse_data(host_data)))
 
 
@@ -101,12 +134,18 @@ def cleanup(project: str, force: bool, env: str, lock_wait: float, break_lock: b
 @click.option("--force", is_flag=True, help="remove even while the project serves its domain")
 @env_option
 @lock_options
+@plan_options
 @data_option
 @inventory_option
-def remove(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, host_data: tuple[str, ...],
+def remove(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
+           expect_no_changes: bool, host_data: tuple[str, ...],
            inventory: str) -> None:
     """Take PROJECT off the server: containers, site, DNS records, registry (--force if live)."""
     request = _slot_request(project, env, lock_wait, break_lock, force=force)
+    if _dry(dry, expect_no_changes):
+        plans = runner.plan_flow(inventory, flows.plan_remove, request, data=parse_data(host_data))
+        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
+        return
     report(runner.run_flow(inventory, flows.remove_project, request, data=parse_data(host_data)))
 
 

@@ -1,11 +1,14 @@
-"""Run a flow against an inventory through pyinfra's API (what the CLI and CI scripts call)."""
+"""Run a flow against an inventory through pyinfra's API (what the CLI and CI scripts call): apply
+it, or (dry) only plan it. A lifecycle flow connects to the app server(s) alone."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +21,12 @@ from pyinfra.api.operations import run_ops
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 from codeb_infra import flows
-from codeb_infra.domain.errors import CodebError, RunFailed
+from codeb_infra.domain.changes import Change, Plan
+from codeb_infra.domain.errors import CodebError, LockHeld, RunFailed
+from codeb_infra.remote.codeb_state import LOCK_HELD
+
+# The module (pyinfra.api re-exports its decorator under the same name).
+pyinfra_operation = importlib.import_module("pyinfra.api.operation")
 
 
 @dataclass
@@ -69,7 +77,12 @@ def _load_inventory(inventory: str, state: State, data: dict[str, Any] | None) -
         raise CodebError(f"inventory {inventory} could not be loaded: {type(error).__name__}: {error}") from None
 
 
-def _state(inventory: str, data: dict[str, Any] | None, *, require_any: bool = True) -> State:
+def _is_app(state: State, host: Any) -> bool:
+    with ctx_state.use(state), ctx_host.use(host):
+        return flows.is_app_host()
+
+
+def _state(inventory: str, data: dict[str, Any] | None, *, app_only: bool = False, require_any: bool = True) -> State:
     # As pyinfra's CLI does: inventory files are executed with a state in context.
     state = State(check_for_changes=True)
     state.cwd = os.getcwd()
@@ -77,6 +90,11 @@ def _state(inventory: str, data: dict[str, Any] | None, *, require_any: bool = T
     loaded = _load_inventory(inventory, state, data)
     ctx_inventory.set(loaded)
     state.init(loaded, Config())
+    if app_only:
+        # A flow of one project's slots needs the app server alone: connect to nothing else.
+        state.limit_hosts = [h for h in loaded if _is_app(state, h)]
+        if not state.limit_hosts:
+            raise CodebError(f"{inventory} has no app host (group `app`, or @local)")
     state.print_output = False
     state.print_noop_info = True
     connect_errors = _ConnectErrors()
@@ -98,20 +116,81 @@ def _require_connected(state: State, hosts: list[Any]) -> None:
 
 def app_hosts(state: State) -> list[Host]:
     """The inventory's app hosts; an unreachable one is an error naming it and why."""
-    hosts = []
-    for host in state.inventory:
-        with ctx_state.use(state), ctx_host.use(host):
-            if flows.is_app_host():
-                hosts.append(host)
+    hosts = [host for host in state.inventory if _is_app(state, host)]
     _require_connected(state, hosts)
     return hosts
 
 
+def _lock_held(state: State, hosts: list[Any]) -> LockHeld | None:
+    """The server-side tool's lock line, when a failed step was refused a lock another run holds."""
+    for host in hosts:
+        for op_data in state.ops.get(host, {}).values():
+            meta = op_data.operation_meta
+            if not meta.is_complete() or meta.did_succeed() or meta._combined_output is None:
+                continue
+            for line in meta._combined_output.stderr_lines:
+                if line.startswith(LOCK_HELD):
+                    return LockHeld(f"on {host.name}: {line.removeprefix(LOCK_HELD)}")
+    return None
+
+
+def _step_failed(state: State, hosts: list[Any]) -> RunFailed | None:
+    """The last line the last failed step wrote to stderr (a flow's own failure report comes last),
+    naming its host."""
+    for host in hosts:
+        for op_data in reversed(list(state.ops.get(host, {}).values())):
+            meta = op_data.operation_meta
+            if meta.is_complete() and not meta.did_succeed() and meta._combined_output is not None:
+                said = [line for line in meta._combined_output.stderr_lines if line.strip()]
+                if said:
+                    return RunFailed(f"on {host.name}: {said[-1].strip()}")
+    return None
+
+
+@contextmanager
+def _op_names_per_host() -> Iterator[dict[tuple[str, str], set[str]]]:
+    """Each host's own name of each operation. pyinfra keeps one set of names per operation
+    across all hosts, so the names are caught where it gives an operation its hash."""
+    names: dict[tuple[str, str], set[str]] = {}
+    solve = pyinfra_operation.solve_operation_consistency
+
+    def recording(op_names: set[str], state: State, host: Any) -> Any:
+        order, op_hash = solve(op_names, state, host)
+        names.setdefault((host.name, op_hash), set()).update(op_names)
+        return order, op_hash
+
+    pyinfra_operation.solve_operation_consistency = recording
+    try:
+        yield names
+    finally:
+        pyinfra_operation.solve_operation_consistency = solve
+
+
+def _planned(state: State, hosts: list[Any], action: str, names: dict[tuple[str, str], set[str]]) -> list[Plan]:
+    """pyinfra's own change detection (what `pyinfra --dry` shows): per host, each operation that
+    would run commands, as a change; nothing was executed."""
+    plans = []
+    for host in hosts:
+        changes = []
+        for op_hash in state.get_op_order():
+            op_data = state.ops.get(host, {}).get(op_hash)
+            if op_data is None or not op_data.operation_meta._maybe_is_change:
+                continue
+            conditional = bool(op_data.global_arguments.get("_if"))
+            named = names.get((host.name, op_hash)) or state.op_meta[op_hash].names
+            changes.append(Change(host=host.name, what="operation", target=", ".join(sorted(named)),
+                                  why="if the steps before it change something" if conditional else "would run"))
+        plans.append(Plan(action=action, host=host.name, changes=tuple(changes)))
+    return plans
+
+
 def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[str, Any] | None = None,
              verbose: bool = True, every_host: bool = False) -> RunResult:
-    """Prepare ``flow`` on the app host(s) of ``inventory`` (or on every host) and execute it."""
+    """Prepare ``flow`` on the app host(s) of ``inventory`` (or on every host) and execute it.
+
+    A step refused because another run holds the project's lock raises LockHeld."""
     _configure_logging(verbose)
-    state = _state(inventory, data)
+    state = _state(inventory, data, app_only=not every_host)
     try:
         if every_host:
             _require_connected(state, list(state.inventory))
@@ -119,18 +198,47 @@ def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[st
         if not hosts:
             raise CodebError(f"{inventory} has no app host (group `app`, or @local)")
         add_deploy(state, flow, *args, host=hosts)
-        run_ops(state)
+        try:
+            run_ops(state)
+        except PyinfraError:
+            # Every host failed ("No hosts remaining!"): say why, from the step that failed.
+            raise _lock_held(state, hosts) or _step_failed(state, hosts) or RunFailed(
+                f"failed on {', '.join(sorted(h.name for h in state.failed_hosts))}") from None
         changed = sum(state.get_meta_for_host(h).ops_change for h in hosts)
         failed = [h.name for h in state.failed_hosts]
+        held = _lock_held(state, hosts) if failed else None
+        if held is not None:
+            raise held
         return RunResult(ok=not failed, changed=changed, failed_hosts=failed)
     finally:
         disconnect_all(state)
 
 
+def dry_run_flow(inventory: str, flow: Callable[..., Any], *args: Any, action: str,
+                 data: dict[str, Any] | None = None) -> list[Plan]:
+    """Prepare ``flow`` on every host as pyinfra's `--dry` does (facts read, no operation
+    executed) and return what each host's operations would change."""
+    _configure_logging(False)
+    state = _state(inventory, data)
+    try:
+        _require_connected(state, list(state.inventory))
+        hosts = list(state.inventory.get_active_hosts())
+        with _op_names_per_host() as names:
+            add_deploy(state, flow, *args, host=hosts)
+        return _planned(state, hosts, action, names)
+    finally:
+        disconnect_all(state)
+
+
+def plan_flow(inventory: str, planner: Callable[..., Plan], *args: Any, data: dict[str, Any] | None = None) -> list[Plan]:
+    """Call a flow's planner (fact reads and a pure decision, no operations) on each app host."""
+    return read_facts(inventory, planner, *args, data=data)
+
+
 def read_facts(inventory: str, reader: Callable[..., Any], *args: Any, data: dict[str, Any] | None = None) -> list[Any]:
     """Call a fact-reading function (no operations) on each app host."""
     _configure_logging(False)
-    state = _state(inventory, data)
+    state = _state(inventory, data, app_only=True)
     try:
         results = []
         for host in app_hosts(state):

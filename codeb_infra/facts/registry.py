@@ -1,30 +1,28 @@
-"""The app server's registry files as typed values."""
+"""The app server's registry files as typed values, and one project/env's snapshot of them."""
 
 from __future__ import annotations
 
 import json
-from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import files as file_commands
+from codeb_infra.commands import state as state_commands
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.domain.registry import Projects, SlotTable
+from codeb_infra.domain.registry import ProjectEnv, Projects, SlotPairRecord, SlotTable
 from codeb_infra.facts.files import MISSING
+from codeb_infra.facts.podman import CodebContainers, Container
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
-
-def _parse(model: type[ModelT], path: str, output: list[str]) -> ModelT:
+def _parse(model, path: str, output: list[str]):
     if output == [MISSING] or not output:
         return model()
     try:
         return model.model_validate(json.loads("\n".join(output)))
     except (ValueError, ValidationError) as error:
-        raise CodebError(
-            f"{path} is not a valid registry file ({error.__class__.__name__}): fix or restore it"
-        ) from None
+        raise CodebError(f"{path} is not a valid registry file ({error.__class__.__name__}): fix or restore it") from None
 
 
 class ProjectRegistry(FactBase[Projects]):
@@ -53,3 +51,33 @@ class SlotRegistry(FactBase[SlotTable]):
     @staticmethod
     def default() -> SlotTable:
         return SlotTable()
+
+
+class Snapshot(BaseModel):
+    """One project/env as `codeb-state snapshot` prints it: registry records, pointers, containers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tool: str
+    project: ProjectEnv | None = None
+    slots: SlotPairRecord | None = None
+    pointers: dict[str, str | None] = {}
+    containers: list[Container] = []
+
+
+class SlotSnapshot(FactBase[Snapshot | None]):
+    """What a switch needs in one round trip; None when codeb-state is missing or older than `snapshot`."""
+
+    def command(self, tool: str, registry_dir: str, project: str, env: str, pointers: tuple[str, ...]) -> StringCommand:
+        return state_commands.snapshot(tool, registry=registry_dir, project=project, env=env, pointers=list(pointers))
+
+    def process(self, output: list[str]) -> Snapshot | None:
+        text = "\n".join(output).strip()
+        if not text or text == state_commands.SNAPSHOT_UNAVAILABLE:
+            return None
+        try:
+            raw = json.loads(text)
+            containers = CodebContainers().process([json.dumps(raw.pop("containers", []))])
+            return Snapshot.model_validate({**raw, "containers": containers})
+        except (ValueError, ValidationError, AttributeError) as error:
+            raise CodebError(f"could not read codeb-state snapshot ({error.__class__.__name__}): fix or restore the registry") from None

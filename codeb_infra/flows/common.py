@@ -1,5 +1,5 @@
-"""What the lifecycle flows share: reading one project/env's live state, and running the
-operations of one change under its deploy lock."""
+"""What the lifecycle flows share: reading one project/env's live state into one value, and
+running the operations of one change under its deploy lock."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from pyinfra.facts.files import Sha256File
 
 from codeb_infra.domain import names, plans
 from codeb_infra.domain.env import EnvStore
-from codeb_infra.domain.names import Slot
-from codeb_infra.domain.registry import ProjectEnv
+from codeb_infra.domain.live import LiveContainer, LiveSlots
+from codeb_infra.domain.registry import ProjectEnv, SlotPairRecord
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
 from codeb_infra.domain.slots import SlotPair
-from codeb_infra.facts.files import CaddySite, UpstreamPointer
+from codeb_infra.facts.files import UpstreamPointer
 from codeb_infra.facts.podman import CodebContainers, Container, SlotRunner
-from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
+from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry, SlotSnapshot
 from codeb_infra.operations import caddy, checks, powerdns, registry
 from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.templates.caddy import render_site
@@ -38,6 +38,11 @@ def is_app_host() -> bool:
     return "app" in host.groups or host.name.startswith("@local")
 
 
+def holder(action: str) -> str:
+    """Who holds a deploy lock, as the lock error names it."""
+    return f"{action} by {getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} {utcnow().isoformat()}"
+
+
 def all_succeeded(steps: list[OperationMeta]) -> bool:
     return all(step.did_succeed() for step in steps)
 
@@ -45,13 +50,14 @@ def all_succeeded(steps: list[OperationMeta]) -> bool:
 class LockedRun:
     """Operations of one change under the deploy lock; each runs only if all before it succeeded."""
 
-    def __init__(self, settings: HostSettings, request: DeployRequest | SlotRequest, action: str) -> None:
+    def __init__(self, settings: HostSettings, request: DeployRequest | SlotRequest, action: str, *,
+                 tool_current: bool = False) -> None:
         self.settings = settings
         self.request = request
         self.steps: list[OperationMeta] = []
-        self.holder = f"{action} by {getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} {utcnow().isoformat()}"
-        self.lock = registry.state_tool(name="Install codeb-state", path=settings.state_tool)
-        self.steps.append(self.lock)
+        self.holder = holder(action)
+        if not tool_current:
+            self.steps.append(registry.state_tool(name="Install codeb-state", path=settings.state_tool))
         self.step(
             checks.lock,
             name=f"Lock {request.project}/{request.env.value}",
@@ -87,26 +93,35 @@ def read_context(request: DeployRequest | SlotRequest) -> tuple[HostSettings, An
     return settings, projects, table.pair(request.project, request.env), table.has(request.project, request.env)
 
 
-def slot_containers(request: DeployRequest | SlotRequest) -> dict[str, Container]:
-    found = host.get_fact(CodebContainers, project=request.project, env=request.env.value)
-    return {c.name: c for c in found}
+def _live_container(container: Container) -> LiveContainer:
+    return LiveContainer(name=container.name, id=container.id, image=container.image, running=container.running,
+                         spec=container.spec, env_digest=container.env_digest)
 
 
-def pointers(settings: HostSettings, request: DeployRequest | SlotRequest) -> dict[str, str | None]:
-    return {
-        role: host.get_fact(UpstreamPointer, path=settings.pointer_file(request.project, request.env, role))
-        for role in ("active", "preview")
-    }
-
-
-def pointer_steps(run: LockedRun, settings: HostSettings, request: DeployRequest | SlotRequest, pair: SlotPair, entry: ProjectEnv) -> None:
-    # The domain's pointer first: the switch is the one rename that matters.
-    for role, address in plans.pointer_targets(pair, entry).items():
-        if address is not None:
-            run.step(
-                caddy.upstream, name=f"Point {role} upstream of {request.project}/{request.env.value} at {address}",
-                path=settings.pointer_file(request.project, request.env, role), address=address,
-            )
+def read_slots(settings: HostSettings, request: DeployRequest | SlotRequest) -> tuple[LiveSlots, bool]:
+    """One project/env's live state, in one round trip through `codeb-state snapshot` when the
+    server's tool is there (else through the single facts), and whether that tool is this one."""
+    paths = {role: settings.pointer_file(request.project, request.env, role) for role in ("active", "preview")}
+    snap = host.get_fact(SlotSnapshot, tool=settings.state_tool, registry_dir=settings.registry_dir,
+                         project=request.project, env=request.env.value, pointers=tuple(paths.values()))
+    if snap is not None:
+        record = snap.slots or SlotPairRecord()
+        entry, existed, found = snap.project, snap.slots is not None, snap.containers
+        pair = SlotPair(project=request.project, env=request.env, blue=record.blue, green=record.green)
+        addresses = {role: snap.pointers.get(path) for role, path in paths.items()}
+        tool_current = snap.tool == registry.TOOL_DIGEST
+    else:
+        _, projects, pair, existed = read_context(request)
+        entry = projects.get(request.project, request.env)
+        found = host.get_fact(CodebContainers, project=request.project, env=request.env.value)
+        addresses = {role: host.get_fact(UpstreamPointer, path=path) for role, path in paths.items()}
+        tool_current = False
+    live = LiveSlots(
+        host=host.name, project=request.project, env=request.env, entry=entry, pair=pair, existed=existed,
+        containers={c.name: _live_container(c) for c in found}, pointers=addresses, pointer_paths=paths,
+        network=settings.network,
+    )
+    return live, tool_current
 
 
 def env_files(settings: HostSettings, request: DeployRequest) -> tuple[tuple[str, ...], str]:
@@ -129,20 +144,19 @@ def env_file(settings: HostSettings, request: DeployRequest) -> str:
     return EnvStore(settings.codeb_dir, request.project, request.env.value).version_file(request.env_version)
 
 
-def healthy_container(pair: SlotPair, slot: Slot, containers: dict[str, Container], settings: HostSettings) -> bool:
-    record = pair.record(slot)
-    container = containers.get(names.container_name(pair.project, pair.env, slot))
-    return (
-        record.release is not None
-        and container is not None
-        and container.running
-        and container.spec == plans.container_spec(record.release, settings.network)
-    )
-
+def pointer_steps(run: LockedRun, settings: HostSettings, request: DeployRequest | SlotRequest, pair: SlotPair,
+                  entry: ProjectEnv) -> None:
+    # The domain's pointer first: the switch is the one rename that matters.
+    for role, address in plans.pointer_targets(pair, entry).items():
+        if address is not None:
+            run.step(
+                caddy.upstream, name=f"Point {role} upstream of {request.project}/{request.env.value} at {address}",
+                path=settings.pointer_file(request.project, request.env, role), address=address,
+            )
 
 
 def routing_steps(run: LockedRun, settings: HostSettings, request: DeployRequest, plan: plans.DeployPlan,
-                   pair: SlotPair, site: str, records: list[Any]) -> None:
+                  pair: SlotPair, site: str, records: list) -> None:
     """Registry entry, upstream pointers, Caddy site and DNS records of a project/env."""
     run.step(
         registry.project_entry, name=f"Register {request.project}/{request.env.value}",
@@ -167,7 +181,7 @@ def slot_runner(settings: HostSettings) -> str:
     return settings.slot_units if settings.slot_units != "auto" else host.get_fact(SlotRunner)
 
 
-def project_site(settings: HostSettings, request: DeployRequest, entry: ProjectEnv) -> str:
+def project_site(settings: HostSettings, request, entry: ProjectEnv) -> str:
     return render_site(
         project=request.project, env=request.env, domains=entry.domains,
         preview_domains=[names.preview_domain(request.project, request.env, settings.base_domain)],
@@ -175,7 +189,3 @@ def project_site(settings: HostSettings, request: DeployRequest, entry: ProjectE
         active_pointer=settings.pointer_file(request.project, request.env, "active"),
         preview_pointer=settings.pointer_file(request.project, request.env, "preview"),
     )
-
-
-def site_current(settings: HostSettings, request: DeployRequest, site: str) -> bool:
-    return host.get_fact(CaddySite, path=settings.site_file(request.project, request.env)) == site.rstrip("\n")

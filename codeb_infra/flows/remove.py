@@ -1,39 +1,51 @@
-"""Remove: a project/env taken off the app server."""
+"""Remove: a project/env taken off the app server.
+
+Read: `read_slots`, the site file and the zones holding its records. Decide:
+`domain.decisions.plan_remove`. Apply: containers, site, pointers, records and registry entries
+removed under the deploy lock.
+"""
 
 from __future__ import annotations
-
 
 from pyinfra import host
 from pyinfra.api import deploy
 
-from codeb_infra.domain import names
+from codeb_infra.config.app import DnsSettings, HostSettings
+from codeb_infra.domain import decisions, names
+from codeb_infra.domain.changes import Plan
 from codeb_infra.domain.names import Slot
 from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.facts.files import CaddySite
+from codeb_infra.flows.common import LockedRun, read_slots
+from codeb_infra.flows.dns import zones_with_records
 from codeb_infra.operations import caddy, podman, powerdns, registry
-from codeb_infra.flows.dns import (
-    zones_with_records,
-)
-from codeb_infra.config.app import DnsSettings
-from codeb_infra.flows.common import LockedRun, read_context, slot_containers
+
+
+def _decide(request: SlotRequest) -> tuple[HostSettings, Plan, list[tuple[str, str]], bool]:
+    settings = HostSettings.from_data(host.data)
+    live, tool_current = read_slots(settings, request)
+    site_path = settings.site_file(request.project, request.env)
+    zones = zones_with_records(request.project, request.env)
+    plan = decisions.plan_remove(live, force=request.force, site=host.get_fact(CaddySite, path=site_path),
+                                 site_path=site_path, dns_owners=zones)
+    return settings, plan, zones, tool_current
+
+
+def plan_remove(request: SlotRequest) -> Plan:
+    """What a remove would change here (reads only)."""
+    return _decide(request)[1]
 
 
 @deploy("codeb remove")
-def remove_project(request: SlotRequest) -> None:
+def remove_project(request: SlotRequest) -> Plan:
     """Take a project/env off the app server: containers, Caddy site, upstream files, its DNS
     records and registry entries. A project that still serves its domain needs force."""
-    settings, projects, pair, existed = read_context(request)
-    entry = projects.get(request.project, request.env)
-    containers = slot_containers(request)
-    pointers = [settings.pointer_file(request.project, request.env, role) for role in ("active", "preview")]
-    zones = zones_with_records(request.project, request.env)
-    site = host.get_fact(CaddySite, path=settings.site_file(request.project, request.env))
-    if entry is None and not existed and not containers and not zones and site is None:
+    settings, plan, zones, tool_current = _decide(request)
+    if not plan.changed:
         host.noop(f"{request.project}/{request.env.value} is not on this server")
-        return
-    if pair.active is not None and not request.force:
-        raise pair.error("remove", pair.active, "it serves the domain; pass force=true to take the project offline")
-    run = LockedRun(settings, request, "remove")
+        return plan
+    pointers = [settings.pointer_file(request.project, request.env, role) for role in ("active", "preview")]
+    run = LockedRun(settings, request, "remove", tool_current=tool_current)
     for s in Slot:
         run.step(podman.slot_removed, name=f"Remove {names.container_name(request.project, request.env, s)}",
                  project=request.project, env=request.env.value, slot=s.value)
@@ -48,3 +60,4 @@ def remove_project(request: SlotRequest) -> None:
     run.step(registry.project_entry, name="Forget project", registry_dir=settings.registry_dir,
              tool=settings.state_tool, project=request.project, env=request.env, entry=None)
     run.finish(f"removal of {request.project}/{request.env.value} failed")
+    return plan

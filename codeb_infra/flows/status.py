@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyinfra import host
 
 from codeb_infra.domain import names, slots
 from codeb_infra.domain.names import Slot
@@ -11,16 +12,19 @@ from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.flows.dns import (
     external_records,
 )
+from codeb_infra.config.app import HostSettings
+from codeb_infra.domain.errors import CodebError
+from codeb_infra.flows.common import read_slots
 from codeb_infra.flows.releases import slot_releases
-from codeb_infra.flows.common import healthy_container, pointers, read_context, slot_containers
 
 
 def status(request: SlotRequest) -> dict[str, Any]:
     """The slot state of one project/env as recorded, checked against podman and the pointers."""
-    settings, projects, pair, _ = read_context(request)
-    entry = projects.require(request.project, request.env)
-    containers = slot_containers(request)
-    serving = pointers(settings, request)
+    settings = HostSettings.from_data(host.data)
+    live, _ = read_slots(settings, request)
+    entry, pair, serving = live.entry, live.pair, live.pointers
+    if entry is None:
+        raise CodebError(f"unknown project {request.project}/{request.env.value}: deploy it first")
     report: dict[str, Any] = {
         "project": request.project, "env": request.env.value,
         "active_slot": pair.active.value if pair.active else None,
@@ -34,14 +38,14 @@ def status(request: SlotRequest) -> dict[str, Any]:
     numbers = slot_releases(request.project, request.env)
     for s in Slot:
         record = pair.record(s)
-        container = containers.get(names.container_name(request.project, request.env, s))
+        container = live.container(s)
         report["slots"][s.value] = {
             "state": record.state.value,
             "image": record.release.image if record.release else None,
             "port": entry.ports[s],
             "container": None if container is None else ("running" if container.running else "stopped"),
             "container_id": None if container is None else container.id,
-            "matches_record": record.release is None or healthy_container(pair, s, containers, settings),
+            "matches_record": record.release is None or live.healthy(s),
             "deployed_at": record.deployed_at.isoformat() if record.deployed_at else None,
             "grace_until": record.grace_until.isoformat() if record.grace_until else None,
             "release": numbers[s.value] if record.release else None,

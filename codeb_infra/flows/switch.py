@@ -1,51 +1,76 @@
-"""Promote and rollback: the domain's upstream pointer switched between the two slots."""
+"""Promote and rollback: the domain's upstream pointer switched between the two slots.
+
+Read: one `codeb-state snapshot` (registry records, pointers, containers). Decide:
+`domain.decisions.plan_promote` / `plan_rollback`. Apply: one `codeb-state switch` that checks,
+locks, moves the pointers, records and unlocks on the server.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 from pyinfra import host
 from pyinfra.api import deploy
 
-from codeb_infra.domain import plans
-from codeb_infra.domain.errors import CodebError
-from codeb_infra.domain.requests import SlotRequest
-from codeb_infra.domain.slots import SlotPair
-from codeb_infra.operations import registry
 from codeb_infra.config.app import HostSettings
-from codeb_infra.flows.common import LockedRun, healthy_container, pointer_steps, pointers, read_context, slot_containers, utcnow
+from codeb_infra.domain import decisions
+from codeb_infra.domain.changes import Plan
+from codeb_infra.domain.decisions import SwitchDecision
+from codeb_infra.domain.live import LiveSlots
+from codeb_infra.domain.requests import SlotRequest
+from codeb_infra.flows.common import holder, read_slots, utcnow
+from codeb_infra.operations import registry
+
+Decide = Callable[[LiveSlots, HostSettings, SlotRequest], SwitchDecision]
 
 
-def _switch(request: SlotRequest, action: str, transition: Callable[[SlotPair, datetime, HostSettings], SlotPair | None]) -> None:
-    settings, projects, pair, existed = read_context(request)
-    entry = projects.require(request.project, request.env)
-    wanted = transition(pair, utcnow(), settings) or pair
-    if not existed and wanted == pair:
-        raise CodebError(f"{request.project}/{request.env.value}: nothing deployed yet")
-    active = wanted.active
-    containers = slot_containers(request)
-    if active is not None and not healthy_container(wanted, active, containers, settings):
-        raise pair.error(action, active, "its container is missing, stopped or runs something else than recorded; deploy again")
-    if wanted == pair and pointers(settings, request) == plans.pointer_targets(pair, entry):
-        host.noop(f"{request.project}/{request.env.value}: {active.value if active else 'nothing'} already active")
-        return
-    run = LockedRun(settings, request, action)
-    pointer_steps(run, settings, request, wanted, entry)
-    run.step(
-        registry.slot_pair, name=f"Record {action}", registry_dir=settings.registry_dir, tool=settings.state_tool,
-        pair=wanted, expect=plans.pair_digest(pair, existed=existed),
+def _promote(live: LiveSlots, settings: HostSettings, request: SlotRequest) -> SwitchDecision:
+    return decisions.plan_promote(live, now=utcnow(), grace=settings.grace)
+
+
+def _rollback(live: LiveSlots, settings: HostSettings, request: SlotRequest) -> SwitchDecision:
+    return decisions.plan_rollback(live, to=request.to, now=utcnow(), grace=settings.grace)
+
+
+def _decide(request: SlotRequest, decide: Decide) -> tuple[HostSettings, SwitchDecision, bool]:
+    settings = HostSettings.from_data(host.data)
+    live, tool_current = read_slots(settings, request)
+    return settings, decide(live, settings, request), tool_current
+
+
+def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
+    settings, decision, tool_current = _decide(request, decide)
+    if not decision.plan.changed:
+        host.noop(f"{request.project}/{request.env.value}: {decision.plan.note}")
+        return decision.plan
+    if not tool_current:
+        registry.state_tool(name="Install codeb-state", path=settings.state_tool)
+    moves = ", ".join(f"{c.target} -> {c.new}" for c in decision.plan.changes if c.what == "pointer")
+    registry.switch(
+        name=f"{action.capitalize()} {request.project}/{request.env.value}: {moves or 'record only'}",
+        tool=settings.state_tool, registry_dir=settings.registry_dir, locks_dir=settings.locks_dir,
+        decision=decision, holder=holder(action), wait=request.lock_wait, break_lock=request.break_lock,
     )
-    run.finish(f"{action} of {request.project}/{request.env.value} failed")
+    return decision.plan
+
+
+def plan_promote(request: SlotRequest) -> Plan:
+    """What a promote would change here (reads only)."""
+    return _decide(request, _promote)[1].plan
+
+
+def plan_rollback(request: SlotRequest) -> Plan:
+    """What a rollback would change here (reads only)."""
+    return _decide(request, _rollback)[1].plan
 
 
 @deploy("codeb promote")
-def promote(request: SlotRequest) -> None:
+def promote(request: SlotRequest) -> Plan:
     """Switch the domain to the deployed slot; the previous one enters its grace period."""
-    _switch(request, "promote", lambda pair, now, s: plans.promote(pair, now=now, grace=s.grace))
+    return _switch(request, "promote", _promote)
 
 
 @deploy("codeb rollback")
-def rollback(request: SlotRequest) -> None:
+def rollback(request: SlotRequest) -> Plan:
     """Switch the domain back to the slot in its grace period (no container is touched)."""
-    _switch(request, "rollback", lambda pair, now, s: plans.rollback(pair, to=request.to, now=now, grace=s.grace))
+    return _switch(request, "rollback", _rollback)

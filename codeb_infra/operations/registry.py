@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pyinfra import host
@@ -13,10 +14,13 @@ from codeb_infra.domain.names import Environment
 from codeb_infra.domain.plans import record_digest
 from codeb_infra.domain.registry import ProjectEnv, pair_record
 from codeb_infra.domain.slots import SlotPair
+from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
 from codeb_infra.operations import Commands
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_state.py"
+# What `codeb-state snapshot` reports of itself: the server's tool is this one when they agree.
+TOOL_DIGEST = hashlib.sha256(TOOL_SOURCE.read_bytes()).hexdigest()[:16]
 
 
 @operation()
@@ -110,4 +114,32 @@ def slot_pair_removed(*, registry_dir: str, tool: str, project: str, env: Enviro
         env=env.value,
         expect=record_digest(pair_record(table.pair(project, env))),
         record=None,
+    )
+
+
+@operation(is_idempotent=False)
+def switch(*, tool: str, registry_dir: str, locks_dir: str, decision: SwitchDecision, holder: str,
+           wait: float = 0.0, break_lock: bool = False):
+    """
+    Promote or roll back in one server-side command: under the project's deploy lock, and only if
+    slots.json still holds the record the decision was made from, move the pointers (the domain's
+    first, each an atomic rename), record the new slots and release the lock. The flow calls it
+    only when its plan has changes.
+
+    + decision: the planned switch (wanted pair, the digest it expects, the pointers to hold)
+    + holder: who takes the lock, as a lock error names it
+    + wait / break_lock: wait that many seconds for another run's lock / break a dead run's lock
+
+    **Example:**
+
+    .. code:: python
+
+        registry.switch(tool=tool, registry_dir="/opt/codeb/registry", locks_dir="/opt/codeb/locks",
+            decision=decision, holder="promote by ci #42")
+    """
+    pair = decision.wanted
+    yield state_commands.switch(
+        tool, registry=registry_dir, locks=locks_dir, project=pair.project, env=pair.env.value, holder=holder,
+        wait=wait, break_lock=break_lock, expect=decision.expect, record=pair_record(pair).model_dump(mode="json"),
+        pointers=list(decision.pointers),
     )

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""codeb-state: the app server's side of registry writes, deploy locks and health checks.
+"""codeb-state: the app server's side of registry writes, deploy locks, health checks, and the
+switch (promote/rollback) as one step.
 
 Runs on the server so that read-modify-write of the shared registry files happens under one
 flock with a compare-and-swap on the record the caller planned from; standard library only.
+`snapshot` prints what a switch needs in one read, `switch` checks, locks, moves the pointers,
+records and unlocks in one command.
 """
 
 import argparse
@@ -22,6 +25,8 @@ from typing import Any
 
 EXIT_CONFLICT = 3
 EXIT_LOCKED = 4
+# Starts the one line that says a lock is held, so the controller can tell it from other failures.
+LOCK_HELD = "codeb-state: lock held: "
 
 
 def digest(record: Any) -> str:
@@ -108,7 +113,7 @@ def lock(args: argparse.Namespace) -> int:
         except FileExistsError:
             if time.monotonic() >= deadline:
                 sys.stderr.write(
-                    f"{args.project}/{args.env} is locked by {_holder(path)}; "
+                    f"{LOCK_HELD}{args.project}/{args.env} is locked by {_holder(path)}; "
                     "wait for it (lock_wait=SECONDS) or, if that run died, break_lock=true\n"
                 )
                 return EXIT_LOCKED
@@ -142,6 +147,100 @@ def unlock(args: argparse.Namespace) -> int:
         return EXIT_LOCKED
     os.unlink(path)
     return 0
+
+
+def _tool_digest():
+    with open(os.path.abspath(__file__), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:16]
+
+
+def _pointer(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _containers(podman, project, env):
+    command = [podman, "ps", "--all", "--format", "json",
+               "--filter", f"label=codeb.project={project}", "--filter", f"label=codeb.environment={env}"]
+    try:
+        found = subprocess.run(command, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return []
+    if found.returncode != 0:
+        raise SystemExit(f"podman ps failed: {found.stderr.strip()}")
+    return json.loads(found.stdout or "[]")
+
+
+def snapshot(args):
+    """One project/env's registry records, pointer files and containers, as one JSON object."""
+    projects = _read(os.path.join(args.registry, "ssot.json"), {}).get("projects", {})
+    table = _read(os.path.join(args.registry, "slots.json"), {}).get("slots", {})
+    json.dump({
+        "tool": _tool_digest(),
+        "project": projects.get(args.project, {}).get(args.env),
+        "slots": table.get(args.project, {}).get(args.env),
+        "pointers": {path: _pointer(path) for path in args.pointer},
+        "containers": _containers(args.podman, args.project, args.env),
+    }, sys.stdout, sort_keys=True)
+    print()
+    return 0
+
+
+def _write_pointer(path, address):
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        handle.write(f"{address}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def switch(args):
+    """Under the project's lock: if slots.json still holds what the caller planned from, move the
+    pointers (the domain's first) and record the new slots; the lock is released in any case."""
+    pointers = []
+    for item in args.pointer:
+        path, sep, address = item.rpartition("=")
+        if not sep or not path or not address:
+            sys.stderr.write(f"--pointer {item!r}: expected PATH=ADDRESS\n")
+            return 2
+        pointers.append((path, address))
+    args.dir = args.locks
+    locked = lock(args)
+    if locked != 0:
+        return locked
+    try:
+        new = json.loads(base64.b64decode(args.record))
+        path = os.path.join(args.registry, "slots.json")
+        with open(os.path.join(args.registry, ".lock"), "w") as registry_lock:
+            fcntl.flock(registry_lock, fcntl.LOCK_EX)
+            data = _read(path, {"version": 1, "slots": {}})
+            current = data.get("slots", {}).get(args.project, {}).get(args.env)
+            # Strict: even a record equal to the new one fails when it is not what the caller read,
+            # because then another run switched meanwhile and this one must not report success.
+            if digest(current) != args.expect:
+                sys.stderr.write(
+                    f"{args.project}/{args.env}: slots.json changed since this run read it "
+                    "(another deploy ran meanwhile); nothing written, run again\n"
+                )
+                return EXIT_CONFLICT
+            for pointer_path, address in pointers:
+                if _pointer(pointer_path) != address:
+                    _write_pointer(pointer_path, address)
+                    print(f"pointed {pointer_path} at {address}")
+            if digest(current) != digest(new):
+                data.setdefault("slots", {}).setdefault(args.project, {})[args.env] = new
+                _write_atomic(path, data)
+                print("recorded")
+        return 0
+    finally:
+        unlock(args)
 
 
 def health(args: argparse.Namespace) -> int:
@@ -181,6 +280,23 @@ def main(argv: list[str] | None = None) -> int:
         what = p.add_mutually_exclusive_group(required=True)
         what.add_argument("--record", help="the new record, base64 JSON")
         what.add_argument("--remove", action="store_true", help="drop the record")
+    p = sub.add_parser("snapshot")
+    p.add_argument("--registry", required=True)
+    p.add_argument("--project", required=True)
+    p.add_argument("--env", required=True)
+    p.add_argument("--pointer", action="append", default=[], help="a pointer file to read (repeat)")
+    p.add_argument("--podman", default="podman")
+    p = sub.add_parser("switch")
+    p.add_argument("--registry", required=True)
+    p.add_argument("--locks", required=True)
+    p.add_argument("--project", required=True)
+    p.add_argument("--env", required=True)
+    p.add_argument("--holder", required=True)
+    p.add_argument("--wait", type=float, default=0.0)
+    p.add_argument("--break-lock", action="store_true")
+    p.add_argument("--expect", required=True)
+    p.add_argument("--record", required=True, help="the new slots record, base64 JSON")
+    p.add_argument("--pointer", action="append", default=[], help="PATH=ADDRESS, in the order to write (repeat)")
     for name in ("lock", "unlock"):
         p = sub.add_parser(name)
         p.add_argument("--dir", required=True)
@@ -201,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         return put_record(args, "slots.json", "slots")
     if args.command == "put-project":
         return put_record(args, "ssot.json", "projects")
-    return {"lock": lock, "unlock": unlock, "health": health}[args.command](args)
+    return {"lock": lock, "unlock": unlock, "health": health, "snapshot": snapshot, "switch": switch}[args.command](args)
 
 
 if __name__ == "__main__":

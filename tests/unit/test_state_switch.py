@@ -1,0 +1,104 @@
+"""codeb-state snapshot and switch, run as a real program against a temp registry, pointer
+files and lock directory (podman is pointed at a missing binary: no containers)."""
+
+import base64
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from codeb_infra.remote import codeb_state
+
+TOOL = [sys.executable, str(Path(codeb_state.__file__))]
+GREEN_ACTIVE = {"blue": {"state": "grace"}, "green": {"state": "active"}}
+BLUE_ACTIVE = {"blue": {"state": "active"}, "green": {"state": "deployed"}}
+
+
+def run(*args):
+    return subprocess.run([*TOOL, *args], capture_output=True, text=True, timeout=30)
+
+
+def b64(obj):
+    return base64.b64encode(json.dumps(obj).encode()).decode()
+
+
+def setup(tmp_path, record=BLUE_ACTIVE):
+    registry, locks, upstreams = tmp_path / "registry", tmp_path / "locks", tmp_path / "upstreams"
+    registry.mkdir()
+    (registry / "slots.json").write_text(json.dumps({"version": 1, "slots": {"app": {"production": record}}}))
+    (registry / "ssot.json").write_text(json.dumps({"version": 1, "projects": {"app": {"production": {"domain": "app.x"}}, "other": {}}}))
+    upstreams.mkdir()
+    (upstreams / "app.active").write_text("127.0.0.1:4000\n")
+    return registry, locks, upstreams
+
+
+def switch(registry, locks, upstreams, *, expect, record=GREEN_ACTIVE, holder="promote by test", extra=()):
+    return run(
+        "switch", "--registry", str(registry), "--locks", str(locks), "--project", "app", "--env", "production",
+        "--holder", holder, "--expect", expect, "--record", b64(record),
+        "--pointer", f"{upstreams}/app.active=127.0.0.1:4001", "--pointer", f"{upstreams}/app.preview=127.0.0.1:4000",
+        *extra,
+    )
+
+
+def test_snapshot_is_one_project_and_its_pointers(tmp_path):
+    registry, _, upstreams = setup(tmp_path)
+    found = run("snapshot", "--registry", str(registry), "--project", "app", "--env", "production",
+                "--pointer", str(upstreams / "app.active"), "--pointer", str(upstreams / "app.preview"),
+                "--podman", str(tmp_path / "no-podman"))
+    assert found.returncode == 0, found.stderr
+    snap = json.loads(found.stdout)
+    assert snap["project"] == {"domain": "app.x"} and snap["slots"] == BLUE_ACTIVE
+    assert snap["pointers"] == {str(upstreams / "app.active"): "127.0.0.1:4000", str(upstreams / "app.preview"): None}
+    assert snap["containers"] == [] and len(snap["tool"]) == 16
+
+
+def test_switch_moves_pointers_records_and_unlocks(tmp_path):
+    registry, locks, upstreams = setup(tmp_path)
+    done = switch(registry, locks, upstreams, expect=codeb_state.digest(BLUE_ACTIVE))
+    assert done.returncode == 0, done.stderr
+    assert (upstreams / "app.active").read_text() == "127.0.0.1:4001\n"
+    assert (upstreams / "app.preview").read_text() == "127.0.0.1:4000\n"
+    assert json.loads((registry / "slots.json").read_text())["slots"]["app"]["production"] == GREEN_ACTIVE
+    assert list(locks.iterdir()) == [], "the lock is released"
+    assert not list(upstreams.glob("*.tmp"))
+    again = switch(registry, locks, upstreams, expect=codeb_state.digest(GREEN_ACTIVE))
+    assert again.returncode == 0 and again.stdout == "", "a second run writes nothing"
+    raced = switch(registry, locks, upstreams, expect=codeb_state.digest(BLUE_ACTIVE))
+    assert raced.returncode == codeb_state.EXIT_CONFLICT, "a run that planned from the old record lost the race"
+
+
+def test_switch_refuses_a_record_changed_since_the_plan(tmp_path):
+    registry, locks, upstreams = setup(tmp_path)
+    stale = switch(registry, locks, upstreams, expect=codeb_state.digest({"blue": {"state": "deployed"}}))
+    assert stale.returncode == codeb_state.EXIT_CONFLICT and "changed since this run read it" in stale.stderr
+    assert (upstreams / "app.active").read_text() == "127.0.0.1:4000\n", "no pointer moved"
+    assert list(locks.iterdir()) == []
+
+
+def test_switch_under_another_runs_lock_names_it_waits_or_breaks_it(tmp_path):
+    registry, locks, upstreams = setup(tmp_path)
+    lock = ["--dir", str(locks), "--project", "app", "--env", "production"]
+    assert run("lock", *lock, "--holder", "deploy by ci").returncode == 0
+    expect = codeb_state.digest(BLUE_ACTIVE)
+    held = switch(registry, locks, upstreams, expect=expect)
+    assert held.returncode == codeb_state.EXIT_LOCKED
+    assert held.stderr.startswith(codeb_state.LOCK_HELD) and "locked by deploy by ci since 20" in held.stderr
+    assert (upstreams / "app.active").read_text() == "127.0.0.1:4000\n"
+    assert json.loads((locks / "app.production.lock").read_text())["holder"] == "deploy by ci", "the holder's lock stays"
+
+    release = threading.Timer(0.5, lambda: run("unlock", *lock, "--holder", "deploy by ci"))
+    release.start()
+    started = time.monotonic()
+    waited = switch(registry, locks, upstreams, expect=expect, extra=("--wait", "10"))
+    assert waited.returncode == 0, waited.stderr
+    assert 0.4 < time.monotonic() - started < 10
+    assert (upstreams / "app.active").read_text() == "127.0.0.1:4001\n"
+
+    assert run("lock", *lock, "--holder", "a run that died").returncode == 0
+    broken = switch(registry, locks, upstreams, expect=codeb_state.digest(GREEN_ACTIVE), record=BLUE_ACTIVE,
+                    extra=("--break-lock",))
+    assert broken.returncode == 0 and "breaking lock held by a run that died" in broken.stderr
+    assert list(locks.iterdir()) == []
