@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from codeb_infra.cli import data, errors, sandbox, servers, slots
+from codeb_infra.cli import audit, data, errors, keys, sandbox, servers, slots
 
 
 @click.group()
@@ -16,7 +16,7 @@ def codeb(debug: bool) -> None:
     """Blue-green, zero-drop deploys on your own servers."""
 
 
-for command in (*slots.COMMANDS, *servers.COMMANDS, *data.COMMANDS, *sandbox.COMMANDS):
+for command in (*slots.COMMANDS, *servers.COMMANDS, *data.COMMANDS, *sandbox.COMMANDS, *keys.COMMANDS, *audit.COMMANDS):
     codeb.add_command(command)
 
 

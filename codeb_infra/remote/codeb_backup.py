@@ -47,6 +47,8 @@ _AREAS = (
     ("base", re.compile(rf"base/{_STAMP}/(?:base\.tar\.gz|backup_manifest|meta\.json)")),
     ("dumps", re.compile(rf"dumps/{_DB}/{_STAMP}\.(?:dump|json)")),
     ("redis", re.compile(rf"redis/(?:{_STAMP}\.(?:rdb|json)|aof-latest\.(?:tar|json))")),
+    # The app server's audit log heads (sequence number and hash), never replaced once stored.
+    ("audit", re.compile(r"audit/[0-9]{12}-[0-9a-f]{64}")),
 )
 LEFTOVER_SECONDS = 86400
 
@@ -69,7 +71,7 @@ def area_of(rel):
             return area
     raise BadPath(
         f"refusing {rel!r}: not one of wal/<WAL file>, base/<LABEL>/(base.tar.gz|backup_manifest|meta.json), "
-        "dumps/<db>/<STAMP>.(dump|json), redis/<STAMP>.(rdb|json), redis/aof-latest.(tar|json)"
+        "dumps/<db>/<STAMP>.(dump|json), redis/<STAMP>.(rdb|json), redis/aof-latest.(tar|json), audit/<SEQ>-<SHA256>"
     )
 
 
@@ -973,6 +975,15 @@ def _pitr_drop(args):
     return 0
 
 
+def audit_heads(args):
+    """The audit heads the app server shipped, one `SEQ HASH` a line."""
+    for name in sorted(_listdir(os.path.join(args.root, "audit"))):
+        seq, _, digest = name.partition("-")
+        if seq.isdigit() and re.fullmatch(r"[0-9a-f]{64}", digest):
+            print(int(seq), digest)
+    return 0
+
+
 # ---------------------------------------------------------------- cli
 
 
@@ -988,6 +999,7 @@ def main(argv=None):
     p.add_argument("--keep-days", type=float, default=7)
     p.add_argument("--rdb-hours", type=float, default=24)
     sub.add_parser("status")
+    sub.add_parser("audit-heads")
     for name in ("drill", "restore-pitr"):
         p = sub.add_parser(name)
         p.add_argument("--pg-bin", default="/usr/lib/postgresql/15/bin")
@@ -1003,7 +1015,8 @@ def main(argv=None):
             p.add_argument("--drop", metavar="NAME")
             p.add_argument("--list", action="store_true")
     args = parser.parse_args(argv)
-    return {"put": put, "prune": prune, "status": status, "drill": drill, "restore-pitr": restore_pitr}[
+    return {"put": put, "prune": prune, "status": status, "drill": drill, "restore-pitr": restore_pitr,
+            "audit-heads": audit_heads}[
         args.command](args)
 
 
