@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -35,13 +36,45 @@ FAILED_KEYS_WINDOW = 60.0
 WORKER_TIMEOUT = 900.0
 
 
-class WorkerPool:
-    """Started worker processes waiting for one call each (see worker.py)."""
+class _Reader:
+    """A long-lived worker (`--many`) answering read calls one at a time; its stderr is drained
+    into a short tail so a failure can be logged and a full pipe never stalls it."""
 
-    def __init__(self, size: int = 2, command: list[str] | None = None) -> None:
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen([*command, "--many"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, close_fds=True)
+        self.tail: deque[str] = deque(maxlen=200)
+        self.ready = False
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.tail.append(line)
+
+    def call(self, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if not self.ready:
+            self.ready = self.process.stdout.readline().strip() == "ready"
+        self.tail.clear()
+        self.process.stdin.write(json.dumps(job) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise BrokenPipeError("reader exited")
+        return json.loads(line), "".join(self.tail)
+
+
+class WorkerPool:
+    """Started worker processes (see worker.py): one-shot workers waiting for a change each, and a
+    few long-lived readers for read-only tools."""
+
+    def __init__(self, size: int = 2, readers: int = 2, command: list[str] | None = None) -> None:
         self.size = size
+        self.readers_wanted = readers
         self.command = command or [sys.executable, "-m", "codeb_infra.api.worker"]
         self._idle: deque[subprocess.Popen[str]] = deque()
+        self._readers: queue.Queue[_Reader] = queue.Queue()
         self._lock = threading.Lock()
 
     def _spawn(self) -> subprocess.Popen[str]:
@@ -52,9 +85,13 @@ class WorkerPool:
         with self._lock:
             while len(self._idle) < self.size:
                 self._idle.append(self._spawn())
+        for _ in range(self.readers_wanted):
+            self._readers.put(_Reader(self.command))
 
-    def call(self, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """Blocking: one call in one worker; its answer and what it printed on stderr."""
+    def call(self, job: dict[str, Any], *, read_only: bool = False) -> tuple[dict[str, Any], str]:
+        """Blocking: one call; its answer and what the worker printed on stderr meanwhile."""
+        if read_only and self.readers_wanted:
+            return self._read(job)
         with self._lock:
             process = self._idle.popleft() if self._idle else self._spawn()
             self._idle.append(self._spawn())
@@ -73,12 +110,27 @@ class WorkerPool:
         except (IndexError, json.JSONDecodeError):
             return {"ok": False, "status": 500, "error": "worker gave no answer"}, stderr
 
+    def _read(self, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        reader = self._readers.get()
+        try:
+            return reader.call(job)
+        except (BrokenPipeError, OSError, json.JSONDecodeError):
+            reader.process.kill()
+            reader = _Reader(self.command)
+            return {"ok": False, "status": 500, "error": "the reader process failed; try again"}, ""
+        finally:
+            self._readers.put(reader)
+
     def close(self) -> None:
         with self._lock:
             while self._idle:
                 process = self._idle.popleft()
                 process.kill()
                 process.communicate()
+        while not self._readers.empty():
+            reader = self._readers.get()
+            reader.process.kill()
+            reader.process.wait()
 
 
 @dataclass
@@ -190,7 +242,7 @@ class ControlPlane:
                 return _error(409, f"{lock_key[0]}/{lock_key[1]} is busy with {holder}; try again when it is done", "denied")
         try:
             job = {"tool": tool.name, "params": params, "request_id": request_id, "inventory": self.paths.inventory}
-            answer, stderr = await asyncio.to_thread(self.pool.call, job)
+            answer, stderr = await asyncio.to_thread(self.pool.call, job, read_only=tool.read_only)
         finally:
             if lock_key is not None:
                 with self._busy_lock:

@@ -3,8 +3,9 @@ gevent-patches its whole process, so it stays out of the API's asyncio process),
 reads one call as a JSON line on stdin, runs the flow through the controller's runner against the
 API's inventory (the app server as `@local`), and answers one JSON line on the original stdout.
 
-The API keeps a few started workers waiting, so a call pays no import time; each serves one call,
-so concurrent deploys and status reads run side by side and nothing leaks from one call to the next.
+The API keeps a few started workers waiting, so a call pays no import time. A change gets a worker
+of its own that serves that one call, so concurrent changes run side by side and nothing leaks from
+one to the next; reads go to a few long-lived readers (`--many`), one call at a time each.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def answer(call: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "status": 500, "error": f"{call['tool']} {error}"}
 
 
-def _serve() -> int:
+def _serve(many: bool) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pyinfra_cli.inventory  # noqa: F401 - the import (and gevent's patching) before `ready`
@@ -116,18 +117,18 @@ def _serve() -> int:
     os.dup2(2, 1)  # whatever pyinfra prints goes to stderr, never into the reply
     reply.write("ready\n")
     reply.flush()
-    line = sys.stdin.readline()
-    if not line:
-        return 0
-    call = json.loads(line)
-    try:
-        result = answer(call)
-    except Exception as error:  # the API turns this into a 500 with the request id
-        result = {"ok": False, "status": 500, "error": f"unexpected {type(error).__name__}", "detail": str(error)[:2000]}
-    reply.write(json.dumps(result, default=str) + "\n")
-    reply.flush()
+    for line in sys.stdin:
+        call = json.loads(line)
+        try:
+            result = answer(call)
+        except Exception as error:  # the API turns this into a 500 with the request id
+            result = {"ok": False, "status": 500, "error": f"unexpected {type(error).__name__}", "detail": str(error)[:2000]}
+        reply.write(json.dumps(result, default=str) + "\n")
+        reply.flush()
+        if not many:
+            break
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_serve())
+    sys.exit(_serve(many="--many" in sys.argv[1:]))

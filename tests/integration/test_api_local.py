@@ -30,12 +30,12 @@ class CountingPool(WorkerPool):
     """The real worker pool, counting the calls that reached a worker (a refused request must not)."""
 
     def __init__(self) -> None:
-        super().__init__(size=1)
+        super().__init__(size=1, readers=1)
         self.calls: list[str] = []
 
-    def call(self, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    def call(self, job: dict[str, Any], *, read_only: bool = False) -> tuple[dict[str, Any], str]:
         self.calls.append(job["tool"])
-        return super().call(job)
+        return super().call(job, read_only=read_only)
 
 
 def api_paths(tmp: Path) -> ApiPaths:
