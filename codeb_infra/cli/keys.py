@@ -8,7 +8,9 @@ from typing import Any
 import click
 
 from codeb_infra.cli.options import inventory_option
+from codeb_infra.api.keys import key_name
 from codeb_infra.commands import api as api_commands
+from codeb_infra.domain import names
 from codeb_infra.controller import runner
 from codeb_infra.domain.errors import CodebError, RunFailed
 from codeb_infra.roles.app import API_PYTHON
@@ -43,6 +45,12 @@ def keys() -> None:
 @inventory_option
 def create(role: str, projects: tuple[str, ...], expires: float | None, name: str | None, inventory: str) -> None:
     """Make a key; it is printed once, as the last line."""
+    for project in projects:
+        names.project_name(project)
+    if name:
+        key_name(name)
+    if expires is not None and not 0 < expires <= 3650:
+        raise CodebError(f"invalid --expires {expires:g}: expected 1 to 3650 days")
     arguments = ["keys-create", "--role", role, *(a for p in projects for a in ("--project", p))]
     if expires is not None:
         arguments += ["--expires", f"{expires:g}"]

@@ -4,10 +4,13 @@ and the audit tool's server-side calls."""
 from __future__ import annotations
 
 import posixpath
+import re
 
 from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted
+
+_OPTION = re.compile(r"--[a-z][a-z-]*")
 
 
 def python_release() -> StringCommand:
@@ -38,9 +41,12 @@ def install_venv(*, venv: str, archive: str, digest: str) -> StringCommand:
     )
 
 
-def admin(python: str, *arguments: str) -> StringCommand:
-    """``python -m codeb_infra.api.admin ARGS`` in the API's venv (keys, audit on the app server)."""
-    return command(quoted(python), "-m", "codeb_infra.api.admin", *(quoted(a) for a in arguments))
+def admin(python: str, subcommand: str, *arguments: str) -> StringCommand:
+    """``python -m codeb_infra.api.admin SUBCOMMAND ARGS`` in the API's venv (keys, audit on the app
+    server). Option names (``--role``) go as they are; every value is quoted, and one that starts
+    with ``-`` is refused."""
+    return command(quoted(python), "-m", "codeb_infra.api.admin", quoted(subcommand),
+                   *(a if _OPTION.fullmatch(a) else quoted(a) for a in arguments))
 
 
 def audit_append(python: str, encoded_entry: str) -> StringCommand:

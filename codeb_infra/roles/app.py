@@ -70,6 +70,8 @@ def control_plane(settings: HostSettings) -> None:
         files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
     files.directory(name="Directory /var/lib/codeb", path="/var/lib/codeb", user="codeb", group="codeb", mode="755")
     files.directory(name="Caddy log directory", path=posixpath.dirname(API_ACCESS_LOG), user="caddy", group="caddy", mode="750")
+    # Made here, Caddy's: `caddy validate` (run as root) would otherwise create it root's own.
+    files.file(name="API access log", path=API_ACCESS_LOG, user="caddy", group="caddy", mode="600")
     venv = api.venv(name="codeb API virtualenv (wheelhouse from the controller)", path=API_VENV)
     secrets.secret(name="API key secret", path=paths.key_secret, length=64)
     inventory = files.put(name="codeb API inventory", src=StringIO(api_templates.render_inventory(host.data)),

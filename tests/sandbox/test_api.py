@@ -116,7 +116,8 @@ def push_image(b: Bootstrapped, image: str) -> None:
 def setup(bootstrapped: Bootstrapped) -> dict[str, Any]:
     b = bootstrapped
     images = ensure_images()
-    ok(codeb(b, "remove", PROJECT, "--force"))
+    for env in ("production", "staging"):
+        ok(codeb(b, "remove", PROJECT, "--env", env, "--force"))
     on_app(b, f"mkdir -p /opt/codeb/env/{PROJECT} && printf 'SECRET_TOKEN={ENV_SECRET}\\n' > /opt/codeb/env/{PROJECT}/production.env"
               f" && chmod 600 /opt/codeb/env/{PROJECT}/production.env")
     deployed = ok(codeb(b, "deploy", PROJECT, "--image", images["v1"], "--push"))
@@ -130,8 +131,8 @@ def test_health_needs_no_key_and_the_api_listens_on_loopback_only(bootstrapped: 
     api: Api = setup["api"]
     status, body = probe.get(API, address="127.0.0.1", port=api.port, https=True, root_pem=api.root, path="/health")
     assert status == 200 and json.loads(body)["ok"] is True
-    listening = on_app(bootstrapped, "ss -ltnH 'sport = :9100'")
-    assert "127.0.0.1:9100" in listening and "0.0.0.0" not in listening and "*:9100" not in listening
+    listening = on_app(bootstrapped, "ss -ltnH 'sport = :9100' | awk '{print $4}'").split()
+    assert listening == ["127.0.0.1:9100"]
 
 
 def test_roles_and_project_scope(bootstrapped: Bootstrapped, setup: dict[str, Any]) -> None:
