@@ -82,9 +82,7 @@ class WorkerPool:
                                 text=True, close_fds=True)
 
     def fill(self) -> None:
-        with self._lock:
-            while len(self._idle) < self.size:
-                self._idle.append(self._spawn())
+        self.fill_idle()
         for _ in range(self.readers_wanted):
             self._readers.put(_Reader(self.command))
 
@@ -94,7 +92,18 @@ class WorkerPool:
             return self._read(job)
         with self._lock:
             process = self._idle.popleft() if self._idle else self._spawn()
-            self._idle.append(self._spawn())
+        try:
+            return self._one_shot(process, job)
+        finally:
+            # Started after the call, so its imports do not compete with the call for the CPU.
+            self.fill_idle()
+
+    def fill_idle(self) -> None:
+        with self._lock:
+            while len(self._idle) < self.size:
+                self._idle.append(self._spawn())
+
+    def _one_shot(self, process: subprocess.Popen[str], job: dict[str, Any]) -> tuple[dict[str, Any], str]:
         try:
             ready = process.stdout.readline() if process.stdout else ""
             if ready.strip() != "ready":
@@ -151,6 +160,7 @@ class ControlPlane:
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._busy: dict[tuple[str, str], str] = {}
         self._busy_lock = threading.Lock()
+        self._reads: dict[str, asyncio.Future[tuple[dict[str, Any], str]]] = {}
 
     # -- the failed-key limit per source address
     def _blocked(self, source: str) -> bool:
@@ -242,7 +252,8 @@ class ControlPlane:
                 return _error(409, f"{lock_key[0]}/{lock_key[1]} is busy with {holder}; try again when it is done", "denied")
         try:
             job = {"tool": tool.name, "params": params, "request_id": request_id, "inventory": self.paths.inventory}
-            answer, stderr = await asyncio.to_thread(self.pool.call, job, read_only=tool.read_only)
+            answer, stderr = await (self._shared_read(job) if tool.read_only else
+                                    asyncio.to_thread(self.pool.call, job, read_only=False))
         finally:
             if lock_key is not None:
                 with self._busy_lock:
@@ -263,6 +274,17 @@ class ControlPlane:
         if status >= 500:
             message = f"{message} (request id {request_id}; details in the API's journal)"
         return _error(status, message, "invalid" if status == 400 else "failed")
+
+    async def _shared_read(self, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """A read that is already running for the same tool and params is joined, not repeated:
+        twenty clients polling one project's status cost one read of the server."""
+        key = json.dumps([job["tool"], job["params"]], sort_keys=True)
+        running = self._reads.get(key)
+        if running is None:
+            running = asyncio.ensure_future(asyncio.to_thread(self.pool.call, job, read_only=True))
+            self._reads[key] = running
+            running.add_done_callback(lambda _: self._reads.pop(key, None))
+        return await asyncio.shield(running)
 
     def _in_api(self, tool: Tool, model: Any, record: KeyRecord) -> Outcome:
         if tool.name == "audit_log":

@@ -80,7 +80,8 @@ def run(call: dict[str, Any]) -> Any:
     if tool.name == "deploy_project":
         return _change(inventory, flows.deploy_release, request, request_id)
     if tool.name in ("promote", "rollback", "cleanup"):
-        return _change(inventory, getattr(flows, tool.name), request, request_id)
+        # No status read afterwards: a switch answers as soon as the rename is done (ask slot_status).
+        return _change(inventory, getattr(flows, tool.name), request, request_id, report=False)
     if tool.name == "remove_project":
         return _change(inventory, flows.remove_project, request, request_id, report=False)
     if tool.name == "logs":

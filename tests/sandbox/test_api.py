@@ -145,7 +145,7 @@ def test_roles_and_project_scope(bootstrapped: Bootstrapped, setup: dict[str, An
     assert status == 403 and f"limited to {OTHER}" in answer["error"]
     status, answer = api.call(keys["dev"][1], "promote", project=PROJECT)
     assert status == 200, answer
-    assert answer["result"]["status"]["active_slot"] in ("blue", "green")
+    assert answer["result"]["changed"] >= 1
     assert probe.get(domain, address="127.0.0.1", port=api.port, https=True, root_pem=api.root) == (200, "v1")
     status, listed = api.call(keys["dev_other"][1], "list_projects")
     assert status == 200 and all(p["project"] == OTHER for p in listed["result"])
