@@ -76,7 +76,7 @@ def main() -> None:
     key = codeb(inventory, "keys", "create", "--role", "dev", "--project", PROJECT, "--name", "bench").strip().splitlines()[-1]
     api = Api(info.servers["app"].https_port, root, key)
     for image in (images["v1"], images["v2"]):
-        codeb(inventory, "deploy", PROJECT, "--image", image, "--push")
+        codeb(inventory, "deploy", PROJECT, "--image", image, "--push", "--force")
         codeb(inventory, "promote", PROJECT)
     status = api.call("slot_status", project=PROJECT)[1]["result"]
     pointer = f"/etc/caddy/upstreams/{PROJECT}-production.active"
