@@ -12,8 +12,8 @@ Loopback only: the sandbox's published HTTPS and SSH ports.
 
 from __future__ import annotations
 
-import json
 import argparse
+import json
 import ssl
 import statistics
 import subprocess
@@ -25,10 +25,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codeb_infra.controller import probe  # noqa: E402
-from codeb_infra.sandbox import status as sandbox_status  # noqa: E402
-from tests.support.images import ensure_images  # noqa: E402
-from tests.support.sandbox_ssh import SSH_OPTIONS, ssh  # noqa: E402
+from codeb_infra.controller import probe
+from codeb_infra.sandbox import status as sandbox_status
+from tests.support.images import ensure_images
+from tests.support.sandbox_ssh import SSH_OPTIONS, ssh
 
 PROJECT = "apibench"
 API = "api.codeb.test"
@@ -36,7 +36,7 @@ API = "api.codeb.test"
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 class Api:
@@ -55,7 +55,7 @@ class Api:
 
 
 def codeb(inventory: str, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "codeb_infra.cli", *args, "-i", inventory], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "codeb_infra.cli", *args, "-i", inventory], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"codeb {' '.join(args)} failed: {result.stderr[-2000:]}")
     return result.stdout

@@ -11,7 +11,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 GENESIS = "0" * 64
@@ -87,7 +87,7 @@ class AuditLog:
         if unknown:
             raise ValueError(f"unknown audit fields {sorted(unknown)}")
         row: dict[str, Any] = {field: entry.get(field) for field in FIELDS}
-        row["at"] = row["at"] or datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        row["at"] = row["at"] or datetime.now(UTC).isoformat(timespec="milliseconds")
         if row["outcome"] not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}")
         row["params"] = json.dumps(redact(entry.get("params") or {}), sort_keys=True)

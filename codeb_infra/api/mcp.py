@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from codeb_infra.api.keys import KeyRejected
 from codeb_infra.api.server import ControlPlane, source_of
 from codeb_infra.api.tools import TOOLS, Tool
 
@@ -78,7 +79,7 @@ class BearerGate:
         key = bearer(request.headers)
         try:
             self.plane.keys.authenticate(key)
-        except Exception:
+        except KeyRejected:
             status, payload = await self.plane.handle(body=b"", key=key, source=source_of(request), via="mcp")
             await JSONResponse(payload, status_code=status, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return

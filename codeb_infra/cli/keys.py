@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from codeb_infra.cli.options import inventory_option
 from codeb_infra.api.keys import key_name
+from codeb_infra.cli.options import inventory_option
 from codeb_infra.commands import api as api_commands
-from codeb_infra.domain import names
 from codeb_infra.controller import runner
+from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError, RunFailed
 from codeb_infra.roles.app import API_PYTHON
 
