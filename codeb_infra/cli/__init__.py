@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from codeb_infra.cli import data, env, errors, health, releases, sandbox, servers, slots, version
+from codeb_infra.cli import audit, data, env, errors, health, keys, releases, sandbox, servers, slots, version
 
 
 @click.group()
@@ -17,7 +17,7 @@ def codeb(debug: bool) -> None:
 
 
 for command in (*slots.COMMANDS, *servers.COMMANDS, *data.COMMANDS, *health.COMMANDS, *env.COMMANDS, *releases.COMMANDS,
-                *version.COMMANDS, *sandbox.COMMANDS):
+                *version.COMMANDS, *keys.COMMANDS, *audit.COMMANDS, *sandbox.COMMANDS):
     codeb.add_command(command)
 
 

@@ -58,6 +58,10 @@ def remove(container: str, *, stop_timeout: int = 10) -> StringCommand:
     return command("podman", "rm", "--force", "--time", str(int(stop_timeout)), "--ignore", quoted(container))
 
 
+def logs(container: str, *, lines: int) -> StringCommand:
+    return command("podman", "logs", "--tail", str(int(lines)), quoted(container), "2>&1")
+
+
 def image_id(image: str) -> StringCommand:
     return command("podman", "image", "inspect", "--format", "'{{.Id}}'", quoted(image), "2>/dev/null", "||", "true")
 

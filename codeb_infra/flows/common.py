@@ -24,7 +24,7 @@ from codeb_infra.domain.slots import SlotPair
 from codeb_infra.facts.files import UpstreamPointer
 from codeb_infra.facts.podman import CodebContainers, Container, SlotRunner
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry, SlotSnapshot
-from codeb_infra.operations import caddy, checks, powerdns, registry
+from codeb_infra.operations import api, caddy, checks, powerdns, registry
 from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.templates.caddy import render_site
 
@@ -78,6 +78,7 @@ class LockedRun:
 
     def finish(self, failure_message: str) -> None:
         ok = self.ok
+        api.record_change(request=self.request, holder=self.holder, ok=ok)
         checks.unlock(
             name=f"Unlock {self.request.project}/{self.request.env.value}",
             tool=self.settings.state_tool, locks_dir=self.settings.locks_dir, project=self.request.project,

@@ -19,7 +19,7 @@ from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.domain.live import LiveSlots
 from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.flows.common import holder, read_slots, utcnow
-from codeb_infra.operations import registry
+from codeb_infra.operations import api, registry
 
 Decide = Callable[[LiveSlots, HostSettings, SlotRequest], SwitchDecision]
 
@@ -46,11 +46,14 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
     if not tool_current:
         registry.state_tool(name="Install codeb-state", path=settings.state_tool)
     moves = ", ".join(f"{c.target} -> {c.new}" for c in decision.plan.changes if c.what == "pointer")
-    registry.switch(
+    who = holder(action)
+    switched = registry.switch(
         name=f"{action.capitalize()} {request.project}/{request.env.value}: {moves or 'record only'}",
         tool=settings.state_tool, registry_dir=settings.registry_dir, locks_dir=settings.locks_dir,
-        decision=decision, holder=holder(action), wait=request.lock_wait, break_lock=request.break_lock,
+        decision=decision, holder=who, wait=request.lock_wait, break_lock=request.break_lock,
     )
+    # A refused switch fails the run (the lock line becomes exit 4), so only a done one is audited here.
+    api.record_change(request=request, holder=who, ok=switched.did_succeed)
     return decision.plan
 
 

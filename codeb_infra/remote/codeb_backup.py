@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-days", type=float, default=7)
     p.add_argument("--rdb-hours", type=float, default=24)
     sub.add_parser("status")
+    sub.add_parser("audit-heads")
     for name in ("drill", "restore-pitr"):
         p = sub.add_parser(name)
         p.add_argument("--pg-bin", default="/usr/lib/postgresql/15/bin")
@@ -50,5 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         "status": store.status,
         "drill": restore.drill,
         "restore-pitr": restore.restore_pitr,
+        "audit-heads": store.audit_heads,
     }
     return actions[args.command](args)

@@ -18,6 +18,8 @@ AREAS = (
     ("base", re.compile(rf"base/{STAMP_PATTERN}/(?:base\.tar\.gz|backup_manifest|meta\.json)")),
     ("dumps", re.compile(rf"dumps/{DB_PATTERN}/{STAMP_PATTERN}\.(?:dump|json)")),
     ("redis", re.compile(rf"redis/(?:{STAMP_PATTERN}\.(?:rdb|json)|aof-latest\.(?:tar|json))")),
+    # The app server's audit log heads (sequence number and hash), never replaced once stored.
+    ("audit", re.compile(r"audit/[0-9]{12}-[0-9a-f]{64}")),
     ("env", re.compile(r"env/[a-z0-9][a-z0-9-]{0,62}/(?:production|staging)/(?:[0-9]{1,9}\.env|index\.json)")),
 )
 
@@ -37,7 +39,7 @@ def area_of(rel: str) -> str:
     raise BadPath(
         f"refusing {rel!r}: not one of wal/<WAL file>, base/<LABEL>/(base.tar.gz|backup_manifest|meta.json), "
         "dumps/<db>/<STAMP>.(dump|json), redis/<STAMP>.(rdb|json), redis/aof-latest.(tar|json), "
-        "env/<project>/<env>/(<N>.env|index.json)"
+        "env/<project>/<env>/(<N>.env|index.json), audit/<SEQ>-<SHA256>"
     )
 
 

@@ -255,3 +255,12 @@ def _remove_leftovers(
             and common.parse_stamp(stamp) < now - _leftover()
         ):
             remove(os.path.join(directory, entry))
+
+
+def audit_heads(args: argparse.Namespace) -> int:
+    """The audit heads the app server shipped, one `SEQ HASH` a line."""
+    for name in sorted(archive.listdir(os.path.join(args.root, "audit"))):
+        seq, _, digest = name.partition("-")
+        if seq.isdigit() and re.fullmatch(r"[0-9a-f]{64}", digest):
+            print(int(seq), digest)
+    return 0
