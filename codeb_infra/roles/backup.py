@@ -32,6 +32,7 @@ from codeb_infra.config.roles import (
 )
 from codeb_infra.operations import backup as backup_ops
 from codeb_infra.operations import timers
+from codeb_infra.roles.network import internal_address
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_backup.py"
 # The drills run PostgreSQL and Redis in scratch directories; no cluster or server of their own.
@@ -78,7 +79,7 @@ def backup_access() -> None:
     """Keys on storage and app, known to and authorized on the backup server; call on every host."""
     inventory = host.state.inventory
     access = BackupAccess.from_groups({
-        role: [(h.name, h.data.get("private_address")) for h in inventory.get_group(role, default=[])]
+        role: [(h.name, internal_address(h)) for h in inventory.get_group(role, default=[])]
         for role in ("backup", "storage", "app")
     })
     backup_ops.client_key(name="Backup key of this server", access=access)

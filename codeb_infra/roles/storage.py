@@ -27,6 +27,7 @@ from codeb_infra.config.roles import (
     StorageSettings,
 )
 from codeb_infra.operations import postgres, redis, secrets, timers
+from codeb_infra.roles.network import internal_data, peer_addresses
 from codeb_infra.templates import render
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_storage.py"
@@ -38,8 +39,8 @@ ADMIN_ATTRIBUTES = ("LOGIN", "CREATEDB", "CREATEROLE")
 
 @deploy("Bootstrap storage server")
 def storage() -> None:
-    settings = StorageSettings.from_data(host.data)
-    peers = [h.data.get("private_address") for h in host.state.inventory if h is not host]
+    settings = StorageSettings.from_data(internal_data(host))
+    peers = peer_addresses(host)
     networks = settings.client_networks(a for a in peers if a)
     version = settings.postgres_version
 

@@ -10,7 +10,8 @@ from codeb_infra.sandbox.standin import STANDIN_IMAGE, standin_archive
 
 from .model import ROLES, SandboxError, ServerInfo
 
-SHARED_DATA = {"base_domain": "codeb.test", "tls": "internal"}
+# The servers reach each other over a WireGuard mesh; their kernel has no WireGuard module here.
+SHARED_DATA = {"base_domain": "codeb.test", "tls": "internal", "mesh_network": "10.77.0.0/24", "wireguard_userspace": True}
 SANDBOX_ARCHIVE_TIMEOUT = 10
 
 
