@@ -41,7 +41,7 @@ def confirm_change(state: Any, host: Any, what: str, seconds: int) -> None:
     timer fires; if none gets in, wait for the server to undo `what` and fail the run."""
     if not hasattr(host.connector, "make_paramiko_kwargs"):
         # Not over SSH (@local, a container connector): no connection to lose.
-        ok, _ = host.run_shell_command(confirm_commands.disarm())
+        host.run_shell_command(confirm_commands.disarm())
         return
     started = time.monotonic()
     deadline = started + seconds - CONNECT_TIMEOUT - 2

@@ -12,7 +12,13 @@ from pyinfra.operations import files, systemd
 
 from codeb_infra.commands import confirm as confirm_commands
 from codeb_infra.commands import nftables as nft_commands
-from codeb_infra.config.network import FIREWALL_DIR, FIREWALL_RULES, FIREWALL_TABLE, NFTABLES_CONF, nftables_conf
+from codeb_infra.config.network import (
+    FIREWALL_DIR,
+    FIREWALL_RULES,
+    FIREWALL_TABLE,
+    NFTABLES_CONF,
+    nftables_conf,
+)
 from codeb_infra.controller.confirm import confirm_change
 from codeb_infra.facts.files import TextFile
 from codeb_infra.facts.network import FirewallState

@@ -81,7 +81,7 @@ def peer_addresses(server: Host) -> list[str]:
     """Where the other servers reach this one from: their internal addresses."""
     found = []
     for other in server.state.inventory:
-        address = internal_address(other) if other is not server else None
+        address = internal_address(other) if other.name != server.name else None
         if address:
             found.append(address)
     return found

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from codeb_infra.config.network import NetworkSettings, mesh_address
 from codeb_infra.sandbox import SandboxInfo, down, status, up
+from codeb_infra.sandbox.inventory import SHARED_DATA
 from tests.support.podman import CONTAINERS_CONF
 from tests.support.sandbox_ssh import ssh
 
@@ -94,6 +96,12 @@ class Bootstrapped:
         address = self.info.servers[role].address
         assert address
         return address
+
+    def internal(self, role: str) -> str:
+        """Where the other servers reach this one's services: its mesh address when the
+        sandbox's inventory turns the mesh on, else its address on the sandbox network."""
+        settings = NetworkSettings.from_data(SHARED_DATA)
+        return mesh_address(settings, [role], role) if settings.mesh else self.address(role)
 
 
 def bootstrap(info: SandboxInfo) -> Run:

@@ -27,7 +27,13 @@ from codeb_infra.config.network import (
 )
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.facts.files import TextFile
-from codeb_infra.facts.network import Firewall, FirewallState, WireguardHandshakes, WireguardPublicKey, table_rules
+from codeb_infra.facts.network import (
+    Firewall,
+    FirewallState,
+    WireguardHandshakes,
+    WireguardPublicKey,
+    table_rules,
+)
 from codeb_infra.operations import nftables, wireguard
 
 KEYS = {
