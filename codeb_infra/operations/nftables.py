@@ -61,8 +61,11 @@ def firewall(*, rules: str, confirm_seconds: int = 60):
     current = host.get_fact(TextFile, path=FIREWALL_RULES)
     conf = host.get_fact(TextFile, path=NFTABLES_CONF)
     state = host.get_fact(FirewallState, family=family, table=table, recorded=RECORDED)
-    yield from files.put._inner(src=StringIO(SERVICE_OVERRIDE), dest=SERVICE_DROP_IN, mode="644", create_remote_dir=True)
-    yield from systemd.service._inner(service="nftables.service", enabled=True, daemon_reload=True)
+    override_current = host.get_fact(TextFile, path=SERVICE_DROP_IN) == SERVICE_OVERRIDE.rstrip("\n")
+    if not override_current:
+        yield from files.put._inner(src=StringIO(SERVICE_OVERRIDE), dest=SERVICE_DROP_IN, mode="644",
+                                    create_remote_dir=True)
+    yield from systemd.service._inner(service="nftables.service", enabled=True, daemon_reload=not override_current)
     if (current == rules.rstrip("\n") and conf == nftables_conf().rstrip("\n")
             and state.live is not None and not state.drifted):
         host.noop(f"table {family} {table} loaded as written ({state.rule_count} rules)")

@@ -98,10 +98,16 @@ class Bootstrapped:
         return address
 
     def internal(self, role: str) -> str:
-        """Where the other servers reach this one's services: its mesh address when the
-        sandbox's inventory turns the mesh on, else its address on the sandbox network."""
-        settings = NetworkSettings.from_data(SHARED_DATA)
-        return mesh_address(settings, [role], role) if settings.mesh else self.address(role)
+        return internal_address(self.info, role)
+
+
+def internal_address(info: SandboxInfo, role: str) -> str:
+    """Where the other servers reach a server's services: its mesh address when the sandbox's
+    inventory turns the mesh on, else its address on the sandbox network."""
+    settings = NetworkSettings.from_data(SHARED_DATA)
+    address = mesh_address(settings, [role], role) if settings.mesh else info.servers[role].address
+    assert address
+    return address
 
 
 def bootstrap(info: SandboxInfo) -> Run:

@@ -220,3 +220,25 @@ def test_a_rule_set_that_locks_ssh_out_undoes_itself(net: Bootstrapped) -> None:
     assert must(ssh(info, "storage", "nft list table inet codeb")) == before
     assert "192.0.2.1" not in before
     print(f"\nlocked-out change undone by the servers themselves; run took {seconds:.1f}s")
+
+
+@pytest.mark.restarts_servers
+def test_a_restarted_server_comes_back_with_its_firewall_and_mesh_link(net: Bootstrapped) -> None:
+    info = net.info
+    with connect(_quiet) as engine:
+        container = engine.client.containers.get(info.servers["storage"].container)
+        container.stop(timeout=30)
+        container.start()
+    deadline = time.monotonic() + 240
+    reached = None
+    while time.monotonic() < deadline:
+        # From the app server, through the mesh: PostgreSQL and Redis are back on storage's mesh address.
+        reached = ssh(info, "app", f"timeout 3 bash -c '</dev/tcp/{net.internal('storage')}/5432' && "
+                                   f"timeout 3 bash -c '</dev/tcp/{net.internal('storage')}/6379'", timeout=30)
+        if reached.returncode == 0:
+            break
+        time.sleep(3)
+    assert reached is not None and reached.returncode == 0, "storage is not reachable over the mesh after a restart"
+    rules = must(ssh(info, "storage", "nft list table inet codeb"))
+    assert "policy drop" in rules and 'iifname "wg0"' in rules
+    assert must(ssh(info, "storage", "systemctl is-active wg-quick@wg0 nftables")).split() == ["active", "active"]

@@ -235,7 +235,7 @@ def marker_operations(monkeypatch: pytest.MonkeyPatch) -> None:
     def marker(verb: str):
         def inner(**kwargs: Any) -> Iterator[StringCommand]:
             target = kwargs.get("dest") or kwargs.get("path") or kwargs.get("service")
-            flags = " ".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if k in ("restarted", "running"))
+            flags = " ".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if k in ("restarted", "running", "daemon_reload"))
             yield StringCommand(verb, target, flags) if flags else StringCommand(verb, target)
         return inner
 
@@ -303,7 +303,8 @@ def test_firewall_change_is_checked_armed_loaded_recorded_then_confirmed():
     rules = firewall_rules(["storage"], settings(), ["10.77.0.1"])
     host = Host("storage", {}, State(True))
     out = run(nftables.firewall, host, rules=rules, confirm_seconds=20)
-    assert out[:2] == ["put /etc/systemd/system/nftables.service.d/codeb.conf", "service nftables.service"]
+    assert out[:2] == ["put /etc/systemd/system/nftables.service.d/codeb.conf",
+                       "service nftables.service daemon_reload=True"]
     assert out[2:5] == ["directory /etc/codeb/nftables", "put /etc/codeb/nftables/codeb.nft.new",
                         "nft -c -f /etc/codeb/nftables/codeb.nft.new"]
     assert out[5].startswith("if systemctl is-active --quiet codeb-network-revert.timer") and "--on-active=20s" in out[5]
@@ -317,9 +318,12 @@ def test_firewall_as_loaded_is_a_noop_and_drift_reloads_it():
     rules = firewall_rules(["storage"], settings(), ["10.77.0.1"])
     loaded = [{"rule": {"expr": []}}]
     facts = {(TextFile, FIREWALL_RULES): rules.rstrip("\n"), (TextFile, NFTABLES_CONF): nftables_conf().rstrip("\n"),
+             (TextFile, nftables.SERVICE_DROP_IN): nftables.SERVICE_OVERRIDE.rstrip("\n"),
              FirewallState: Firewall(live=loaded, recorded=loaded)}
     host = Host("storage", facts, State(True))
-    assert len(run(nftables.firewall, host, rules=rules)) == 2 and host.noops == ["table inet codeb loaded as written (1 rules)"]
+    # The service stays enabled; no daemon-reload when nothing changed (that would count as a change).
+    assert run(nftables.firewall, host, rules=rules) == ["service nftables.service daemon_reload=False"]
+    assert host.noops == ["table inet codeb loaded as written (1 rules)"]
     facts[FirewallState] = Firewall(live=[], recorded=loaded)
     assert "nft -f /etc/codeb/nftables/codeb.nft" in run(nftables.firewall, Host("s2", facts, State(True)), rules=rules)
 
