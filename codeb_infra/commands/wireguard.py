@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import posixpath
+import shlex
 
 from pyinfra.api import StringCommand
 
-from codeb_infra.commands import command, quoted
+from codeb_infra.commands import command, quoted, safe
 
 DOWN = "__codeb_no_interface__"
 
@@ -33,3 +34,20 @@ def latest_handshakes(interface: str) -> StringCommand:
 
 def interface_address(interface: str) -> StringCommand:
     return command("ip", "-j", "address", "show", "dev", quoted(interface), "2>/dev/null", "||", "echo", "[]")
+
+
+def sync_line(interface: str, config: str, key_file: str) -> str:
+    """A shell line (bash) that applies `config`'s peers and port to the running interface without
+    taking it down (stopping a wireguard-go interface can hang). `wg syncconf` would drop a key that
+    the file does not hold, so the key is added to what it reads, from the key file itself: never
+    on a command line. Holds neither `$` nor `%` (systemd would expand them)."""
+    for value in (interface, config, key_file):
+        safe(value)
+    add_key = "{print} /^.Interface]/ {getline k < f; print \"PrivateKey = \" k}"
+    script = (f"wg syncconf {shlex.quote(interface)} <(wg-quick strip {shlex.quote(config)} | "
+              f"awk -v f={shlex.quote(key_file)} {shlex.quote(add_key)})")
+    return f"bash -c {shlex.quote(script)}"
+
+
+def sync(interface: str, config: str, key_file: str) -> StringCommand:
+    return command(sync_line(interface, config, key_file))

@@ -16,6 +16,7 @@ from pyinfra.operations import files, systemd
 from codeb_infra.commands import confirm as confirm_commands
 from codeb_infra.commands import wireguard as wg_commands
 from codeb_infra.config.network import (
+    MESH_INTERFACE,
     WIREGUARD_CONFIG,
     WIREGUARD_KEY,
     WIREGUARD_PUBLIC_KEY,
@@ -28,8 +29,14 @@ from codeb_infra.controller.confirm import confirm_change
 from codeb_infra.facts.files import TextFile
 from codeb_infra.facts.network import WireguardPublicKey
 
-RESTORE = (f"if [ -f {WIREGUARD_CONFIG} ]; then systemctl restart {WIREGUARD_UNIT}; "
+# Undo: the saved peers applied to the running interface (never taken down), or no mesh at all.
+RESTORE = (f"if [ -f {WIREGUARD_CONFIG} ]; then "
+           f"{wg_commands.sync_line(MESH_INTERFACE, WIREGUARD_CONFIG, WIREGUARD_KEY)} || systemctl restart {WIREGUARD_UNIT}; "
            f"else systemctl stop {WIREGUARD_UNIT}; fi")
+
+
+def _interface_section(config: str) -> str:
+    return config.split("[Peer]", 1)[0]
 
 
 @operation()
@@ -100,5 +107,10 @@ def mesh(*, mesh_network: str, members: tuple[MeshHost, ...], confirm_seconds: i
         return
     yield confirm_commands.arm(paths=(WIREGUARD_CONFIG,), restore=RESTORE, seconds=confirm_seconds)
     yield from files.put._inner(src=StringIO(config), dest=WIREGUARD_CONFIG, user="root", group="root", mode="600")
-    yield from systemd.service._inner(service=WIREGUARD_UNIT, running=True, restarted=True, enabled=True)
+    if current is not None and _interface_section(current) == _interface_section(config):
+        # Only peers changed: applied to the running interface (no restart, no gap in the mesh).
+        yield from systemd.service._inner(service=WIREGUARD_UNIT, running=True, enabled=True)
+        yield wg_commands.sync(MESH_INTERFACE, WIREGUARD_CONFIG, WIREGUARD_KEY)
+    else:
+        yield from systemd.service._inner(service=WIREGUARD_UNIT, running=True, restarted=True, enabled=True)
     yield FunctionCommand(confirm_change, ("mesh change", confirm_seconds), {})

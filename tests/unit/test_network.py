@@ -333,3 +333,16 @@ def test_revert_line_refuses_what_systemd_would_expand():
         confirm.arm(paths=("/etc/x",), restore="echo $HOME", seconds=10)
     line = str(confirm.disarm())
     assert "systemctl stop codeb-network-revert.timer" in line and "echo confirmed" in line and "echo expired" in line
+
+
+def test_a_peer_change_is_applied_to_the_running_interface_without_a_restart():
+    state = mesh_state(True, KEYS)
+    app = state.inventory.hosts["app"]
+    old_peer = Peer(host="storage", address="10.77.0.3", endpoint="192.0.2.99", port=51820, public_key=KEYS["storage"])
+    app.facts[(TextFile, WIREGUARD_CONFIG)] = wireguard_config(
+        address="10.77.0.1", mesh_network="10.77.0.0/24", port=51820, peers=[old_peer])
+    out = run(wireguard.mesh, app, mesh_network="10.77.0.0/24", members=members())
+    assert out[1:3] == [f"put {WIREGUARD_CONFIG}", "service wg-quick@wg0.service running=True"]
+    assert out[3].startswith("bash -c 'wg syncconf wg0 <(wg-quick strip /etc/wireguard/wg0.conf")
+    assert "getline k < f" in out[3] and "restarted" not in " ".join(out)
+    assert "wg syncconf" in out[0]  # the undo applies the saved peers the same way
