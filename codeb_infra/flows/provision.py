@@ -12,6 +12,7 @@ from codeb_infra.domain.errors import CodebError
 from codeb_infra.config.roles import REDIS_ACL, REDIS_PASSWORD, StorageSettings
 from codeb_infra.operations import master_env, postgres, redis, secrets
 from codeb_infra.config.app import HostSettings
+from codeb_infra.roles.network import internal_data
 
 
 def app_env_paths(project: str) -> list[tuple[str, str]]:
@@ -28,7 +29,7 @@ def provision(project: str) -> None:
     data = ProjectData.of(project)
     if "storage" not in host.groups:
         return
-    settings = StorageSettings.from_data(host.data)
+    settings = StorageSettings.from_data(internal_data(host))
     targets = app_env_paths(project)
     secrets.secret(name=f"Database password of {project}", path=data.postgres_password_file)
     secrets.secret(name=f"Redis password of {project}", path=data.redis_password_file)

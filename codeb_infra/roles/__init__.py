@@ -8,6 +8,7 @@ from codeb_infra.flows.version import version_file
 from codeb_infra.roles.app import app
 from codeb_infra.roles.backup import backup, backup_access
 from codeb_infra.roles.monitoring import monitoring
+from codeb_infra.roles.network import network
 from codeb_infra.roles.storage import storage
 from codeb_infra.roles.streaming import streaming
 
@@ -22,6 +23,7 @@ def host_roles() -> set[str]:
 
 def bootstrap_roles() -> None:
     roles = host_roles()
+    network()
     if "app" in roles:
         app()
     if "streaming" in roles:

@@ -1,7 +1,8 @@
 """Health and monitoring on every server: the codeb-health reader (what `codeb health` reads),
 node-exporter with codeb's own checks as textfile metrics, the storage exporters, Caddy's and
 PowerDNS's metrics on the app server, and Prometheus with Alertmanager on the backup server.
-Exporters listen on the private address only; Prometheus and Alertmanager on loopback (reach
+Exporters listen on the internal address only (the mesh address when the mesh is on, else the
+private one); Prometheus and Alertmanager on loopback (reach
 them over an SSH tunnel)."""
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from codeb_infra.config.roles import REDIS_PASSWORD, BackupSettings
 from codeb_infra.domain.data import BACKUP_TOOL, STORAGE_TOOL
 from codeb_infra.operations import caddy
 from codeb_infra.operations import monitoring as monitoring_ops
+from codeb_infra.roles.network import internal_address
 from codeb_infra.templates import render
 from codeb_infra.templates import monitoring as templates
 
@@ -40,8 +42,8 @@ ROLES = ("app", "streaming", "storage", "backup")
 
 def _servers() -> list[templates.Server]:
     inventory = host.state.inventory
-    return [templates.Server(h.name, role, h.data.get("private_address"))
-            for role in ROLES for h in inventory.get_group(role, default=[]) if h.data.get("private_address")]
+    return [templates.Server(h.name, role, address)
+            for role in ROLES for h in inventory.get_group(role, default=[]) if (address := internal_address(h))]
 
 
 def _service(package: str, unit: str, defaults: str, *, restart_on: bool = False) -> None:
@@ -57,7 +59,7 @@ def _service(package: str, unit: str, defaults: str, *, restart_on: bool = False
 def monitoring() -> None:
     roles = {role for role in ROLES if role in host.groups}
     settings = MonitoringSettings.from_data(host.data)
-    address = host.data.get("private_address")
+    address = internal_address(host)
     files.put(name="codeb-health (what `codeb health` reads)", src=str(HEALTH_SOURCE), dest=HEALTH_TOOL,
               user="root", group="root", mode="755", create_remote_dir=True)
     if not address:

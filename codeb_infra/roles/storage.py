@@ -26,6 +26,7 @@ from codeb_infra.domain.data import (
 )
 from codeb_infra.operations import postgres, redis, secrets, timers
 from codeb_infra.roles.tools import remote_tool
+from codeb_infra.roles.network import internal_data, peer_addresses
 from codeb_infra.templates import render
 
 REDIS_PERSISTENCE = {"appendonly": "yes", "appendfsync": "everysec"}
@@ -36,8 +37,8 @@ ADMIN_ATTRIBUTES = ("LOGIN", "CREATEDB", "CREATEROLE")
 
 @deploy("Bootstrap storage server")
 def storage() -> None:
-    settings = StorageSettings.from_data(host.data)
-    peers = [h.data.get("private_address") for h in host.state.inventory if h is not host]
+    settings = StorageSettings.from_data(internal_data(host))
+    peers = peer_addresses(host)
     networks = settings.client_networks(a for a in peers if a)
     version = settings.postgres_version
 

@@ -18,11 +18,12 @@ from codeb_infra.config.roles import (
 )
 from codeb_infra.controller import images
 from codeb_infra.operations import centrifugo, podman, secrets
+from codeb_infra.roles.network import internal_data
 
 
 @deploy("Bootstrap streaming server")
 def streaming() -> None:
-    settings = StreamingSettings.from_data(host.data)
+    settings = StreamingSettings.from_data(internal_data(host))
     apt.packages(name="Podman", packages=["podman"], update=True, cache_time=24 * 3600)
     upload = host.data.get("centrifugo_upload")
     if upload:

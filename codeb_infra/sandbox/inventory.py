@@ -11,8 +11,9 @@ from codeb_infra.sandbox.standin import STANDIN_IMAGE, standin_archive
 
 from .model import ROLES, SandboxError, ServerInfo
 
-SHARED_DATA = {"base_domain": "codeb.test", "tls": "internal",
-               # Short monitoring intervals keep the alert tests short.
+# The servers reach each other over a WireGuard mesh (userspace: this kernel has no WireGuard module);
+# short monitoring intervals keep the alert tests short.
+SHARED_DATA = {"base_domain": "codeb.test", "tls": "internal", "mesh_network": "10.77.0.0/24", "wireguard_userspace": True,
                "monitoring_scrape_seconds": 5, "monitoring_evaluation_seconds": 5, "monitoring_metrics_seconds": 10}
 SANDBOX_ARCHIVE_TIMEOUT = 10
 

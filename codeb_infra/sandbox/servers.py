@@ -36,6 +36,9 @@ BOOT_TIMEOUT = 180
 CONTAINER_HOSTS = ("app", "streaming")
 # Hosts whose hard open-files limit is below the engine's default refuse to start containers.
 ULIMITS = [Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", soft=1024, hard=1024)]
+# WireGuard in userspace (wireguard-go) needs the TUN device, and it and nftables need NET_ADMIN
+# in the server's own network namespace; privileged servers have both already.
+NETWORK_ADMIN = {"devices": ["/dev/net/tun:/dev/net/tun:rwm"], "cap_add": ["NET_ADMIN"]}
 
 
 def _label_values() -> list[str]:
@@ -151,7 +154,7 @@ def _systemd_options(engine: Engine, role: str) -> dict[str, Any]:
     # The app and streaming servers run podman themselves, which needs a privileged container.
     if engine.is_podman:
         # podman sees /sbin/init as the command and sets systemd up (tmpfs /run, cgroups) itself.
-        return {"privileged": role in CONTAINER_HOSTS}
+        return {"privileged": True} if role in CONTAINER_HOSTS else {"privileged": False, **NETWORK_ADMIN}
     # Docker has no systemd mode: give systemd the tmpfs mounts it expects and a writable cgroup
     # tree in the container's own cgroup namespace, as kind does for its nodes.
     return {

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from codeb_infra.config.network import NetworkSettings, mesh_address
 from codeb_infra.sandbox import SandboxInfo, down, status, up
+from codeb_infra.sandbox.inventory import SHARED_DATA
 from tests.support.podman import CONTAINERS_CONF
 from tests.support.sandbox_ssh import ssh
 
@@ -94,6 +96,18 @@ class Bootstrapped:
         address = self.info.servers[role].address
         assert address
         return address
+
+    def internal(self, role: str) -> str:
+        return internal_address(self.info, role)
+
+
+def internal_address(info: SandboxInfo, role: str) -> str:
+    """Where the other servers reach a server's services: its mesh address when the sandbox's
+    inventory turns the mesh on, else its address on the sandbox network."""
+    settings = NetworkSettings.from_data(SHARED_DATA)
+    address = mesh_address(settings, [role], role) if settings.mesh else info.servers[role].address
+    assert address
+    return address
 
 
 def bootstrap(info: SandboxInfo) -> Run:

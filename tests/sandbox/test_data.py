@@ -9,7 +9,7 @@ import pytest
 
 from codeb_infra.domain.data import PROTECTED_VARIABLES
 from codeb_infra.sandbox import SandboxInfo
-from tests.sandbox.conftest import Bootstrapped
+from tests.sandbox.conftest import Bootstrapped, internal_address
 from tests.sandbox.data_support import (
     must,
     redis_admin,
@@ -63,12 +63,8 @@ def test_master_env_on_the_app_server_is_root_only_and_holds_the_protected_varia
     assert app[0] == "root root 600" and app[1] == storage.strip()
     keys = ssh(info, "app", "cut -d= -f1 /opt/codeb/env/ledger/master.env").stdout.split()
     assert set(PROTECTED) <= set(keys)
-    url = ssh(
-        info,
-        "app",
-        "sed -n 's/^DATABASE_URL=postgresql:\\/\\/\\([^:]*\\):.*@\\(.*\\)$/\\1 \\2/p' /opt/codeb/env/ledger/master.env",
-    ).stdout.split()
-    assert url == ["ledger", f"{info.servers['storage'].address}:5432/ledger"]
+    url = ssh(info, "app", "sed -n 's/^DATABASE_URL=postgresql:\\/\\/\\([^:]*\\):.*@\\(.*\\)$/\\1 \\2/p' /opt/codeb/env/ledger/master.env").stdout.split()
+    assert url == ["ledger", f"{internal_address(info, 'storage')}:5432/ledger"]
 
 
 def test_each_project_reaches_its_own_database_and_no_other(provisioned: SandboxInfo) -> None:

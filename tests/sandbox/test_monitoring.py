@@ -76,12 +76,12 @@ def test_targets_up_and_slot_down_alert(bootstrapped: Bootstrapped) -> None:
     rules = {r["name"] for g in api(info, "9090/api/v1/rules")["data"]["groups"] for r in g["rules"]}
     assert {"SlotDown", "TargetDown", "WalArchivingFailing", "BackupTooOld", "CertificateExpiring", "DiskFull"} <= rules
 
-    # Exporters listen on the private address only; the app server's metrics answer only the backup server.
-    storage = bootstrapped.address("storage")
+    # Exporters listen on the internal (mesh) address only; the app server's metrics answer only the backup server.
+    storage = bootstrapped.internal("storage")
     listening = ssh(info, "storage", "ss -Hltn").stdout
     for port in (9100, 9187, 9121):
         assert f"{storage}:{port} " in listening and f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening
-    app = bootstrapped.address("app")
+    app = bootstrapped.internal("app")
     assert ssh(info, "app", f"curl -s -o /dev/null -w '%{{http_code}}' http://{app}:9180/metrics").stdout == "403"
     slot_up = api(info, "9090/api/v1/query", f'codeb_slot_up{{project="{PROJECT}"}}')["data"]["result"]
     assert [r["value"][1] for r in slot_up] == ["1"]

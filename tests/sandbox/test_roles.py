@@ -70,7 +70,7 @@ def psql_from_app(
     roles: Bootstrapped, password: str | None, query: str = "select current_user"
 ) -> subprocess.CompletedProcess[str]:
     # The password travels on stdin, never on a command line.
-    target = f"-h {roles.address('storage')} -U codeb_admin -d postgres"
+    target = f"-h {roles.internal('storage')} -U codeb_admin -d postgres"
     prefix = 'read -r password; PGPASSWORD="$password" ' if password is not None else ""
     return ssh(
         roles.info,
@@ -84,19 +84,15 @@ def redis_from_app(
     roles: Bootstrapped, password: str | None, command: str = "ping"
 ) -> subprocess.CompletedProcess[str]:
     prefix = 'read -r password; REDISCLI_AUTH="$password" ' if password is not None else ""
-    return ssh(
-        roles.info,
-        "app",
-        f"{prefix}redis-cli --no-auth-warning -h {roles.address('storage')} {command}",
-        stdin=f"{password}\n" if password is not None else "",
-    )
+    return ssh(roles.info, "app", f"{prefix}redis-cli --no-auth-warning -h {roles.internal('storage')} {command}",
+               stdin=f"{password}\n" if password is not None else "")
 
 
 def test_postgres_answers_from_app_with_the_admin_password(roles: Bootstrapped) -> None:
     password = read_secret(roles, "storage", POSTGRES_ADMIN_PASSWORD)
     result = psql_from_app(roles, password, "select current_user, inet_server_addr(), split_part(version(), ' ', 2)")
     user, server, version = must(result).strip().split("|")
-    assert (user, server) == ("codeb_admin", roles.address("storage"))
+    assert (user, server) == ("codeb_admin", roles.internal("storage"))
     assert version.startswith("15.")
 
 
@@ -118,7 +114,7 @@ def test_postgres_uses_scram_for_the_private_network(roles: Bootstrapped) -> Non
     )
     methods = {line.split("|")[1] for line in rules.split()}
     assert methods == {"scram-sha-256"}
-    assert f"{roles.address('app')}|scram-sha-256" in rules.split()
+    assert f"{roles.internal('app')}|scram-sha-256" in rules.split()
 
 
 def test_redis_answers_from_app_with_its_password_only(roles: Bootstrapped) -> None:
@@ -134,11 +130,11 @@ def test_redis_answers_from_app_with_its_password_only(roles: Bootstrapped) -> N
 
 
 def test_storage_listens_on_loopback_and_private_address_only(roles: Bootstrapped) -> None:
-    allowed = {"127.0.0.1", "[::1]", roles.address("storage")}
+    allowed = {"127.0.0.1", "[::1]", roles.internal("storage")}
     for port in (5432, 6379):
         listeners = must(ssh(roles.info, "storage", f"ss -ltnH 'sport = :{port}'")).splitlines()
         addresses = {line.split()[3].rsplit(":", 1)[0] for line in listeners}
-        assert roles.address("storage") in addresses, port
+        assert roles.internal("storage") in addresses, port
         assert addresses <= allowed, (port, addresses)
 
 
@@ -219,7 +215,7 @@ def test_secrets_appear_in_no_server_log(roles: Bootstrapped) -> None:
 
 
 def test_centrifugo_answers_health_on_the_private_address(roles: Bootstrapped) -> None:
-    url = f"http://{roles.address('streaming')}:8000/health"
+    url = f"http://{roles.internal('streaming')}:8000/health"
     status = must(ssh(roles.info, "app", f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {url}"))
     assert status == "200"
     loopback = ssh(roles.info, "streaming", "curl -s -o /dev/null --max-time 5 http://127.0.0.1:8000/health")
@@ -237,7 +233,7 @@ def test_centrifugo_is_a_quadlet_unit_started_at_boot(roles: Bootstrapped) -> No
     image = must(ssh(roles.info, "streaming", f"{quiet} podman inspect centrifugo --format '{{{{.ImageName}}}}'"))
     assert image.strip() == STANDIN_IMAGE
     ports = must(ssh(roles.info, "streaming", f"{quiet} podman port centrifugo")).strip()
-    assert ports == f"8000/tcp -> {roles.address('streaming')}:8000"
+    assert ports == f"8000/tcp -> {roles.internal('streaming')}:8000"
 
 
 def test_storage_services_start_at_boot(roles: Bootstrapped) -> None:
@@ -249,7 +245,7 @@ def backup_ssh(
     roles: Bootstrapped, role: str, user: str, home: str, command: str, *options: str
 ) -> subprocess.CompletedProcess[str]:
     key = f"{home}/.ssh/{BACKUP_KEY_NAME}"
-    ssh_command = shlex.join(["ssh", "-i", key, "-o", "BatchMode=yes", *options, "codeb-backup@backup", command])
+    ssh_command = shlex.join(["ssh", "-i", key, "-o", "BatchMode=yes", *options, f"codeb-backup@{roles.internal('backup')}", command])
     return ssh(roles.info, role, f"runuser -u {user} -- {ssh_command}")
 
 
