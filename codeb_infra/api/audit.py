@@ -41,7 +41,8 @@ def redact(params: Any) -> Any:
     """Parameters as the log keeps them: every value under a secret-looking name, and anything
     that looks like an API key, replaced (env values never reach the log)."""
     if isinstance(params, Mapping):
-        return {str(k): REDACTED if _SECRET_NAME.search(str(k)) else redact(v) for k, v in params.items()}
+        return {str(k): _env_names(v) if k == "values" else REDACTED if _SECRET_NAME.search(str(k)) else redact(v)
+                for k, v in params.items()}
     if isinstance(params, list | tuple):
         return [redact(v) for v in params]
     if isinstance(params, str):
@@ -49,6 +50,13 @@ def redact(params: Any) -> Any:
     if params is None or isinstance(params, bool | int | float):
         return params
     return str(params)[:500]
+
+
+def _env_names(values: Any) -> Any:
+    """An env change's values as the log keeps them: the names only."""
+    if isinstance(values, Mapping):
+        return {str(name): REDACTED for name in values}
+    return REDACTED
 
 
 def row_hash(prev_hash: str, row: Mapping[str, Any]) -> str:

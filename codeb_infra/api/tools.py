@@ -15,7 +15,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from codeb_infra.api.keys import Role
+from codeb_infra.domain import env as domain_env
+from codeb_infra.domain import names
+from codeb_infra.domain.names import Environment
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
+from codeb_infra.flows.env import EnvChange
+from codeb_infra.flows.releases import ReleaseRequest
 
 
 class _Params(BaseModel):
@@ -42,6 +47,28 @@ class DeployParams(ProjectParams):
 
 class RollbackParams(ProjectParams):
     to: str | None = Field(None, description="slot to make active (blue/green)")
+    release: int | None = Field(None, ge=1, description="redeploy release N (its image and env version) and promote it")
+
+
+class EnvSetParams(ProjectParams):
+    values: dict[str, str] = Field(description="NAME -> value; a new env version when any value changes")
+    deploy: bool = Field(False, description="then redeploy the current image with the new env into the inactive slot")
+
+
+class EnvUnsetParams(ProjectParams):
+    names: list[str] = Field(min_length=1, description="variables to remove")
+    deploy: bool = False
+
+
+class EnvRestoreParams(ProjectParams):
+    version: int = Field(ge=1, description="env version to make current again (as a new version)")
+    from_backup: bool = Field(False, description="first bring the env store back from the backup server")
+    deploy: bool = False
+
+
+class EnvDiffParams(ProjectParams):
+    old: int = Field(ge=1)
+    new: int = Field(ge=1)
 
 
 class ForceParams(ProjectParams):
@@ -107,6 +134,26 @@ def _slot(**fixed: Any) -> Callable[[dict[str, Any]], SlotRequest]:
     return lambda given: SlotRequest.from_data({**given, **fixed})
 
 
+def _rollback(given: dict[str, Any]) -> SlotRequest | ReleaseRequest:
+    if given.get("release") is not None:
+        return ReleaseRequest.of(given["project"], given.get("env", "production"), given["release"])
+    return SlotRequest.from_data({k: v for k, v in given.items() if k != "release"})
+
+
+def _env_change(given: dict[str, Any]) -> EnvChange:
+    project, env = given["project"], given.get("env", "production")
+    if "values" in given:
+        return EnvChange.of(project, env, set_values=domain_env.assignments(
+            tuple(f"{name}={value}" for name, value in given["values"].items())))
+    if "names" in given:
+        return EnvChange.of(project, env, unset=tuple(given["names"]))
+    return EnvChange.of(project, env, restore=given["version"])
+
+
+def _project_env(given: dict[str, Any]) -> tuple[str, Environment]:
+    return names.project_name(given["project"]), names.environment(given.get("env", "production"))
+
+
 for _tool in (
     Tool("list_projects", "Projects and environments on the app server, with their domain and active slot.",
          NoParams, Role.VIEW, read_only=True),
@@ -116,8 +163,9 @@ for _tool in (
          DeployParams, Role.DEV, read_only=False, request=DeployRequest.from_data),
     Tool("promote", "Switch the domain to the deployed slot; the previous one enters its grace period.",
          ProjectParams, Role.DEV, read_only=False, request=_slot()),
-    Tool("rollback", "Switch the domain back to the slot in its grace period (no container is touched).",
-         RollbackParams, Role.DEV, read_only=False, request=_slot()),
+    Tool("rollback", "Switch the domain back to the slot in its grace period (no container is touched); with "
+         "release N, redeploy that release's image and env version and promote it.",
+         RollbackParams, Role.DEV, read_only=False, request=_rollback),
     Tool("cleanup", "Remove slots whose grace period ended (force: any slot in grace, and failed ones).",
          ForceParams, Role.DEV, read_only=False, destructive=True, request=_slot()),
     Tool("remove_project", "Take a project/env off the server: containers, site, DNS records, registry.",
@@ -127,6 +175,22 @@ for _tool in (
          request=lambda given: SlotRequest.from_data({k: v for k, v in given.items() if k not in ("slot", "lines")} | {"to": given["slot"]})),
     Tool("backup_status", "Freshness of base backups, WAL, dumps, Redis snapshots and the last restore drill.",
          NoParams, Role.ADMIN, read_only=True),
+    Tool("health_check", "Every server, project and backup checked, with consistency between record and reality; "
+         "each finding names its fix.", NoParams, Role.VIEW, read_only=True),
+    Tool("releases", "A project/env's releases: number, image and image ID, env version, who, when, health.",
+         ProjectParams, Role.VIEW, read_only=True, request=_project_env),
+    Tool("env_list", "Names in a project's env (no values), those from the master env, the current version.",
+         ProjectParams, Role.ADMIN, read_only=True, request=_project_env),
+    Tool("env_history", "Every env version: number, time, actor, names added/changed/removed (never values).",
+         ProjectParams, Role.ADMIN, read_only=True, request=_project_env),
+    Tool("env_diff", "Names added, changed and removed between two env versions.",
+         EnvDiffParams, Role.ADMIN, read_only=True, request=_project_env),
+    Tool("env_set", "Set variables (a new env version); values never reach a log or the audit log.",
+         EnvSetParams, Role.ADMIN, read_only=False, request=_env_change),
+    Tool("env_unset", "Remove variables (a new env version).", EnvUnsetParams, Role.ADMIN, read_only=False,
+         request=_env_change),
+    Tool("env_restore", "Make an older env version current again, as a new version.",
+         EnvRestoreParams, Role.ADMIN, read_only=False, request=_env_change),
     Tool("audit_log", "Rows of the audit log (a key limited to projects sees only theirs).",
          AuditParams, Role.VIEW, read_only=True, in_api=True),
     Tool("keys_create", "Make an API key; it is shown once.", KeyCreateParams, Role.ADMIN, read_only=False, in_api=True),

@@ -20,7 +20,10 @@ from typing import Any
 from codeb_infra import flows
 from codeb_infra.api.tools import TOOLS
 from codeb_infra.commands import podman as podman_commands
-from codeb_infra.controller import runner
+from codeb_infra.controller import releases, runner
+from codeb_infra.flows import env as env_flows
+from codeb_infra.flows import releases as release_flows
+from codeb_infra.flows.releases import ReleaseRequest
 from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError, LockHeld
 from codeb_infra.domain.requests import SlotRequest
@@ -68,6 +71,15 @@ class _Failed(Exception):
     pass
 
 
+def _changes(inventory: str, results: list[Any], request: Any) -> dict[str, Any]:
+    """The answer of a change made of several runs (env change then deploy, redeploy then promote)."""
+    for result in results:
+        if not result.ok:
+            raise _Failed(f"failed on {', '.join(result.failed_hosts)}")
+    return {"changed": sum(result.changed for result in results),
+            "status": _status(inventory, SlotRequest(project=request.project, env=request.env))}
+
+
 def run(call: dict[str, Any]) -> Any:
     """The result of one tool call (raises CodebError for what the caller got wrong)."""
     tool = TOOLS[call["tool"]]
@@ -79,6 +91,8 @@ def run(call: dict[str, Any]) -> Any:
         return _status(inventory, request)
     if tool.name == "deploy_project":
         return _change(inventory, flows.deploy_release, request, request_id)
+    if tool.name == "rollback" and isinstance(request, ReleaseRequest):
+        return _changes(inventory, releases.rollback_to_release(inventory, request, data={API_REQUEST: request_id}), request)
     if tool.name in ("promote", "rollback", "cleanup"):
         # No status read afterwards: a switch answers as soon as the rename is done (ask slot_status).
         return _change(inventory, getattr(flows, tool.name), request, request_id, report=False)
@@ -91,6 +105,28 @@ def run(call: dict[str, Any]) -> Any:
         if not output.ok:
             raise CodebError(f"no logs of {container}: {output.stdout.strip().splitlines()[-1:] or 'no such container'}")
         return {"container": container, "lines": output.stdout.splitlines()}
+    if tool.name == "health_check":
+        from codeb_infra.flows import health
+
+        return health.check(inventory).as_dict()
+    if tool.name == "releases":
+        return runner.read_facts(inventory, release_flows.listing, *request)[0]
+    if tool.name in ("env_list", "env_history"):
+        reader = env_flows.listing if tool.name == "env_list" else env_flows.history
+        return runner.read_facts(inventory, reader, *request)[0]
+    if tool.name == "env_diff":
+        found = runner.read_facts(inventory, env_flows.version_diff, *request, int(call["params"]["old"]),
+                                  int(call["params"]["new"]))[0]
+        return {"added": list(found.added), "changed": list(found.changed), "removed": list(found.removed)}
+    if tool.name in ("env_set", "env_unset", "env_restore"):
+        data = {API_REQUEST: request_id}
+        if call["params"].get("from_backup"):
+            fetched = runner.run_flow(inventory, env_flows.fetch_from_backup, request.project, request.env, data=data,
+                                      verbose=False)
+            if not fetched.ok:
+                raise _Failed("fetching the env store from the backup server failed")
+        results = releases.change_env(inventory, request, deploy=bool(call["params"].get("deploy")), data=data)
+        return _changes(inventory, results, request)
     if tool.name == "backup_status":
         from codeb_infra.flows import backups
 

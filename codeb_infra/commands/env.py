@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import posixpath
+
 from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted
 
 
+def tool_root(tool: str) -> str:
+    """The codeb directory a tool installed as CODEB_DIR/bin/NAME works in (its --root)."""
+    return posixpath.dirname(posixpath.dirname(tool))
+
+
 def _tool(tool: str, action: str, project: str, env: str, *args: str) -> StringCommand:
-    return command("python3", quoted(tool), action, "--project", quoted(project), "--env", quoted(env), *args)
+    return command("python3", quoted(tool), "--root", quoted(tool_root(tool)), action,
+                   "--project", quoted(project), "--env", quoted(env), *args)
 
 
 def commit(tool: str, *, project: str, env: str, content: str, entry: str) -> StringCommand:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -191,3 +192,24 @@ def test_mcp_without_a_valid_bearer_is_401(uvicorn_api: tuple[str, Any]) -> None
     response = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
                           headers={"Authorization": "Bearer codeb_admin_" + "y" * 43, "Accept": "application/json, text/event-stream"})
     assert response.status_code == 401 and response.json()["error"] == "unknown API key"
+
+
+def test_env_and_release_tools_keep_roles_and_never_log_values(api: Any) -> None:
+    client, plane, _ = api
+    view, dev, admin = key(plane, Role.VIEW), key(plane, Role.DEV), key(plane, Role.ADMIN)
+    for tool in ("env_list", "env_history", "env_set"):
+        refused = call(client, dev, tool, project="shop", values={"A": "b"}) if tool == "env_set" else call(client, dev, tool, project="shop")
+        assert refused.status_code == 403 and "needs admin" in refused.json()["error"], refused.text
+    assert call(client, view, "releases", project="shop").json() == {"ok": True, "result": [], "request_id": ANY}
+    protected = call(client, admin, "env_set", project="shop", values={"DATABASE_URL": "postgresql://x"})
+    assert protected.status_code == 400 and "master env" in protected.json()["error"], protected.text
+    assert call(client, admin, "rollback", project="shop", release=0).status_code == 400
+
+    secret = "s3cret-" + "value-in-env"
+    call(client, admin, "env_set", project="shop", values={"GREETING": secret})  # stored here; the copy to a backup server fails
+    listed = call(client, admin, "env_list", project="shop").json()
+    assert listed["ok"] and listed["result"]["names"] == ["GREETING"] and listed["result"]["version"] == 1, listed
+    rows = plane.audit.rows(limit=5000)
+    env_rows = [r for r in rows if r["tool"] == "env_set"]
+    assert env_rows and "GREETING" in json.dumps(env_rows[-1]) and secret not in json.dumps(rows)
+    assert plane.audit.verify() is None
