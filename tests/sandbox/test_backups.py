@@ -34,7 +34,9 @@ def backed_up(bootstrapped: Bootstrapped) -> SandboxInfo:
     info = bootstrapped.info
     ok(codeb(info, "provision", PROJECT))
     sql(info, PROJECT, "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());"
-                       "INSERT INTO orders SELECT g FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING;")
+                       "INSERT INTO orders SELECT g FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING;"
+                       # exactly 1000 on a reused sandbox too: rows other runs added go
+                       "DELETE FROM orders WHERE id > 1000;")
     redis_admin(info, "SET", f"{PROJECT}:seed", "1")
     started = time.monotonic()
     out = ok(codeb(info, "backup", "now"))
@@ -131,11 +133,11 @@ def test_point_in_time_restore_stops_at_the_given_time(backed_up: SandboxInfo) -
     time.sleep(2)
     target = datetime.now(timezone.utc)
     time.sleep(2)
-    sql(info, PROJECT, "INSERT INTO events (name) VALUES ('after');")
+    # The segment that holds 'after', named before the switch: after it, pg_current_wal_lsn() is in
+    # the next segment as soon as anything else writes, which would wait for another segment.
+    wanted = sql(info, PROJECT, "INSERT INTO events (name) VALUES ('after'); SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
     sql(info, "postgres", "SELECT pg_switch_wal();")
-    wanted = sql(info, "postgres", "SELECT pg_walfile_name(pg_current_wal_lsn())")
-    wait_for("the segment holding 'after' to be archived", lambda: any(n >= wanted for n in _archived(info)) or
-             storage_status(info)["archiver"]["last_archived_wal"] >= wanted, timeout=60)
+    wait_for("the segment holding 'after' to be archived", lambda: any(n >= wanted for n in _archived(info)), timeout=90)
     with restored(info, PROJECT, "--to", target.isoformat()) as found:
         names = _scratch_sql(info, found, "SELECT string_agg(name, ',' ORDER BY name) FROM events")
         assert names == "before"
@@ -226,14 +228,18 @@ def _backup_sshd(action: str) -> None:
 def test_unreachable_archive_fails_loudly_and_loses_no_wal(backed_up: SandboxInfo) -> None:
     info = backed_up
     failed_before = int(storage_status(info)["archiver"]["failed_count"] or 0)
+    table = f"offline_{int(time.time())}"  # this run's own: the sandbox may be reused
+    sql(info, PROJECT, f"CREATE TABLE {table} (id int PRIMARY KEY)")
     _backup_sshd("stop")
     try:
         for n in range(3):
-            sql(info, PROJECT, f"INSERT INTO orders (id) VALUES ({100000 + n}); SELECT pg_switch_wal();")
+            sql(info, PROJECT, f"INSERT INTO {table} (id) VALUES ({n}); SELECT pg_switch_wal();")
         wait_for("archive failures", lambda: int(storage_status(info)["archiver"]["failed_count"] or 0) > failed_before, timeout=90)
         status = codeb(info, "backup", "status")
         print(f"\n`codeb backup status` with the backup server unreachable (exit {status.returncode}):\n{status.stdout}")
-        assert status.returncode == 1 and "FAIL" in status.stdout and "WAL archiving" in status.stdout
+        assert status.returncode == 1, status.stdout
+        failed = {line[6:34].strip() for line in status.stdout.splitlines() if line.startswith("FAIL  ")}  # name: 28 wide
+        assert {"WAL archiving", "backup server"} <= failed, status.stdout
         pending = storage_status(info)["ready"]["count"]
         assert pending >= 2, "segments wait on the storage server"
     finally:
@@ -243,4 +249,4 @@ def test_unreachable_archive_fails_loudly_and_loses_no_wal(backed_up: SandboxInf
     numbers = [_segment_number(n) for n in names]
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "no gap in the archived WAL"
     with restored(info, PROJECT, "--to", "latest") as found:
-        assert _scratch_sql(info, found, "SELECT count(*) FROM orders WHERE id >= 100000") == "3"
+        assert _scratch_sql(info, found, f"SELECT count(*) FROM {table}") == "3"
