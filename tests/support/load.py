@@ -281,6 +281,15 @@ class LoadLoop(StartStop):
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
 
+    def saw(self, body: str, since: float) -> bool:
+        """Whether any client got ``body`` in a response that ended at or after ``since`` (its
+        last few requests are looked at; safe to call while the clients run)."""
+        return any(
+            sample.ok and sample.text == body and sample.end >= since
+            for records in self._records
+            for sample in records[-8:]
+        )
+
     def _more(self) -> bool:
         if self._stop.is_set():
             return False
