@@ -145,7 +145,8 @@ def test_ten_projects_deployed_at_once_all_succeed_with_ports_of_their_own(live:
         # New projects plan their ports from the ssot.json they read; two that read it at the same
         # time may pick the same free port, and the registry write refuses the second one.
         raced = [p for p, r in zip(projects, results) if r.returncode != 0]
-        unclear = [(p, r.stdout[-1500:]) for p, r in zip(projects, results)
+        unclear = [(p, [line for line in r.stdout.splitlines() if "rror" in line or "failed" in line.lower()][-12:])
+                   for p, r in zip(projects, results)
                    if r.returncode != 0 and "was taken meanwhile by another deploy" not in r.stdout]
         assert unclear == [], unclear
         for project in raced:

@@ -175,10 +175,10 @@ def test_the_reachability_check_sees_a_forwarded_storage_server(roles: Bootstrap
     """The check above can fail: with the storage server's ports forwarded to this machine's
     loopback (an SSH tunnel here), it names both."""
     postgres_port, redis_port = free_loopback_port(), free_loopback_port()
-    storage = roles.address("storage")
+    # To the storage server's loopback: connections from its own private address are not in pg_hba.
     tunnel = subprocess.Popen(
         ["ssh", "-i", str(roles.info.ssh_key), "-p", str(roles.info.servers["storage"].ssh_port), *SSH_OPTIONS,
-         "-N", "-L", f"127.0.0.1:{postgres_port}:{storage}:5432", "-L", f"127.0.0.1:{redis_port}:{storage}:6379",
+         "-N", "-L", f"127.0.0.1:{postgres_port}:127.0.0.1:5432", "-L", f"127.0.0.1:{redis_port}:127.0.0.1:6379",
          "root@127.0.0.1"],
     )
     try:
