@@ -181,10 +181,9 @@ def test_a_deploy_during_a_running_deploy_gets_the_lock_error(stack, project, im
     slow = subprocess.Popen(_command(stack, "cli", "deploy", project, image=images["v3"]), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not lock_file(stack, project).exists():
+        while (held := _read_lock(stack, project)) is None:
             assert slow.poll() is None and time.monotonic() < deadline, "the deploy never took the lock"
             time.sleep(0.05)
-        held = json.loads(lock_file(stack, project).read_text())
         assert held["holder"].startswith(f"deploy {images['v3']} by ") and f" pid {slow.pid} " in held["holder"], held
         loser = stack.codeb("deploy", project, "--image", images["v2"], check=False)
         assert slow.poll() is None, "the first deploy must still hold the lock while the second ran"
@@ -298,6 +297,14 @@ def release_lock(stack, project: str, holder: str = HOLDER) -> None:
 
 def lock_file(stack, project: str) -> Path:
     return stack.directory / "codeb" / "locks" / f"{project}.production.lock"
+
+
+def _read_lock(stack, project: str) -> dict | None:
+    """The lock's record, or None while there is none (or it is being written)."""
+    try:
+        return json.loads(lock_file(stack, project).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def assert_locked_out(result, holder: str, since: str) -> None:
