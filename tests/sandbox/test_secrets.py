@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -48,8 +49,9 @@ def verbose_pyinfra(bootstrapped: Bootstrapped, script: str, **data: str) -> str
 
 
 @pytest.fixture(scope="module")
-def outputs(bootstrapped: Bootstrapped) -> Outputs:
-    """Every flow that touches a secret, run once for a project of this run's own."""
+def outputs(bootstrapped: Bootstrapped) -> Iterator[Outputs]:
+    """Every flow that touches a secret, run once for a project of this run's own (its slots go
+    afterwards; its database stays, as provisioned data does)."""
     info = bootstrapped.info
     runs = {"bootstrap (first)": bootstrapped.first.output, "bootstrap (second)": bootstrapped.second.output}
     runs["provision -vvv"] = verbose_pyinfra(bootstrapped, "provision", project=PROJECT)
@@ -58,7 +60,8 @@ def outputs(bootstrapped: Bootstrapped) -> Outputs:
     runs["restore drill -vvv"] = verbose_pyinfra(bootstrapped, "restore_drill")
     runs["backup verify --json"] = ok(codeb(info, "backup", "verify", "--json"))
     runs["backup status"] = codeb(info, "backup", "status").stdout
-    return Outputs(runs)
+    yield Outputs(runs)
+    codeb(info, "remove", PROJECT, "--force")
 
 
 def env_values(text: str, keys: tuple[str, ...] | None = None) -> list[str]:
