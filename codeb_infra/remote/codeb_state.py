@@ -84,6 +84,14 @@ def put_record(args: argparse.Namespace, filename: str, table: str) -> int:
                 "(another deploy ran meanwhile); nothing written, run again\n"
             )
             return EXIT_CONFLICT
+        shared = _ports_of_others(data, table, args.project, args.env) & set((new or {}).get("ports", {}).values())
+        if shared:
+            # Two new projects planned their ports from the same ssot.json at the same time.
+            sys.stderr.write(
+                f"{args.project}/{args.env}: port {', '.join(map(str, sorted(shared)))} was taken meanwhile by "
+                "another deploy; nothing written, run again\n"
+            )
+            return EXIT_CONFLICT
         envs = data.setdefault(table, {}).setdefault(args.project, {})
         if new is None:
             envs.pop(args.env, None)
@@ -94,6 +102,18 @@ def put_record(args: argparse.Namespace, filename: str, table: str) -> int:
         _write_atomic(path, data)
     print("written")
     return 0
+
+
+def _ports_of_others(data, table, project, env):
+    if table != "projects":
+        return set()
+    return {
+        port
+        for name, envs in data.get("projects", {}).items()
+        for env_name, entry in envs.items()
+        if (name, env_name) != (project, env)
+        for port in entry.get("ports", {}).values()
+    }
 
 
 def _now() -> str:

@@ -23,9 +23,9 @@ from tests.support.backup_lab import PG_BIN, BackupLab
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="creates a test user and runs PostgreSQL as it (needs root)"),
-    pytest.mark.skipif(not ((PG_BIN / "initdb").exists() and shutil.which("redis-server")),
-                       reason="needs postgresql-15 and redis-server (scripts/setup.sh installs them)"),
+    pytest.mark.needs(os.geteuid() == 0, "root (creates a test user and runs PostgreSQL as it)"),
+    pytest.mark.needs(bool((PG_BIN / "initdb").exists() and shutil.which("redis-server")),
+                      "postgresql-15 and redis-server (scripts/setup.sh installs them)"),
 ]
 
 SEGMENT = re.compile(r"[0-9A-F]{24}")

@@ -20,8 +20,8 @@ import pytest
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not (shutil.which("pdns_server") and shutil.which("dig")),
-                       reason="needs pdns-server, pdns-backend-sqlite3 and dnsutils (scripts/setup.sh installs them)"),
+    pytest.mark.needs(bool(shutil.which("pdns_server") and shutil.which("dig")),
+                      "pdns-server, pdns-backend-sqlite3 and dnsutils (scripts/setup.sh installs them)"),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ import pytest
 from codeb_infra.controller import probe
 from codeb_infra.sandbox import SandboxInfo
 from codeb_infra.sandbox.engine import connect
-from tests.sandbox.conftest import Bootstrapped
+from tests.sandbox.conftest import Bootstrapped, must
 from tests.support.images import ensure_images
 from tests.support.load import Switch, summarize_switches
 from tests.support.load_process import LoadProcess
@@ -92,6 +92,8 @@ def test_blue_green_over_ssh(bootstrapped: Bootstrapped) -> None:
     ).stdout.split()
     assert units == ["active", "active"]
 
+    identity = slot_identity(info)
+
     switches: list[Switch] = []
     with LoadProcess(
         f"https://127.0.0.1:{web.port}/", DOMAIN, clients=4, keepalive=False, max_seconds=300, root_pem=root
@@ -117,9 +119,21 @@ def test_blue_green_over_ssh(bootstrapped: Bootstrapped) -> None:
     assert set(result.bodies) == {"v1", "v2"}
     assert summary.missing_new == 0 and summary.late_old == 0
     assert web.serves(DOMAIN) == "v1"
+    assert slot_identity(info) == identity, "promote and rollback must not create, restart or re-run a slot"
     printed = ok(codeb(info, "status", PROJECT, "--json"))
     status = json.loads(printed[printed.index("{") :])
     assert status["active_slot"] == "blue" and status["slots"]["green"]["state"] == "grace"
+
+
+def slot_identity(info: SandboxInfo) -> list[str]:
+    """Container ID, start time and restart count of both slots, and their Quadlet units' invocation
+    IDs (a restart of the unit changes it): read with podman and systemctl, not codeb's facts."""
+    names = [f"{PROJECT}-production-{slot}" for slot in ("blue", "green")]
+    containers = must(ssh(info, "app", "podman inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}} {{.RestartCount}}' "
+                               + " ".join(names))).splitlines()
+    units = must(ssh(info, "app", "systemctl show -p InvocationID --value " + " ".join(f"{n}.service" for n in names))).split()
+    assert len(containers) == 2 and len(units) == 2 and all(units), (containers, units)
+    return containers + units
 
 
 def test_the_base_zone_names_the_four_servers(bootstrapped: Bootstrapped) -> None:

@@ -3,10 +3,12 @@ then checked from the outside (psql, redis-cli, curl, ssh, ss, the engine's port
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import socket
 import subprocess
-from pathlib import Path
+import time
 
 import pytest
 
@@ -21,7 +23,8 @@ from codeb_infra.sandbox.engine import connect
 from codeb_infra.sandbox.servers import find_containers
 from codeb_infra.sandbox.standin import STANDIN_IMAGE
 from tests.sandbox.conftest import Bootstrapped, must
-from tests.support.sandbox_ssh import ssh
+from tests.support.net import free_loopback_port
+from tests.support.sandbox_ssh import SSH_OPTIONS, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -138,14 +141,40 @@ def test_storage_listens_on_loopback_and_private_address_only(roles: Bootstrappe
         assert addresses <= allowed, (port, addresses)
 
 
-def host_listens(port: int) -> bool:
-    """Whether a process of this machine itself listens on the port (any address)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
+def storage_answers_on_host_loopback(roles: Bootstrapped, postgres_port: int, redis_port: int) -> list[str]:
+    """Which of the storage server's own PostgreSQL and Redis answer on this machine's loopback.
+
+    This machine may run a PostgreSQL and a Redis of its own on 5432/6379 (Debian's packages do
+    after setup.sh), so a bare connect proves nothing: each is asked for what only the storage
+    server's instance has (the cluster's system identifier, Redis's run_id), with the storage
+    server's passwords in the environment, never on a command line.
+    """
+    found = []
+    system_id = must(ssh(roles.info, "storage", "runuser -u postgres -- psql -X -tA -c "
+                         "'select system_identifier from pg_control_system()'")).strip()
+    run_id = must(redis_from_storage(roles, "info server")).split("run_id:")[1].split()[0]
+    assert system_id and run_id
+    postgres = subprocess.run(
+        ["psql", "-X", "-w", "-tA", "-h", "127.0.0.1", "-p", str(postgres_port), "-U", "codeb_admin", "-d", "postgres",
+         "-c", "select system_identifier from pg_control_system()"],
+        env={**os.environ, "PGPASSWORD": read_secret(roles, "storage", POSTGRES_ADMIN_PASSWORD).strip(),
+             "PGCONNECT_TIMEOUT": "5"},
+        capture_output=True, text=True, timeout=20, check=False,
+    )
+    if system_id in postgres.stdout:
+        found.append(f"PostgreSQL on 127.0.0.1:{postgres_port}")
+    redis = subprocess.run(
+        ["redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "-p", str(redis_port), "info", "server"],
+        env={**os.environ, "REDISCLI_AUTH": read_secret(roles, "storage", REDIS_PASSWORD).strip()},
+        capture_output=True, text=True, timeout=20, check=False,
+    )
+    if run_id in redis.stdout:
+        found.append(f"Redis on 127.0.0.1:{redis_port}")
+    return found
+
+
+def redis_from_storage(roles: Bootstrapped, command: str) -> subprocess.CompletedProcess[str]:
+    return ssh(roles.info, "storage", f'REDISCLI_AUTH="$(cat {REDIS_PASSWORD})" redis-cli --no-auth-warning {command}')
 
 
 def test_storage_is_not_reachable_from_the_host(roles: Bootstrapped) -> None:
@@ -153,16 +182,38 @@ def test_storage_is_not_reachable_from_the_host(roles: Bootstrapped) -> None:
         container = find_containers(engine)["storage"]
     published = {port for port, bindings in (container.ports or {}).items() if bindings}
     assert published == {"22/tcp"}
-    for port in (5432, 6379):
-        if host_listens(port):
-            continue  # a service of this machine holds the port; the engine's list above decides
-        result = subprocess.run(
-            ["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        assert result.returncode != 0, f"127.0.0.1:{port} accepts connections"
+    assert storage_answers_on_host_loopback(roles, 5432, 6379) == []
+
+
+def test_the_reachability_check_sees_a_forwarded_storage_server(roles: Bootstrapped) -> None:
+    """The check above can fail: with the storage server's ports forwarded to this machine's
+    loopback (an SSH tunnel here), it names both."""
+    postgres_port, redis_port = free_loopback_port(), free_loopback_port()
+    # To the storage server's loopback: connections from its own private address are not in pg_hba.
+    tunnel = subprocess.Popen(
+        ["ssh", "-i", str(roles.info.ssh_key), "-p", str(roles.info.servers["storage"].ssh_port), *SSH_OPTIONS,
+         "-N", "-L", f"127.0.0.1:{postgres_port}:127.0.0.1:5432", "-L", f"127.0.0.1:{redis_port}:127.0.0.1:6379",
+         "root@127.0.0.1"],
+    )
+    try:
+        wait_for_port(postgres_port)
+        wait_for_port(redis_port)
+        assert storage_answers_on_host_loopback(roles, postgres_port, redis_port) == [
+            f"PostgreSQL on 127.0.0.1:{postgres_port}", f"Redis on 127.0.0.1:{redis_port}"]
+    finally:
+        tunnel.terminate()
+        tunnel.wait(timeout=10)
+
+
+def wait_for_port(port: int, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def test_secret_files_are_root_only(roles: Bootstrapped) -> None:

@@ -13,6 +13,7 @@ import ssl
 import statistics
 import threading
 import time
+import traceback
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
@@ -21,8 +22,8 @@ from typing import NamedTuple
 
 from codeb_infra.controller.probe import PinnedHTTPSConnection
 
-from .net import split_loopback_url
 from .running import StartStop
+from .net import split_loopback_url
 
 MAX_FAILURES_KEPT = 20
 
@@ -93,6 +94,9 @@ class LoadResult:
     failures: list[str]
     bodies: Counter[str]
     duration: float
+    # One line per client that died of an unexpected exception, stopped counting before the end,
+    # or never sent a request: any of these makes the run's numbers meaningless.
+    client_problems: list[str] = field(default_factory=list)
     _starts: list[float] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -187,6 +191,16 @@ def summarize_switches(checks: Sequence[SwitchCheck]) -> SwitchSummary:
     )
 
 
+class ClientDied(AssertionError):
+    """A load client died or stopped counting: the run's "0 failed" would not mean 0 failed."""
+
+
+def checked(result: LoadResult) -> LoadResult:
+    if result.client_problems:
+        raise ClientDied("; ".join(result.client_problems))
+    return result
+
+
 class LoadLoop(StartStop):
     """``clients`` threads sending GETs to a loopback ``url`` until stopped or a bound is hit.
 
@@ -223,9 +237,13 @@ class LoadLoop(StartStop):
         self._issued = itertools.count()
         self._threads: list[threading.Thread] = []
         self._records: list[list[Sample]] = []
+        self._crashes: dict[int, str] = {}
         self._texts: dict[str, str] = {}
         self._started_at = 0.0
         self._deadline = 0.0
+        self._stopped_at: float | None = None
+        self._alive_at_stop: list[bool] = []
+        self._bound_hit = False
 
     # -- running -------------------------------------------------------------------------------
 
@@ -238,13 +256,16 @@ class LoadLoop(StartStop):
             records: list[Sample] = []
             self._records.append(records)
             thread = threading.Thread(
-                target=self._client, args=(records,), name=f"load-client-{index}", daemon=True
+                target=self._client, args=(index, records), name=f"load-client-{index}", daemon=True
             )
             self._threads.append(thread)
         for thread in self._threads:
             thread.start()
 
     def stop(self) -> None:
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
+            self._alive_at_stop = [thread.is_alive() for thread in self._threads]
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=self.timeout + 1.0)
@@ -260,12 +281,22 @@ class LoadLoop(StartStop):
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
 
-    def _more(self) -> bool:
-        return (
-            not self._stop.is_set()
-            and time.monotonic() < self._deadline
-            and next(self._issued) < self.max_requests
+    def saw(self, body: str, since: float) -> bool:
+        """Whether any client got ``body`` in a response that ended at or after ``since`` (its
+        last few requests are looked at; safe to call while the clients run)."""
+        return any(
+            sample.ok and sample.text == body and sample.end >= since
+            for records in self._records
+            for sample in records[-8:]
         )
+
+    def _more(self) -> bool:
+        if self._stop.is_set():
+            return False
+        if time.monotonic() >= self._deadline or next(self._issued) >= self.max_requests:
+            self._bound_hit = True
+            return False
+        return True
 
     def _intern(self, text: str) -> str:
         # Bodies repeat ("v1", "v2"); keep one string object per distinct text.
@@ -273,11 +304,18 @@ class LoadLoop(StartStop):
 
     def _connect(self) -> http.client.HTTPConnection:
         if self.https:
-            context = ssl.create_default_context(cadata=self.root_pem or None)
+            context = ssl.create_default_context(cadata=self.root_pem) if self.root_pem else ssl.create_default_context()
             return PinnedHTTPSConnection(self.host_header, self.host, self.port, context, self.timeout)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
-    def _client(self, records: list[Sample]) -> None:
+    def _client(self, index: int, records: list[Sample]) -> None:
+        try:
+            self._requests(records)
+        except BaseException as error:  # any escape ends this client: keep why, for the result
+            self._crashes[index] = "".join(traceback.format_exception_only(error)).strip()
+            raise
+
+    def _requests(self, records: list[Sample]) -> None:
         headers = {"Host": self.host_header}
         if not self.keepalive:
             headers["Connection"] = "close"
@@ -310,7 +348,27 @@ class LoadLoop(StartStop):
     # -- results -------------------------------------------------------------------------------
 
     def result(self) -> LoadResult:
-        """Merge what the clients recorded; call after the loop stopped."""
+        """Merge what the clients recorded; call after the loop stopped. Raises
+        :class:`ClientDied` if any client died, stopped counting, or never sent a request."""
+        return checked(self.collect())
+
+    def client_problems(self) -> list[str]:
+        problems = [f"load-client-{index} died: {why}" for index, why in sorted(self._crashes.items())]
+        for index, records in enumerate(self._records):
+            if index in self._crashes:
+                continue
+            if not records:
+                problems.append(f"load-client-{index} sent no request")
+            elif self._alive_at_stop and not self._alive_at_stop[index] and not self._bound_hit:
+                problems.append(f"load-client-{index} had stopped before the loop was stopped")
+            elif self._stopped_at is not None and records[-1].end < self._stopped_at - (self.timeout + 1.0) and not self._bound_hit:
+                problems.append(
+                    f"load-client-{index} stopped counting {self._stopped_at - records[-1].end:.1f}s before the end"
+                )
+        return problems
+
+    def collect(self) -> LoadResult:
+        """What :meth:`result` returns, without judging the clients (for a child process)."""
         if self.running:
             raise RuntimeError("stop the load loop before reading its result")
         samples = sorted(itertools.chain.from_iterable(self._records))
@@ -322,7 +380,9 @@ class LoadLoop(StartStop):
             failed=len(failures),
             failures=[sample.describe() for sample in failures[:MAX_FAILURES_KEPT]],
             bodies=bodies,
-            duration=max((sample.end for sample in samples), default=self._started_at) - self._started_at,
+            duration=max((sample.end for sample in samples), default=self._started_at)
+            - self._started_at,
+            client_problems=self.client_problems(),
         )
 
 

@@ -14,8 +14,8 @@ import multiprocessing.synchronize
 import time
 from typing import Any
 
-from .load import LoadLoop, LoadResult
 from .running import StartStop
+from .load import LoadLoop, LoadResult, checked
 
 
 def _run_child(
@@ -32,7 +32,7 @@ def _run_child(
     finally:
         finished.set()
         loop.stop()
-        results.send(loop.result())
+        results.send(loop.collect())
         results.close()
 
 
@@ -118,5 +118,5 @@ class LoadProcess(StartStop):
     def result(self) -> LoadResult:
         if self._result is None:
             raise RuntimeError("stop the load process before reading its result")
-        return self._result
+        return checked(self._result)
 

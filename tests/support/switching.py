@@ -118,9 +118,14 @@ def drive_switches(
     count: int,
     interval: float,
     settle: float = 0.5,
+    confirm: Callable[[Slot, float], bool] | None = None,
+    confirm_timeout: float = 5.0,
 ) -> list[Switch]:
     """Switch between ``slots`` in turn ``count`` times, one every ``interval`` seconds.
 
+    With ``confirm(slot, since)`` the next switch also waits (up to ``confirm_timeout``) until a
+    client got an answer from the new slot: on a busy machine the clients may send nothing for
+    longer than ``interval``, and a switch undone before anyone asked proves nothing either way.
     Assumes traffic goes to ``slots[0]`` when called. Stops early if the load loop hit a bound, so
     a bench phase can never outlive its load.
     """
@@ -137,5 +142,10 @@ def drive_switches(
         switches.append(Switch(started, returned, old.body, new.body))
         next_at += interval
         loop.wait(max(0.0, next_at - time.monotonic()))
+        if confirm is not None:
+            give_up = time.monotonic() + confirm_timeout
+            while loop.running and not confirm(new, started) and time.monotonic() < give_up:
+                loop.wait(0.01)
+            next_at = max(next_at, time.monotonic())
     loop.wait(settle)
     return switches

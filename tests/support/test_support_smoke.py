@@ -49,6 +49,7 @@ def test_pointer_switch_drops_nothing(slots: list[Slot], tmp_path: Path, keepali
                 count=SWITCHES,
                 interval=0.1,
                 settle=0.3,
+                confirm=lambda slot, since: loop.saw(slot.body, since),
             )
 
     result = loop.result()

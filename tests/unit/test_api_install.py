@@ -10,14 +10,14 @@ from codeb_infra.controller import wheelhouse
 from codeb_infra.facts.api import PythonRelease, VenvDigest
 from codeb_infra.operations import api
 from codeb_infra.templates import api as api_templates
-from tests.unit.fake_host import commands
+from tests.unit.fake_host import commands, fact
 
 
 def test_a_venv_built_from_the_same_wheelhouse_is_left_alone(monkeypatch) -> None:
     current = wheelhouse.digest("3.13", "x86_64")
     built: list[str] = []
     monkeypatch.setattr(wheelhouse, "build", lambda *a: built.append("built") or "/tmp/w.tar")
-    out, noops = commands(api.venv, {PythonRelease: "3.13", Arch: "x86_64", VenvDigest: current}, path="/opt/codeb/api/venv")
+    out, noops = commands(api.venv, {PythonRelease: "3.13", Arch: "x86_64", fact(VenvDigest, venv="/opt/codeb/api/venv"): current}, path="/opt/codeb/api/venv")
     assert out == [] and noops == [f"/opt/codeb/api/venv is built from wheelhouse {current}"] and built == []
 
 
@@ -27,7 +27,7 @@ def test_a_stale_venv_is_reinstalled_without_an_index_and_the_digest_written_las
     monkeypatch.setattr(wheelhouse, "build", lambda python, machine: str(archive))
     # files.put itself is pyinfra's (needs a whole state): stands for "upload src to dest" here.
     monkeypatch.setattr(api.files.put, "_inner", lambda src, dest, mode: iter([f"upload {src} {dest} {mode}"]))
-    out, _ = commands(api.venv, {PythonRelease: "3.13", Arch: "aarch64", VenvDigest: "old"}, path="/opt/codeb/api/venv")
+    out, _ = commands(api.venv, {PythonRelease: "3.13", Arch: "aarch64", fact(VenvDigest, venv="/opt/codeb/api/venv"): "old"}, path="/opt/codeb/api/venv")
     upload, install = out
     assert upload.startswith(f"upload {archive} /opt/codeb/api/wheelhouse-") and upload.endswith(" 600")
     assert install.count("--no-index") == 2 and "--index-url" not in install

@@ -145,3 +145,19 @@ def test_remove_drops_only_that_record(tmp_path):
     )
     assert removed.returncode == 0, removed.stderr
     assert json.loads((tmp_path / "slots.json").read_text())["slots"] == {"other": {"staging": {"y": 2}}}
+
+
+def put_project(registry, project, ports, expect="none"):
+    record = {"domain": f"{project}.codeb.kr", "container_port": 3000, "health_path": "/health", "ports": ports}
+    return run("put-project", "--registry", str(registry), "--project", project, "--env", "production",
+               "--expect", expect, "--record", b64(record))
+
+
+def test_a_port_another_project_took_meanwhile_is_refused(tmp_path):
+    """Two new projects that planned from the same ssot.json: the second may not share a port."""
+    assert put_project(tmp_path, "shop", {"blue": 4426, "green": 4427}).returncode == 0
+    clash = put_project(tmp_path, "shop2", {"blue": 4427, "green": 4428})
+    assert clash.returncode == codeb_state.EXIT_CONFLICT
+    assert "port 4427 was taken meanwhile by another deploy; nothing written, run again" in clash.stderr
+    assert set(json.loads((tmp_path / "ssot.json").read_text())["projects"]) == {"shop"}
+    assert put_project(tmp_path, "shop2", {"blue": 4428, "green": 4429}).returncode == 0
