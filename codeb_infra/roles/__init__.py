@@ -8,7 +8,7 @@ from codeb_infra.flows.version import version_file
 from codeb_infra.roles.app import app
 from codeb_infra.roles.backup import backup, backup_access
 from codeb_infra.roles.monitoring import monitoring
-from codeb_infra.roles.network import network
+from codeb_infra.roles.network import network, network_keys
 from codeb_infra.roles.storage import storage
 from codeb_infra.roles.streaming import streaming
 
@@ -38,12 +38,13 @@ def bootstrap_roles() -> None:
 
 
 def bootstrap_current_host() -> None:
-    """Every role of this host, then backup access, which needs keys that the roles of *other*
-    hosts make: in a deploy file pyinfra orders operations by call site, so these two calls run
+    """The WireGuard keys, every role of this host, then backup access, which needs keys that the
+    roles of *other* hosts make: in a deploy file pyinfra orders operations by call site, so these two calls run
     as two phases across all hosts. Through pyinfra's API (the `codeb` CLI) run them as two runs:
     see BOOTSTRAP_PHASES."""
+    network_keys()
     bootstrap_roles()
     backup_access()
 
 
-BOOTSTRAP_PHASES = (bootstrap_roles, backup_access)
+BOOTSTRAP_PHASES = (network_keys, bootstrap_roles, backup_access)

@@ -87,6 +87,19 @@ def peer_addresses(server: Host) -> list[str]:
     return found
 
 
+@deploy("WireGuard keys")
+def network_keys() -> None:
+    """Each server's WireGuard key pair, before any server's mesh config reads its peers' public
+    keys: through pyinfra's API a run prepares one host's operations after another, so the keys
+    are a phase of their own (in a deploy file the call order already makes them so)."""
+    settings = NetworkSettings.from_data(host.data)
+    if not settings.mesh:
+        return
+    packages = ["wireguard-tools"] + (["wireguard-go"] if settings.wireguard_userspace else [])
+    apt.packages(name="WireGuard", packages=packages, update=True, cache_time=24 * 3600)
+    wireguard.key(name="WireGuard key made on this server")
+
+
 @deploy("Private network and firewall")
 def network() -> None:
     settings = NetworkSettings.from_data(host.data)
