@@ -17,6 +17,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Every sandbox server runs systemd, which holds inotify instances; the kernel's default of 128 per
+# user runs out with a few sandboxes on one machine (servers then never finish booting).
+if [ "$(sysctl -n fs.inotify.max_user_instances 2>/dev/null || echo 1024)" -lt 1024 ]; then
+  sysctl -q -w fs.inotify.max_user_instances=1024 || true
+fi
+
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
   rm -rf .venv
   python3 -m venv .venv
