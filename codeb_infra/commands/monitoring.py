@@ -27,7 +27,9 @@ def _psql(sql: str) -> StringCommand:
 
 
 def monitor_role_present() -> StringCommand:
-    return _psql(_ROLE_CHECK)
+    """Prints 1 when the role is there, 0 otherwise, also before PostgreSQL is installed (a first
+    bootstrap through pyinfra's API reads this while the install is still to come)."""
+    return command(_psql(_ROLE_CHECK), "2>/dev/null", "||", "echo", "0")
 
 
 def monitor_role() -> StringCommand:
