@@ -16,8 +16,21 @@ from typing import Any
 
 GENESIS = "0" * 64
 FIELDS = (
-    "at", "request_id", "actor", "key_id", "key_name", "role", "source", "tool", "project", "env",
-    "outcome", "status", "duration_ms", "params", "error",
+    "at",
+    "request_id",
+    "actor",
+    "key_id",
+    "key_name",
+    "role",
+    "source",
+    "tool",
+    "project",
+    "env",
+    "outcome",
+    "status",
+    "duration_ms",
+    "params",
+    "error",
 )
 OUTCOMES = ("allowed", "denied", "invalid", "failed")
 _SCHEMA = f"""
@@ -112,8 +125,9 @@ class AuditLog:
             connection.close()
         return row
 
-    def rows(self, *, project: str | None = None, since: str | None = None, projects: Iterable[str] = (),
-             limit: int = 1000) -> list[dict[str, Any]]:
+    def rows(
+        self, *, project: str | None = None, since: str | None = None, projects: Iterable[str] = (), limit: int = 1000
+    ) -> list[dict[str, Any]]:
         """Newest last; ``projects`` limits to those projects (a scoped key's view)."""
         where, args = [], []
         if project:
@@ -161,5 +175,7 @@ class AuditLog:
             if head.seq not in by_seq:
                 return f"row {head.seq}, whose hash was shipped to the backup server, is gone"
             if by_seq[head.seq] != head.hash:
-                return f"row {head.seq} differs from the head hash shipped to the backup server (the chain was rewritten)"
+                return (
+                    f"row {head.seq} differs from the head hash shipped to the backup server (the chain was rewritten)"
+                )
         return None

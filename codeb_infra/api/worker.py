@@ -45,8 +45,14 @@ def _projects() -> list[dict[str, Any]]:
     for project, envs in sorted(projects.projects.items()):
         for env, entry in sorted(envs.items(), key=lambda item: item[0].value):
             active = table.pair(project, env).active
-            found.append({"project": project, "env": env.value, "domain": entry.domain,
-                          "active_slot": active.value if active else None})
+            found.append(
+                {
+                    "project": project,
+                    "env": env.value,
+                    "domain": entry.domain,
+                    "active_slot": active.value if active else None,
+                }
+            )
     return found
 
 
@@ -89,7 +95,9 @@ def run(call: dict[str, Any]) -> Any:
         lines = int(call["params"].get("lines", 100))
         output = runner.run_command(inventory, "app", lambda _: podman_commands.logs(container, lines=lines))
         if not output.ok:
-            raise CodebError(f"no logs of {container}: {output.stdout.strip().splitlines()[-1:] or 'no such container'}")
+            raise CodebError(
+                f"no logs of {container}: {output.stdout.strip().splitlines()[-1:] or 'no such container'}"
+            )
         return {"container": container, "lines": output.stdout.splitlines()}
     if tool.name == "backup_status":
         from codeb_infra.flows import backups
@@ -123,7 +131,12 @@ def _serve(many: bool) -> int:
         try:
             result = answer(call)
         except Exception as error:  # the API turns this into a 500 with the request id
-            result = {"ok": False, "status": 500, "error": f"unexpected {type(error).__name__}", "detail": str(error)[:2000]}
+            result = {
+                "ok": False,
+                "status": 500,
+                "error": f"unexpected {type(error).__name__}",
+                "detail": str(error)[:2000],
+            }
         reply.write(json.dumps(result, default=str) + "\n")
         reply.flush()
         if not many:

@@ -20,8 +20,10 @@ def bootstrap(dry: bool, as_json: bool, expect_no_changes: bool, inventory: str)
         for phase in BOOTSTRAP_PHASES:
             for plan in runner.dry_run_flow(inventory, phase, action="bootstrap"):
                 by_host.setdefault(plan.host, []).extend(plan.changes)
-        plans = [Plan(action="bootstrap", host=h, changes=tuple(c), note="" if c else "matches its role")
-                 for h, c in by_host.items()]
+        plans = [
+            Plan(action="bootstrap", host=h, changes=tuple(c), note="" if c else "matches its role")
+            for h, c in by_host.items()
+        ]
         show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
         return
     changed = 0

@@ -15,27 +15,75 @@ NOT_INSTALLED = '{"error": "codeb-health is not installed on this server"}'
 
 def _tool(*args: str | StringCommand) -> StringCommand:
     # Never fails: a missing tool is itself an answer the controller reports.
-    return command("if", "[", "-f", HEALTH_TOOL, "]", ";", "then", "python3", HEALTH_TOOL, *args, ";",
-                   "else", "echo", quoted(NOT_INSTALLED), ";", "fi")
+    return command(
+        "if",
+        "[",
+        "-f",
+        HEALTH_TOOL,
+        "]",
+        ";",
+        "then",
+        "python3",
+        HEALTH_TOOL,
+        *args,
+        ";",
+        "else",
+        "echo",
+        quoted(NOT_INSTALLED),
+        ";",
+        "fi",
+    )
 
 
 def _repeat(option: str, values: Iterable[str]) -> list[str | StringCommand]:
     return [part for value in values for part in (option, quoted(value))]
 
 
-def read(*, units: Sequence[str], disks: Sequence[str], registry: str = "", sites: str = "", upstreams: str = "",
-         locks: str = "") -> StringCommand:
+def read(
+    *,
+    units: Sequence[str],
+    disks: Sequence[str],
+    registry: str = "",
+    sites: str = "",
+    upstreams: str = "",
+    locks: str = "",
+) -> StringCommand:
     app: list[str | StringCommand] = []
     if registry:
-        app = ["--registry", quoted(registry), "--sites", quoted(sites), "--upstreams", quoted(upstreams),
-               "--locks", quoted(locks)]
+        app = [
+            "--registry",
+            quoted(registry),
+            "--sites",
+            quoted(sites),
+            "--upstreams",
+            quoted(upstreams),
+            "--locks",
+            quoted(locks),
+        ]
     return _tool("read", *_repeat("--unit", units), *_repeat("--disk", disks), *app)
 
 
-def probe(*, targets: Sequence[tuple[str, str]], resolve: Sequence[str], scheme: str, port: int, cafiles: Sequence[str],
-          dns_server: str, dns_port: int) -> StringCommand:
+def probe(
+    *,
+    targets: Sequence[tuple[str, str]],
+    resolve: Sequence[str],
+    scheme: str,
+    port: int,
+    cafiles: Sequence[str],
+    dns_server: str,
+    dns_port: int,
+) -> StringCommand:
     return _tool(
-        "probe", *_repeat("--target", [f"{domain},{path}" for domain, path in targets]), *_repeat("--dns", resolve),
-        "--scheme", quoted(scheme), "--port", str(int(port)), *_repeat("--ca", cafiles),
-        "--dns-server", quoted(dns_server), "--dns-port", str(int(dns_port)),
+        "probe",
+        *_repeat("--target", [f"{domain},{path}" for domain, path in targets]),
+        *_repeat("--dns", resolve),
+        "--scheme",
+        quoted(scheme),
+        "--port",
+        str(int(port)),
+        *_repeat("--ca", cafiles),
+        "--dns-server",
+        quoted(dns_server),
+        "--dns-port",
+        str(int(dns_port)),
     )

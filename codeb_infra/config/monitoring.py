@@ -10,8 +10,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from codeb_infra.domain.errors import host_data_error
 
-KEYS = ("monitoring_scrape_seconds", "monitoring_evaluation_seconds", "monitoring_metrics_seconds",
-        "monitoring_retention", "alert_webhook")
+KEYS = (
+    "monitoring_scrape_seconds",
+    "monitoring_evaluation_seconds",
+    "monitoring_metrics_seconds",
+    "monitoring_retention",
+    "alert_webhook",
+)
 
 NODE_EXPORTER_PORT = 9100
 POSTGRES_EXPORTER_PORT = 9187

@@ -109,7 +109,9 @@ def _state(inventory: str, data: dict[str, Any] | None, *, app_only: bool = Fals
 
 
 def _require_connected(state: State, hosts: list[Any]) -> None:
-    errors = {h.name: state.codeb_connect_errors.get(h.name, "not connected") for h in hosts if h not in state.active_hosts}  # type: ignore[attr-defined]
+    errors = {
+        h.name: state.codeb_connect_errors.get(h.name, "not connected") for h in hosts if h not in state.active_hosts
+    }  # type: ignore[attr-defined]
     if errors:
         raise _unreachable(errors)
 
@@ -178,14 +180,26 @@ def _planned(state: State, hosts: list[Any], action: str, names: dict[tuple[str,
                 continue
             conditional = bool(op_data.global_arguments.get("_if"))
             named = names.get((host.name, op_hash)) or state.op_meta[op_hash].names
-            changes.append(Change(host=host.name, what="operation", target=", ".join(sorted(named)),
-                                  why="if the steps before it change something" if conditional else "would run"))
+            changes.append(
+                Change(
+                    host=host.name,
+                    what="operation",
+                    target=", ".join(sorted(named)),
+                    why="if the steps before it change something" if conditional else "would run",
+                )
+            )
         plans.append(Plan(action=action, host=host.name, changes=tuple(changes)))
     return plans
 
 
-def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[str, Any] | None = None,
-             verbose: bool = True, every_host: bool = False) -> RunResult:
+def run_flow(
+    inventory: str,
+    flow: Callable[..., Any],
+    *args: Any,
+    data: dict[str, Any] | None = None,
+    verbose: bool = True,
+    every_host: bool = False,
+) -> RunResult:
     """Prepare ``flow`` on the app host(s) of ``inventory`` (or on every host) and execute it.
 
     A step refused because another run holds the project's lock raises LockHeld."""
@@ -202,8 +216,11 @@ def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[st
             run_ops(state)
         except PyinfraError:
             # Every host failed ("No hosts remaining!"): say why, from the step that failed.
-            raise _lock_held(state, hosts) or _step_failed(state, hosts) or RunFailed(
-                f"failed on {', '.join(sorted(h.name for h in state.failed_hosts))}") from None
+            raise (
+                _lock_held(state, hosts)
+                or _step_failed(state, hosts)
+                or RunFailed(f"failed on {', '.join(sorted(h.name for h in state.failed_hosts))}")
+            ) from None
         changed = sum(state.get_meta_for_host(h).ops_change for h in hosts)
         failed = [h.name for h in state.failed_hosts]
         held = _lock_held(state, hosts) if failed else None
@@ -214,8 +231,9 @@ def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[st
         disconnect_all(state)
 
 
-def dry_run_flow(inventory: str, flow: Callable[..., Any], *args: Any, action: str,
-                 data: dict[str, Any] | None = None) -> list[Plan]:
+def dry_run_flow(
+    inventory: str, flow: Callable[..., Any], *args: Any, action: str, data: dict[str, Any] | None = None
+) -> list[Plan]:
     """Prepare ``flow`` on every host as pyinfra's `--dry` does (facts read, no operation
     executed) and return what each host's operations would change."""
     _configure_logging(False)
@@ -230,7 +248,9 @@ def dry_run_flow(inventory: str, flow: Callable[..., Any], *args: Any, action: s
         disconnect_all(state)
 
 
-def plan_flow(inventory: str, planner: Callable[..., Plan], *args: Any, data: dict[str, Any] | None = None) -> list[Plan]:
+def plan_flow(
+    inventory: str, planner: Callable[..., Plan], *args: Any, data: dict[str, Any] | None = None
+) -> list[Plan]:
     """Call a flow's planner (fact reads and a pure decision, no operations) on each app host."""
     return read_facts(inventory, planner, *args, data=data)
 
@@ -251,7 +271,9 @@ def read_facts(inventory: str, reader: Callable[..., Any], *args: Any, data: dic
         disconnect_all(state)
 
 
-def read_groups(inventory: str, readers: dict[str, Callable[[], Any]], data: dict[str, Any] | None = None) -> dict[str, Any]:
+def read_groups(
+    inventory: str, readers: dict[str, Callable[[], Any]], data: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Call each reader (fact reads, no operations) on the first reachable host of its group;
     a group none of whose hosts answered gets None, and so does every group when none answered."""
     _configure_logging(False)
@@ -273,7 +295,9 @@ def read_groups(inventory: str, readers: dict[str, Callable[[], Any]], data: dic
         disconnect_all(state)
 
 
-def read_every_host(inventory: str, reader: Callable[[str | None], Any], data: dict[str, Any] | None = None) -> dict[str, Any]:
+def read_every_host(
+    inventory: str, reader: Callable[[str | None], Any], data: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Call ``reader(error)`` in the context of every host of the inventory: ``error`` is None for
     a connected host (the reader may read facts) and why it could not be reached otherwise (the
     reader may still look at its groups and data)."""
@@ -298,7 +322,9 @@ class CommandResult:
     stderr: str
 
 
-def run_command(inventory: str, group: str, build: Callable[[Any], Any], data: dict[str, Any] | None = None) -> CommandResult:
+def run_command(
+    inventory: str, group: str, build: Callable[[Any], Any], data: dict[str, Any] | None = None
+) -> CommandResult:
     """Run the command line `build(host_data)` makes on the first host of `group` and return what
     it printed (for commands whose output is the answer, e.g. a restore drill's report)."""
     _configure_logging(False)

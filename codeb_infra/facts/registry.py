@@ -22,7 +22,9 @@ def _parse(model, path: str, output: list[str]):
     try:
         return model.model_validate(json.loads("\n".join(output)))
     except (ValueError, ValidationError) as error:
-        raise CodebError(f"{path} is not a valid registry file ({error.__class__.__name__}): fix or restore it") from None
+        raise CodebError(
+            f"{path} is not a valid registry file ({error.__class__.__name__}): fix or restore it"
+        ) from None
 
 
 class ProjectRegistry(FactBase[Projects]):
@@ -80,4 +82,6 @@ class SlotSnapshot(FactBase[Snapshot | None]):
             containers = CodebContainers().process([json.dumps(raw.pop("containers", []))])
             return Snapshot.model_validate({**raw, "containers": containers})
         except (ValueError, ValidationError, AttributeError) as error:
-            raise CodebError(f"could not read codeb-state snapshot ({error.__class__.__name__}): fix or restore the registry") from None
+            raise CodebError(
+                f"could not read codeb-state snapshot ({error.__class__.__name__}): fix or restore the registry"
+            ) from None

@@ -83,8 +83,9 @@ def env_changed(pair: SlotPair, containers: dict[str, Container], env_digest: st
     return container is not None and container.env_digest != env_digest
 
 
-def record_release(run: LockedRun, settings: HostSettings, request: DeployRequest, slot: Slot,
-                   health: OperationMeta) -> None:
+def record_release(
+    run: LockedRun, settings: HostSettings, request: DeployRequest, slot: Slot, health: OperationMeta
+) -> None:
     """At the end of a deploy: its release in the log (healthy, or failed when ``health`` failed),
     and the images of releases beyond ``keep_releases`` pruned."""
     log = read_log(settings, request.project, request.env)
@@ -93,28 +94,58 @@ def record_release(run: LockedRun, settings: HostSettings, request: DeployReques
 
     def meta(result: str) -> str:
         return domain.record_meta(
-            project=request.project, env=request.env, image=request.image, slot=slot,
-            env_version=env_version_in_use(settings, request), actor=actor(), time=utcnow(), health=result,  # type: ignore[arg-type]
-            container_port=request.container_port, health_path=request.health_path,
-            migrate=request.migrate, contract=request.contract,
+            project=request.project,
+            env=request.env,
+            image=request.image,
+            slot=slot,
+            env_version=env_version_in_use(settings, request),
+            actor=actor(),
+            time=utcnow(),
+            health=result,  # type: ignore[arg-type]
+            container_port=request.container_port,
+            health_path=request.health_path,
+            migrate=request.migrate,
+            contract=request.contract,
         )
 
     run.step(ops.releases_tool, name="Install codeb-releases", path=tool(settings))
-    run.step(ops.release_recorded, name=f"Record the release of {request.image}", tool=tool(settings),
-             staging=staging, meta=meta("passed"))
-    run.step(ops.images_pruned, name=f"Keep the images of the last {keep} releases", tool=tool(settings),
-             project=request.project, env=request.env.value, numbers=[r.number for r in domain.to_prune(log, keep - 1)])
+    run.step(
+        ops.release_recorded,
+        name=f"Record the release of {request.image}",
+        tool=tool(settings),
+        staging=staging,
+        meta=meta("passed"),
+    )
+    run.step(
+        ops.images_pruned,
+        name=f"Keep the images of the last {keep} releases",
+        tool=tool(settings),
+        project=request.project,
+        env=request.env.value,
+        numbers=[r.number for r in domain.to_prune(log, keep - 1)],
+    )
     failed = {"_if": lambda: health.is_complete() and health.did_error(), "_ignore_errors": True}
     ops.releases_tool(name="Install codeb-releases (failed release)", path=tool(settings), **failed)
-    ops.release_recorded(name=f"Record the failed release of {request.image}", tool=tool(settings), staging=staging,
-                         meta=meta("failed"), **failed)
+    ops.release_recorded(
+        name=f"Record the failed release of {request.image}",
+        tool=tool(settings),
+        staging=staging,
+        meta=meta("failed"),
+        **failed,
+    )
 
 
 def migrate_step(run: LockedRun, settings: HostSettings, request: DeployRequest, env_files: tuple[str, ...]) -> None:
     """Before the new slot starts: the release's migrate step, once, with the slot's env files."""
     if request.migrate:
-        run.step(ops.release_step, name=f"Migrate: {request.migrate}", image=request.image, env_files=list(env_files),
-                 network=settings.network, step=request.migrate)
+        run.step(
+            ops.release_step,
+            name=f"Migrate: {request.migrate}",
+            image=request.image,
+            env_files=list(env_files),
+            network=settings.network,
+            step=request.migrate,
+        )
 
 
 def contract_steps(run: LockedRun, settings: HostSettings, request: Any, pair: SlotPair, gone: list[Slot]) -> None:
@@ -123,25 +154,53 @@ def contract_steps(run: LockedRun, settings: HostSettings, request: Any, pair: S
     grace recorded cancelled."""
     log = read_log(settings, request.project, request.env)
     deployed = next((s for s in Slot if pair.record(s).state is SlotState.DEPLOYED), None)
-    due, cancelled = domain.contract_decisions(log, active=pair.active, deployed=deployed,
-                                               grace_over=pair.in_grace is None or pair.in_grace in gone)
+    due, cancelled = domain.contract_decisions(
+        log, active=pair.active, deployed=deployed, grace_over=pair.in_grace is None or pair.in_grace in gone
+    )
     for release in cancelled:
-        run.step(ops.contract_state, name=f"Cancel release {release.number}'s contract step", tool=tool(settings),
-                 project=request.project, env=request.env.value, number=release.number, state="cancelled")
+        run.step(
+            ops.contract_state,
+            name=f"Cancel release {release.number}'s contract step",
+            tool=tool(settings),
+            project=request.project,
+            env=request.env.value,
+            number=release.number,
+            state="cancelled",
+        )
     store = EnvStore(settings.codeb_dir, request.project, request.env.value)
     for release in due:
         env_file = store.version_file(release.env_version) if release.env_version else store.live
         files = [path for path in (env_file, store.master) if host.get_fact(File, path=path)]
-        run.step(ops.release_step, name=f"Contract of release {release.number}: {release.contract}", image=release.tag,
-                 env_files=files, network=settings.network, step=release.contract)
-        run.step(ops.contract_state, name=f"Record release {release.number}'s contract step done", tool=tool(settings),
-                 project=request.project, env=request.env.value, number=release.number, state="done")
+        run.step(
+            ops.release_step,
+            name=f"Contract of release {release.number}: {release.contract}",
+            image=release.tag,
+            env_files=files,
+            network=settings.network,
+            step=release.contract,
+        )
+        run.step(
+            ops.contract_state,
+            name=f"Record release {release.number}'s contract step done",
+            tool=tool(settings),
+            project=request.project,
+            env=request.env.value,
+            number=release.number,
+            state="done",
+        )
 
 
-def _deploy_request(request: ReleaseRequest, release: domain.ReleaseRecord, image: str, env_version: int | None) -> DeployRequest:
+def _deploy_request(
+    request: ReleaseRequest, release: domain.ReleaseRecord, image: str, env_version: int | None
+) -> DeployRequest:
     return DeployRequest(
-        project=request.project, env=request.env, image=image, container_port=release.container_port,
-        health_path=release.health_path, env_version=env_version, lock_wait=request.lock_wait,
+        project=request.project,
+        env=request.env,
+        image=image,
+        container_port=release.container_port,
+        health_path=release.health_path,
+        env_version=env_version,
+        lock_wait=request.lock_wait,
         break_lock=request.break_lock,
     )
 
@@ -160,11 +219,15 @@ def redeploy(request: ReleaseRequest) -> None:
         running = log.of_slot(slot) if slot is not None else None
         if running is not None and (running.image_id, running.env_version) == (release.image_id, release.env_version):
             if state == "active":
-                host.noop(f"{request.project}/{request.env.value}: release {release.number}'s image and env already serve "
-                          f"(release {running.number}, {slot.value})")
+                host.noop(
+                    f"{request.project}/{request.env.value}: release {release.number}'s image and env already serve "
+                    f"(release {running.number}, {slot.value})"
+                )
                 return
-            raise CodebError(f"release {release.number} is still in its grace period in {slot.value}: "
-                             f"`codeb rollback {request.project}` switches back to it instantly")
+            raise CodebError(
+                f"release {release.number} is still in its grace period in {slot.value}: "
+                f"`codeb rollback {request.project}` switches back to it instantly"
+            )
     assert release.tag is not None
     deploy_release(_deploy_request(request, release, release.tag, release.env_version))
 

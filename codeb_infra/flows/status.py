@@ -26,13 +26,15 @@ def status(request: SlotRequest) -> dict[str, Any]:
     if entry is None:
         raise CodebError(f"unknown project {request.project}/{request.env.value}: deploy it first")
     report: dict[str, Any] = {
-        "project": request.project, "env": request.env.value,
+        "project": request.project,
+        "env": request.env.value,
         "active_slot": pair.active.value if pair.active else None,
         "domain": entry.domain,
         "aliases": list(entry.aliases),
         "dns_to_create": external_records(entry.domains),
         "preview_domain": names.preview_domain(request.project, request.env, settings.base_domain),
-        "slots": {}, "grace_until": None,
+        "slots": {},
+        "grace_until": None,
         "serving": serving,
     }
     numbers = slot_releases(request.project, request.env)

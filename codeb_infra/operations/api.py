@@ -75,10 +75,18 @@ def record_change(*, request: Any, holder: str, ok: Any) -> None:
     action = holder.split(" by ", 1)[0].split()[0]
     connector = "local" if host.name.startswith("@local") else f"ssh {host.data.get('ssh_user') or 'root'}"
     entry = {
-        "actor": f"{connector} from {getpass.getuser()}@{socket.gethostname()}", "tool": TOOL_OF_ACTION.get(action, action),
-        "project": request.project, "env": request.env.value, "source": "cli",
+        "actor": f"{connector} from {getpass.getuser()}@{socket.gethostname()}",
+        "tool": TOOL_OF_ACTION.get(action, action),
+        "project": request.project,
+        "env": request.env.value,
+        "source": "cli",
         "params": {k: v for k, v in request.model_dump(mode="json").items() if k not in ("lock_wait",)},
     }
     for outcome, wanted in (("allowed", True), ("failed", False)):
-        audit_entry(name=f"Audit: {action} {outcome}", python=API_PYTHON, entry={**entry, "outcome": outcome},
-                    _if=lambda wanted=wanted: ok() == wanted, _ignore_errors=True)
+        audit_entry(
+            name=f"Audit: {action} {outcome}",
+            python=API_PYTHON,
+            entry={**entry, "outcome": outcome},
+            _if=lambda wanted=wanted: ok() == wanted,
+            _ignore_errors=True,
+        )

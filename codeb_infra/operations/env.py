@@ -56,13 +56,17 @@ def env_version(*, store: EnvStore, content: str, entry: EnvVersion | None):
             yield commands.ship(store.tool, project=store.project, env=store.env)
             return
         current = index.current
-        host.noop(f"{store.project}/{store.env}: env version {current.version if current else 0} already holds these values")
+        host.noop(
+            f"{store.project}/{store.env}: env version {current.version if current else 0} already holds these values"
+        )
         return
     for directory in (store.root, store.staged_dir):
         yield from files.directory._inner(path=directory, user="root", group="root", mode="700")
     staged_content, staged_entry = store.staged("env"), store.staged("json")
     yield from files.put._inner(src=StringIO(content), dest=staged_content, user="root", group="root", mode="600")
-    yield from files.put._inner(src=StringIO(entry_json(entry)), dest=staged_entry, user="root", group="root", mode="600")
+    yield from files.put._inner(
+        src=StringIO(entry_json(entry)), dest=staged_entry, user="root", group="root", mode="600"
+    )
     yield commands.commit(store.tool, project=store.project, env=store.env, content=staged_content, entry=staged_entry)
 
 

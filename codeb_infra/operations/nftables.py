@@ -37,8 +37,7 @@ SERVICE_OVERRIDE = (
 
 def _restore_line() -> str:
     family, table = FIREWALL_TABLE
-    return (f"if [ -f {FIREWALL_RULES} ]; then nft -f {FIREWALL_RULES}; "
-            f"else nft delete table {family} {table}; fi")
+    return f"if [ -f {FIREWALL_RULES} ]; then nft -f {FIREWALL_RULES}; else nft delete table {family} {table}; fi"
 
 
 @operation()
@@ -63,20 +62,28 @@ def firewall(*, rules: str, confirm_seconds: int = 60):
     state = host.get_fact(FirewallState, family=family, table=table, recorded=RECORDED)
     override_current = host.get_fact(TextFile, path=SERVICE_DROP_IN) == SERVICE_OVERRIDE.rstrip("\n")
     if not override_current:
-        yield from files.put._inner(src=StringIO(SERVICE_OVERRIDE), dest=SERVICE_DROP_IN, mode="644",
-                                    create_remote_dir=True)
+        yield from files.put._inner(
+            src=StringIO(SERVICE_OVERRIDE), dest=SERVICE_DROP_IN, mode="644", create_remote_dir=True
+        )
     yield from systemd.service._inner(service="nftables.service", enabled=True, daemon_reload=not override_current)
-    if (current == rules.rstrip("\n") and conf == nftables_conf().rstrip("\n")
-            and state.live is not None and not state.drifted):
+    if (
+        current == rules.rstrip("\n")
+        and conf == nftables_conf().rstrip("\n")
+        and state.live is not None
+        and not state.drifted
+    ):
         host.noop(f"table {family} {table} loaded as written ({state.rule_count} rules)")
         return
     yield from files.directory._inner(path=FIREWALL_DIR, user="root", group="root", mode="700")
     yield from files.put._inner(src=StringIO(rules), dest=STAGED, user="root", group="root", mode="600")
     yield nft_commands.check(STAGED)
-    yield confirm_commands.arm(paths=(FIREWALL_RULES, NFTABLES_CONF, RECORDED), restore=_restore_line(),
-                               seconds=confirm_seconds)
+    yield confirm_commands.arm(
+        paths=(FIREWALL_RULES, NFTABLES_CONF, RECORDED), restore=_restore_line(), seconds=confirm_seconds
+    )
     yield nft_commands.install(STAGED, FIREWALL_RULES)
-    yield from files.put._inner(src=StringIO(nftables_conf()), dest=NFTABLES_CONF, user="root", group="root", mode="644")
+    yield from files.put._inner(
+        src=StringIO(nftables_conf()), dest=NFTABLES_CONF, user="root", group="root", mode="644"
+    )
     yield nft_commands.load(FIREWALL_RULES)
     yield nft_commands.record_table(family, table, RECORDED)
     yield FunctionCommand(confirm_change, ("firewall change", confirm_seconds), {})

@@ -94,5 +94,10 @@ def release_step(*, image: str, env_files: list[str], network: str, step: str):
         releases.release_step(image="localhost/app:v2", env_files=["/opt/codeb/env/app/production.env"],
             network="codeb-main", step="./migrate up")
     """
-    yield commands.step_run(image=image, env_files=env_files, network=network, step=step,
-                            pull="never" if is_local_image(image) else "missing")
+    yield commands.step_run(
+        image=image,
+        env_files=env_files,
+        network=network,
+        step=step,
+        pull="never" if is_local_image(image) else "missing",
+    )

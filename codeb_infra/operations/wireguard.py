@@ -30,9 +30,11 @@ from codeb_infra.facts.files import TextFile
 from codeb_infra.facts.network import WireguardPublicKey
 
 # Undo: the saved peers applied to the running interface (never taken down), or no mesh at all.
-RESTORE = (f"if [ -f {WIREGUARD_CONFIG} ]; then "
-           f"{wg_commands.sync_line(MESH_INTERFACE, WIREGUARD_CONFIG, WIREGUARD_KEY)} || systemctl restart {WIREGUARD_UNIT}; "
-           f"else systemctl stop {WIREGUARD_UNIT}; fi")
+RESTORE = (
+    f"if [ -f {WIREGUARD_CONFIG} ]; then "
+    f"{wg_commands.sync_line(MESH_INTERFACE, WIREGUARD_CONFIG, WIREGUARD_KEY)} || systemctl restart {WIREGUARD_UNIT}; "
+    f"else systemctl stop {WIREGUARD_UNIT}; fi"
+)
 
 
 def _interface_section(config: str) -> str:
@@ -95,8 +97,11 @@ def mesh(*, mesh_network: str, members: tuple[MeshHost, ...], confirm_seconds: i
         if public is None:
             pending.append(member.host)
             continue
-        peers.append(Peer(host=member.host, address=member.address, endpoint=member.endpoint,
-                          port=member.port, public_key=public))
+        peers.append(
+            Peer(
+                host=member.host, address=member.address, endpoint=member.endpoint, port=member.port, public_key=public
+            )
+        )
     if pending and host.state.is_executing:
         raise OperationError(f"no WireGuard key on {', '.join(pending)} yet; run wireguard.key there first")
     config = wireguard_config(address=me.address, mesh_network=mesh_network, port=me.port, peers=peers)

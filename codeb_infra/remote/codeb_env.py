@@ -25,7 +25,15 @@ import sys
 import tempfile
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CONFLICT, EXIT_NOT_SHIPPED = 1, 2, 3, 5
-DEFAULT_SHIP = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "codeb-backup", "/usr/local/lib/codeb/codeb-backup"]
+DEFAULT_SHIP = [
+    "ssh",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=10",
+    "codeb-backup",
+    "/usr/local/lib/codeb/codeb-backup",
+]
 PROJECT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 ENV = re.compile(r"production|staging")
 
@@ -96,8 +104,10 @@ class Store:
         result = subprocess.run(self.ship_argv + arguments, input=data, capture_output=True, check=False, timeout=120)
         if result.returncode != 0:
             detail = " / ".join((result.stderr or result.stdout).decode(errors="replace").strip().splitlines()[-3:])
-            raise Failure(f"backup server: {' '.join(arguments[:2])} failed (exit {result.returncode}): {detail}",
-                          EXIT_NOT_SHIPPED)
+            raise Failure(
+                f"backup server: {' '.join(arguments[:2])} failed (exit {result.returncode}): {detail}",
+                EXIT_NOT_SHIPPED,
+            )
         return result.stdout
 
     def put(self, name, data, replace=False):
@@ -114,8 +124,11 @@ def commit(args):
     versions = index["versions"]
     expected = versions[-1]["version"] + 1 if versions else 1
     if entry.get("version") != expected:
-        raise Failure(f"{store.project}/{store.env}: env version {expected - 1} changed meanwhile "
-                      f"(this change was planned as version {entry.get('version')}); run it again", EXIT_CONFLICT)
+        raise Failure(
+            f"{store.project}/{store.env}: env version {expected - 1} changed meanwhile "
+            f"(this change was planned as version {entry.get('version')}); run it again",
+            EXIT_CONFLICT,
+        )
     if _sha256_bytes(content) != entry.get("digest"):
         raise Failure("the uploaded env file does not match its digest (upload cut short?); nothing stored")
     entry["shipped"] = False
@@ -149,11 +162,14 @@ def ship(args):
         numbers = ", ".join(str(v["version"]) for v in pending)
         raise Failure(
             f"LOUD: {store.project}/{store.env} env version(s) {numbers} are stored and live on this server but NOT "
-            f"on the backup server ({error}); the next env command for it ships them again", EXIT_NOT_SHIPPED,
+            f"on the backup server ({error}); the next env command for it ships them again",
+            EXIT_NOT_SHIPPED,
         ) from None
     _write(os.path.join(store.dir, "index.json"), _index_bytes(shipped))
-    print(f"{store.project}/{store.env}: env version(s) {', '.join(str(v['version']) for v in pending)} "
-          "copied to the backup server")
+    print(
+        f"{store.project}/{store.env}: env version(s) {', '.join(str(v['version']) for v in pending)} "
+        "copied to the backup server"
+    )
     return 0
 
 
@@ -163,7 +179,9 @@ def fetch(args):
     try:
         remote_index = json.loads(store.remote(["get", store.rel("index.json")]))
     except Failure as error:
-        raise Failure(f"{store.project}/{store.env}: no env store on the backup server to restore from ({error})") from None
+        raise Failure(
+            f"{store.project}/{store.env}: no env store on the backup server to restore from ({error})"
+        ) from None
     local = {v["version"] for v in _read_index(store.dir)["versions"]}
     fetched = []
     for version in remote_index["versions"]:
@@ -178,7 +196,9 @@ def fetch(args):
     for version in remote_index["versions"]:
         version["shipped"] = True
     _write(os.path.join(store.dir, "index.json"), _index_bytes(remote_index))
-    print(f"{store.project}/{store.env}: fetched env version(s) {', '.join(map(str, fetched)) or 'none'} from the backup server")
+    print(
+        f"{store.project}/{store.env}: fetched env version(s) {', '.join(map(str, fetched)) or 'none'} from the backup server"
+    )
     return 0
 
 

@@ -20,8 +20,16 @@ import sys
 import time
 
 UNIT_PROPERTIES = (
-    "Id", "LoadState", "ActiveState", "SubState", "Result", "NRestarts", "StateChangeTimestamp",
-    "ExecMainStatus", "ExecMainExitTimestamp", "Type",
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "Result",
+    "NRestarts",
+    "StateChangeTimestamp",
+    "ExecMainStatus",
+    "ExecMainExitTimestamp",
+    "Type",
 )
 
 
@@ -49,7 +57,9 @@ def disks(paths):
         total, free = stat.f_blocks * stat.f_frsize, stat.f_bavail * stat.f_frsize
         found[path] = {
             "used_percent": round(100.0 * (total - free) / total, 1) if total else 0.0,
-            "inodes_used_percent": round(100.0 * (stat.f_files - stat.f_favail) / stat.f_files, 1) if stat.f_files else 0.0,
+            "inodes_used_percent": round(100.0 * (stat.f_files - stat.f_favail) / stat.f_files, 1)
+            if stat.f_files
+            else 0.0,
             "free_bytes": free,
         }
     return found
@@ -101,10 +111,16 @@ def containers():
         rows = json.loads(result.stdout or "[]")
     except (OSError, ValueError, subprocess.TimeoutExpired) as error:
         return {"error": str(error)}
-    return [{
-        "name": (row.get("Names") or ["?"])[0], "state": row.get("State"), "labels": row.get("Labels") or {},
-        "started_at": row.get("StartedAt"), "exited_at": row.get("ExitedAt"),
-    } for row in rows or []]
+    return [
+        {
+            "name": (row.get("Names") or ["?"])[0],
+            "state": row.get("State"),
+            "labels": row.get("Labels") or {},
+            "started_at": row.get("StartedAt"),
+            "exited_at": row.get("ExitedAt"),
+        }
+        for row in rows or []
+    ]
 
 
 def app_state(args):
@@ -172,8 +188,10 @@ def probe_one(domain, path, args, context):
             return result
         try:
             result["status"], cert = _get(args.address, args.port, domain, path, context, args.timeout)
-            issued, expires = (datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert[key]), datetime.timezone.utc)
-                               for key in ("notBefore", "notAfter"))
+            issued, expires = (
+                datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert[key]), datetime.timezone.utc)
+                for key in ("notBefore", "notAfter")
+            )
             result["certificate"] = {"valid": True, "not_before": issued.isoformat(), "not_after": expires.isoformat()}
         except ssl.SSLCertVerificationError as error:
             result["certificate"] = {"valid": False, "error": error.verify_message or str(error)}
@@ -241,7 +259,9 @@ def app_metrics(args):
     lines = []
     projects = (_json_file(os.path.join(args.registry, "ssot.json")) or {}).get("projects") or {}
     table = (_json_file(os.path.join(args.registry, "slots.json")) or {}).get("slots") or {}
-    running = {c["name"]: c.get("state") == "running" for c in (containers() if args.registry else []) if isinstance(c, dict)}
+    running = {
+        c["name"]: c.get("state") == "running" for c in (containers() if args.registry else []) if isinstance(c, dict)
+    }
     context = _context(args.ca) if args.scheme == "https" else None
     for project, envs in sorted(projects.items()):
         for env, entry in sorted(envs.items()):
@@ -250,17 +270,23 @@ def app_metrics(args):
             if active is None:
                 continue
             labels = {"project": project, "env": env, "slot": active, "domain": entry["domain"]}
-            lines.append(_line("codeb_slot_container_running", int(running.get(f"{project}-{env}-{active}", False)), **labels))
+            lines.append(
+                _line("codeb_slot_container_running", int(running.get(f"{project}-{env}-{active}", False)), **labels)
+            )
             found = probe_one(entry["domain"], entry["health_path"], args, context)
             status = found.get("status")
             lines.append(_line("codeb_slot_up", int(isinstance(status, int) and 200 <= status < 300), **labels))
             certificate = found.get("certificate")
             if certificate is not None:
-                lines.append(_line("codeb_certificate_valid", int(bool(certificate.get("valid"))), domain=entry["domain"]))
+                lines.append(
+                    _line("codeb_certificate_valid", int(bool(certificate.get("valid"))), domain=entry["domain"])
+                )
                 for name, key in (("issued", "not_before"), ("expiry", "not_after")):
                     at = _epoch(certificate.get(key))
                     if at is not None:
-                        lines.append(_line(f"codeb_certificate_{name}_timestamp_seconds", int(at), domain=entry["domain"]))
+                        lines.append(
+                            _line(f"codeb_certificate_{name}_timestamp_seconds", int(at), domain=entry["domain"])
+                        )
     return lines
 
 
@@ -280,18 +306,30 @@ def storage_metrics(args):
 
 
 def backup_metrics(args):
-    store = _tool_json(["runuser", "-u", args.backup_user, "--", args.backup_tool, "--root", args.backup_root, "status"])
+    store = _tool_json(
+        ["runuser", "-u", args.backup_user, "--", args.backup_tool, "--root", args.backup_root, "status"]
+    )
     if store is None:
         return [_line("codeb_backup_status_up", 0)]
     lines = [_line("codeb_backup_status_up", 1)]
-    newest = {"base": (store.get("base") or {}).get("finished_at"), "rdb": (store.get("rdb") or {}).get("finished_at"),
-              "wal": (store.get("wal") or {}).get("newest_at")}
+    newest = {
+        "base": (store.get("base") or {}).get("finished_at"),
+        "rdb": (store.get("rdb") or {}).get("finished_at"),
+        "wal": (store.get("wal") or {}).get("newest_at"),
+    }
     for kind, at in sorted(newest.items()):
         if _epoch(at) is not None:
             lines.append(_line("codeb_backup_last_timestamp_seconds", int(_epoch(at)), kind=kind))
     for database, dump in sorted((store.get("dumps") or {}).items()):
         if _epoch((dump or {}).get("finished_at")) is not None:
-            lines.append(_line("codeb_backup_last_timestamp_seconds", int(_epoch(dump["finished_at"])), kind="dump", database=database))
+            lines.append(
+                _line(
+                    "codeb_backup_last_timestamp_seconds",
+                    int(_epoch(dump["finished_at"])),
+                    kind="dump",
+                    database=database,
+                )
+            )
     drill = store.get("drill")
     if isinstance(drill, dict) and _epoch(drill.get("finished_at")) is not None:
         lines.append(_line("codeb_backup_last_timestamp_seconds", int(_epoch(drill["finished_at"])), kind="drill"))

@@ -96,8 +96,9 @@ def record(args):
                 tag = None
         meta.pop("project", None)
         meta.pop("env", None)
-        releases.append({**meta, "number": number, "image_id": image_id, "app_version": app_version, "tag": tag,
-                         "pruned": False})
+        releases.append(
+            {**meta, "number": number, "image_id": image_id, "app_version": app_version, "tag": tag, "pruned": False}
+        )
         log.save()
     os.unlink(args.meta)
     print(f"{log.project}/{log.env}: release {number} ({meta['image']}, {meta['health']})")
@@ -111,7 +112,9 @@ def _in_use(image_id):
 
 def prune(args):
     with Log(args.root, args.project, args.env) as log:
-        keep_ids = {r.get("image_id") for r in log.data["releases"] if not r.get("pruned") and r["number"] not in args.number}
+        keep_ids = {
+            r.get("image_id") for r in log.data["releases"] if not r.get("pruned") and r["number"] not in args.number
+        }
         for number in args.number:
             release = log.release(number)
             if release.get("tag"):

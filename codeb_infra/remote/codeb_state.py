@@ -163,8 +163,17 @@ def _pointer(path):
 
 
 def _containers(podman, project, env):
-    command = [podman, "ps", "--all", "--format", "json",
-               "--filter", f"label=codeb.project={project}", "--filter", f"label=codeb.environment={env}"]
+    command = [
+        podman,
+        "ps",
+        "--all",
+        "--format",
+        "json",
+        "--filter",
+        f"label=codeb.project={project}",
+        "--filter",
+        f"label=codeb.environment={env}",
+    ]
     try:
         found = subprocess.run(command, capture_output=True, text=True, check=False)
     except FileNotFoundError:
@@ -178,13 +187,17 @@ def snapshot(args):
     """One project/env's registry records, pointer files and containers, as one JSON object."""
     projects = _read(os.path.join(args.registry, "ssot.json"), {}).get("projects", {})
     table = _read(os.path.join(args.registry, "slots.json"), {}).get("slots", {})
-    json.dump({
-        "tool": _tool_digest(),
-        "project": projects.get(args.project, {}).get(args.env),
-        "slots": table.get(args.project, {}).get(args.env),
-        "pointers": {path: _pointer(path) for path in args.pointer},
-        "containers": _containers(args.podman, args.project, args.env),
-    }, sys.stdout, sort_keys=True)
+    json.dump(
+        {
+            "tool": _tool_digest(),
+            "project": projects.get(args.project, {}).get(args.env),
+            "slots": table.get(args.project, {}).get(args.env),
+            "pointers": {path: _pointer(path) for path in args.pointer},
+            "containers": _containers(args.podman, args.project, args.env),
+        },
+        sys.stdout,
+        sort_keys=True,
+    )
     print()
     return 0
 
@@ -317,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         return put_record(args, "slots.json", "slots")
     if args.command == "put-project":
         return put_record(args, "ssot.json", "projects")
-    return {"lock": lock, "unlock": unlock, "health": health, "snapshot": snapshot, "switch": switch}[args.command](args)
+    return {"lock": lock, "unlock": unlock, "health": health, "snapshot": snapshot, "switch": switch}[args.command](
+        args
+    )
 
 
 if __name__ == "__main__":
