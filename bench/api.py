@@ -113,7 +113,8 @@ def main() -> None:
         )
     api_median, raw_median = statistics.median(through_api), statistics.median(raw)
     print(
-        f"switch through the API: median {api_median * 1000:.0f} ms; raw ssh rename: median {raw_median * 1000:.0f} ms; "
+        f"switch through the API: median {api_median * 1000:.0f} ms; "
+        f"raw ssh rename: median {raw_median * 1000:.0f} ms; "
         f"ratio {api_median / raw_median:.1f}x ({args.switches} each)"
     )
 
@@ -146,7 +147,8 @@ def main() -> None:
     deployer.join()
     print(
         f"slot_status, {args.clients} concurrent clients x {args.reads} calls, deploy running"
-        f"{'' if overlapped else ' (deploy finished before the last read)'}: median {statistics.median(seen) * 1000:.0f} ms, "
+        f"{'' if overlapped else ' (deploy finished before the last read)'}: "
+        f"median {statistics.median(seen) * 1000:.0f} ms, "
         f"p99 {percentile(seen, 0.99) * 1000:.0f} ms, failed {len(failures)} of {len(seen)}"
     )
 

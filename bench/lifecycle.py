@@ -28,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codeb_infra import flows  # noqa: E402
-from codeb_infra.controller import runner  # noqa: E402
-from codeb_infra.domain.requests import DeployRequest, SlotRequest  # noqa: E402
-from tests.support.images import ensure_images  # noqa: E402
-from tests.support.load import LoadResult, Switch, summarize_switches  # noqa: E402
-from tests.support.load_process import LoadProcess  # noqa: E402
-from tests.support.podman import podman  # noqa: E402
-from tests.support.stack import BASE_DOMAIN, Stack, open_stack  # noqa: E402
+from codeb_infra import flows
+from codeb_infra.controller import runner
+from codeb_infra.domain.requests import DeployRequest, SlotRequest
+from tests.support.images import ensure_images
+from tests.support.load import LoadResult, Switch, summarize_switches
+from tests.support.load_process import LoadProcess
+from tests.support.podman import podman
+from tests.support.stack import BASE_DOMAIN, Stack, open_stack
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -108,7 +108,8 @@ class Bench:
         self.run(flows.rollback, self.request)
 
     def switch_direct(self) -> None:
-        address = f"127.0.0.1:{self.ports['blue'] if self.pointer.read_text().strip().endswith(str(self.ports['green'])) else self.ports['green']}"
+        on_green = self.pointer.read_text().strip().endswith(str(self.ports["green"]))
+        address = f"127.0.0.1:{self.ports['blue'] if on_green else self.ports['green']}"
         subprocess.run(
             ["sh", "-c", 'printf "%s\\n" "$1" > "$2.tmp" && mv -f "$2.tmp" "$2"', "sh", address, str(self.pointer)],
             check=True,
@@ -150,7 +151,8 @@ def main() -> None:
 
         print("1. switching under load (4 clients)")
         print(
-            f"{'mechanism':34} {'mode':10} {'requests':>8} {'failed':>6} {'gap med ms':>10} {'gap max ms':>10} {'command med ms':>14}"
+            f"{'mechanism':34} {'mode':10} {'requests':>8} {'failed':>6} {'gap med ms':>10} {'gap max ms':>10}"
+            f" {'command med ms':>14}"
         )
         for keepalive in (False, True):
             for label, host, switch in (
@@ -162,7 +164,8 @@ def main() -> None:
                 summary = summarize_switches(result.check_switches(switches))
                 print(
                     f"{label:34} {'keep-alive' if keepalive else 'new-conn':10} {result.total:8} {result.failed:6} "
-                    f"{median_ms(gaps) if gaps else '-':>10} {max(gaps) * 1000 if gaps else 0:10.0f} {summary.command_median * 1000:14.0f}"
+                    f"{median_ms(gaps) if gaps else '-':>10} {max(gaps) * 1000 if gaps else 0:10.0f}"
+                    f" {summary.command_median * 1000:14.0f}"
                 )
 
         print("\n2. promote wall time (median of interleaved runs)")
@@ -173,10 +176,12 @@ def main() -> None:
             plain.append(timed(bench.switch_plain))
         print(f"codeb rollback via pyinfra API      {median_ms(codeb):>6} ms")
         print(
-            f"same switch run directly (rename)   {median_ms(direct):>6} ms   codeb / direct = {statistics.median(codeb) / statistics.median(direct):.0f}x"
+            f"same switch run directly (rename)   {median_ms(direct):>6} ms"
+            f"   codeb / direct = {statistics.median(codeb) / statistics.median(direct):.0f}x"
         )
         print(
-            f"plain site rewrite + caddy reload   {median_ms(plain):>6} ms   codeb / plain  = {statistics.median(codeb) / statistics.median(plain):.1f}x"
+            f"plain site rewrite + caddy reload   {median_ms(plain):>6} ms"
+            f"   codeb / plain  = {statistics.median(codeb) / statistics.median(plain):.1f}x"
         )
 
         print("\n3. deploy wall time (median of interleaved runs)")
@@ -185,14 +190,19 @@ def main() -> None:
             project = f"bd{uuid.uuid4().hex[:6]}"
             stack.projects.add(project)
             lib.append(
-                timed(lambda: bench.run(flows.deploy_release, DeployRequest(project=project, image=images["v1"])))
+                timed(
+                    lambda project=project: bench.run(
+                        flows.deploy_release, DeployRequest(project=project, image=images["v1"])
+                    )
+                )
             )
             name = f"bench-plain-{index}"
-            manual.append(timed(lambda: plain_deploy(name, images["v1"], 4990)))
+            manual.append(timed(lambda name=name: plain_deploy(name, images["v1"], 4990)))
             podman("rm", "--force", "--time", "0", name, check=False)
         print(f"codeb deploy (first deploy)         {median_ms(lib):>6} ms")
         print(
-            f"podman run + health poll            {median_ms(manual):>6} ms   codeb / plain = {statistics.median(lib) / statistics.median(manual):.1f}x"
+            f"podman run + health poll            {median_ms(manual):>6} ms"
+            f"   codeb / plain = {statistics.median(lib) / statistics.median(manual):.1f}x"
         )
 
 

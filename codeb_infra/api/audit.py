@@ -166,7 +166,10 @@ class AuditLog:
             if row["seq"] != expected_seq:
                 return f"row {expected_seq} is missing (next row is {row['seq']})"
             if row["prev_hash"] != prev:
-                return f"row {row['seq']} does not follow row {row['seq'] - 1} (prev_hash differs: deleted, inserted or reordered rows)"
+                return (
+                    f"row {row['seq']} does not follow row {row['seq'] - 1}"
+                    " (prev_hash differs: deleted, inserted or reordered rows)"
+                )
             if row_hash(prev, row) != row["hash"]:
                 return f"row {row['seq']} was changed after it was written (its hash does not match its content)"
             by_seq[row["seq"]] = prev = row["hash"]

@@ -11,14 +11,14 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     ADMIN = "admin"
     DEV = "dev"
     VIEW = "view"

@@ -238,7 +238,8 @@ def status(project: str, env: str, as_json: bool, host_data: tuple[str, ...], in
         )
         for slot, info in found["slots"].items():
             click.echo(
-                f"  {slot:5} {info['state']:8} port {info['port']}  {info['image'] or '-'}  container: {info['container'] or '-'}"
+                f"  {slot:5} {info['state']:8} port {info['port']}  {info['image'] or '-'}"
+                f"  container: {info['container'] or '-'}"
                 + (f"  release {info['release']}" if info.get("release") else "")
                 + (f"  grace until {info['grace_until']}" if info["grace_until"] else "")
             )

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyinfra.api import Config, Host, State
-from pyinfra.api.state import BaseStateCallback
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operations import run_ops
+from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 from codeb_infra import flows
@@ -280,7 +280,7 @@ def read_groups(
     try:
         state = _state(inventory, data)
     except RunFailed:
-        return {group: None for group in readers}
+        return dict.fromkeys(readers)
     try:
         results: dict[str, Any] = {}
         for group, reader in readers.items():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -167,12 +167,12 @@ def _at(value: object) -> datetime | None:
         return None
     try:
         if isinstance(value, (int, float)):
-            return datetime.fromtimestamp(float(value), timezone.utc)
+            return datetime.fromtimestamp(float(value), UTC)
         text = str(value)
         if text.startswith("@"):
-            return datetime.fromtimestamp(float(text[1:]), timezone.utc)
+            return datetime.fromtimestamp(float(text[1:]), UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (ValueError, OverflowError, OSError):
         return None
 
@@ -461,7 +461,8 @@ def _probe_findings(state: AppState, target: Target, probe: dict[str, Any] | Non
                     "app",
                     f"TLS {target.domain}",
                     f"certificate not valid: {certificate.get('error')}",
-                    "journalctl -u caddy -n 100 on app (ACME errors), and check the domain's DNS points at the app server",
+                    "journalctl -u caddy -n 100 on app (ACME errors),"
+                    " and check the domain's DNS points at the app server",
                 )
             )
         else:
@@ -611,7 +612,8 @@ def consistency_findings(state: AppState, layout: AppLayout, now: datetime) -> l
                     "app",
                     f"lock {project}/{env}",
                     f"held by {held.get('holder') or 'an unknown run'} for over an hour",
-                    f"if that run is gone: the next command with --break-lock, or rm {layout.locks_dir}/{lock}.lock on app",
+                    "if that run is gone: the next command with --break-lock,"
+                    f" or rm {layout.locks_dir}/{lock}.lock on app",
                     since,
                 )
             )

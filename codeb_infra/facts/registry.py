@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-
 from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import files as file_commands

@@ -7,17 +7,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import StringCommand
 
-from codeb_infra.controller import runner
 from codeb_infra.commands import backups as backup_commands
+from codeb_infra.config.roles import BACKUP_SCRATCH, BackupSettings, StorageSettings
+from codeb_infra.controller import runner
 from codeb_infra.domain import data
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.config.roles import BACKUP_SCRATCH, BackupSettings, StorageSettings
 from codeb_infra.facts.backups import BackupStoreStatus, StorageBackupStatus
 from codeb_infra.facts.postgres import PostgresDatabases
 
@@ -68,7 +68,7 @@ def checks(found: dict[str, Any], now: datetime) -> list[data.Check]:
 
 def status(inventory: str, now: datetime | None = None) -> Report:
     found = runner.read_groups(inventory, READERS)
-    return Report(checks(found, now or datetime.now(timezone.utc)))
+    return Report(checks(found, now or datetime.now(UTC)))
 
 
 def _backup_paths(host_data: Any) -> tuple[str, str, str]:

@@ -8,13 +8,14 @@ import hashlib
 import os
 import socket
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import Sha256File
 
+from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.domain import names, plans
 from codeb_infra.domain.env import EnvStore
 from codeb_infra.domain.live import LiveContainer, LiveSlots
@@ -25,12 +26,11 @@ from codeb_infra.facts.files import UpstreamPointer
 from codeb_infra.facts.podman import CodebContainers, Container, SlotRunner
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry, SlotSnapshot
 from codeb_infra.operations import api, caddy, checks, powerdns, registry
-from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.templates.caddy import render_site
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def is_app_host() -> bool:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from pyinfra import host
 
+from codeb_infra.config.app import DnsSettings
 from codeb_infra.domain import dns
 from codeb_infra.domain.names import Environment
 from codeb_infra.facts.powerdns import PowerDnsZone
-from codeb_infra.config.app import DnsSettings
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyinfra import host
@@ -119,5 +119,5 @@ def check(inventory: str, now: datetime | None = None) -> health.Report:
     app_layout = next((r["layout"] for r in results.values() if r["layout"] is not None), None)
     if app_layout is None:
         raise CodebError(f"{inventory} has no app server (group `app`)")
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     return health.evaluate(health.Snapshot(servers, app_layout, moment, backups.checks(backup_found, moment)))

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 
+from codeb_infra.config.app import HostSettings
+from codeb_infra.config.roles import REDIS_ACL, REDIS_PASSWORD, StorageSettings
 from codeb_infra.domain.data import REDIS_USERS_DIR, ProjectData
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.config.roles import REDIS_ACL, REDIS_PASSWORD, StorageSettings
 from codeb_infra.operations import master_env, postgres, redis, secrets
-from codeb_infra.config.app import HostSettings
 from codeb_infra.roles.network import internal_data
 
 

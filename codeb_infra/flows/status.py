@@ -6,15 +6,15 @@ from typing import Any
 
 from pyinfra import host
 
+from codeb_infra.config.app import HostSettings
 from codeb_infra.domain import names, slots
+from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.names import Slot
 from codeb_infra.domain.requests import SlotRequest
+from codeb_infra.flows.common import read_slots
 from codeb_infra.flows.dns import (
     external_records,
 )
-from codeb_infra.config.app import HostSettings
-from codeb_infra.domain.errors import CodebError
-from codeb_infra.flows.common import read_slots
 from codeb_infra.flows.releases import slot_releases
 
 

@@ -9,10 +9,10 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from pyinfra import host
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files
-from pydantic import ValidationError
 
 from codeb_infra import __version__
 from codeb_infra.commands.health import HEALTH_TOOL

@@ -10,11 +10,11 @@ from pyinfra.api import operation
 from pyinfra.operations import files
 
 from codeb_infra.commands import state as state_commands
+from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.domain.names import Environment
 from codeb_infra.domain.plans import record_digest
 from codeb_infra.domain.registry import ProjectEnv, pair_record
 from codeb_infra.domain.slots import SlotPair
-from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
 from codeb_infra.operations import Commands
 

@@ -197,7 +197,8 @@ def fetch(args):
         version["shipped"] = True
     _write(os.path.join(store.dir, "index.json"), _index_bytes(remote_index))
     print(
-        f"{store.project}/{store.env}: fetched env version(s) {', '.join(map(str, fetched)) or 'none'} from the backup server"
+        f"{store.project}/{store.env}: fetched env version(s) {', '.join(map(str, fetched)) or 'none'}"
+        " from the backup server"
     )
     return 0
 

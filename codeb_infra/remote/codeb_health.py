@@ -189,7 +189,7 @@ def probe_one(domain, path, args, context):
         try:
             result["status"], cert = _get(args.address, args.port, domain, path, context, args.timeout)
             issued, expires = (
-                datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert[key]), datetime.timezone.utc)
+                datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert[key]), datetime.UTC)
                 for key in ("notBefore", "notAfter")
             )
             result["certificate"] = {"valid": True, "not_before": issued.isoformat(), "not_after": expires.isoformat()}
@@ -242,7 +242,7 @@ def _epoch(text):
         parsed = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)).timestamp()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)).timestamp()
 
 
 def _tool_json(command):

@@ -97,7 +97,7 @@ def put_record(args: argparse.Namespace, filename: str, table: str) -> int:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
 
 
 def lock(args: argparse.Namespace) -> int:

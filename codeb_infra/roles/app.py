@@ -3,9 +3,9 @@ the registry layout and the codeb system user."""
 
 from __future__ import annotations
 
+import posixpath
 from datetime import timedelta
 from io import StringIO
-import posixpath
 from pathlib import Path
 
 from pyinfra import host
@@ -13,13 +13,13 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, pip, server, systemd
 
 from codeb_infra.api.config import ApiPaths
+from codeb_infra.config.app import HostSettings
 from codeb_infra.domain.data import Schedule
 from codeb_infra.operations import api, caddy, podman, registry, secrets, timers
 from codeb_infra.roles.dns import powerdns
-from codeb_infra.config.app import HostSettings
-from codeb_infra.templates.caddy import render_caddyfile
-from codeb_infra.templates import render
 from codeb_infra.templates import api as api_templates
+from codeb_infra.templates import render
+from codeb_infra.templates.caddy import render_caddyfile
 
 CADDY_VERSION = "2.11.7"
 TOOLS_VENV = "/opt/codeb/tools"

@@ -31,8 +31,8 @@ from codeb_infra.config.roles import (
 from codeb_infra.domain.data import BACKUP_SCHEDULES
 from codeb_infra.operations import backup as backup_ops
 from codeb_infra.operations import timers
-from codeb_infra.roles.tools import remote_tool
 from codeb_infra.roles.network import internal_address
+from codeb_infra.roles.tools import remote_tool
 
 # The drills run PostgreSQL and Redis in scratch directories; no cluster or server of their own.
 NO_MAIN_CLUSTER = (

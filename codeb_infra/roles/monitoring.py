@@ -31,8 +31,8 @@ from codeb_infra.domain.data import BACKUP_TOOL, STORAGE_TOOL
 from codeb_infra.operations import caddy
 from codeb_infra.operations import monitoring as monitoring_ops
 from codeb_infra.roles.network import internal_address
-from codeb_infra.templates import render
 from codeb_infra.templates import monitoring as templates
+from codeb_infra.templates import render
 
 HEALTH_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_health.py"
 CADDY_LOCAL_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
@@ -170,7 +170,8 @@ def prometheus(settings: MonitoringSettings) -> None:
         dest="/etc/default/prometheus",
         mode="644",
         src=StringIO(
-            f'ARGS="--web.listen-address={PROMETHEUS_LISTEN} --storage.tsdb.retention.time={settings.monitoring_retention}"\n'
+            f'ARGS="--web.listen-address={PROMETHEUS_LISTEN}'
+            f' --storage.tsdb.retention.time={settings.monitoring_retention}"\n'
         ),
     )
     config = files.put(

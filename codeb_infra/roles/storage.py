@@ -25,8 +25,8 @@ from codeb_infra.domain.data import (
     STORAGE_SCHEDULES,
 )
 from codeb_infra.operations import postgres, redis, secrets, timers
-from codeb_infra.roles.tools import remote_tool
 from codeb_infra.roles.network import internal_data, peer_addresses
+from codeb_infra.roles.tools import remote_tool
 from codeb_infra.templates import render
 
 REDIS_PERSISTENCE = {"appendonly": "yes", "appendfsync": "everysec"}

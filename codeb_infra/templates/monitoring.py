@@ -141,8 +141,9 @@ def alert_rules(settings: MonitoringSettings) -> str:
         _rule(
             "CertificateExpiring",
             # 14 days, or a third of the lifetime of short-lived certificates (Caddy's internal CA: 12 hours).
-            f"(codeb_certificate_expiry_timestamp_seconds - time()) < clamp_max((codeb_certificate_expiry_timestamp_seconds"
-            f" - codeb_certificate_issued_timestamp_seconds) / 3, {CERTIFICATE_DAYS * 86400}) or codeb_certificate_valid == 0",
+            "(codeb_certificate_expiry_timestamp_seconds - time()) < clamp_max("
+            "(codeb_certificate_expiry_timestamp_seconds - codeb_certificate_issued_timestamp_seconds) / 3,"
+            f" {CERTIFICATE_DAYS * 86400}) or codeb_certificate_valid == 0",
             "the certificate of {{ $labels.domain }} is not valid or expires within 14 days",
             "journalctl -u caddy on app (ACME renewal)",
             "0s",
