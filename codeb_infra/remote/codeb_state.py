@@ -149,12 +149,12 @@ def unlock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tool_digest():
+def _tool_digest() -> str:
     with open(os.path.abspath(__file__), "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()[:16]
 
 
-def _pointer(path):
+def _pointer(path: str) -> str | None:
     try:
         with open(path) as handle:
             return handle.read().strip()
@@ -162,7 +162,7 @@ def _pointer(path):
         return None
 
 
-def _containers(podman, project, env):
+def _containers(podman: str, project: str, env: str) -> Any:
     command = [
         podman,
         "ps",
@@ -183,7 +183,7 @@ def _containers(podman, project, env):
     return json.loads(found.stdout or "[]")
 
 
-def snapshot(args):
+def snapshot(args: argparse.Namespace) -> int:
     """One project/env's registry records, pointer files and containers, as one JSON object."""
     projects = _read(os.path.join(args.registry, "ssot.json"), {}).get("projects", {})
     table = _read(os.path.join(args.registry, "slots.json"), {}).get("slots", {})
@@ -202,7 +202,7 @@ def snapshot(args):
     return 0
 
 
-def _write_pointer(path, address):
+def _write_pointer(path: str, address: str) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.tmp"
@@ -214,10 +214,10 @@ def _write_pointer(path, address):
     os.replace(tmp, path)
 
 
-def switch(args):
+def switch(args: argparse.Namespace) -> int:
     """Under the project's lock: if slots.json still holds what the caller planned from, move the
     pointers (the domain's first) and record the new slots; the lock is released in any case."""
-    pointers = []
+    pointers: list[tuple[str, str]] = []
     for item in args.pointer:
         path, sep, address = item.rpartition("=")
         if not sep or not path or not address:
