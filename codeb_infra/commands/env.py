@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pyinfra.api import StringCommand
 
-from codeb_infra.commands import command, quoted
+from codeb_infra.commands import Part, command, quoted
 
 
-def _tool(tool: str, action: str, project: str, env: str, *args: str) -> StringCommand:
+def _tool(tool: str, action: str, project: str, env: str, *args: Part) -> StringCommand:
     return command("python3", quoted(tool), action, "--project", quoted(project), "--env", quoted(env), *args)
 
 

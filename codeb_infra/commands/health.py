@@ -6,14 +6,14 @@ from collections.abc import Iterable, Sequence
 
 from pyinfra.api import StringCommand
 
-from codeb_infra.commands import command, quoted
+from codeb_infra.commands import Part, command, quoted
 from codeb_infra.domain.data import TOOLS_DIR
 
 HEALTH_TOOL = f"{TOOLS_DIR}/codeb-health"
 NOT_INSTALLED = '{"error": "codeb-health is not installed on this server"}'
 
 
-def _tool(*args: str | StringCommand) -> StringCommand:
+def _tool(*args: Part) -> StringCommand:
     # Never fails: a missing tool is itself an answer the controller reports.
     return command(
         "if",
@@ -35,7 +35,7 @@ def _tool(*args: str | StringCommand) -> StringCommand:
     )
 
 
-def _repeat(option: str, values: Iterable[str]) -> list[str | StringCommand]:
+def _repeat(option: str, values: Iterable[str]) -> list[Part]:
     return [part for value in values for part in (option, quoted(value))]
 
 
@@ -48,7 +48,7 @@ def read(
     upstreams: str = "",
     locks: str = "",
 ) -> StringCommand:
-    app: list[str | StringCommand] = []
+    app: list[Part] = []
     if registry:
         app = [
             "--registry",

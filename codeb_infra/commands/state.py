@@ -130,7 +130,7 @@ def switch(
     wait: float,
     break_lock: bool,
     expect: str,
-    record: dict,
+    record: dict[str, Any],
     pointers: list[tuple[str, str]],
 ) -> StringCommand:
     """Check, lock, move the pointers (in the order given), record and unlock: one command."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -345,5 +346,5 @@ def plan_deploy(
     )
 
 
-def record_of(pair: SlotPair) -> dict:
+def record_of(pair: SlotPair) -> dict[str, Any]:
     return pair_record(pair).model_dump(mode="json")

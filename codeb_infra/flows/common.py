@@ -25,6 +25,7 @@ from codeb_infra.domain.slots import SlotPair
 from codeb_infra.facts.files import UpstreamPointer
 from codeb_infra.facts.podman import CodebContainers, Container, SlotRunner
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry, SlotSnapshot
+from codeb_infra.flows.dns import ZoneRecords
 from codeb_infra.operations import api, caddy, checks, powerdns, registry
 from codeb_infra.templates.caddy import render_site
 
@@ -194,7 +195,7 @@ def routing_steps(
     plan: plans.DeployPlan,
     pair: SlotPair,
     site: str,
-    records: list,
+    records: list[ZoneRecords],
 ) -> None:
     """Registry entry, upstream pointers, Caddy site and DNS records of a project/env."""
     run.step(
