@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pyinfra.api import FactBase, StringCommand
@@ -14,8 +15,10 @@ from codeb_infra.domain.registry import ProjectEnv, Projects, SlotPairRecord, Sl
 from codeb_infra.facts.files import MISSING
 from codeb_infra.facts.podman import CodebContainers, Container
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
-def _parse(model, path: str, output: list[str]):
+
+def _parse(model: type[ModelT], path: str, output: list[str]) -> ModelT:
     if output == [MISSING] or not output:
         return model()
     try:

@@ -15,12 +15,13 @@ from pyinfra.operations import files
 from codeb_infra.commands import env as commands
 from codeb_infra.domain.env import EnvStore, EnvVersion, entry_json
 from codeb_infra.facts.env import EnvStoreIndex
+from codeb_infra.operations import Commands
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_env.py"
 
 
 @operation()
-def env_tool(*, path: str):
+def env_tool(*, path: str) -> Commands:
     """
     Install codeb-env, the server-side writer of env versions.
 
@@ -34,7 +35,7 @@ def env_tool(*, path: str):
 
 
 @operation()
-def env_version(*, store: EnvStore, content: str, entry: EnvVersion | None):
+def env_version(*, store: EnvStore, content: str, entry: EnvVersion | None) -> Commands:
     """
     Record ``content`` as version ``entry`` of a project/env and make it the live env file; with
     ``entry=None`` (the content equals the current version) only versions that never reached the
@@ -71,7 +72,7 @@ def env_version(*, store: EnvStore, content: str, entry: EnvVersion | None):
 
 
 @operation()
-def env_store_fetched(*, store: EnvStore):
+def env_store_fetched(*, store: EnvStore) -> Commands:
     """
     Bring a project/env's env store back from the backup server when this server lacks its index
     or any version file the index names.

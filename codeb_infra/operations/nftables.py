@@ -22,6 +22,7 @@ from codeb_infra.config.network import (
 from codeb_infra.controller.confirm import confirm_change
 from codeb_infra.facts.files import TextFile
 from codeb_infra.facts.network import FirewallState
+from codeb_infra.operations import Commands
 
 RECORDED = f"{FIREWALL_DIR}/loaded.json"
 STAGED = f"{FIREWALL_RULES}.new"
@@ -41,7 +42,7 @@ def _restore_line() -> str:
 
 
 @operation()
-def firewall(*, rules: str, confirm_seconds: int = 60):
+def firewall(*, rules: str, confirm_seconds: int = 60) -> Commands:
     """
     Load codeb's nftables table from ``rules`` and keep it across reboots. Changed when the file
     differs or the live table drifted from what was loaded; the change is undone by the server

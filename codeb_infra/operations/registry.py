@@ -132,7 +132,7 @@ def switch(
     holder: str,
     wait: float = 0.0,
     break_lock: bool = False,
-):
+) -> Commands:
     """
     Promote or roll back in one server-side command: under the project's deploy lock, and only if
     slots.json still holds the record the decision was made from, move the pointers (the domain's
