@@ -236,7 +236,7 @@ def slot_runner(settings: HostSettings) -> str:
     return settings.slot_units if settings.slot_units != "auto" else host.get_fact(SlotRunner)
 
 
-def project_site(settings: HostSettings, request, entry: ProjectEnv) -> str:
+def project_site(settings: HostSettings, request: DeployRequest, entry: ProjectEnv) -> str:
     return render_site(
         project=request.project,
         env=request.env,

@@ -70,7 +70,7 @@ def _decide(request: DeployRequest) -> _Decided:
         now=utcnow(),
         image_id=image_id,
         env_changed=env_changed(live.pair, live.containers, live.env_digest),
-    )  # type: ignore[arg-type]
+    )
     site = project_site(settings, request, deploy_plan.entry)
     records = planned_records(request.project, request.env, [*deploy_plan.entry.domains, deploy_plan.preview_domain])
     decision = decisions.plan_deploy(
@@ -87,6 +87,11 @@ def _decide(request: DeployRequest) -> _Decided:
 def plan_deploy(request: DeployRequest) -> Plan:
     """What a deploy would change here (reads only; a --push image is not copied)."""
     return _decide(request).decision.plan
+
+
+def _remove_if_present(path: str) -> None:
+    if os.path.exists(path):
+        os.unlink(path)
 
 
 @deploy("codeb deploy")
@@ -111,7 +116,7 @@ def deploy_release(request: DeployRequest) -> str:
     run.step(podman.network, name=f"Network {settings.network}", network=settings.network)
     if decision.copy_image and decided.image_id is not None:
         archive = images.save_to_archive(request.image)
-        atexit.register(lambda: os.path.exists(archive) and os.unlink(archive))
+        atexit.register(_remove_if_present, archive)
         run.step(
             podman.image_copied,
             name=f"Copy {request.image} to the server",

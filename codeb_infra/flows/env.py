@@ -21,6 +21,7 @@ from pyinfra.facts.files import File
 from codeb_infra.config.app import HostSettings
 from codeb_infra.domain import env as domain
 from codeb_infra.domain import names
+from codeb_infra.domain.data import PROTECTED_VARIABLES
 from codeb_infra.domain.env import EnvIndex, EnvStore, Values
 from codeb_infra.domain.errors import CodebError, RunFailed
 from codeb_infra.domain.names import Environment
@@ -160,7 +161,7 @@ def history(project: str, env: Environment) -> list[dict[str, Any]]:
 def value(project: str, env: Environment, key: str) -> str | None:
     """One variable's current value (admin only): from the master env for a protected name."""
     store, index = _index(project, env)
-    if key in domain.PROTECTED_VARIABLES:
+    if key in PROTECTED_VARIABLES:
         return domain.parse_stored(read_text(store.master) or "").get(key)
     return stored_values(store, index).get(domain.variable_name(key))
 

@@ -9,7 +9,7 @@ a new env), and listing them.
 from __future__ import annotations
 
 import posixpath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pyinfra import host
@@ -22,12 +22,12 @@ from codeb_infra.domain import names
 from codeb_infra.domain import releases as domain
 from codeb_infra.domain.env import EnvStore
 from codeb_infra.domain.errors import CodebError
+from codeb_infra.domain.live import LiveContainer
 from codeb_infra.domain.names import Environment, Slot
 from codeb_infra.domain.releases import ReleaseLog
 from codeb_infra.domain.requests import DeployRequest
 from codeb_infra.domain.slots import SlotPair, SlotState
 from codeb_infra.facts.env import EnvStoreIndex
-from codeb_infra.facts.podman import Container
 from codeb_infra.facts.registry import SlotRegistry
 from codeb_infra.facts.releases import Releases
 from codeb_infra.flows.common import LockedRun, utcnow
@@ -76,7 +76,7 @@ def env_version_in_use(settings: HostSettings, request: DeployRequest) -> int | 
     return current.version
 
 
-def env_changed(pair: SlotPair, containers: dict[str, Container], env_digest: str) -> bool:
+def env_changed(pair: SlotPair, containers: dict[str, LiveContainer], env_digest: str) -> bool:
     """Whether the active slot's container reads other env than a new slot would."""
     active = pair.active
     container = containers.get(names.container_name(pair.project, pair.env, active)) if active else None
@@ -92,7 +92,7 @@ def record_release(
     keep = domain.keep_releases(host.data.get("keep_releases"))
     staging = posixpath.join(settings.codeb_dir, "releases", ".staged", f"{request.project}.{request.env.value}.json")
 
-    def meta(result: str) -> str:
+    def meta(result: Literal["passed", "failed"]) -> str:
         return domain.record_meta(
             project=request.project,
             env=request.env,
@@ -101,7 +101,7 @@ def record_release(
             env_version=env_version_in_use(settings, request),
             actor=actor(),
             time=utcnow(),
-            health=result,  # type: ignore[arg-type]
+            health=result,
             container_port=request.container_port,
             health_path=request.health_path,
             migrate=request.migrate,
@@ -124,14 +124,20 @@ def record_release(
         env=request.env.value,
         numbers=[r.number for r in domain.to_prune(log, keep - 1)],
     )
-    failed = {"_if": lambda: health.is_complete() and health.did_error(), "_ignore_errors": True}
-    ops.releases_tool(name="Install codeb-releases (failed release)", path=tool(settings), **failed)
+
+    def failed() -> bool:
+        return health.is_complete() and health.did_error()
+
+    ops.releases_tool(
+        name="Install codeb-releases (failed release)", path=tool(settings), _if=failed, _ignore_errors=True
+    )
     ops.release_recorded(
         name=f"Record the failed release of {request.image}",
         tool=tool(settings),
         staging=staging,
         meta=meta("failed"),
-        **failed,
+        _if=failed,
+        _ignore_errors=True,
     )
 
 
@@ -216,7 +222,9 @@ def redeploy(request: ReleaseRequest) -> None:
     release = domain.redeployable(log, request.release)
     pair = host.get_fact(SlotRegistry, registry_dir=settings.registry_dir).pair(request.project, request.env)
     for slot, state in ((pair.active, "active"), (pair.in_grace, "in its grace period")):
-        running = log.of_slot(slot) if slot is not None else None
+        if slot is None:
+            continue
+        running = log.of_slot(slot)
         if running is not None and (running.image_id, running.env_version) == (release.image_id, release.env_version):
             if state == "active":
                 host.noop(
@@ -229,7 +237,8 @@ def redeploy(request: ReleaseRequest) -> None:
                 f"`codeb rollback {request.project}` switches back to it instantly"
             )
     assert release.tag is not None
-    deploy_release(_deploy_request(request, release, release.tag, release.env_version))
+    # By keyword: pyinfra's typed deploy signature would bind a positional argument to `_sudo`.
+    deploy_release(request=_deploy_request(request, release, release.tag, release.env_version))
 
 
 @deploy("codeb redeploy")
@@ -244,7 +253,7 @@ def redeploy_current(request: ReleaseRequest) -> None:
     running = read_log(settings, request.project, request.env).of_slot(pair.active) if pair.active else None
     if running is None or running.tag is None or running.pruned:
         raise CodebError(f"{request.project}/{request.env.value}: no active release to redeploy; deploy with --image")
-    deploy_release(_deploy_request(request, running, running.tag, None))
+    deploy_release(request=_deploy_request(request, running, running.tag, None))
 
 
 def listing(project: str, env: Environment) -> list[dict[str, Any]]:
