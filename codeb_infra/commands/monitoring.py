@@ -5,6 +5,7 @@ on no command line), and codeb's metrics job."""
 from __future__ import annotations
 
 import shlex
+from typing import TypedDict
 
 from pyinfra.api import StringCommand
 
@@ -54,6 +55,16 @@ def redis_env_current(path: str, args: str, password_file: str) -> StringCommand
 def redis_env(path: str, args: str, password_file: str) -> StringCommand:
     target = shlex.quote(safe(path))
     return command(f"umask 077 && {{ {_redis_env(args, password_file)}; }} > {target}.new && mv {target}.new {target}")
+
+
+class MetricsJob(TypedDict, total=False):
+    """What a server's codeb-metrics job checks besides its own units: ``metrics_job``'s options."""
+
+    registry: str
+    storage_tool: str
+    backup_tool: str
+    backup_root: str
+    ca: tuple[str, ...]
 
 
 def metrics_job(

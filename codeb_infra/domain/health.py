@@ -552,7 +552,7 @@ def consistency_findings(state: AppState, layout: AppLayout, now: datetime) -> l
         labels = container.get("labels") or {}
         project, env, slot = labels.get("codeb.project"), labels.get("codeb.environment"), labels.get("codeb.slot")
         recorded = False
-        if (project, env) in known and slot in ("blue", "green"):
+        if project is not None and env is not None and (project, env) in known and slot in ("blue", "green"):
             recorded = state.slots.pair(project, Environment(env)).record(Slot(slot)).state is not SlotState.EMPTY
         if not recorded:
             remove = (

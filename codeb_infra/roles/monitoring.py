@@ -15,7 +15,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
 from codeb_infra.commands.health import HEALTH_TOOL
-from codeb_infra.commands.monitoring import metrics_job
+from codeb_infra.commands.monitoring import MetricsJob, metrics_job
 from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.config.monitoring import (
     ALERTMANAGER_LISTEN,
@@ -92,14 +92,16 @@ def monitoring() -> None:
 
 
 def _metrics_timer(roles: set[str], settings: MonitoringSettings) -> None:
-    job: dict[str, object] = {}
+    job: MetricsJob = {}
     if "app" in roles:
         app = HostSettings.from_data(host.data)
-        job.update(registry=app.registry_dir, ca=(CADDY_LOCAL_ROOT, *([app.acme_ca_root] if app.acme_ca_root else [])))
+        job.update(
+            {"registry": app.registry_dir, "ca": (CADDY_LOCAL_ROOT, *([app.acme_ca_root] if app.acme_ca_root else []))}
+        )
     if "storage" in roles:
         job["storage_tool"] = STORAGE_TOOL
     if "backup" in roles:
-        job.update(backup_tool=BACKUP_TOOL, backup_root=BackupSettings.from_data(host.data).backup_root)
+        job.update({"backup_tool": BACKUP_TOOL, "backup_root": BackupSettings.from_data(host.data).backup_root})
     unit = files.put(
         name="codeb-metrics service",
         dest="/etc/systemd/system/codeb-metrics.service",

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from codeb_infra.api.config import MAX_BODY, ApiPaths
 from codeb_infra.config.app import DNS_KEYS, KEYS
+from codeb_infra.config.roles import HostData
 from codeb_infra.templates import render
 from codeb_infra.templates.caddy import site_address
 
@@ -15,7 +13,7 @@ PORT = 9100
 INVENTORY_KEYS = (*KEYS, *DNS_KEYS, "private_address")
 
 
-def render_inventory(host_data: Mapping[str, Any]) -> str:
+def render_inventory(host_data: HostData) -> str:
     """The API's own inventory: this app server as `@local`, with the app host's settings (none
     of them secret: secrets stay in their files under /etc/codeb/secrets)."""
     data = {key: host_data.get(key) for key in INVENTORY_KEYS if host_data.get(key) is not None}
