@@ -33,6 +33,7 @@ def bearer(headers: Any) -> str | None:
 def _function(tool: Tool, plane: ControlPlane) -> Any:
     async def call(ctx: Context, **params: Any) -> Any:
         request = ctx.request_context.request
+        assert request is not None  # served over streamable HTTP only, so every call has its request
         given = {k: v for k, v in params.items() if v is not None}
         status, payload = await plane.handle(
             body=None,
@@ -110,6 +111,6 @@ def mount_mcp(app: FastAPI, plane: ControlPlane) -> None:
         json_response=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    endpoint = next(r for r in starlette_app.routes if getattr(r, "path", None) == "/mcp")
+    endpoint = next(r for r in starlette_app.routes if isinstance(r, Route) and r.path == "/mcp")
     app.router.routes.append(Route("/mcp", BearerGate(endpoint.app, plane), methods=["GET", "POST", "DELETE"]))
     app.state.mcp_session_manager = server.session_manager

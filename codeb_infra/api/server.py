@@ -304,7 +304,7 @@ class ControlPlane:
                 with self._busy_lock:
                     self._busy.pop(lock_key, None)
         if answer.get("ok"):
-            result = answer.get("result")
+            result: Any = answer.get("result")  # the tool's JSON result, shaped by the tool
             if tool.name == "list_projects" and record.projects:
                 result = [entry for entry in result if record.covers(entry["project"])]
             return Outcome(200, {"ok": True, "result": result}, "allowed")

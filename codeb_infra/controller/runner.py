@@ -25,8 +25,15 @@ from codeb_infra.domain.changes import Change, Plan
 from codeb_infra.domain.errors import CodebError, LockHeld, RunFailed
 from codeb_infra.remote.codeb_state import LOCK_HELD
 
-# The module (pyinfra.api re-exports its decorator under the same name).
-pyinfra_operation = importlib.import_module("pyinfra.api.operation")
+# The module (pyinfra.api re-exports its decorator under the same name), typed Any: its
+# solve_operation_consistency is untyped and is swapped for a recording wrapper below.
+pyinfra_operation: Any = importlib.import_module("pyinfra.api.operation")
+
+
+class _RunState(State):
+    """pyinfra's state, plus each host's SSH error from connecting (to name an unreachable server)."""
+
+    codeb_connect_errors: dict[str, str]
 
 
 @dataclass
@@ -82,9 +89,11 @@ def _is_app(state: State, host: Any) -> bool:
         return flows.is_app_host()
 
 
-def _state(inventory: str, data: dict[str, Any] | None, *, app_only: bool = False, require_any: bool = True) -> State:
+def _state(
+    inventory: str, data: dict[str, Any] | None, *, app_only: bool = False, require_any: bool = True
+) -> _RunState:
     # As pyinfra's CLI does: inventory files are executed with a state in context.
-    state = State(check_for_changes=True)
+    state = _RunState(check_for_changes=True)
     state.cwd = os.getcwd()
     ctx_state.set(state)
     loaded = _load_inventory(inventory, state, data)
@@ -104,19 +113,19 @@ def _state(inventory: str, data: dict[str, Any] | None, *, app_only: bool = Fals
     except PyinfraError:
         if require_any:
             raise _unreachable(connect_errors.errors) from None
-    state.codeb_connect_errors = connect_errors.errors  # type: ignore[attr-defined]
+    state.codeb_connect_errors = connect_errors.errors
     return state
 
 
-def _require_connected(state: State, hosts: list[Any]) -> None:
+def _require_connected(state: _RunState, hosts: list[Any]) -> None:
     errors = {
         h.name: state.codeb_connect_errors.get(h.name, "not connected") for h in hosts if h not in state.active_hosts
-    }  # type: ignore[attr-defined]
+    }
     if errors:
         raise _unreachable(errors)
 
 
-def app_hosts(state: State) -> list[Host]:
+def app_hosts(state: _RunState) -> list[Host]:
     """The inventory's app hosts; an unreachable one is an error naming it and why."""
     hosts = [host for host in state.inventory if _is_app(state, host)]
     _require_connected(state, hosts)
@@ -306,7 +315,7 @@ def read_every_host(
     try:
         results: dict[str, Any] = {}
         for host in state.inventory:
-            error = None if host in state.active_hosts else state.codeb_connect_errors.get(host.name, "not connected")  # type: ignore[attr-defined]
+            error = None if host in state.active_hosts else state.codeb_connect_errors.get(host.name, "not connected")
             with ctx_state.use(state), ctx_host.use(host):
                 results[host.name] = reader(error)
         return results
