@@ -46,8 +46,12 @@ class Api:
     def call(self, tool: str, **params: Any) -> tuple[int, dict[str, Any]]:
         connection = probe.PinnedHTTPSConnection(API, "127.0.0.1", self.port, self.context, 600)
         try:
-            connection.request("POST", "/api/tool", body=json.dumps({"tool": tool, "params": params}),
-                               headers={"Host": API, "X-API-Key": self.key, "Content-Type": "application/json"})
+            connection.request(
+                "POST",
+                "/api/tool",
+                body=json.dumps({"tool": tool, "params": params}),
+                headers={"Host": API, "X-API-Key": self.key, "Content-Type": "application/json"},
+            )
             response = connection.getresponse()
             return response.status, json.loads(response.read())
         finally:
@@ -55,7 +59,9 @@ class Api:
 
 
 def codeb(inventory: str, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "codeb_infra.cli", *args, "-i", inventory], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", inventory], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise SystemExit(f"codeb {' '.join(args)} failed: {result.stderr[-2000:]}")
     return result.stdout
@@ -73,7 +79,11 @@ def main() -> None:
     inventory = str(info.inventory)
     images = ensure_images()
     root = ssh(info, "app", f"cat {probe.CADDY_LOCAL_ROOT}").stdout
-    key = codeb(inventory, "keys", "create", "--role", "dev", "--project", PROJECT, "--name", "bench").strip().splitlines()[-1]
+    key = (
+        codeb(inventory, "keys", "create", "--role", "dev", "--project", PROJECT, "--name", "bench")
+        .strip()
+        .splitlines()[-1]
+    )
     api = Api(info.servers["app"].https_port, root, key)
     for image in (images["v1"], images["v2"]):
         codeb(inventory, "deploy", PROJECT, "--image", image, "--push", "--force")
@@ -92,13 +102,21 @@ def main() -> None:
         assert code == 200, answer
         started = time.monotonic()
         target = ports[n % 2]
-        subprocess.run([*ssh_base, f"printf 127.0.0.1:{target} > {pointer}.bench && mv {pointer}.bench {pointer}"], check=True)
+        subprocess.run(
+            [*ssh_base, f"printf 127.0.0.1:{target} > {pointer}.bench && mv {pointer}.bench {pointer}"], check=True
+        )
         raw.append(time.monotonic() - started)
         # put back what the registry says, so the next API switch starts from a true state
-        subprocess.run([*ssh_base, f"printf 127.0.0.1:{ports[(n + 1) % 2]} > {pointer}.bench && mv {pointer}.bench {pointer}"], check=True)
+        subprocess.run(
+            [*ssh_base, f"printf 127.0.0.1:{ports[(n + 1) % 2]} > {pointer}.bench && mv {pointer}.bench {pointer}"],
+            check=True,
+        )
     api_median, raw_median = statistics.median(through_api), statistics.median(raw)
-    print(f"switch through the API: median {api_median * 1000:.0f} ms; raw ssh rename: median {raw_median * 1000:.0f} ms; "
-          f"ratio {api_median / raw_median:.1f}x ({args.switches} each)")
+    print(
+        f"switch through the API: median {api_median * 1000:.0f} ms; "
+        f"raw ssh rename: median {raw_median * 1000:.0f} ms; "
+        f"ratio {api_median / raw_median:.1f}x ({args.switches} each)"
+    )
 
     # 2. slot_status under concurrency while a deploy runs
     seen: list[float] = []
@@ -127,9 +145,12 @@ def main() -> None:
         thread.join()
     overlapped = not deploy_done.is_set()
     deployer.join()
-    print(f"slot_status, {args.clients} concurrent clients x {args.reads} calls, deploy running"
-          f"{'' if overlapped else ' (deploy finished before the last read)'}: median {statistics.median(seen) * 1000:.0f} ms, "
-          f"p99 {percentile(seen, 0.99) * 1000:.0f} ms, failed {len(failures)} of {len(seen)}")
+    print(
+        f"slot_status, {args.clients} concurrent clients x {args.reads} calls, deploy running"
+        f"{'' if overlapped else ' (deploy finished before the last read)'}: "
+        f"median {statistics.median(seen) * 1000:.0f} ms, "
+        f"p99 {percentile(seen, 0.99) * 1000:.0f} ms, failed {len(failures)} of {len(seen)}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codeb_infra import flows  # noqa: E402
-from codeb_infra.controller import runner  # noqa: E402
-from codeb_infra.domain.requests import DeployRequest, SlotRequest  # noqa: E402
-from tests.support.images import ensure_images  # noqa: E402
-from tests.support.load import LoadResult, Switch, summarize_switches  # noqa: E402
-from tests.support.load_process import LoadProcess  # noqa: E402
-from tests.support.podman import podman  # noqa: E402
-from tests.support.stack import BASE_DOMAIN, Stack, open_stack  # noqa: E402
+from codeb_infra import flows
+from codeb_infra.controller import runner
+from codeb_infra.domain.requests import DeployRequest, SlotRequest
+from tests.support.images import ensure_images
+from tests.support.load import LoadResult, Switch, summarize_switches
+from tests.support.load_process import LoadProcess
+from tests.support.podman import podman
+from tests.support.stack import BASE_DOMAIN, Stack, open_stack
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -54,7 +54,11 @@ def client_gaps(result: LoadResult, switches: list[Switch]) -> list[float]:
     for check in result.check_switches(switches):
         if check.first_new is None:
             continue
-        old = [s.end for s in result.between(check.started - 5, check.first_new.end) if s.ok and s.text == check.old_body and s.end <= check.first_new.end]
+        old = [
+            s.end
+            for s in result.between(check.started - 5, check.first_new.end)
+            if s.ok and s.text == check.old_body and s.end <= check.first_new.end
+        ]
         if old:
             gaps.append(check.first_new.end - max(old))
     return gaps
@@ -94,21 +98,33 @@ class Bench:
     def switch_plain(self) -> None:
         self.plain_port = self.ports["blue"] if self.plain_port == self.ports["green"] else self.ports["green"]
         self.write_plain(self.plain_port)
-        subprocess.run([self.stack.caddy.binary, "reload", "--adapter", "caddyfile", "--config", str(self.stack.caddy.config)], check=True, capture_output=True)
+        subprocess.run(
+            [self.stack.caddy.binary, "reload", "--adapter", "caddyfile", "--config", str(self.stack.caddy.config)],
+            check=True,
+            capture_output=True,
+        )
 
     def switch_codeb(self) -> None:
         self.run(flows.rollback, self.request)
 
     def switch_direct(self) -> None:
-        address = f"127.0.0.1:{self.ports['blue'] if self.pointer.read_text().strip().endswith(str(self.ports['green'])) else self.ports['green']}"
-        subprocess.run(["sh", "-c", 'printf "%s\\n" "$1" > "$2.tmp" && mv -f "$2.tmp" "$2"', "sh", address, str(self.pointer)], check=True)
+        on_green = self.pointer.read_text().strip().endswith(str(self.ports["green"]))
+        address = f"127.0.0.1:{self.ports['blue'] if on_green else self.ports['green']}"
+        subprocess.run(
+            ["sh", "-c", 'printf "%s\\n" "$1" > "$2.tmp" && mv -f "$2.tmp" "$2"', "sh", address, str(self.pointer)],
+            check=True,
+        )
 
     def serving(self, host: str) -> str:
         return self.stack.get(host)[1]
 
-    def under_load(self, host: str, switch: Callable[[], None], count: int, keepalive: bool) -> tuple[LoadResult, list[Switch]]:
+    def under_load(
+        self, host: str, switch: Callable[[], None], count: int, keepalive: bool
+    ) -> tuple[LoadResult, list[Switch]]:
         switches = []
-        with LoadProcess(f"http://127.0.0.1:{self.stack.http_port}/", host, clients=4, keepalive=keepalive, max_seconds=300) as load:
+        with LoadProcess(
+            f"http://127.0.0.1:{self.stack.http_port}/", host, clients=4, keepalive=keepalive, max_seconds=300
+        ) as load:
             load.wait(0.5)
             for _ in range(count):
                 old = self.serving(host)
@@ -134,14 +150,23 @@ def main() -> None:
         domain = f"{bench.project}.{BASE_DOMAIN}"
 
         print("1. switching under load (4 clients)")
-        print(f"{'mechanism':34} {'mode':10} {'requests':>8} {'failed':>6} {'gap med ms':>10} {'gap max ms':>10} {'command med ms':>14}")
+        print(
+            f"{'mechanism':34} {'mode':10} {'requests':>8} {'failed':>6} {'gap med ms':>10} {'gap max ms':>10}"
+            f" {'command med ms':>14}"
+        )
         for keepalive in (False, True):
-            for label, host, switch in (("codeb promote/rollback (pointer)", domain, bench.switch_codeb), ("plain site rewrite + caddy reload", bench.plain_host, bench.switch_plain)):
+            for label, host, switch in (
+                ("codeb promote/rollback (pointer)", domain, bench.switch_codeb),
+                ("plain site rewrite + caddy reload", bench.plain_host, bench.switch_plain),
+            ):
                 result, switches = bench.under_load(host, switch, args.switches, keepalive)
                 gaps = client_gaps(result, switches)
                 summary = summarize_switches(result.check_switches(switches))
-                print(f"{label:34} {'keep-alive' if keepalive else 'new-conn':10} {result.total:8} {result.failed:6} "
-                      f"{median_ms(gaps) if gaps else '-':>10} {max(gaps) * 1000 if gaps else 0:10.0f} {summary.command_median * 1000:14.0f}")
+                print(
+                    f"{label:34} {'keep-alive' if keepalive else 'new-conn':10} {result.total:8} {result.failed:6} "
+                    f"{median_ms(gaps) if gaps else '-':>10} {max(gaps) * 1000 if gaps else 0:10.0f}"
+                    f" {summary.command_median * 1000:14.0f}"
+                )
 
         print("\n2. promote wall time (median of interleaved runs)")
         codeb, direct, plain = [], [], []
@@ -150,20 +175,35 @@ def main() -> None:
             direct.append(timed(bench.switch_direct))
             plain.append(timed(bench.switch_plain))
         print(f"codeb rollback via pyinfra API      {median_ms(codeb):>6} ms")
-        print(f"same switch run directly (rename)   {median_ms(direct):>6} ms   codeb / direct = {statistics.median(codeb) / statistics.median(direct):.0f}x")
-        print(f"plain site rewrite + caddy reload   {median_ms(plain):>6} ms   codeb / plain  = {statistics.median(codeb) / statistics.median(plain):.1f}x")
+        print(
+            f"same switch run directly (rename)   {median_ms(direct):>6} ms"
+            f"   codeb / direct = {statistics.median(codeb) / statistics.median(direct):.0f}x"
+        )
+        print(
+            f"plain site rewrite + caddy reload   {median_ms(plain):>6} ms"
+            f"   codeb / plain  = {statistics.median(codeb) / statistics.median(plain):.1f}x"
+        )
 
         print("\n3. deploy wall time (median of interleaved runs)")
         lib, manual = [], []
         for index in range(args.runs):
             project = f"bd{uuid.uuid4().hex[:6]}"
             stack.projects.add(project)
-            lib.append(timed(lambda: bench.run(flows.deploy_release, DeployRequest(project=project, image=images["v1"]))))
+            lib.append(
+                timed(
+                    lambda project=project: bench.run(
+                        flows.deploy_release, DeployRequest(project=project, image=images["v1"])
+                    )
+                )
+            )
             name = f"bench-plain-{index}"
-            manual.append(timed(lambda: plain_deploy(name, images["v1"], 4990)))
+            manual.append(timed(lambda name=name: plain_deploy(name, images["v1"], 4990)))
             podman("rm", "--force", "--time", "0", name, check=False)
         print(f"codeb deploy (first deploy)         {median_ms(lib):>6} ms")
-        print(f"podman run + health poll            {median_ms(manual):>6} ms   codeb / plain = {statistics.median(lib) / statistics.median(manual):.1f}x")
+        print(
+            f"podman run + health poll            {median_ms(manual):>6} ms"
+            f"   codeb / plain = {statistics.median(lib) / statistics.median(manual):.1f}x"
+        )
 
 
 def plain_deploy(name: str, image: str, port: int) -> None:

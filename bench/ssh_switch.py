@@ -149,8 +149,11 @@ def main() -> None:
     addresses = [f"127.0.0.1:{slots['blue']}", f"127.0.0.1:{slots['green']}"]
     floor_script = [sys.executable, "-c", FLOOR, inventory]
 
-    commands, uploads = must(subprocess.run([sys.executable, "-c", COUNT, inventory, "rollback", PROJECT], cwd=ROOT,
-                                            capture_output=True, text=True)).split()
+    commands, uploads = must(
+        subprocess.run(
+            [sys.executable, "-c", COUNT, inventory, "rollback", PROJECT], cwd=ROOT, capture_output=True, text=True
+        )
+    ).split()
     print(f"remote commands of one promote/rollback: {commands} (file uploads: {uploads})")
 
     def switch_by_hand(index: int) -> list[str]:
@@ -179,8 +182,14 @@ def main() -> None:
         podman("tag", source, tag)
         timed([*codeb, "deploy", PROJECT, "--image", tag, "--push", "--force", "-i", inventory])
         fresh.append(tag)
-    commands, uploads = must(subprocess.run([sys.executable, "-c", COUNT, inventory, "deploy", PROJECT, fresh[0]],
-                                            cwd=ROOT, capture_output=True, text=True)).split()
+    commands, uploads = must(
+        subprocess.run(
+            [sys.executable, "-c", COUNT, inventory, "deploy", PROJECT, fresh[0]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    ).split()
     print(f"remote commands of one deploy (a new release, --force): {commands} (file uploads: {uploads})")
     deployed, hand, deploy_floor = [], [], []
     image_on_server = images["v1"]
@@ -189,10 +198,18 @@ def main() -> None:
         deployed.append(timed([*codeb, "deploy", PROJECT, "--image", image, "--force", "-i", inventory]))
         deploy_floor.append(timed(floor_script))
         name = f"bench-hand-{index}"
-        hand.append(timed(ssh_command(info, (
-            f"podman run --detach --pull=never --name {name} --publish 127.0.0.1:{HAND_PORT}:3000 "
-            f"{shlex.quote(image_on_server)} >/dev/null && "
-            f"until curl -fsS -o /dev/null http://127.0.0.1:{HAND_PORT}/health; do sleep 0.1; done"))))
+        hand.append(
+            timed(
+                ssh_command(
+                    info,
+                    (
+                        f"podman run --detach --pull=never --name {name} --publish 127.0.0.1:{HAND_PORT}:3000 "
+                        f"{shlex.quote(image_on_server)} >/dev/null && "
+                        f"until curl -fsS -o /dev/null http://127.0.0.1:{HAND_PORT}/health; do sleep 0.1; done"
+                    ),
+                )
+            )
+        )
         must(ssh(info, "app", f"podman rm --force --time 0 {name}"))
     d, e, f = ms(deployed), ms(hand), ms(deploy_floor)
     print(f"(d) codeb deploy --force (new container, health check) {d:7.0f} ms")
@@ -214,8 +231,10 @@ def main() -> None:
         must(ssh(info, "app", f"python3 - {REGISTRY} {args.projects} remove", stdin=SEED))
     print(f"with {registered} project(s) registered              {ms(one):7.0f} ms")
     ratio = ms(many) / ms(one)
-    print(f"with {registered + args.projects} projects registered              {ms(many):7.0f} ms   ratio {ratio:.2f} "
-          f"({'met' if ms(many) <= 1.1 * ms(one) else 'NOT met'}: <= 1.10)")
+    print(
+        f"with {registered + args.projects} projects registered              {ms(many):7.0f} ms   ratio {ratio:.2f} "
+        f"({'met' if ms(many) <= 1.1 * ms(one) else 'NOT met'}: <= 1.10)"
+    )
     timed([*codeb, "remove", PROJECT, "--force", "-i", inventory])
 
 

@@ -128,9 +128,7 @@ def run_phase(phase: Phase, slots: Sequence[Slot], args: argparse.Namespace) -> 
         directory = Path(scratch)
         pointer = directory / "upstream"
         write_pointer(pointer, blue.upstream)
-        caddy = CaddyProcess(
-            directory / "caddy", binary=phase.binary, global_options=phase.global_options
-        )
+        caddy = CaddyProcess(directory / "caddy", binary=phase.binary, global_options=phase.global_options)
         site, switch_to, targets = _mechanism(phase, caddy, port, pointer, slots)
         with caddy:
             caddy.write_site("app", site)
@@ -233,9 +231,7 @@ def failure_notes(results: list[PhaseResult]) -> str:
     notes = []
     for item in results:
         if item.load.failed:
-            kinds = ", ".join(
-                f"{kind} x{count}" for kind, count in item.failure_kinds.most_common()
-            )
+            kinds = ", ".join(f"{kind} x{count}" for kind, count in item.failure_kinds.most_common())
             where = f"{item.phase.label} / {_version_text(item.phase.binary)} / {item.phase.mode}"
             notes.append(f"  {where}: {kinds}")
     return "failures by kind:\n" + "\n".join(notes) if notes else "no failed requests"
@@ -283,9 +279,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help=f"also run the reload variant with {DEBIAN_CADDY} (Debian's Caddy) if present",
     )
-    parser.add_argument(
-        "--tune", action="store_true", help="measure plain reloads under Caddy setting variants"
-    )
+    parser.add_argument("--tune", action="store_true", help="measure plain reloads under Caddy setting variants")
     args = parser.parse_args(argv)
     if args.switches < 1 or args.clients < 1 or args.interval <= 0:
         parser.error("--switches and --clients must be positive, --interval above zero")

@@ -1,6 +1,6 @@
 """Install what each server's role needs; idempotent (a second run changes nothing).
 
-    pyinfra inventory.py deploys/bootstrap.py
+pyinfra inventory.py deploys/bootstrap.py
 """
 
 from codeb_infra.controller.errors import clear_errors

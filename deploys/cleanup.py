@@ -1,6 +1,6 @@
 """Remove slots whose grace period has ended (force=true: any slot in grace or failed).
 
-    pyinfra inventory.py deploys/cleanup.py --data project=myapp [--data force=true]
+pyinfra inventory.py deploys/cleanup.py --data project=myapp [--data force=true]
 """
 
 from pyinfra import host

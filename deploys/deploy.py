@@ -1,7 +1,7 @@
 """Deploy a release into the inactive slot and print its preview URL.
 
-    pyinfra inventory.py deploys/deploy.py --data project=myapp --data image=registry.example.com/myapp:2.0
-    (optional: env=staging, container_port=3000, health_path=/health, domain=..., force=true)
+pyinfra inventory.py deploys/deploy.py --data project=myapp --data image=registry.example.com/myapp:2.0
+(optional: env=staging, container_port=3000, health_path=/health, domain=..., force=true)
 """
 
 from pyinfra import host

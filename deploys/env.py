@@ -20,6 +20,8 @@ with clear_errors():
     if not source.is_file():
         raise CodebError(f"env_file {str(source)!r} is not a file on this machine: pass --data env_file=PATH")
     values = env.parse(source.read_text(encoding="utf-8"), source=str(source))
-    request = EnvChange.of(str(host.data.get("project") or ""), str(host.data.get("env") or "production"), set_values=values)
+    request = EnvChange.of(
+        str(host.data.get("project") or ""), str(host.data.get("env") or "production"), set_values=values
+    )
     if flows.is_app_host():
         change(request)

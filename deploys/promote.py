@@ -1,6 +1,6 @@
 """Switch a project's domain to its deployed slot; the old slot keeps running for rollback.
 
-    pyinfra inventory.py deploys/promote.py --data project=myapp [--data env=staging]
+pyinfra inventory.py deploys/promote.py --data project=myapp [--data env=staging]
 """
 
 from pyinfra import host

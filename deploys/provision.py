@@ -1,6 +1,6 @@
 """Give a project its own database, role and Redis user, and its master env on the app server.
 
-    pyinfra inventory.py deploys/provision.py --data project=myapp      (same as: codeb provision myapp)
+pyinfra inventory.py deploys/provision.py --data project=myapp      (same as: codeb provision myapp)
 """
 
 from pyinfra import host

@@ -1,7 +1,7 @@
 """Take a project/env off the app server: containers, Caddy site, DNS records, registry entries.
 
-    pyinfra inventory.py deploys/remove.py --data project=myapp [--data env=staging] [--data force=true]
-    (force is needed while the project still serves its domain)
+pyinfra inventory.py deploys/remove.py --data project=myapp [--data env=staging] [--data force=true]
+(force is needed while the project still serves its domain)
 """
 
 from pyinfra import host

@@ -1,7 +1,7 @@
 """Switch a project's domain back to the slot in its grace period, instantly.
 
-    pyinfra inventory.py deploys/rollback.py --data project=myapp [--data to=blue]
-    (without `to`, each rollback toggles between the two releases)
+pyinfra inventory.py deploys/rollback.py --data project=myapp [--data to=blue]
+(without `to`, each rollback toggles between the two releases)
 """
 
 from pyinfra import host

@@ -1,6 +1,6 @@
 """Print a project's slots as recorded and as running.
 
-    pyinfra inventory.py deploys/status.py --data project=myapp [--data env=staging]
+pyinfra inventory.py deploys/status.py --data project=myapp [--data env=staging]
 """
 
 import json

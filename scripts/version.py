@@ -26,7 +26,7 @@ ASSIGNED = re.compile(r'^(__version__|VERSION|version)\s*=\s*["\']([^"\']+)["\']
 def source_version() -> str:
     found = re.search(r'^__version__ = "([^"]+)"$', SOURCE.read_text(), re.MULTILINE)
     if found is None:
-        raise CodebError(f"{SOURCE} has no __version__ = \"X.Y.Z\" line")
+        raise CodebError(f'{SOURCE} has no __version__ = "X.Y.Z" line')
     return found.group(1)
 
 

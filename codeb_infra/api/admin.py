@@ -25,8 +25,9 @@ def _keys(paths: ApiPaths) -> KeyStore:
 
 
 def keys_create(args: argparse.Namespace, paths: ApiPaths) -> int:
-    record, key = _keys(paths).create(role=role(args.role), projects=tuple(args.project), expires_days=args.expires,
-                                      name=args.name)
+    record, key = _keys(paths).create(
+        role=role(args.role), projects=tuple(args.project), expires_days=args.expires, name=args.name
+    )
     print(json.dumps(record.as_dict()))
     print(key)
     return 0
@@ -58,15 +59,20 @@ def shipped_heads() -> list[Head]:
     result = subprocess.run([*BACKUP, "audit-heads"], capture_output=True, text=True, timeout=60, check=False)
     if result.returncode != 0:
         raise CodebError(f"cannot read the shipped audit heads from the backup server: {result.stderr.strip()[-300:]}")
-    return [Head(int(seq), digest) for seq, digest in (line.split() for line in result.stdout.splitlines() if line.strip())]
+    return [
+        Head(int(seq), digest) for seq, digest in (line.split() for line in result.stdout.splitlines() if line.strip())
+    ]
 
 
 def audit_verify(args: argparse.Namespace, paths: ApiPaths) -> int:
     heads = [] if args.local_only else shipped_heads()
     problem = AuditLog(paths.audit_db).verify(heads)
     rows = AuditLog(paths.audit_db).head()
-    print(json.dumps({"ok": problem is None, "problem": problem, "rows": rows.seq if rows else 0,
-                      "shipped_heads": len(heads)}))
+    print(
+        json.dumps(
+            {"ok": problem is None, "problem": problem, "rows": rows.seq if rows else 0, "shipped_heads": len(heads)}
+        )
+    )
     return 0 if problem is None else 1
 
 
@@ -77,8 +83,13 @@ def ship_head(args: argparse.Namespace, paths: ApiPaths) -> int:
         return 0
     body = json.dumps(head.as_dict()).encode()
     rel = f"audit/{head.seq:012d}-{head.hash}"
-    result = subprocess.run([*BACKUP, "put", rel, hashlib.sha256(body).hexdigest()], input=body, capture_output=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [*BACKUP, "put", rel, hashlib.sha256(body).hexdigest()],
+        input=body,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     sys.stderr.write(result.stderr.decode(errors="replace"))
     return result.returncode
 
@@ -104,8 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--local-only", action="store_true", help="do not compare with the heads on the backup server")
     sub.add_parser("ship-head")
     args = parser.parse_args(argv)
-    commands = {"keys-create": keys_create, "keys-list": keys_list, "keys-revoke": keys_revoke, "audit-list": audit_list,
-                "audit-append": audit_append, "audit-verify": audit_verify, "ship-head": ship_head}
+    commands = {
+        "keys-create": keys_create,
+        "keys-list": keys_list,
+        "keys-revoke": keys_revoke,
+        "audit-list": audit_list,
+        "audit-append": audit_append,
+        "audit-verify": audit_verify,
+        "ship-head": ship_head,
+    }
     try:
         return commands[args.command](args, ApiPaths.from_environ())
     except CodebError as error:

@@ -16,8 +16,21 @@ from typing import Any
 
 GENESIS = "0" * 64
 FIELDS = (
-    "at", "request_id", "actor", "key_id", "key_name", "role", "source", "tool", "project", "env",
-    "outcome", "status", "duration_ms", "params", "error",
+    "at",
+    "request_id",
+    "actor",
+    "key_id",
+    "key_name",
+    "role",
+    "source",
+    "tool",
+    "project",
+    "env",
+    "outcome",
+    "status",
+    "duration_ms",
+    "params",
+    "error",
 )
 OUTCOMES = ("allowed", "denied", "invalid", "failed")
 _SCHEMA = f"""
@@ -41,8 +54,10 @@ def redact(params: Any) -> Any:
     """Parameters as the log keeps them: every value under a secret-looking name, and anything
     that looks like an API key, replaced (env values never reach the log)."""
     if isinstance(params, Mapping):
-        return {str(k): _env_names(v) if k == "values" else REDACTED if _SECRET_NAME.search(str(k)) else redact(v)
-                for k, v in params.items()}
+        return {
+            str(k): _env_names(v) if k == "values" else REDACTED if _SECRET_NAME.search(str(k)) else redact(v)
+            for k, v in params.items()
+        }
     if isinstance(params, list | tuple):
         return [redact(v) for v in params]
     if isinstance(params, str):
@@ -120,8 +135,9 @@ class AuditLog:
             connection.close()
         return row
 
-    def rows(self, *, project: str | None = None, since: str | None = None, projects: Iterable[str] = (),
-             limit: int = 1000) -> list[dict[str, Any]]:
+    def rows(
+        self, *, project: str | None = None, since: str | None = None, projects: Iterable[str] = (), limit: int = 1000
+    ) -> list[dict[str, Any]]:
         """Newest last; ``projects`` limits to those projects (a scoped key's view)."""
         where, args = [], []
         if project:
@@ -160,7 +176,10 @@ class AuditLog:
             if row["seq"] != expected_seq:
                 return f"row {expected_seq} is missing (next row is {row['seq']})"
             if row["prev_hash"] != prev:
-                return f"row {row['seq']} does not follow row {row['seq'] - 1} (prev_hash differs: deleted, inserted or reordered rows)"
+                return (
+                    f"row {row['seq']} does not follow row {row['seq'] - 1}"
+                    " (prev_hash differs: deleted, inserted or reordered rows)"
+                )
             if row_hash(prev, row) != row["hash"]:
                 return f"row {row['seq']} was changed after it was written (its hash does not match its content)"
             by_seq[row["seq"]] = prev = row["hash"]
@@ -169,5 +188,7 @@ class AuditLog:
             if head.seq not in by_seq:
                 return f"row {head.seq}, whose hash was shipped to the backup server, is gone"
             if by_seq[head.seq] != head.hash:
-                return f"row {head.seq} differs from the head hash shipped to the backup server (the chain was rewritten)"
+                return (
+                    f"row {head.seq} differs from the head hash shipped to the backup server (the chain was rewritten)"
+                )
         return None

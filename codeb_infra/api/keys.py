@@ -11,14 +11,14 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     ADMIN = "admin"
     DEV = "dev"
     VIEW = "view"
@@ -72,8 +72,14 @@ class KeyRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "name": self.name, "role": self.role.value, "projects": list(self.projects),
-            "created": self.created, "expires": self.expires, "revoked": self.revoked, "last_used": self.last_used,
+            "id": self.id,
+            "name": self.name,
+            "role": self.role.value,
+            "projects": list(self.projects),
+            "created": self.created,
+            "expires": self.expires,
+            "revoked": self.revoked,
+            "last_used": self.last_used,
         }
 
 
@@ -121,8 +127,9 @@ class KeyStore:
     def _digest(self, key: str) -> str:
         return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()
 
-    def create(self, *, role: Role, projects: tuple[str, ...] = (), expires_days: float | None = None,
-               name: str | None = None) -> tuple[KeyRecord, str]:
+    def create(
+        self, *, role: Role, projects: tuple[str, ...] = (), expires_days: float | None = None, name: str | None = None
+    ) -> tuple[KeyRecord, str]:
         """A new key: its record, and the key itself (shown once, never stored)."""
         projects = tuple(dict.fromkeys(names.project_name(p) for p in projects))
         if expires_days is not None and not 0 < expires_days <= 3650:
@@ -131,14 +138,27 @@ class KeyStore:
         key_id = f"k{secrets.token_hex(4)}"
         created = now()
         record = KeyRecord(
-            id=key_id, name=key_name(name) if name else key_id, role=role, projects=projects,
-            created=created.isoformat(), expires=(created + timedelta(days=expires_days)).isoformat() if expires_days else None,
-            revoked=None, last_used=None,
+            id=key_id,
+            name=key_name(name) if name else key_id,
+            role=role,
+            projects=projects,
+            created=created.isoformat(),
+            expires=(created + timedelta(days=expires_days)).isoformat() if expires_days else None,
+            revoked=None,
+            last_used=None,
         )
         with self._connect() as connection:
             connection.execute(
                 "INSERT INTO keys (id, name, role, projects, digest, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (record.id, record.name, role.value, ",".join(projects), self._digest(key), record.created, record.expires),
+                (
+                    record.id,
+                    record.name,
+                    role.value,
+                    ",".join(projects),
+                    self._digest(key),
+                    record.created,
+                    record.expires,
+                ),
             )
         return record, key
 
@@ -177,7 +197,12 @@ class KeyStore:
 
 def _record(row: sqlite3.Row) -> KeyRecord:
     return KeyRecord(
-        id=row["id"], name=row["name"], role=Role(row["role"]),
-        projects=tuple(p for p in row["projects"].split(",") if p), created=row["created"],
-        expires=row["expires"], revoked=row["revoked"], last_used=row["last_used"],
+        id=row["id"],
+        name=row["name"],
+        role=Role(row["role"]),
+        projects=tuple(p for p in row["projects"].split(",") if p),
+        created=row["created"],
+        expires=row["expires"],
+        revoked=row["revoked"],
+        last_used=row["last_used"],
     )

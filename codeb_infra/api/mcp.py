@@ -33,10 +33,14 @@ def bearer(headers: Any) -> str | None:
 def _function(tool: Tool, plane: ControlPlane) -> Any:
     async def call(ctx: Context, **params: Any) -> Any:
         request = ctx.request_context.request
+        assert request is not None  # served over streamable HTTP only, so every call has its request
         given = {k: v for k, v in params.items() if v is not None}
         status, payload = await plane.handle(
-            body=None, parsed={"tool": tool.name, "params": given}, key=bearer(request.headers),
-            source=source_of(request), via="mcp",
+            body=None,
+            parsed={"tool": tool.name, "params": given},
+            key=bearer(request.headers),
+            source=source_of(request),
+            via="mcp",
         )
         if not payload["ok"]:
             raise ToolError(f"{status}: {payload['error']}")
@@ -45,7 +49,9 @@ def _function(tool: Tool, plane: ControlPlane) -> Any:
     fields = tool.params.model_fields
     parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)] + [
         inspect.Parameter(
-            field_name, inspect.Parameter.KEYWORD_ONLY, annotation=field.annotation,
+            field_name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=field.annotation,
             default=inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True),
         )
         for field_name, field in fields.items()
@@ -60,9 +66,16 @@ def mcp_server(plane: ControlPlane) -> MCPServer:
     server: MCPServer = MCPServer(name="codeb", instructions="Blue-green deploys on the team's own servers.")
     for tool in TOOLS.values():
         server.add_tool(
-            _function(tool, plane), name=tool.name, description=tool.description, structured_output=False,
-            annotations=ToolAnnotations(read_only_hint=tool.read_only, destructive_hint=tool.destructive,
-                                        idempotent_hint=tool.read_only, open_world_hint=False),
+            _function(tool, plane),
+            name=tool.name,
+            description=tool.description,
+            structured_output=False,
+            annotations=ToolAnnotations(
+                read_only_hint=tool.read_only,
+                destructive_hint=tool.destructive,
+                idempotent_hint=tool.read_only,
+                open_world_hint=False,
+            ),
         )
     return server
 
@@ -81,7 +94,9 @@ class BearerGate:
             self.plane.keys.authenticate(key)
         except KeyRejected:
             status, payload = await self.plane.handle(body=b"", key=key, source=source_of(request), via="mcp")
-            await JSONResponse(payload, status_code=status, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            await JSONResponse(payload, status_code=status, headers={"WWW-Authenticate": "Bearer"})(
+                scope, receive, send
+            )
             return
         await self.app(scope, receive, send)
 
@@ -91,9 +106,11 @@ def mount_mcp(app: FastAPI, plane: ControlPlane) -> None:
     # Every call needs the key, and the API listens on loopback behind Caddy: the SDK's Host
     # check against DNS rebinding (for key-less local servers) would only refuse api.{base_domain}.
     starlette_app = server.streamable_http_app(
-        streamable_http_path="/mcp", stateless_http=True, json_response=True,
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    endpoint = next(r for r in starlette_app.routes if getattr(r, "path", None) == "/mcp")
+    endpoint = next(r for r in starlette_app.routes if isinstance(r, Route) and r.path == "/mcp")
     app.router.routes.append(Route("/mcp", BearerGate(endpoint.app, plane), methods=["GET", "POST", "DELETE"]))
     app.state.mcp_session_manager = server.session_manager

@@ -41,8 +41,14 @@ class _Reader:
     into a short tail so a failure can be logged and a full pipe never stalls it."""
 
     def __init__(self, command: list[str]) -> None:
-        self.process = subprocess.Popen([*command, "--many"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, close_fds=True)
+        self.process = subprocess.Popen(
+            [*command, "--many"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            close_fds=True,
+        )
         self.tail: deque[str] = deque(maxlen=200)
         self.ready = False
         threading.Thread(target=self._drain, daemon=True).start()
@@ -78,8 +84,14 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def _spawn(self) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, close_fds=True)
+        return subprocess.Popen(
+            self.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            close_fds=True,
+        )
 
     def fill(self) -> None:
         self.fill_idle()
@@ -113,7 +125,11 @@ class WorkerPool:
         except subprocess.TimeoutExpired:
             process.kill()
             out, stderr = process.communicate()
-            return {"ok": False, "status": 500, "error": f"{job['tool']} took longer than {WORKER_TIMEOUT:.0f}s"}, stderr
+            return {
+                "ok": False,
+                "status": 500,
+                "error": f"{job['tool']} took longer than {WORKER_TIMEOUT:.0f}s",
+            }, stderr
         try:
             return json.loads(out.strip().splitlines()[-1]), stderr
         except (IndexError, json.JSONDecodeError):
@@ -173,8 +189,16 @@ class ControlPlane:
     def _failed_key(self, source: str) -> None:
         self._failures[source].append(time.monotonic())
 
-    async def handle(self, *, body: bytes | None, key: str | None, source: str, via: str,
-                     parsed: dict[str, Any] | None = None, too_large: bool = False) -> tuple[int, dict[str, Any]]:
+    async def handle(
+        self,
+        *,
+        body: bytes | None,
+        key: str | None,
+        source: str,
+        via: str,
+        parsed: dict[str, Any] | None = None,
+        too_large: bool = False,
+    ) -> tuple[int, dict[str, Any]]:
         """One request: ``body`` is the raw JSON (None with ``parsed``, the call MCP already decoded)."""
         request_id = uuid.uuid4().hex[:16]
         started = time.monotonic()
@@ -189,12 +213,26 @@ class ControlPlane:
             row["error"] = outcome.payload["error"][:500]
         row.update(outcome=outcome.audit, status=outcome.status, duration_ms=int((time.monotonic() - started) * 1000))
         await asyncio.to_thread(self.audit.append, **row)
-        log.info("request %s %s key=%s tool=%s -> %s %s", request_id, via, row.get("key_id"), row.get("tool"),
-                 outcome.status, outcome.audit)
+        log.info(
+            "request %s %s key=%s tool=%s -> %s %s",
+            request_id,
+            via,
+            row.get("key_id"),
+            row.get("tool"),
+            outcome.status,
+            outcome.audit,
+        )
         return outcome.status, outcome.payload
 
-    async def _decide(self, body: bytes | None, key: str | None, source: str, parsed: dict[str, Any] | None,
-                      row: dict[str, Any], too_large: bool) -> Outcome:
+    async def _decide(
+        self,
+        body: bytes | None,
+        key: str | None,
+        source: str,
+        parsed: dict[str, Any] | None,
+        row: dict[str, Any],
+        too_large: bool,
+    ) -> Outcome:
         request_id = row["request_id"]
         if too_large:
             return _error(413, f"request body larger than {MAX_BODY} bytes", "invalid")
@@ -218,7 +256,10 @@ class ControlPlane:
         if not isinstance(params, dict):
             return _error(400, "params must be a JSON object", "invalid")
         row["params"] = params
-        row["project"], row["env"] = _str(params.get("project")), _str(params.get("env", "production" if "project" in params else None))
+        row["project"], row["env"] = (
+            _str(params.get("project")),
+            _str(params.get("env", "production" if "project" in params else None)),
+        )
         tool = TOOLS.get(name)
         if tool is None:
             return _error(400, f"unknown tool {name[:64]!r}: use one of {', '.join(sorted(TOOLS))}", "invalid")
@@ -240,8 +281,9 @@ class ControlPlane:
             return await asyncio.to_thread(self._in_api, tool, model, record)
         return await self._in_worker(tool, params, request, record, request_id)
 
-    async def _in_worker(self, tool: Tool, params: dict[str, Any], request: Any, record: KeyRecord,
-                         request_id: str) -> Outcome:
+    async def _in_worker(
+        self, tool: Tool, params: dict[str, Any], request: Any, record: KeyRecord, request_id: str
+    ) -> Outcome:
         lock_key = (request.project, request.env.value) if tool.mutates and request is not None else None
         if lock_key is not None:
             with self._busy_lock:
@@ -249,17 +291,20 @@ class ControlPlane:
                 if holder is None:
                     self._busy[lock_key] = f"{tool.name} (request {request_id}, key {record.id})"
             if holder is not None:
-                return _error(409, f"{lock_key[0]}/{lock_key[1]} is busy with {holder}; try again when it is done", "denied")
+                return _error(
+                    409, f"{lock_key[0]}/{lock_key[1]} is busy with {holder}; try again when it is done", "denied"
+                )
         try:
             job = {"tool": tool.name, "params": params, "request_id": request_id, "inventory": self.paths.inventory}
-            answer, stderr = await (self._shared_read(job) if tool.read_only else
-                                    asyncio.to_thread(self.pool.call, job, read_only=False))
+            answer, stderr = await (
+                self._shared_read(job) if tool.read_only else asyncio.to_thread(self.pool.call, job, read_only=False)
+            )
         finally:
             if lock_key is not None:
                 with self._busy_lock:
                     self._busy.pop(lock_key, None)
         if answer.get("ok"):
-            result = answer.get("result")
+            result: Any = answer.get("result")  # the tool's JSON result, shaped by the tool
             if tool.name == "list_projects" and record.projects:
                 result = [entry for entry in result if record.covers(entry["project"])]
             return Outcome(200, {"ok": True, "result": result}, "allowed")
@@ -267,8 +312,13 @@ class ControlPlane:
         if locked:
             return _error(409, locked.group(0).strip(), "denied")
         if stderr.strip() or answer.get("detail"):
-            log.warning("request %s: %s failed; worker said:\n%s%s", request_id, tool.name, stderr[-4000:],
-                        answer.get("detail", ""))
+            log.warning(
+                "request %s: %s failed; worker said:\n%s%s",
+                request_id,
+                tool.name,
+                stderr[-4000:],
+                answer.get("detail", ""),
+            )
         status = int(answer.get("status", 500))
         message = answer.get("error", "failed")
         if status >= 500:
@@ -288,14 +338,20 @@ class ControlPlane:
 
     def _in_api(self, tool: Tool, model: Any, record: KeyRecord) -> Outcome:
         if tool.name == "audit_log":
-            rows = self.audit.rows(project=model.project, since=model.since, projects=record.projects, limit=model.limit)
+            rows = self.audit.rows(
+                project=model.project, since=model.since, projects=record.projects, limit=model.limit
+            )
             return Outcome(200, {"ok": True, "result": rows}, "allowed")
         if tool.name == "keys_list":
             return Outcome(200, {"ok": True, "result": [k.as_dict() for k in self.keys.list()]}, "allowed")
         try:
             if tool.name == "keys_create":
-                created, key = self.keys.create(role=role(model.role), projects=tuple(model.projects),
-                                                expires_days=model.expires_days, name=model.name)
+                created, key = self.keys.create(
+                    role=role(model.role),
+                    projects=tuple(model.projects),
+                    expires_days=model.expires_days,
+                    name=model.name,
+                )
                 return Outcome(200, {"ok": True, "result": {**created.as_dict(), "key": key}}, "allowed")
             if tool.name == "keys_revoke":
                 return Outcome(200, {"ok": True, "result": self.keys.revoke(model.id).as_dict()}, "allowed")
@@ -330,8 +386,11 @@ def source_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def create_app(paths: ApiPaths | None = None, pool: WorkerPool | None = None,
-               extra: Callable[[FastAPI, ControlPlane], None] | None = None) -> FastAPI:
+def create_app(
+    paths: ApiPaths | None = None,
+    pool: WorkerPool | None = None,
+    extra: Callable[[FastAPI, ControlPlane], None] | None = None,
+) -> FastAPI:
     plane = ControlPlane(paths or ApiPaths.from_environ(), pool)
     app = FastAPI(title="codeb-api", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan(plane))
     app.state.plane = plane
@@ -344,7 +403,11 @@ def create_app(paths: ApiPaths | None = None, pool: WorkerPool | None = None,
     async def api_tool(request: Request) -> JSONResponse:
         body = await _read_limited(request)
         status, payload = await plane.handle(
-            body=body, too_large=body is None, key=request.headers.get("x-api-key"), source=source_of(request), via="api",
+            body=body,
+            too_large=body is None,
+            key=request.headers.get("x-api-key"),
+            source=source_of(request),
+            via="api",
         )
         return JSONResponse(payload, status_code=status, headers={"X-Request-Id": payload["request_id"]})
 
@@ -381,8 +444,14 @@ def main() -> None:
     from codeb_infra.api.mcp import mount_mcp
 
     app = create_app(extra=mount_mcp)
-    uvicorn.run(app, host=os.environ.get("CODEB_API_HOST", "127.0.0.1"), port=int(os.environ.get("CODEB_API_PORT", "9100")),
-                proxy_headers=True, forwarded_allow_ips="127.0.0.1", log_level="info")
+    uvicorn.run(
+        app,
+        host=os.environ.get("CODEB_API_HOST", "127.0.0.1"),
+        port=int(os.environ.get("CODEB_API_PORT", "9100")),
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        log_level="info",
+    )
 
 
 if __name__ == "__main__":

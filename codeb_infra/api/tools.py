@@ -143,8 +143,11 @@ def _rollback(given: dict[str, Any]) -> SlotRequest | ReleaseRequest:
 def _env_change(given: dict[str, Any]) -> EnvChange:
     project, env = given["project"], given.get("env", "production")
     if "values" in given:
-        return EnvChange.of(project, env, set_values=domain_env.assignments(
-            tuple(f"{name}={value}" for name, value in given["values"].items())))
+        return EnvChange.of(
+            project,
+            env,
+            set_values=domain_env.assignments(tuple(f"{name}={value}" for name, value in given["values"].items())),
+        )
     if "names" in given:
         return EnvChange.of(project, env, unset=tuple(given["names"]))
     return EnvChange.of(project, env, restore=given["version"])
@@ -155,46 +158,159 @@ def _project_env(given: dict[str, Any]) -> tuple[str, Environment]:
 
 
 for _tool in (
-    Tool("list_projects", "Projects and environments on the app server, with their domain and active slot.",
-         NoParams, Role.VIEW, read_only=True),
-    Tool("slot_status", "One project/env's slots as recorded and as running.",
-         ProjectParams, Role.VIEW, read_only=True, request=_slot()),
-    Tool("deploy_project", "Deploy an image into the inactive slot, health-check it and point the preview domain at it.",
-         DeployParams, Role.DEV, read_only=False, request=DeployRequest.from_data),
-    Tool("promote", "Switch the domain to the deployed slot; the previous one enters its grace period.",
-         ProjectParams, Role.DEV, read_only=False, request=_slot()),
-    Tool("rollback", "Switch the domain back to the slot in its grace period (no container is touched); with "
-         "release N, redeploy that release's image and env version and promote it.",
-         RollbackParams, Role.DEV, read_only=False, request=_rollback),
-    Tool("cleanup", "Remove slots whose grace period ended (force: any slot in grace, and failed ones).",
-         ForceParams, Role.DEV, read_only=False, destructive=True, request=_slot()),
-    Tool("remove_project", "Take a project/env off the server: containers, site, DNS records, registry.",
-         ForceParams, Role.ADMIN, read_only=False, destructive=True, request=_slot()),
-    Tool("logs", "The last lines a slot's container printed.",
-         LogsParams, Role.DEV, read_only=True,
-         request=lambda given: SlotRequest.from_data({k: v for k, v in given.items() if k not in ("slot", "lines")} | {"to": given["slot"]})),
-    Tool("backup_status", "Freshness of base backups, WAL, dumps, Redis snapshots and the last restore drill.",
-         NoParams, Role.ADMIN, read_only=True),
-    Tool("health_check", "Every server, project and backup checked, with consistency between record and reality; "
-         "each finding names its fix.", NoParams, Role.VIEW, read_only=True),
-    Tool("releases", "A project/env's releases: number, image and image ID, env version, who, when, health.",
-         ProjectParams, Role.VIEW, read_only=True, request=_project_env),
-    Tool("env_list", "Names in a project's env (no values), those from the master env, the current version.",
-         ProjectParams, Role.ADMIN, read_only=True, request=_project_env),
-    Tool("env_history", "Every env version: number, time, actor, names added/changed/removed (never values).",
-         ProjectParams, Role.ADMIN, read_only=True, request=_project_env),
-    Tool("env_diff", "Names added, changed and removed between two env versions.",
-         EnvDiffParams, Role.ADMIN, read_only=True, request=_project_env),
-    Tool("env_set", "Set variables (a new env version); values never reach a log or the audit log.",
-         EnvSetParams, Role.ADMIN, read_only=False, request=_env_change),
-    Tool("env_unset", "Remove variables (a new env version).", EnvUnsetParams, Role.ADMIN, read_only=False,
-         request=_env_change),
-    Tool("env_restore", "Make an older env version current again, as a new version.",
-         EnvRestoreParams, Role.ADMIN, read_only=False, request=_env_change),
-    Tool("audit_log", "Rows of the audit log (a key limited to projects sees only theirs).",
-         AuditParams, Role.VIEW, read_only=True, in_api=True),
-    Tool("keys_create", "Make an API key; it is shown once.", KeyCreateParams, Role.ADMIN, read_only=False, in_api=True),
+    Tool(
+        "list_projects",
+        "Projects and environments on the app server, with their domain and active slot.",
+        NoParams,
+        Role.VIEW,
+        read_only=True,
+    ),
+    Tool(
+        "slot_status",
+        "One project/env's slots as recorded and as running.",
+        ProjectParams,
+        Role.VIEW,
+        read_only=True,
+        request=_slot(),
+    ),
+    Tool(
+        "deploy_project",
+        "Deploy an image into the inactive slot, health-check it and point the preview domain at it.",
+        DeployParams,
+        Role.DEV,
+        read_only=False,
+        request=DeployRequest.from_data,
+    ),
+    Tool(
+        "promote",
+        "Switch the domain to the deployed slot; the previous one enters its grace period.",
+        ProjectParams,
+        Role.DEV,
+        read_only=False,
+        request=_slot(),
+    ),
+    Tool(
+        "rollback",
+        "Switch the domain back to the slot in its grace period (no container is touched); with "
+        "release N, redeploy that release's image and env version and promote it.",
+        RollbackParams,
+        Role.DEV,
+        read_only=False,
+        request=_rollback,
+    ),
+    Tool(
+        "cleanup",
+        "Remove slots whose grace period ended (force: any slot in grace, and failed ones).",
+        ForceParams,
+        Role.DEV,
+        read_only=False,
+        destructive=True,
+        request=_slot(),
+    ),
+    Tool(
+        "remove_project",
+        "Take a project/env off the server: containers, site, DNS records, registry.",
+        ForceParams,
+        Role.ADMIN,
+        read_only=False,
+        destructive=True,
+        request=_slot(),
+    ),
+    Tool(
+        "logs",
+        "The last lines a slot's container printed.",
+        LogsParams,
+        Role.DEV,
+        read_only=True,
+        request=lambda given: SlotRequest.from_data(
+            {k: v for k, v in given.items() if k not in ("slot", "lines")} | {"to": given["slot"]}
+        ),
+    ),
+    Tool(
+        "backup_status",
+        "Freshness of base backups, WAL, dumps, Redis snapshots and the last restore drill.",
+        NoParams,
+        Role.ADMIN,
+        read_only=True,
+    ),
+    Tool(
+        "health_check",
+        "Every server, project and backup checked, with consistency between record and reality; "
+        "each finding names its fix.",
+        NoParams,
+        Role.VIEW,
+        read_only=True,
+    ),
+    Tool(
+        "releases",
+        "A project/env's releases: number, image and image ID, env version, who, when, health.",
+        ProjectParams,
+        Role.VIEW,
+        read_only=True,
+        request=_project_env,
+    ),
+    Tool(
+        "env_list",
+        "Names in a project's env (no values), those from the master env, the current version.",
+        ProjectParams,
+        Role.ADMIN,
+        read_only=True,
+        request=_project_env,
+    ),
+    Tool(
+        "env_history",
+        "Every env version: number, time, actor, names added/changed/removed (never values).",
+        ProjectParams,
+        Role.ADMIN,
+        read_only=True,
+        request=_project_env,
+    ),
+    Tool(
+        "env_diff",
+        "Names added, changed and removed between two env versions.",
+        EnvDiffParams,
+        Role.ADMIN,
+        read_only=True,
+        request=_project_env,
+    ),
+    Tool(
+        "env_set",
+        "Set variables (a new env version); values never reach a log or the audit log.",
+        EnvSetParams,
+        Role.ADMIN,
+        read_only=False,
+        request=_env_change,
+    ),
+    Tool(
+        "env_unset",
+        "Remove variables (a new env version).",
+        EnvUnsetParams,
+        Role.ADMIN,
+        read_only=False,
+        request=_env_change,
+    ),
+    Tool(
+        "env_restore",
+        "Make an older env version current again, as a new version.",
+        EnvRestoreParams,
+        Role.ADMIN,
+        read_only=False,
+        request=_env_change,
+    ),
+    Tool(
+        "audit_log",
+        "Rows of the audit log (a key limited to projects sees only theirs).",
+        AuditParams,
+        Role.VIEW,
+        read_only=True,
+        in_api=True,
+    ),
+    Tool(
+        "keys_create", "Make an API key; it is shown once.", KeyCreateParams, Role.ADMIN, read_only=False, in_api=True
+    ),
     Tool("keys_list", "API keys (never the keys themselves).", NoParams, Role.ADMIN, read_only=True, in_api=True),
-    Tool("keys_revoke", "Revoke an API key.", KeyRevokeParams, Role.ADMIN, read_only=False, destructive=True, in_api=True),
+    Tool(
+        "keys_revoke", "Revoke an API key.", KeyRevokeParams, Role.ADMIN, read_only=False, destructive=True, in_api=True
+    ),
 ):
     register(_tool)

@@ -21,12 +21,12 @@ from codeb_infra import flows
 from codeb_infra.api.tools import TOOLS
 from codeb_infra.commands import podman as podman_commands
 from codeb_infra.controller import releases, runner
-from codeb_infra.flows import env as env_flows
-from codeb_infra.flows import releases as release_flows
-from codeb_infra.flows.releases import ReleaseRequest
 from codeb_infra.domain import names
 from codeb_infra.domain.errors import CodebError, LockHeld
 from codeb_infra.domain.requests import SlotRequest
+from codeb_infra.flows import env as env_flows
+from codeb_infra.flows import releases as release_flows
+from codeb_infra.flows.releases import ReleaseRequest
 
 API_REQUEST = "codeb_api_request"
 """Host data naming the API request a flow runs for: the flow's own audit hook then stays quiet,
@@ -48,8 +48,14 @@ def _projects() -> list[dict[str, Any]]:
     for project, envs in sorted(projects.projects.items()):
         for env, entry in sorted(envs.items(), key=lambda item: item[0].value):
             active = table.pair(project, env).active
-            found.append({"project": project, "env": env.value, "domain": entry.domain,
-                          "active_slot": active.value if active else None})
+            found.append(
+                {
+                    "project": project,
+                    "env": env.value,
+                    "domain": entry.domain,
+                    "active_slot": active.value if active else None,
+                }
+            )
     return found
 
 
@@ -76,8 +82,10 @@ def _changes(inventory: str, results: list[Any], request: Any) -> dict[str, Any]
     for result in results:
         if not result.ok:
             raise _Failed(f"failed on {', '.join(result.failed_hosts)}")
-    return {"changed": sum(result.changed for result in results),
-            "status": _status(inventory, SlotRequest(project=request.project, env=request.env))}
+    return {
+        "changed": sum(result.changed for result in results),
+        "status": _status(inventory, SlotRequest(project=request.project, env=request.env)),
+    }
 
 
 def run(call: dict[str, Any]) -> Any:
@@ -92,7 +100,9 @@ def run(call: dict[str, Any]) -> Any:
     if tool.name == "deploy_project":
         return _change(inventory, flows.deploy_release, request, request_id)
     if tool.name == "rollback" and isinstance(request, ReleaseRequest):
-        return _changes(inventory, releases.rollback_to_release(inventory, request, data={API_REQUEST: request_id}), request)
+        return _changes(
+            inventory, releases.rollback_to_release(inventory, request, data={API_REQUEST: request_id}), request
+        )
     if tool.name in ("promote", "rollback", "cleanup"):
         # No status read afterwards: a switch answers as soon as the rename is done (ask slot_status).
         return _change(inventory, getattr(flows, tool.name), request, request_id, report=False)
@@ -103,7 +113,9 @@ def run(call: dict[str, Any]) -> Any:
         lines = int(call["params"].get("lines", 100))
         output = runner.run_command(inventory, "app", lambda _: podman_commands.logs(container, lines=lines))
         if not output.ok:
-            raise CodebError(f"no logs of {container}: {output.stdout.strip().splitlines()[-1:] or 'no such container'}")
+            raise CodebError(
+                f"no logs of {container}: {output.stdout.strip().splitlines()[-1:] or 'no such container'}"
+            )
         return {"container": container, "lines": output.stdout.splitlines()}
     if tool.name == "health_check":
         from codeb_infra.flows import health
@@ -115,14 +127,16 @@ def run(call: dict[str, Any]) -> Any:
         reader = env_flows.listing if tool.name == "env_list" else env_flows.history
         return runner.read_facts(inventory, reader, *request)[0]
     if tool.name == "env_diff":
-        found = runner.read_facts(inventory, env_flows.version_diff, *request, int(call["params"]["old"]),
-                                  int(call["params"]["new"]))[0]
+        found = runner.read_facts(
+            inventory, env_flows.version_diff, *request, int(call["params"]["old"]), int(call["params"]["new"])
+        )[0]
         return {"added": list(found.added), "changed": list(found.changed), "removed": list(found.removed)}
     if tool.name in ("env_set", "env_unset", "env_restore"):
         data = {API_REQUEST: request_id}
         if call["params"].get("from_backup"):
-            fetched = runner.run_flow(inventory, env_flows.fetch_from_backup, request.project, request.env, data=data,
-                                      verbose=False)
+            fetched = runner.run_flow(
+                inventory, env_flows.fetch_from_backup, request.project, request.env, data=data, verbose=False
+            )
             if not fetched.ok:
                 raise _Failed("fetching the env store from the backup server failed")
         results = releases.change_env(inventory, request, deploy=bool(call["params"].get("deploy")), data=data)
@@ -159,7 +173,12 @@ def _serve(many: bool) -> int:
         try:
             result = answer(call)
         except Exception as error:  # the API turns this into a 500 with the request id
-            result = {"ok": False, "status": 500, "error": f"unexpected {type(error).__name__}", "detail": str(error)[:2000]}
+            result = {
+                "ok": False,
+                "status": 500,
+                "error": f"unexpected {type(error).__name__}",
+                "detail": str(error)[:2000],
+            }
         reply.write(json.dumps(result, default=str) + "\n")
         reply.flush()
         if not many:

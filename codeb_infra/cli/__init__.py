@@ -16,8 +16,18 @@ def codeb(debug: bool) -> None:
     """Blue-green, zero-drop deploys on your own servers."""
 
 
-for command in (*slots.COMMANDS, *servers.COMMANDS, *data.COMMANDS, *health.COMMANDS, *env.COMMANDS, *releases.COMMANDS,
-                *version.COMMANDS, *keys.COMMANDS, *audit.COMMANDS, *sandbox.COMMANDS):
+for command in (
+    *slots.COMMANDS,
+    *servers.COMMANDS,
+    *data.COMMANDS,
+    *health.COMMANDS,
+    *env.COMMANDS,
+    *releases.COMMANDS,
+    *version.COMMANDS,
+    *keys.COMMANDS,
+    *audit.COMMANDS,
+    *sandbox.COMMANDS,
+):
     codeb.add_command(command)
 
 

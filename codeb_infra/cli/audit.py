@@ -34,8 +34,10 @@ def audit(context: click.Context, project: str | None, since: str | None, as_jso
     for row in rows:
         target = f"{row['project']}/{row['env']}" if row["project"] else "-"
         who = row["key_name"] and f"key {row['key_id']} ({row['key_name']}, {row['role']})" or row["actor"]
-        click.echo(f"{row['seq']:>6}  {row['at']}  {row['outcome']:8} {row['status'] or '':>3}  {row['tool'] or '-':15} "
-                   f"{target:25} {who}  from {row['source'] or '-'}" + (f"  {row['error']}" if row["error"] else ""))
+        click.echo(
+            f"{row['seq']:>6}  {row['at']}  {row['outcome']:8} {row['status'] or '':>3}  {row['tool'] or '-':15} "
+            f"{target:25} {who}  from {row['source'] or '-'}" + (f"  {row['error']}" if row["error"] else "")
+        )
 
 
 @audit.command("verify")
@@ -48,7 +50,11 @@ def verify(local_only: bool, inventory: str) -> None:
     try:
         report = json.loads(result.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
-        click.secho(f"error: cannot verify on {result.host}: {(result.stderr or result.stdout).strip()[-300:]}", fg="red", err=True)
+        click.secho(
+            f"error: cannot verify on {result.host}: {(result.stderr or result.stdout).strip()[-300:]}",
+            fg="red",
+            err=True,
+        )
         sys.exit(ExitStatus.FAILED)
     if not report["ok"]:
         click.secho(f"audit log does NOT verify: {report['problem']}", fg="red", err=True)

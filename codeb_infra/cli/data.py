@@ -46,8 +46,11 @@ def backup_status(as_json: bool, inventory: str) -> None:
     else:
         for check in report.checks:
             size = f"  {check.size / 1e6:.1f} MB" if check.size else ""
-            click.secho(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:28} {check.detail}{size}",
-                        fg=None if check.ok else "red", bold=not check.ok)
+            click.secho(
+                f"{'ok  ' if check.ok else 'FAIL'}  {check.name:28} {check.detail}{size}",
+                fg=None if check.ok else "red",
+                bold=not check.ok,
+            )
         if not report.ok:
             click.secho("BACKUPS NEED ATTENTION", fg="red", bold=True, err=True)
     sys.exit(0 if report.ok else 1)
@@ -65,11 +68,15 @@ def backup_verify(as_json: bool, inventory: str) -> None:
         rpo, rto = record.get("recovery_point_seconds"), record.get("recovery_time_seconds")
         click.echo(f"base backup {record.get('base')}: recovery point {rpo}s, recovery time {rto}s")
         for name, result in (record.get("databases") or {}).items():
-            click.echo(f"  {name}: canary {'ok' if result.get('canary_ok') else 'WRONG'}, tables {result.get('tables')}")
+            click.echo(
+                f"  {name}: canary {'ok' if result.get('canary_ok') else 'WRONG'}, tables {result.get('tables')}"
+            )
         for failure in record.get("failures") or []:
             click.secho(f"FAIL  {failure}", fg="red", bold=True)
     if not ok:
-        click.secho(f"restore drill FAILED{': ' + said.strip() if said.strip() and not as_json else ''}", fg="red", err=True)
+        click.secho(
+            f"restore drill FAILED{': ' + said.strip() if said.strip() and not as_json else ''}", fg="red", err=True
+        )
         sys.exit(1)
 
 
@@ -101,7 +108,10 @@ def backup_now(kinds: tuple[str, ...], inventory: str) -> None:
     failed = False
     chosen = list(kinds or backups.JOBS)
     for kind, result in zip(chosen, backups.run_now(inventory, chosen), strict=True):
-        click.secho(f"{kind}: {'done' if result.ok else 'FAILED ' + result.stderr.strip()[-500:]}", fg=None if result.ok else "red")
+        click.secho(
+            f"{kind}: {'done' if result.ok else 'FAILED ' + result.stderr.strip()[-500:]}",
+            fg=None if result.ok else "red",
+        )
         failed = failed or not result.ok
     sys.exit(1 if failed else 0)
 

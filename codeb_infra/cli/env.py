@@ -38,8 +38,11 @@ def _read_file(path: str) -> str:
 
 
 def _deploy_option(func):  # type: ignore[no-untyped-def]
-    return click.option("--deploy", is_flag=True,
-                        help="then redeploy the current image into the inactive slot with the new env (preview)")(func)
+    return click.option(
+        "--deploy",
+        is_flag=True,
+        help="then redeploy the current image into the inactive slot with the new env (preview)",
+    )(func)
 
 
 @env_group.command("set")
@@ -49,7 +52,9 @@ def _deploy_option(func):  # type: ignore[no-untyped-def]
 @_deploy_option
 @data_option
 @inventory_option
-def env_set(project: str, pairs: tuple[str, ...], env: str, deploy: bool, host_data: tuple[str, ...], inventory: str) -> None:
+def env_set(
+    project: str, pairs: tuple[str, ...], env: str, deploy: bool, host_data: tuple[str, ...], inventory: str
+) -> None:
     """Set variables of PROJECT's env (a new version when any value changes)."""
     change = EnvChange.of(project, env, set_values=domain.assignments(pairs))
     _apply(change, inventory, host_data, deploy)
@@ -62,7 +67,9 @@ def env_set(project: str, pairs: tuple[str, ...], env: str, deploy: bool, host_d
 @_deploy_option
 @data_option
 @inventory_option
-def env_unset(project: str, keys: tuple[str, ...], env: str, deploy: bool, host_data: tuple[str, ...], inventory: str) -> None:
+def env_unset(
+    project: str, keys: tuple[str, ...], env: str, deploy: bool, host_data: tuple[str, ...], inventory: str
+) -> None:
     """Remove variables from PROJECT's env."""
     _apply(EnvChange.of(project, env, unset=keys), inventory, host_data, deploy)
 
@@ -82,15 +89,20 @@ def env_import(project: str, file: str, env: str, deploy: bool, host_data: tuple
 
 @env_group.command("restore")
 @click.argument("project")
-@click.option("--version", "version", required=True,
-              help="env version number to make current again, or `master`: the master env from the storage server")
+@click.option(
+    "--version",
+    "version",
+    required=True,
+    help="env version number to make current again, or `master`: the master env from the storage server",
+)
 @click.option("--from-backup", is_flag=True, help="first bring the env store back from the backup server")
 @env_option
 @_deploy_option
 @data_option
 @inventory_option
-def env_restore(project: str, version: str, from_backup: bool, env: str, deploy: bool, host_data: tuple[str, ...],
-                inventory: str) -> None:
+def env_restore(
+    project: str, version: str, from_backup: bool, env: str, deploy: bool, host_data: tuple[str, ...], inventory: str
+) -> None:
     """Make an older version current again (as a new version); `--from-backup` when the app server lost them."""
     if version == "master":
         # The master env's source is the storage server (the project's role and Redis user):
@@ -99,7 +111,9 @@ def env_restore(project: str, version: str, from_backup: bool, env: str, deploy:
         return
     change = EnvChange.of(project, env, restore=domain.version_number(version))
     if from_backup:
-        report(runner.run_flow(inventory, flows.fetch_from_backup, change.project, change.env, data=parse_data(host_data)))
+        report(
+            runner.run_flow(inventory, flows.fetch_from_backup, change.project, change.env, data=parse_data(host_data))
+        )
     _apply(change, inventory, host_data, deploy)
 
 
@@ -156,10 +170,14 @@ def env_history(project: str, env: str, as_json: bool, host_data: tuple[str, ...
         click.echo(json.dumps(versions, indent=2))
         return
     for v in versions:
-        what = " ".join([*(f"+{n}" for n in v["added"]), *(f"~{n}" for n in v["changed"]), *(f"-{n}" for n in v["removed"])])
+        what = " ".join(
+            [*(f"+{n}" for n in v["added"]), *(f"~{n}" for n in v["changed"]), *(f"-{n}" for n in v["removed"])]
+        )
         restored = f" (restore of {v['restored_from']})" if v["restored_from"] else ""
-        click.echo(f"{v['version']:>4}  {v['time']}  {v['actor']}  {what or '(no names changed)'}{restored}"
-                   + ("" if v["shipped"] else "  NOT ON BACKUP SERVER"))
+        click.echo(
+            f"{v['version']:>4}  {v['time']}  {v['actor']}  {what or '(no names changed)'}{restored}"
+            + ("" if v["shipped"] else "  NOT ON BACKUP SERVER")
+        )
 
 
 @env_group.command("diff")
@@ -171,8 +189,15 @@ def env_history(project: str, env: str, as_json: bool, host_data: tuple[str, ...
 @inventory_option
 def env_diff(project: str, old: str, new: str, env: str, host_data: tuple[str, ...], inventory: str) -> None:
     """Names added, changed and removed from version V1 to V2."""
-    found = _one(inventory, host_data, flows.version_diff, names.project_name(project), names.environment(env),
-                 domain.version_number(old), domain.version_number(new))
+    found = _one(
+        inventory,
+        host_data,
+        flows.version_diff,
+        names.project_name(project),
+        names.environment(env),
+        domain.version_number(old),
+        domain.version_number(new),
+    )
     for sign, listed in (("+", found.added), ("~", found.changed), ("-", found.removed)):
         for name in listed:
             click.echo(f"{sign}{name}")

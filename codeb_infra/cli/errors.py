@@ -63,5 +63,7 @@ def run(group: click.Group, args: list[str] | None = None) -> NoReturn:
     except Exception as error:  # the boundary: anything else is a bug, said in one line
         if debug:
             traceback.print_exc()
-        fail(f"unexpected {type(error).__name__}: {error} (run again with --debug for the traceback)", ExitStatus.FAILED)
+        fail(
+            f"unexpected {type(error).__name__}: {error} (run again with --debug for the traceback)", ExitStatus.FAILED
+        )
     sys.exit(ExitStatus.OK)

@@ -29,7 +29,10 @@ def admin(inventory: str, *arguments: str) -> str:
 def _describe(key: dict[str, Any]) -> str:
     projects = ",".join(key["projects"]) or "all projects"
     state = f"revoked {key['revoked']}" if key["revoked"] else f"expires {key['expires'] or 'never'}"
-    return f"{key['id']}  {key['name']:20}  {key['role']:5}  {projects:20}  created {key['created']}  {state}  last used {key['last_used'] or '-'}"
+    return (
+        f"{key['id']}  {key['name']:20}  {key['role']:5}  {projects:20}  created {key['created']}  {state}"
+        f"  last used {key['last_used'] or '-'}"
+    )
 
 
 @click.group()

@@ -16,13 +16,18 @@ from codeb_infra.domain.changes import Plan
 
 def inventory_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "-i", "--inventory", default="inventory.py", show_default=True,
+        "-i",
+        "--inventory",
+        default="inventory.py",
+        show_default=True,
         help="pyinfra inventory file (or @local, or a sandbox inventory)",
     )(func)
 
 
 def data_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--data", "host_data", multiple=True, metavar="KEY=VALUE", help="extra host data (e.g. tls=off)")(func)
+    return click.option(
+        "--data", "host_data", multiple=True, metavar="KEY=VALUE", help="extra host data (e.g. tls=off)"
+    )(func)
 
 
 def lock_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -54,11 +59,13 @@ def report(result: Any) -> None:
 
 def plan_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--dry, --json and --expect-no-changes of every command that changes servers."""
-    func = click.option("--expect-no-changes", is_flag=True,
-                        help="plan only, and exit 3 when anything would change (a drift check)")(func)
+    func = click.option(
+        "--expect-no-changes", is_flag=True, help="plan only, and exit 3 when anything would change (a drift check)"
+    )(func)
     func = click.option("--json", "as_json", is_flag=True, help="with --dry: print the plan as JSON")(func)
-    return click.option("--dry", is_flag=True,
-                        help="print the plan (each change, host, old -> new) and change nothing")(func)
+    return click.option(
+        "--dry", is_flag=True, help="print the plan (each change, host, old -> new) and change nothing"
+    )(func)
 
 
 def show_plans(plans: list[Plan], *, as_json: bool, expect_no_changes: bool) -> None:

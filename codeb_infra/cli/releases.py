@@ -15,8 +15,15 @@ from codeb_infra.flows import releases as release_flows
 from codeb_infra.flows.releases import ReleaseRequest
 
 
-def rollback_to_release(project: str, env: str, release: object, inventory: str, data: dict[str, Any],
-                        lock_wait: float = 0.0, break_lock: bool = False) -> None:
+def rollback_to_release(
+    project: str,
+    env: str,
+    release: object,
+    inventory: str,
+    data: dict[str, Any],
+    lock_wait: float = 0.0,
+    break_lock: bool = False,
+) -> None:
     """Release N's image ID and env version into the inactive slot, health-checked, then promoted."""
     request = ReleaseRequest.of(project, env, release, lock_wait=lock_wait, break_lock=break_lock)
     for result in controller_releases.rollback_to_release(inventory, request, data):
@@ -31,8 +38,13 @@ def rollback_to_release(project: str, env: str, release: object, inventory: str,
 @inventory_option
 def releases(project: str, env: str, as_json: bool, host_data: tuple[str, ...], inventory: str) -> None:
     """PROJECT's releases: number, image and image ID, env version, who, when, slot, health."""
-    found = runner.read_facts(inventory, release_flows.listing, names.project_name(project), names.environment(env),
-                              data=parse_data(host_data))[0]
+    found = runner.read_facts(
+        inventory,
+        release_flows.listing,
+        names.project_name(project),
+        names.environment(env),
+        data=parse_data(host_data),
+    )[0]
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -41,8 +53,10 @@ def releases(project: str, env: str, as_json: bool, host_data: tuple[str, ...], 
         version = f" ({r['app_version']})" if r["app_version"] else ""
         env_version = r["env_version"] if r["env_version"] is not None else "-"
         kept = "" if r["tag"] and not r["pruned"] else "  image pruned"
-        click.echo(f"{r['number']:>4}  {r['time']}  {r['slot']:5}  {r['health']:6}  {r['image']}{version}  {image_id}  "
-                   f"env v{env_version}  {r['actor']}{kept}")
+        click.echo(
+            f"{r['number']:>4}  {r['time']}  {r['slot']:5}  {r['health']:6}  {r['image']}{version}  {image_id}  "
+            f"env v{env_version}  {r['actor']}{kept}"
+        )
 
 
 COMMANDS = (releases,)

@@ -9,8 +9,12 @@ import click
 
 from codeb_infra.cli.errors import ExitStatus
 
-_state_dir = click.option("--state-dir", type=click.Path(path_type=Path), default=None,
-                          help="where the key and inventory live (default ~/.local/share/codeb/sandbox)")
+_state_dir = click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where the key and inventory live (default ~/.local/share/codeb/sandbox)",
+)
 
 
 @click.group()

@@ -28,8 +28,12 @@ def _dry(dry: bool, expect_no_changes: bool) -> bool:
     return dry or expect_no_changes
 
 
-def _slot_request(project: str, env: str, lock_wait: float = 0.0, break_lock: bool = False, **more: object) -> SlotRequest:
-    return SlotRequest.from_data({"project": project, "env": env, "lock_wait": lock_wait, "break_lock": break_lock, **more})
+def _slot_request(
+    project: str, env: str, lock_wait: float = 0.0, break_lock: bool = False, **more: object
+) -> SlotRequest:
+    return SlotRequest.from_data(
+        {"project": project, "env": env, "lock_wait": lock_wait, "break_lock": break_lock, **more}
+    )
 
 
 @click.command()
@@ -41,24 +45,53 @@ def _slot_request(project: str, env: str, lock_wait: float = 0.0, break_lock: bo
 @click.option("--alias", "aliases", multiple=True, help="a custom domain served like the main one (repeat for several)")
 @click.option("--push", is_flag=True, help="copy IMAGE from this machine to the server over SSH (no registry needed)")
 @click.option("--force", is_flag=True, help="deploy over a slot in its grace period (ends the rollback window)")
-@click.option("--migrate", default=None, help="command run once in the new image (with its env) before the health check")
+@click.option(
+    "--migrate", default=None, help="command run once in the new image (with its env) before the health check"
+)
 @click.option("--contract", default=None, help="command run by cleanup once the previous release's grace period ended")
 @env_option
 @lock_options
 @plan_options
 @data_option
 @inventory_option
-def deploy(project: str, image: str, container_port: int, health_path: str, domain: str | None, aliases: tuple[str, ...],
-           push: bool, force: bool, migrate: str | None, contract: str | None, env: str, lock_wait: float,
-           break_lock: bool, dry: bool, as_json: bool, expect_no_changes: bool, host_data: tuple[str, ...],
-           inventory: str) -> None:
+def deploy(
+    project: str,
+    image: str,
+    container_port: int,
+    health_path: str,
+    domain: str | None,
+    aliases: tuple[str, ...],
+    push: bool,
+    force: bool,
+    migrate: str | None,
+    contract: str | None,
+    env: str,
+    lock_wait: float,
+    break_lock: bool,
+    dry: bool,
+    as_json: bool,
+    expect_no_changes: bool,
+    host_data: tuple[str, ...],
+    inventory: str,
+) -> None:
     """Deploy IMAGE into the inactive slot of PROJECT and print its preview URL."""
-    request = DeployRequest.from_data({
-        "project": project, "image": image, "env": env, "container_port": container_port,
-        "health_path": health_path, "domain": domain, "aliases": list(aliases) if aliases else None,
-        "push": push, "force": force, "lock_wait": lock_wait, "break_lock": break_lock,
-        "migrate": migrate, "contract": contract,
-    })
+    request = DeployRequest.from_data(
+        {
+            "project": project,
+            "image": image,
+            "env": env,
+            "container_port": container_port,
+            "health_path": health_path,
+            "domain": domain,
+            "aliases": list(aliases) if aliases else None,
+            "push": push,
+            "force": force,
+            "lock_wait": lock_wait,
+            "break_lock": break_lock,
+            "migrate": migrate,
+            "contract": contract,
+        }
+    )
     if _dry(dry, expect_no_changes):
         plans = runner.plan_flow(inventory, flows.plan_deploy, request, data=parse_data(host_data))
         show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
@@ -73,8 +106,17 @@ def deploy(project: str, image: str, container_port: int, health_path: str, doma
 @plan_options
 @data_option
 @inventory_option
-def promote(project: str, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
-            expect_no_changes: bool, host_data: tuple[str, ...], inventory: str) -> None:
+def promote(
+    project: str,
+    env: str,
+    lock_wait: float,
+    break_lock: bool,
+    dry: bool,
+    as_json: bool,
+    expect_no_changes: bool,
+    host_data: tuple[str, ...],
+    inventory: str,
+) -> None:
     """Switch PROJECT's domain to its deployed slot."""
     request = _slot_request(project, env, lock_wait, break_lock)
     if _dry(dry, expect_no_changes):
@@ -93,8 +135,19 @@ def promote(project: str, env: str, lock_wait: float, break_lock: bool, dry: boo
 @plan_options
 @data_option
 @inventory_option
-def rollback(project: str, to: str | None, release: str | None, env: str, lock_wait: float, break_lock: bool,
-             dry: bool, as_json: bool, expect_no_changes: bool, host_data: tuple[str, ...], inventory: str) -> None:
+def rollback(
+    project: str,
+    to: str | None,
+    release: str | None,
+    env: str,
+    lock_wait: float,
+    break_lock: bool,
+    dry: bool,
+    as_json: bool,
+    expect_no_changes: bool,
+    host_data: tuple[str, ...],
+    inventory: str,
+) -> None:
     """Switch PROJECT's domain back to the slot in grace (or, with --release, redeploy an older release)."""
     if release is not None:
         if _dry(dry, expect_no_changes):
@@ -117,9 +170,18 @@ def rollback(project: str, to: str | None, release: str | None, env: str, lock_w
 @plan_options
 @data_option
 @inventory_option
-def cleanup(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
-            expect_no_changes: bool, host_data: tuple[str, ...],
-            inventory: str) -> None:
+def cleanup(
+    project: str,
+    force: bool,
+    env: str,
+    lock_wait: float,
+    break_lock: bool,
+    dry: bool,
+    as_json: bool,
+    expect_no_changes: bool,
+    host_data: tuple[str, ...],
+    inventory: str,
+) -> None:
     """Remove PROJECT's slots whose grace period ended."""
     request = _slot_request(project, env, lock_wait, break_lock, force=force)
     if _dry(dry, expect_no_changes):
@@ -137,9 +199,18 @@ def cleanup(project: str, force: bool, env: str, lock_wait: float, break_lock: b
 @plan_options
 @data_option
 @inventory_option
-def remove(project: str, force: bool, env: str, lock_wait: float, break_lock: bool, dry: bool, as_json: bool,
-           expect_no_changes: bool, host_data: tuple[str, ...],
-           inventory: str) -> None:
+def remove(
+    project: str,
+    force: bool,
+    env: str,
+    lock_wait: float,
+    break_lock: bool,
+    dry: bool,
+    as_json: bool,
+    expect_no_changes: bool,
+    host_data: tuple[str, ...],
+    inventory: str,
+) -> None:
     """Take PROJECT off the server: containers, site, DNS records, registry (--force if live)."""
     request = _slot_request(project, env, lock_wait, break_lock, force=force)
     if _dry(dry, expect_no_changes):
@@ -162,11 +233,16 @@ def status(project: str, env: str, as_json: bool, host_data: tuple[str, ...], in
         if as_json:
             click.echo(json.dumps(found, indent=2))
             continue
-        click.echo(f"{found['project']}/{found['env']}  domain {found['domain']}  active: {found['active_slot'] or '-'}")
+        click.echo(
+            f"{found['project']}/{found['env']}  domain {found['domain']}  active: {found['active_slot'] or '-'}"
+        )
         for slot, info in found["slots"].items():
-            click.echo(f"  {slot:5} {info['state']:8} port {info['port']}  {info['image'] or '-'}  container: {info['container'] or '-'}"
-                       + (f"  release {info['release']}" if info.get("release") else "")
-                       + (f"  grace until {info['grace_until']}" if info["grace_until"] else ""))
+            click.echo(
+                f"  {slot:5} {info['state']:8} port {info['port']}  {info['image'] or '-'}"
+                f"  container: {info['container'] or '-'}"
+                + (f"  release {info['release']}" if info.get("release") else "")
+                + (f"  grace until {info['grace_until']}" if info["grace_until"] else "")
+            )
 
 
 COMMANDS = (deploy, promote, rollback, cleanup, remove, status)

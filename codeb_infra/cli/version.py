@@ -15,7 +15,9 @@ from codeb_infra.roles import ROLES, host_roles
 
 
 @click.command()
-@click.option("--check", is_flag=True, help="exit 1 when a server runs tools of another version (bootstrap brings it in line)")
+@click.option(
+    "--check", is_flag=True, help="exit 1 when a server runs tools of another version (bootstrap brings it in line)"
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @inventory_option
 def version(check: bool, as_json: bool, inventory: str) -> None:
@@ -30,8 +32,11 @@ def version(check: bool, as_json: bool, inventory: str) -> None:
                 click.secho(f"{role:10}  unreachable", fg="red")
                 continue
             problems = server["problems"]
-            click.secho(f"{role:10}  {server['version'] or '-'}  {server['server']}" + (f"  MISMATCH: {'; '.join(problems)}" if problems else ""),
-                        fg="red" if problems else None)
+            click.secho(
+                f"{role:10}  {server['version'] or '-'}  {server['server']}"
+                + (f"  MISMATCH: {'; '.join(problems)}" if problems else ""),
+                fg="red" if problems else None,
+            )
     bad = [role for role, server in found.items() if server is None or server["problems"]]
     if check and bad:
         click.secho(f"version mismatch on: {', '.join(bad)}", fg="red", err=True)

@@ -12,7 +12,11 @@ def safe(value: str) -> str:
     return value
 
 
-def command(*parts: str | QuoteString | StringCommand) -> StringCommand:
+# One piece of a command line: a literal word, a quoted value or a nested command.
+Part = str | QuoteString | StringCommand
+
+
+def command(*parts: Part) -> StringCommand:
     return StringCommand(*parts)
 
 

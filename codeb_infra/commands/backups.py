@@ -28,8 +28,18 @@ def drill(root: str, pg_bin: str, scratch: str) -> StringCommand:
 
 
 def restore_pitr(root: str, pg_bin: str, scratch: str, database: str, target: str) -> StringCommand:
-    return _backup_tool(root, "restore-pitr", quoted(database), "--to", quoted(target), "--json",
-                        "--pg-bin", quoted(pg_bin), "--scratch", quoted(scratch))
+    return _backup_tool(
+        root,
+        "restore-pitr",
+        quoted(database),
+        "--to",
+        quoted(target),
+        "--json",
+        "--pg-bin",
+        quoted(pg_bin),
+        "--scratch",
+        quoted(scratch),
+    )
 
 
 def drop_pitr(root: str, pg_bin: str, scratch: str, name: str) -> StringCommand:

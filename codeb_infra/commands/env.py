@@ -6,7 +6,7 @@ import posixpath
 
 from pyinfra.api import StringCommand
 
-from codeb_infra.commands import command, quoted
+from codeb_infra.commands import Part, command, quoted
 
 
 def tool_root(tool: str) -> str:
@@ -14,9 +14,19 @@ def tool_root(tool: str) -> str:
     return posixpath.dirname(posixpath.dirname(tool))
 
 
-def _tool(tool: str, action: str, project: str, env: str, *args: str) -> StringCommand:
-    return command("python3", quoted(tool), "--root", quoted(tool_root(tool)), action,
-                   "--project", quoted(project), "--env", quoted(env), *args)
+def _tool(tool: str, action: str, project: str, env: str, *args: Part) -> StringCommand:
+    return command(
+        "python3",
+        quoted(tool),
+        "--root",
+        quoted(tool_root(tool)),
+        action,
+        "--project",
+        quoted(project),
+        "--env",
+        quoted(env),
+        *args,
+    )
 
 
 def commit(tool: str, *, project: str, env: str, content: str, entry: str) -> StringCommand:

@@ -24,10 +24,19 @@ def _text(data: ProjectData, address: str, postgres_port: int, redis_port: int) 
     pg_password = command('"$(cat', quoted(data.postgres_password_file), ')"')
     redis_password = command('"$(cat', quoted(data.redis_password_file), ')"')
     return command(
-        "printf", quoted(FORMAT),
-        quoted(data.role), pg_password, quoted(host), str(int(postgres_port)), quoted(data.database),
-        quoted(data.role), pg_password,
-        quoted(data.redis_user), redis_password, quoted(host), str(int(redis_port)),
+        "printf",
+        quoted(FORMAT),
+        quoted(data.role),
+        pg_password,
+        quoted(host),
+        str(int(postgres_port)),
+        quoted(data.database),
+        quoted(data.role),
+        pg_password,
+        quoted(data.redis_user),
+        redis_password,
+        quoted(host),
+        str(int(redis_port)),
         quoted(data.key_prefix),
     )
 

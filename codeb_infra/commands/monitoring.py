@@ -5,6 +5,7 @@ on no command line), and codeb's metrics job."""
 from __future__ import annotations
 
 import shlex
+from typing import TypedDict
 
 from pyinfra.api import StringCommand
 
@@ -39,14 +40,18 @@ def monitor_role() -> StringCommand:
 def _redis_env(args: str, password_file: str) -> str:
     """Shell that prints the Redis exporter's environment file; the password is read by `cat`
     inside the remote shell, never passed as an argument."""
-    return (f"printf 'ARGS=%s\\n' {shlex.quote(shlex.quote(args))}; "
-            f"printf 'REDIS_PASSWORD=%s\\n' \"$(cat {shlex.quote(safe(password_file))})\"")
+    return (
+        f"printf 'ARGS=%s\\n' {shlex.quote(shlex.quote(args))}; "
+        f"printf 'REDIS_PASSWORD=%s\\n' \"$(cat {shlex.quote(safe(password_file))})\""
+    )
 
 
 def redis_env_current(path: str, args: str, password_file: str) -> StringCommand:
     """`same` when the file at `path` holds what it should, else `differs`."""
-    return command(f"if {{ {_redis_env(args, password_file)}; }} | cmp -s - {shlex.quote(safe(path))}; "
-                   "then echo same; else echo differs; fi")
+    return command(
+        f"if {{ {_redis_env(args, password_file)}; }} | cmp -s - {shlex.quote(safe(path))}; "
+        "then echo same; else echo differs; fi"
+    )
 
 
 def redis_env(path: str, args: str, password_file: str) -> StringCommand:
@@ -54,12 +59,37 @@ def redis_env(path: str, args: str, password_file: str) -> StringCommand:
     return command(f"umask 077 && {{ {_redis_env(args, password_file)}; }} > {target}.new && mv {target}.new {target}")
 
 
-def metrics_job(out: str, *, registry: str = "", storage_tool: str = "", backup_tool: str = "", backup_root: str = "",
-                ca: tuple[str, ...] = ()) -> str:
+class MetricsJob(TypedDict, total=False):
+    """What a server's codeb-metrics job checks besides its own units: ``metrics_job``'s options."""
+
+    registry: str
+    storage_tool: str
+    backup_tool: str
+    backup_root: str
+    ca: tuple[str, ...]
+
+
+def metrics_job(
+    out: str,
+    *,
+    registry: str = "",
+    storage_tool: str = "",
+    backup_tool: str = "",
+    backup_root: str = "",
+    ca: tuple[str, ...] = (),
+) -> str:
     """The ExecStart line of codeb-metrics.service (a systemd unit line, so plain words only)."""
-    given = [("--out", out), ("--registry", registry), ("--storage-tool", storage_tool), ("--backup-tool", backup_tool),
-             ("--backup-root", backup_root), *(("--ca", path) for path in ca)]
+    given = [
+        ("--out", out),
+        ("--registry", registry),
+        ("--storage-tool", storage_tool),
+        ("--backup-tool", backup_tool),
+        ("--backup-root", backup_root),
+        *(("--ca", path) for path in ca),
+    ]
     for _, value in given:
         if value and (any(c.isspace() or c in "'\"$%;\\" for c in safe(value))):
             raise ValueError(f"refusing {value!r} in a unit's command line")
-    return " ".join(["/usr/bin/python3", HEALTH_TOOL, "metrics", *(p for option, value in given if value for p in (option, value))])
+    return " ".join(
+        ["/usr/bin/python3", HEALTH_TOOL, "metrics", *(p for option, value in given if value for p in (option, value))]
+    )

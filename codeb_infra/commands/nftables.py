@@ -32,8 +32,16 @@ def record_table(family: str, table: str, path: str) -> StringCommand:
 def firewall_state(family: str, table: str, recorded: str) -> StringCommand:
     """Two JSON lines: the live table (or MISSING) and the one recorded when it was loaded (or MISSING)."""
     return command(
-        table_json(family, table), ";", "echo", ";",
-        "cat", quoted(recorded), "2>/dev/null", "||", "echo", MISSING,
+        table_json(family, table),
+        ";",
+        "echo",
+        ";",
+        "cat",
+        quoted(recorded),
+        "2>/dev/null",
+        "||",
+        "echo",
+        MISSING,
     )
 
 

@@ -38,13 +38,20 @@ def run(
     # Later files win: the project's master env (database and Redis credentials) comes last.
     env_args = [part for path in env_files for part in ("--env-file", quoted(path))]
     return command(
-        "podman", "run", "--detach",
-        "--name", quoted(container),
+        "podman",
+        "run",
+        "--detach",
+        "--name",
+        quoted(container),
         *label_args,
-        "--network", quoted(network),
-        "--publish", quoted(f"127.0.0.1:{host_port}:{container_port}"),
-        "--restart", quoted(restart),
-        "--pull", quoted(pull),
+        "--network",
+        quoted(network),
+        "--publish",
+        quoted(f"127.0.0.1:{host_port}:{container_port}"),
+        "--restart",
+        quoted(restart),
+        "--pull",
+        quoted(pull),
         *env_args,
         quoted(image),
     )

@@ -29,11 +29,33 @@ def role_attributes_with_password(*, role: str, password_file: str, address: str
     (`t|f|…` in ROLE_ATTRIBUTES order), or nothing when the login is refused."""
     query = f"SELECT {', '.join(ATTRIBUTE_COLUMNS)} FROM pg_roles WHERE rolname = current_user"
     return command(
-        "[", "-s", quoted(password_file), "]", "&&",
-        'PGPASSWORD="$(cat', quoted(password_file), ')"', "PGCONNECT_TIMEOUT=5",
-        "psql", "-X", "-w", "-q", "-tA",
-        "-h", quoted(ip_address(address)), "-p", str(int(port)), "-U", quoted(role_name(role)), "-d", "postgres",
-        "-c", quoted(query), "2>/dev/null", "||", "true",
+        "[",
+        "-s",
+        quoted(password_file),
+        "]",
+        "&&",
+        'PGPASSWORD="$(cat',
+        quoted(password_file),
+        ')"',
+        "PGCONNECT_TIMEOUT=5",
+        "psql",
+        "-X",
+        "-w",
+        "-q",
+        "-tA",
+        "-h",
+        quoted(ip_address(address)),
+        "-p",
+        str(int(port)),
+        "-U",
+        quoted(role_name(role)),
+        "-d",
+        "postgres",
+        "-c",
+        quoted(query),
+        "2>/dev/null",
+        "||",
+        "true",
     )
 
 
@@ -56,18 +78,47 @@ def set_login_role(*, role: str, password_file: str, attributes: Iterable[str]) 
         f"ALTER ROLE {name} WITH {flags} PASSWORD :'password';",
     )
     return command(
-        "[", "-s", quoted(password_file), "]", "&&",
-        "printf", quoted("%s\\n"), *(quoted(line) for line in script), "|",
+        "[",
+        "-s",
+        quoted(password_file),
+        "]",
+        "&&",
+        "printf",
+        quoted("%s\\n"),
+        *(quoted(line) for line in script),
+        "|",
         _password_from(password_file),
-        "runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres",
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        "psql",
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        "postgres",
     )
 
 
 def _as_postgres(sql: str) -> StringCommand:
     """psql as the postgres superuser over the local socket (peer authentication), one query."""
     return command(
-        "runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
-        "-d", "postgres", "-c", quoted(sql),
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        "psql",
+        "-X",
+        "-q",
+        "-tA",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        "postgres",
+        "-c",
+        quoted(sql),
     )
 
 
@@ -93,8 +144,21 @@ def ensure_database(*, name: str, owner: str, comment: str) -> StringCommand:
         f"REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC;",
     )
     return command(
-        "printf", quoted("%s\\n"), *(quoted(line) for line in script), "|",
-        "runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres",
+        "printf",
+        quoted("%s\\n"),
+        *(quoted(line) for line in script),
+        "|",
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        "psql",
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        "postgres",
     )
 
 
@@ -104,7 +168,9 @@ def settings(names: Iterable[str]) -> StringCommand:
     listed = ", ".join(f"'{n}'" for n in wanted)
     return command(
         _as_postgres(f"SELECT name, setting, context, pending_restart FROM pg_settings WHERE name IN ({listed})"),
-        "2>/dev/null", "||", "true",
+        "2>/dev/null",
+        "||",
+        "true",
     )
 
 
@@ -113,7 +179,18 @@ def reload_config(reset: Iterable[str] = ()) -> StringCommand:
     override the files). One `-c` per statement: ALTER SYSTEM cannot run in a transaction."""
     statements = [f"ALTER SYSTEM RESET {role_name(n)}" for n in reset] + ["SELECT pg_reload_conf()"]
     return command(
-        "runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", "postgres",
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        "psql",
+        "-X",
+        "-q",
+        "-tA",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        "postgres",
         *(part for statement in statements for part in ("-c", quoted(statement))),
     )
 

@@ -26,9 +26,31 @@ def generate(path: str, length: int) -> StringCommand:
     """Write a random secret to `path` (0600) unless it already holds one: never overwritten."""
     staged = f"{path}.new"
     return command(
-        "[", "-s", quoted(path), "]", "||", "(", "umask", "077", "&&",
-        "printf", quoted("%s"), _random(length), ">", quoted(staged), "&&",
-        "[", "-s", quoted(staged), "]", "&&", "mv", "-f", quoted(staged), quoted(path), ")",
+        "[",
+        "-s",
+        quoted(path),
+        "]",
+        "||",
+        "(",
+        "umask",
+        "077",
+        "&&",
+        "printf",
+        quoted("%s"),
+        _random(length),
+        ">",
+        quoted(staged),
+        "&&",
+        "[",
+        "-s",
+        quoted(staged),
+        "]",
+        "&&",
+        "mv",
+        "-f",
+        quoted(staged),
+        quoted(path),
+        ")",
     )
 
 
@@ -44,9 +66,23 @@ def secrets_dir(path: str) -> StringCommand:
 def env_keys(path: str) -> StringCommand:
     """The variable names an env file sets (never their values), or a marker when it is absent."""
     return command(
-        "if", "[", "-f", quoted(path), "]", ";", "then",
-        "sed", "-n", quoted(r"s/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p"), quoted(path), ";",
-        "else", "echo", quoted(ENV_MISSING), ";", "fi",
+        "if",
+        "[",
+        "-f",
+        quoted(path),
+        "]",
+        ";",
+        "then",
+        "sed",
+        "-n",
+        quoted(r"s/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p"),
+        quoted(path),
+        ";",
+        "else",
+        "echo",
+        quoted(ENV_MISSING),
+        ";",
+        "fi",
     )
 
 
@@ -54,7 +90,25 @@ def add_env_value(path: str, key: str, length: int) -> StringCommand:
     """Append `KEY=<random>` to an env file (0600) unless the file already sets KEY."""
     name = env_key(key)
     return command(
-        "(", "umask", "077", "&&", "touch", quoted(path), "&&",
-        "{", "grep", "-q", quoted(f"^{name}="), quoted(path), "||",
-        "printf", quoted(f"{name}=%s\\n"), _random(length), ">>", quoted(path), ";", "}", ")",
+        "(",
+        "umask",
+        "077",
+        "&&",
+        "touch",
+        quoted(path),
+        "&&",
+        "{",
+        "grep",
+        "-q",
+        quoted(f"^{name}="),
+        quoted(path),
+        "||",
+        "printf",
+        quoted(f"{name}=%s\\n"),
+        _random(length),
+        ">>",
+        quoted(path),
+        ";",
+        "}",
+        ")",
     )

@@ -94,28 +94,67 @@ def fail(message: str) -> StringCommand:
     return command("echo", quoted(message), ">&2", ";", "exit", "1")
 
 
-
 def snapshot(tool: str, *, registry: str, project: str, env: str, pointers: list[str]) -> StringCommand:
     """One read of what a switch needs; prints a marker instead when the tool is missing or older
     than `snapshot` (the caller then reads the slow way and installs the tool)."""
     extra = [part for path in pointers for part in ("--pointer", quoted(path))]
     return command(
-        "python3", quoted(tool), "snapshot", "--registry", quoted(registry), "--project", quoted(project),
-        "--env", quoted(env), *extra, "2>/dev/null", "||", "echo", SNAPSHOT_UNAVAILABLE,
+        "python3",
+        quoted(tool),
+        "snapshot",
+        "--registry",
+        quoted(registry),
+        "--project",
+        quoted(project),
+        "--env",
+        quoted(env),
+        *extra,
+        "2>/dev/null",
+        "||",
+        "echo",
+        SNAPSHOT_UNAVAILABLE,
     )
 
 
 SNAPSHOT_UNAVAILABLE = "__codeb_no_snapshot__"
 
 
-def switch(tool: str, *, registry: str, locks: str, project: str, env: str, holder: str, wait: float,
-           break_lock: bool, expect: str, record: dict, pointers: list[tuple[str, str]]) -> StringCommand:
+def switch(
+    tool: str,
+    *,
+    registry: str,
+    locks: str,
+    project: str,
+    env: str,
+    holder: str,
+    wait: float,
+    break_lock: bool,
+    expect: str,
+    record: dict[str, Any],
+    pointers: list[tuple[str, str]],
+) -> StringCommand:
     """Check, lock, move the pointers (in the order given), record and unlock: one command."""
     extra = ["--break-lock"] if break_lock else []
     moves = [part for path, address in pointers for part in ("--pointer", quoted(f"{path}={address}"))]
     return _tool(
-        tool, "switch", "--registry", quoted(registry), "--locks", quoted(locks), "--project", quoted(project),
-        "--env", quoted(env), "--holder", quoted(holder), "--wait", f"{wait:g}", *extra,
-        "--expect", quoted(expect),
-        "--record", quoted(base64.b64encode(json.dumps(record, sort_keys=True).encode()).decode()), *moves,
+        tool,
+        "switch",
+        "--registry",
+        quoted(registry),
+        "--locks",
+        quoted(locks),
+        "--project",
+        quoted(project),
+        "--env",
+        quoted(env),
+        "--holder",
+        quoted(holder),
+        "--wait",
+        f"{wait:g}",
+        *extra,
+        "--expect",
+        quoted(expect),
+        "--record",
+        quoted(base64.b64encode(json.dumps(record, sort_keys=True).encode()).decode()),
+        *moves,
     )

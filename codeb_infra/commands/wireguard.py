@@ -18,12 +18,55 @@ def make_key(private: str, public: str) -> StringCommand:
     beside it. Only the public key is ever printed."""
     staged = f"{private}.new"
     return command(
-        "install", "-d", "-m", "700", quoted(posixpath.dirname(private)), "&&",
-        "{", "[", "-s", quoted(private), "]", "||", "(", "umask", "077", "&&", "wg", "genkey", ">", quoted(staged), "&&",
-        "[", "-s", quoted(staged), "]", "&&", "mv", "-f", quoted(staged), quoted(private), ")", ";", "}", "&&",
-        "chmod", "600", quoted(private), "&&",
-        "wg", "pubkey", "<", quoted(private), ">", quoted(f"{public}.new"), "&&",
-        "mv", "-f", quoted(f"{public}.new"), quoted(public),
+        "install",
+        "-d",
+        "-m",
+        "700",
+        quoted(posixpath.dirname(private)),
+        "&&",
+        "{",
+        "[",
+        "-s",
+        quoted(private),
+        "]",
+        "||",
+        "(",
+        "umask",
+        "077",
+        "&&",
+        "wg",
+        "genkey",
+        ">",
+        quoted(staged),
+        "&&",
+        "[",
+        "-s",
+        quoted(staged),
+        "]",
+        "&&",
+        "mv",
+        "-f",
+        quoted(staged),
+        quoted(private),
+        ")",
+        ";",
+        "}",
+        "&&",
+        "chmod",
+        "600",
+        quoted(private),
+        "&&",
+        "wg",
+        "pubkey",
+        "<",
+        quoted(private),
+        ">",
+        quoted(f"{public}.new"),
+        "&&",
+        "mv",
+        "-f",
+        quoted(f"{public}.new"),
+        quoted(public),
     )
 
 
@@ -43,9 +86,11 @@ def sync_line(interface: str, config: str, key_file: str) -> str:
     on a command line. Holds neither `$` nor `%` (systemd would expand them)."""
     for value in (interface, config, key_file):
         safe(value)
-    add_key = "{print} /^.Interface]/ {getline k < f; print \"PrivateKey = \" k}"
-    script = (f"wg syncconf {shlex.quote(interface)} <(wg-quick strip {shlex.quote(config)} | "
-              f"awk -v f={shlex.quote(key_file)} {shlex.quote(add_key)})")
+    add_key = '{print} /^.Interface]/ {getline k < f; print "PrivateKey = " k}'
+    script = (
+        f"wg syncconf {shlex.quote(interface)} <(wg-quick strip {shlex.quote(config)} | "
+        f"awk -v f={shlex.quote(key_file)} {shlex.quote(add_key)})"
+    )
     return f"bash -c {shlex.quote(script)}"
 
 

@@ -16,8 +16,19 @@ from codeb_infra.domain import dns, names
 from codeb_infra.domain.errors import CodebError, host_data_error
 
 KEYS = (
-    "base_domain", "tls", "caddyfile", "codeb_dir", "caddy_bin", "grace_hours",
-    "health_interval", "health_timeout", "network", "slot_units", "acme_ca", "acme_ca_root", "acme_email",
+    "base_domain",
+    "tls",
+    "caddyfile",
+    "codeb_dir",
+    "caddy_bin",
+    "grace_hours",
+    "health_interval",
+    "health_timeout",
+    "network",
+    "slot_units",
+    "acme_ca",
+    "acme_ca_root",
+    "acme_email",
 )
 
 # What Caddy's global options accept as one plain token: no blanks, quotes, braces or shell syntax.
@@ -142,8 +153,16 @@ class HostSettings(BaseModel):
 
 
 DNS_KEYS = (
-    "dns_listen", "dns_port", "pdns_api_port", "pdns_key_file", "dns_zones", "dns_nameservers",
-    "dns_hostmaster", "dns_default_ttl", "public_address", "public_address6",
+    "dns_listen",
+    "dns_port",
+    "pdns_api_port",
+    "pdns_key_file",
+    "dns_zones",
+    "dns_nameservers",
+    "dns_hostmaster",
+    "dns_default_ttl",
+    "public_address",
+    "public_address6",
 )
 
 
@@ -244,8 +263,11 @@ class DnsSettings(BaseModel):
 
     @property
     def api(self) -> PowerDnsApi:
-        return PowerDnsApi(tool=posixpath.join(self.codeb_dir, "bin", "codeb-pdns"),
-                           url=f"http://127.0.0.1:{self.pdns_api_port}", key_file=self.pdns_key_file)
+        return PowerDnsApi(
+            tool=posixpath.join(self.codeb_dir, "bin", "codeb-pdns"),
+            url=f"http://127.0.0.1:{self.pdns_api_port}",
+            key_file=self.pdns_key_file,
+        )
 
     def zone_of(self, domain: str) -> str | None:
         """The managed zone that holds ``domain``; None when its DNS is served elsewhere."""

@@ -3,15 +3,18 @@ own checks are written as metrics, where alerts go, and the exporters' ports."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from codeb_infra.config.roles import HostData
 from codeb_infra.domain.errors import host_data_error
 
-KEYS = ("monitoring_scrape_seconds", "monitoring_evaluation_seconds", "monitoring_metrics_seconds",
-        "monitoring_retention", "alert_webhook")
+KEYS = (
+    "monitoring_scrape_seconds",
+    "monitoring_evaluation_seconds",
+    "monitoring_metrics_seconds",
+    "monitoring_retention",
+    "alert_webhook",
+)
 
 NODE_EXPORTER_PORT = 9100
 POSTGRES_EXPORTER_PORT = 9187
@@ -55,7 +58,7 @@ class MonitoringSettings(BaseModel):
         return value
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> MonitoringSettings:
+    def from_data(cls, data: HostData) -> MonitoringSettings:
         given = {key: data.get(key) for key in KEYS if data.get(key) is not None}
         try:
             return cls(**given)

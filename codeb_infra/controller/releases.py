@@ -22,11 +22,15 @@ def rollback_to_release(inventory: str, request: ReleaseRequest, data: dict[str,
     deployed = runner.run_flow(inventory, release_flows.redeploy, request, data=data)
     if not deployed.ok or not deployed.changed:
         return [deployed]
-    promote = SlotRequest(project=request.project, env=request.env, lock_wait=request.lock_wait, break_lock=request.break_lock)
+    promote = SlotRequest(
+        project=request.project, env=request.env, lock_wait=request.lock_wait, break_lock=request.break_lock
+    )
     return [deployed, runner.run_flow(inventory, flows.promote, promote, data=data)]
 
 
-def change_env(inventory: str, change: EnvChange, *, deploy: bool = False, data: dict[str, Any] | None = None) -> list[RunResult]:
+def change_env(
+    inventory: str, change: EnvChange, *, deploy: bool = False, data: dict[str, Any] | None = None
+) -> list[RunResult]:
     """A new env version; with ``deploy``, then the active release's image with it in the inactive slot (preview)."""
     changed = runner.run_flow(inventory, env_flows.change, change, data=data)
     if not deploy or not changed.ok:

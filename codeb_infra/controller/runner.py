@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyinfra.api import Config, Host, State
-from pyinfra.api.state import BaseStateCallback
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operations import run_ops
+from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 from codeb_infra import flows
@@ -25,8 +25,15 @@ from codeb_infra.domain.changes import Change, Plan
 from codeb_infra.domain.errors import CodebError, LockHeld, RunFailed
 from codeb_infra.remote.codeb_state import LOCK_HELD
 
-# The module (pyinfra.api re-exports its decorator under the same name).
-pyinfra_operation = importlib.import_module("pyinfra.api.operation")
+# The module (pyinfra.api re-exports its decorator under the same name), typed Any: its
+# solve_operation_consistency is untyped and is swapped for a recording wrapper below.
+pyinfra_operation: Any = importlib.import_module("pyinfra.api.operation")
+
+
+class _RunState(State):
+    """pyinfra's state, plus each host's SSH error from connecting (to name an unreachable server)."""
+
+    codeb_connect_errors: dict[str, str]
 
 
 @dataclass
@@ -82,9 +89,11 @@ def _is_app(state: State, host: Any) -> bool:
         return flows.is_app_host()
 
 
-def _state(inventory: str, data: dict[str, Any] | None, *, app_only: bool = False, require_any: bool = True) -> State:
+def _state(
+    inventory: str, data: dict[str, Any] | None, *, app_only: bool = False, require_any: bool = True
+) -> _RunState:
     # As pyinfra's CLI does: inventory files are executed with a state in context.
-    state = State(check_for_changes=True)
+    state = _RunState(check_for_changes=True)
     state.cwd = os.getcwd()
     ctx_state.set(state)
     loaded = _load_inventory(inventory, state, data)
@@ -104,17 +113,19 @@ def _state(inventory: str, data: dict[str, Any] | None, *, app_only: bool = Fals
     except PyinfraError:
         if require_any:
             raise _unreachable(connect_errors.errors) from None
-    state.codeb_connect_errors = connect_errors.errors  # type: ignore[attr-defined]
+    state.codeb_connect_errors = connect_errors.errors
     return state
 
 
-def _require_connected(state: State, hosts: list[Any]) -> None:
-    errors = {h.name: state.codeb_connect_errors.get(h.name, "not connected") for h in hosts if h not in state.active_hosts}  # type: ignore[attr-defined]
+def _require_connected(state: _RunState, hosts: list[Any]) -> None:
+    errors = {
+        h.name: state.codeb_connect_errors.get(h.name, "not connected") for h in hosts if h not in state.active_hosts
+    }
     if errors:
         raise _unreachable(errors)
 
 
-def app_hosts(state: State) -> list[Host]:
+def app_hosts(state: _RunState) -> list[Host]:
     """The inventory's app hosts; an unreachable one is an error naming it and why."""
     hosts = [host for host in state.inventory if _is_app(state, host)]
     _require_connected(state, hosts)
@@ -178,14 +189,26 @@ def _planned(state: State, hosts: list[Any], action: str, names: dict[tuple[str,
                 continue
             conditional = bool(op_data.global_arguments.get("_if"))
             named = names.get((host.name, op_hash)) or state.op_meta[op_hash].names
-            changes.append(Change(host=host.name, what="operation", target=", ".join(sorted(named)),
-                                  why="if the steps before it change something" if conditional else "would run"))
+            changes.append(
+                Change(
+                    host=host.name,
+                    what="operation",
+                    target=", ".join(sorted(named)),
+                    why="if the steps before it change something" if conditional else "would run",
+                )
+            )
         plans.append(Plan(action=action, host=host.name, changes=tuple(changes)))
     return plans
 
 
-def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[str, Any] | None = None,
-             verbose: bool = True, every_host: bool = False) -> RunResult:
+def run_flow(
+    inventory: str,
+    flow: Callable[..., Any],
+    *args: Any,
+    data: dict[str, Any] | None = None,
+    verbose: bool = True,
+    every_host: bool = False,
+) -> RunResult:
     """Prepare ``flow`` on the app host(s) of ``inventory`` (or on every host) and execute it.
 
     A step refused because another run holds the project's lock raises LockHeld."""
@@ -202,8 +225,11 @@ def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[st
             run_ops(state)
         except PyinfraError:
             # Every host failed ("No hosts remaining!"): say why, from the step that failed.
-            raise _lock_held(state, hosts) or _step_failed(state, hosts) or RunFailed(
-                f"failed on {', '.join(sorted(h.name for h in state.failed_hosts))}") from None
+            raise (
+                _lock_held(state, hosts)
+                or _step_failed(state, hosts)
+                or RunFailed(f"failed on {', '.join(sorted(h.name for h in state.failed_hosts))}")
+            ) from None
         changed = sum(state.get_meta_for_host(h).ops_change for h in hosts)
         failed = [h.name for h in state.failed_hosts]
         held = _lock_held(state, hosts) if failed else None
@@ -214,8 +240,9 @@ def run_flow(inventory: str, flow: Callable[..., Any], *args: Any, data: dict[st
         disconnect_all(state)
 
 
-def dry_run_flow(inventory: str, flow: Callable[..., Any], *args: Any, action: str,
-                 data: dict[str, Any] | None = None) -> list[Plan]:
+def dry_run_flow(
+    inventory: str, flow: Callable[..., Any], *args: Any, action: str, data: dict[str, Any] | None = None
+) -> list[Plan]:
     """Prepare ``flow`` on every host as pyinfra's `--dry` does (facts read, no operation
     executed) and return what each host's operations would change."""
     _configure_logging(False)
@@ -230,7 +257,9 @@ def dry_run_flow(inventory: str, flow: Callable[..., Any], *args: Any, action: s
         disconnect_all(state)
 
 
-def plan_flow(inventory: str, planner: Callable[..., Plan], *args: Any, data: dict[str, Any] | None = None) -> list[Plan]:
+def plan_flow(
+    inventory: str, planner: Callable[..., Plan], *args: Any, data: dict[str, Any] | None = None
+) -> list[Plan]:
     """Call a flow's planner (fact reads and a pure decision, no operations) on each app host."""
     return read_facts(inventory, planner, *args, data=data)
 
@@ -251,14 +280,16 @@ def read_facts(inventory: str, reader: Callable[..., Any], *args: Any, data: dic
         disconnect_all(state)
 
 
-def read_groups(inventory: str, readers: dict[str, Callable[[], Any]], data: dict[str, Any] | None = None) -> dict[str, Any]:
+def read_groups(
+    inventory: str, readers: dict[str, Callable[[], Any]], data: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Call each reader (fact reads, no operations) on the first reachable host of its group;
     a group none of whose hosts answered gets None, and so does every group when none answered."""
     _configure_logging(False)
     try:
         state = _state(inventory, data)
     except RunFailed:
-        return {group: None for group in readers}
+        return dict.fromkeys(readers)
     try:
         results: dict[str, Any] = {}
         for group, reader in readers.items():
@@ -273,7 +304,9 @@ def read_groups(inventory: str, readers: dict[str, Callable[[], Any]], data: dic
         disconnect_all(state)
 
 
-def read_every_host(inventory: str, reader: Callable[[str | None], Any], data: dict[str, Any] | None = None) -> dict[str, Any]:
+def read_every_host(
+    inventory: str, reader: Callable[[str | None], Any], data: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Call ``reader(error)`` in the context of every host of the inventory: ``error`` is None for
     a connected host (the reader may read facts) and why it could not be reached otherwise (the
     reader may still look at its groups and data)."""
@@ -282,7 +315,7 @@ def read_every_host(inventory: str, reader: Callable[[str | None], Any], data: d
     try:
         results: dict[str, Any] = {}
         for host in state.inventory:
-            error = None if host in state.active_hosts else state.codeb_connect_errors.get(host.name, "not connected")  # type: ignore[attr-defined]
+            error = None if host in state.active_hosts else state.codeb_connect_errors.get(host.name, "not connected")
             with ctx_state.use(state), ctx_host.use(host):
                 results[host.name] = reader(error)
         return results
@@ -298,7 +331,9 @@ class CommandResult:
     stderr: str
 
 
-def run_command(inventory: str, group: str, build: Callable[[Any], Any], data: dict[str, Any] | None = None) -> CommandResult:
+def run_command(
+    inventory: str, group: str, build: Callable[[Any], Any], data: dict[str, Any] | None = None
+) -> CommandResult:
     """Run the command line `build(host_data)` makes on the first host of `group` and return what
     it printed (for commands whose output is the answer, e.g. a restore drill's report)."""
     _configure_logging(False)

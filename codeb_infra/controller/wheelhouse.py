@@ -66,9 +66,29 @@ def build(python: str, machine: str) -> str:
         Path(wheels, "requirements.txt").write_text("\n".join(pins) + "\n")
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
         tag = python.replace(".", "")
-        _run([*pip, "download", "--dest", wheels, "--only-binary=:all:", "--python-version", python,
-              "--implementation", "cp", "--abi", f"cp{tag}", "--abi", "abi3", "--abi", "none", *_platforms(machine),
-              "-r", str(Path(wheels, "requirements.txt"))], "download the API's dependencies")
+        _run(
+            [
+                *pip,
+                "download",
+                "--dest",
+                wheels,
+                "--only-binary=:all:",
+                "--python-version",
+                python,
+                "--implementation",
+                "cp",
+                "--abi",
+                f"cp{tag}",
+                "--abi",
+                "abi3",
+                "--abi",
+                "none",
+                *_platforms(machine),
+                "-r",
+                str(Path(wheels, "requirements.txt")),
+            ],
+            "download the API's dependencies",
+        )
         _run([*pip, "wheel", "--no-deps", "--wheel-dir", wheels, str(ROOT)], "build the codeb-infra wheel")
         partial = archive.with_suffix(".partial")
         with tarfile.open(partial, "w") as tar:

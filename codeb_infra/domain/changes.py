@@ -48,6 +48,9 @@ class Plan(BaseModel):
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "action": self.action, "host": self.host, "changed": self.changed, "note": self.note,
+            "action": self.action,
+            "host": self.host,
+            "changed": self.changed,
+            "note": self.note,
             "changes": [c.model_dump() for c in self.changes],
         }

@@ -86,12 +86,33 @@ class Schedule:
 
 
 STORAGE_SCHEDULES = (
-    Schedule("base", "codeb-pg-basebackup", "PostgreSQL base backup to the backup server", "*-*-* 02:30:00",
-             "postgres", ("base-backup",), timedelta(hours=26)),
-    Schedule("dump", "codeb-pg-dump", "pg_dump of each project database to the backup server", "*-*-* 03:00:00",
-             "postgres", ("dump",), timedelta(hours=26)),
-    Schedule("redis", "codeb-redis-snapshot", "Redis RDB snapshot and AOF copy to the backup server", "hourly",
-             "root", ("redis-snapshot",), timedelta(minutes=70)),
+    Schedule(
+        "base",
+        "codeb-pg-basebackup",
+        "PostgreSQL base backup to the backup server",
+        "*-*-* 02:30:00",
+        "postgres",
+        ("base-backup",),
+        timedelta(hours=26),
+    ),
+    Schedule(
+        "dump",
+        "codeb-pg-dump",
+        "pg_dump of each project database to the backup server",
+        "*-*-* 03:00:00",
+        "postgres",
+        ("dump",),
+        timedelta(hours=26),
+    ),
+    Schedule(
+        "redis",
+        "codeb-redis-snapshot",
+        "Redis RDB snapshot and AOF copy to the backup server",
+        "hourly",
+        "root",
+        ("redis-snapshot",),
+        timedelta(minutes=70),
+    ),
 )
 BACKUP_SCHEDULES = (
     Schedule(

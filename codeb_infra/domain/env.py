@@ -30,10 +30,13 @@ def variable_name(value: object) -> str:
     if not isinstance(value, str) or len(value) > 255 or not NAME.fullmatch(value):
         # Shown only when it looks like a name: a mistyped argument may hold a value.
         shown = repr(value) if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_]{1,64}", value) else "(not shown)"
-        raise CodebError(f"invalid variable name {shown}: expected capitals, digits and _ (like API_KEY), not starting with a digit")
+        raise CodebError(
+            f"invalid variable name {shown}: expected capitals, digits and _ (like API_KEY), not starting with a digit"
+        )
     if value in PROTECTED_VARIABLES:
-        raise CodebError(f"{value} is protected: it comes from the project's master env (codeb provision), "
-                         "not from its env file")
+        raise CodebError(
+            f"{value} is protected: it comes from the project's master env (codeb provision), not from its env file"
+        )
     return value
 
 
@@ -108,8 +111,9 @@ def digest(values: Mapping[str, str]) -> str:
     return hashlib.sha256(render(values).encode()).hexdigest()
 
 
-def changed(current: Mapping[str, str], *, set_values: Mapping[str, str] | None = None,
-            unset: Iterable[str] = ()) -> Values:
+def changed(
+    current: Mapping[str, str], *, set_values: Mapping[str, str] | None = None, unset: Iterable[str] = ()
+) -> Values:
     """``current`` with ``set_values`` set and ``unset`` removed (unsetting a missing name is no error)."""
     wanted = dict(current)
     wanted.update(set_values or {})
@@ -184,16 +188,30 @@ class EnvIndex(BaseModel):
         return tuple(v.version for v in self.versions if not v.shipped)
 
 
-def next_version(index: EnvIndex, current: Mapping[str, str], wanted: Mapping[str, str], *, actor: str,
-                 now: datetime, restored_from: int | None = None) -> EnvVersion | None:
+def next_version(
+    index: EnvIndex,
+    current: Mapping[str, str],
+    wanted: Mapping[str, str],
+    *,
+    actor: str,
+    now: datetime,
+    restored_from: int | None = None,
+) -> EnvVersion | None:
     """The version that records ``wanted``; None when it equals the current version (no change)."""
     head = index.current
     if head is not None and head.digest == digest(wanted):
         return None
     found = diff(current, wanted)
     return EnvVersion(
-        version=index.next_number, time=now, actor=actor, digest=digest(wanted), names=tuple(sorted(wanted)),
-        added=found.added, changed=found.changed, removed=found.removed, restored_from=restored_from,
+        version=index.next_number,
+        time=now,
+        actor=actor,
+        digest=digest(wanted),
+        names=tuple(sorted(wanted)),
+        added=found.added,
+        changed=found.changed,
+        removed=found.removed,
+        restored_from=restored_from,
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,7 +33,7 @@ BACKUP_FIXES = {
     "storage server": "check that the storage server is up and reachable over SSH",
     "backup server": "check that the backup server is up and its sshd runs (systemctl status ssh on backup)",
     "WAL archiving": "make the backup server reachable from storage (ssh codeb-backup true as postgres on storage); "
-                     "archiving resumes by itself",
+    "archiving resumes by itself",
     "WAL waiting to be archived": "journalctl -u postgresql@15-main on storage: archive_command failures say why",
     "Redis persistence": "codeb bootstrap -i INVENTORY (restores appendonly) and redis-cli INFO persistence on storage",
     "base backup": "codeb backup now base",
@@ -53,8 +53,13 @@ class Finding:
     since: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"server": self.server, "check": self.check, "problem": self.problem, "fix": self.fix,
-                "since": self.since.isoformat() if self.since else None}
+        return {
+            "server": self.server,
+            "check": self.check,
+            "problem": self.problem,
+            "fix": self.fix,
+            "since": self.since.isoformat() if self.since else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -83,19 +88,28 @@ class Unit:
 
 def role_units(roles: set[str], postgres_unit: str = "postgresql@15-main.service") -> list[Unit]:
     # Monitoring's units are optional: checked once a bootstrap installed them.
-    found: list[Unit] = [Unit("ssh.service"), Unit("prometheus-node-exporter.service", optional=True),
-                         Unit("codeb-metrics.timer", optional=True)]
+    found: list[Unit] = [
+        Unit("ssh.service"),
+        Unit("prometheus-node-exporter.service", optional=True),
+        Unit("codeb-metrics.timer", optional=True),
+    ]
     if "app" in roles:
         found += [Unit("caddy.service"), Unit("pdns.service"), Unit("codeb-api.service", optional=True)]
     if "streaming" in roles:
         found.append(Unit("centrifugo.service"))
     if "storage" in roles:
-        found += [Unit(postgres_unit), Unit("redis-server.service"),
-                  Unit("prometheus-postgres-exporter.service", optional=True),
-                  Unit("prometheus-redis-exporter.service", optional=True)]
+        found += [
+            Unit(postgres_unit),
+            Unit("redis-server.service"),
+            Unit("prometheus-postgres-exporter.service", optional=True),
+            Unit("prometheus-redis-exporter.service", optional=True),
+        ]
     if "backup" in roles:
         found += [Unit("prometheus.service", optional=True), Unit("prometheus-alertmanager.service", optional=True)]
-    schedules = [*(data.STORAGE_SCHEDULES if "storage" in roles else ()), *(data.BACKUP_SCHEDULES if "backup" in roles else ())]
+    schedules = [
+        *(data.STORAGE_SCHEDULES if "storage" in roles else ()),
+        *(data.BACKUP_SCHEDULES if "backup" in roles else ()),
+    ]
     for schedule in schedules:
         found += [Unit(f"{schedule.name}.timer"), Unit(f"{schedule.name}.service", job=True)]
     return found
@@ -153,12 +167,12 @@ def _at(value: object) -> datetime | None:
         return None
     try:
         if isinstance(value, (int, float)):
-            return datetime.fromtimestamp(float(value), timezone.utc)
+            return datetime.fromtimestamp(float(value), UTC)
         text = str(value)
         if text.startswith("@"):
-            return datetime.fromtimestamp(float(text[1:]), timezone.utc)
+            return datetime.fromtimestamp(float(text[1:]), UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (ValueError, OverflowError, OSError):
         return None
 
@@ -172,8 +186,14 @@ def _on(server: str, command: str) -> str:
 
 def server_findings(server: ServerSnapshot) -> list[Finding]:
     if server.error is not None or server.read is None:
-        return [Finding(server.name, "SSH", f"cannot be reached: {server.error or 'no answer'}",
-                        "check that the server is up, sshd runs, and its address, port and key in the inventory")]
+        return [
+            Finding(
+                server.name,
+                "SSH",
+                f"cannot be reached: {server.error or 'no answer'}",
+                "check that the server is up, sshd runs, and its address, port and key in the inventory",
+            )
+        ]
     if "error" in server.read:
         return [Finding(server.name, "codeb-health", str(server.read["error"]), "codeb bootstrap -i INVENTORY")]
     found: list[Finding] = []
@@ -183,15 +203,30 @@ def server_findings(server: ServerSnapshot) -> list[Finding]:
     for path, disk in (server.read.get("disks") or {}).items():
         for key, what in (("used_percent", "disk"), ("inodes_used_percent", "inodes")):
             if float(disk.get(key) or 0) > DISK_LIMIT_PERCENT:
-                found.append(Finding(server.name, f"{what} {path}", f"{disk[key]}% of {what} used on {path} (limit {DISK_LIMIT_PERCENT:g}%)",
-                                     _on(server.name, f"free space on {path}: `podman image prune` and `codeb cleanup PROJECT` on app, "
-                                         "old backups are pruned daily (codeb-backup-prune)")))
+                found.append(
+                    Finding(
+                        server.name,
+                        f"{what} {path}",
+                        f"{disk[key]}% of {what} used on {path} (limit {DISK_LIMIT_PERCENT:g}%)",
+                        _on(
+                            server.name,
+                            f"free space on {path}: `podman image prune` and `codeb cleanup PROJECT` on app, "
+                            "old backups are pruned daily (codeb-backup-prune)",
+                        ),
+                    )
+                )
     memory = server.read.get("memory") or {}
     total, available = memory.get("total_bytes"), memory.get("available_bytes")
     if total and available is not None and 100.0 * available / total < MEMORY_MIN_AVAILABLE_PERCENT:
-        found.append(Finding(server.name, "memory", f"only {100.0 * available / total:.0f}% of memory available "
-                             f"({available // 2**20} of {total // 2**20} MiB)",
-                             _on(server.name, "see what uses it: ps aux --sort=-rss | head; restart or move it")))
+        found.append(
+            Finding(
+                server.name,
+                "memory",
+                f"only {100.0 * available / total:.0f}% of memory available "
+                f"({available // 2**20} of {total // 2**20} MiB)",
+                _on(server.name, "see what uses it: ps aux --sort=-rss | head; restart or move it"),
+            )
+        )
     return found
 
 
@@ -207,30 +242,61 @@ def _unit_findings(server: str, unit: Unit, props: dict[str, str] | None) -> lis
     if unit.job:
         status = props.get("ExecMainStatus") or "0"
         if props.get("Result") not in (None, "success") or status != "0":
-            return [Finding(server, check, f"last run failed ({props.get('Result')}, exit status {status})",
-                            _on(server, f"{logs}, then systemctl start {name}"), _at(props.get("ExecMainExitTimestamp")) or since)]
+            return [
+                Finding(
+                    server,
+                    check,
+                    f"last run failed ({props.get('Result')}, exit status {status})",
+                    _on(server, f"{logs}, then systemctl start {name}"),
+                    _at(props.get("ExecMainExitTimestamp")) or since,
+                )
+            ]
         return []
     restarts = int(props.get("NRestarts") or 0)
     if restarts >= RESTART_LOOP or props.get("SubState") == "auto-restart":
-        return [Finding(server, check, f"{name} restarts in a loop ({restarts} automatic restarts)",
-                        _on(server, f"{logs}: it says why it exits"), since)]
+        return [
+            Finding(
+                server,
+                check,
+                f"{name} restarts in a loop ({restarts} automatic restarts)",
+                _on(server, f"{logs}: it says why it exits"),
+                since,
+            )
+        ]
     state = props.get("ActiveState")
     if state != "active":
-        return [Finding(server, check, f"{name} is {state} ({props.get('SubState')}, result {props.get('Result')})",
-                        _on(server, f"{logs}, then systemctl restart {name}"), since)]
+        return [
+            Finding(
+                server,
+                check,
+                f"{name} is {state} ({props.get('SubState')}, result {props.get('Result')})",
+                _on(server, f"{logs}, then systemctl restart {name}"),
+                since,
+            )
+        ]
     return []
 
 
 def clock_findings(servers: list[ServerSnapshot]) -> list[Finding]:
     """Each server's clock against the median offset from the controller's clock."""
-    offsets = {s.name: float(s.read["time"]) - s.asked_at for s in servers
-               if s.read and s.read.get("time") is not None and s.asked_at is not None}
+    offsets = {
+        s.name: float(s.read["time"]) - s.asked_at
+        for s in servers
+        if s.read and s.read.get("time") is not None and s.asked_at is not None
+    }
     if len(offsets) < 2:
         return []
     middle = statistics.median(offsets.values())
-    return [Finding(name, "clock", f"clock is {offset - middle:+.1f}s off the other servers' (tolerance {CLOCK_TOLERANCE_SECONDS:g}s)",
-                    _on(name, "timedatectl set-ntp true (and check systemd-timesyncd or chrony runs)"))
-            for name, offset in sorted(offsets.items()) if abs(offset - middle) > CLOCK_TOLERANCE_SECONDS]
+    return [
+        Finding(
+            name,
+            "clock",
+            f"clock is {offset - middle:+.1f}s off the other servers' (tolerance {CLOCK_TOLERANCE_SECONDS:g}s)",
+            _on(name, "timedatectl set-ntp true (and check systemd-timesyncd or chrony runs)"),
+        )
+        for name, offset in sorted(offsets.items())
+        if abs(offset - middle) > CLOCK_TOLERANCE_SECONDS
+    ]
 
 
 # ---------------------------------------------------------------- the app server's projects
@@ -261,13 +327,23 @@ def app_state(read: dict[str, Any]) -> AppState:
     containers = app.get("containers")
     if not isinstance(containers, list):
         raise CodebError(f"podman ps failed: {(containers or {}).get('error')}")
-    return AppState(projects, table, {c["name"]: c for c in containers}, app.get("pointers") or {},
-                    set(app.get("sites") or ()), set(app.get("quadlet") or ()), app.get("locks") or {})
+    return AppState(
+        projects,
+        table,
+        {c["name"]: c for c in containers},
+        app.get("pointers") or {},
+        set(app.get("sites") or ()),
+        set(app.get("quadlet") or ()),
+        app.get("locks") or {},
+    )
 
 
 def entries(projects: Projects) -> list[tuple[str, Environment, ProjectEnv]]:
-    return [(project, env, entry) for project, envs in sorted(projects.projects.items())
-            for env, entry in sorted(envs.items())]
+    return [
+        (project, env, entry)
+        for project, envs in sorted(projects.projects.items())
+        for env, entry in sorted(envs.items())
+    ]
 
 
 def _preview_slot(pair: SlotPair) -> Slot | None:
@@ -299,8 +375,16 @@ def probe_targets(state: AppState, layout: AppLayout) -> tuple[list[Target], lis
             targets.append(Target(project, env, "active", pair.active, entry.domain, entry.health_path))
         preview = _preview_slot(pair)
         if preview is not None:
-            targets.append(Target(project, env, "preview", preview,
-                                  names.preview_domain(project, env, layout.base_domain), entry.health_path))
+            targets.append(
+                Target(
+                    project,
+                    env,
+                    "preview",
+                    preview,
+                    names.preview_domain(project, env, layout.base_domain),
+                    entry.health_path,
+                )
+            )
         resolve += [d for d in entry.domains if _managed(d, layout.zones)]
     return targets, resolve
 
@@ -337,8 +421,14 @@ def project_findings(state: AppState, layout: AppLayout, probe: dict[str, Any], 
             owner = state.projects.domain_owner(domain)
             where = f"{owner[0]} --env {owner[1].value}" if owner else "PROJECT"
             said = answer.get("error") or (", ".join(addresses) if addresses else "no A record")
-            found.append(Finding("app", f"DNS {domain}", f"our PowerDNS answers {said}, not {', '.join(layout.addresses)}",
-                                 f"codeb deploy {where} --image IMAGE (the running release; writes the records again)"))
+            found.append(
+                Finding(
+                    "app",
+                    f"DNS {domain}",
+                    f"our PowerDNS answers {said}, not {', '.join(layout.addresses)}",
+                    f"codeb deploy {where} --image IMAGE (the running release; writes the records again)",
+                )
+            )
     for project, env, entry in entries(state.projects):
         pair = state.slots.pair(project, env)
         for slot in Slot:
@@ -357,21 +447,41 @@ def _probe_findings(state: AppState, target: Target, probe: dict[str, Any] | Non
     if not isinstance(status, int) or not 200 <= status < 300:
         said = f"HTTP {status}" if status else (probe.get("error") or "no answer")
         container = names.container_name(target.project, target.env, target.slot)
-        fix = (_slot_fix(target.project, target.env, pair, target.slot) if target.role == "active"
-               else f"podman logs --tail 50 {container} on app, then deploy a fixed release")
+        fix = (
+            _slot_fix(target.project, target.env, pair, target.slot)
+            if target.role == "active"
+            else f"podman logs --tail 50 {container} on app, then deploy a fixed release"
+        )
         found.append(Finding("app", check, f"{url} through Caddy: {said} ({target.slot.value} slot)", fix))
     certificate = probe.get("certificate")
     if certificate is not None:
         if not certificate.get("valid"):
-            found.append(Finding("app", f"TLS {target.domain}", f"certificate not valid: {certificate.get('error')}",
-                                 "journalctl -u caddy -n 100 on app (ACME errors), and check the domain's DNS points at the app server"))
+            found.append(
+                Finding(
+                    "app",
+                    f"TLS {target.domain}",
+                    f"certificate not valid: {certificate.get('error')}",
+                    "journalctl -u caddy -n 100 on app (ACME errors),"
+                    " and check the domain's DNS points at the app server",
+                )
+            )
         else:
             expires = _at(certificate.get("not_after"))
             if expires is not None and expires - now < renewal_margin(_at(certificate.get("not_before")), expires):
                 left = expires - now
-                said = f"{left.days} days" if left >= timedelta(days=2) else f"{max(left.total_seconds(), 0) / 3600:.1f} hours"
-                found.append(Finding("app", f"TLS {target.domain}", f"certificate expires {expires.isoformat()} ({said} left)",
-                                     "journalctl -u caddy -n 100 on app: Caddy renews well before this, so renewal is failing"))
+                said = (
+                    f"{left.days} days"
+                    if left >= timedelta(days=2)
+                    else f"{max(left.total_seconds(), 0) / 3600:.1f} hours"
+                )
+                found.append(
+                    Finding(
+                        "app",
+                        f"TLS {target.domain}",
+                        f"certificate expires {expires.isoformat()} ({said} left)",
+                        "journalctl -u caddy -n 100 on app: Caddy renews well before this, so renewal is failing",
+                    )
+                )
     return found
 
 
@@ -382,8 +492,16 @@ def renewal_margin(issued: datetime | None, expires: datetime) -> timedelta:
     return min(limit, (expires - issued) / 3) if issued is not None else limit
 
 
-def _slot_findings(state: AppState, layout: AppLayout, project: str, env: Environment, entry: ProjectEnv,
-                   pair: SlotPair, slot: Slot, now: datetime) -> list[Finding]:
+def _slot_findings(
+    state: AppState,
+    layout: AppLayout,
+    project: str,
+    env: Environment,
+    entry: ProjectEnv,
+    pair: SlotPair,
+    slot: Slot,
+    now: datetime,
+) -> list[Finding]:
     record = pair.record(slot)
     container_name = names.container_name(project, env, slot)
     container = state.containers.get(container_name)
@@ -391,16 +509,39 @@ def _slot_findings(state: AppState, layout: AppLayout, project: str, env: Enviro
     found = []
     if record.state in RUNNING_STATES:
         if container is None:
-            found.append(Finding("app", check, f"{record.state.value} in the registry but its container is missing",
-                                 _slot_fix(project, env, pair, slot)))
+            found.append(
+                Finding(
+                    "app",
+                    check,
+                    f"{record.state.value} in the registry but its container is missing",
+                    _slot_fix(project, env, pair, slot),
+                )
+            )
         elif record.state is SlotState.ACTIVE and container.get("state") != "running":
-            start = (f"systemctl start {container_name}.service" if container_name in state.quadlet
-                     else f"podman start {container_name}")
-            found.append(Finding("app", check, f"the active slot's container is {container.get('state')}",
-                                 _on("app", start), _at(container.get("exited_at"))))
+            start = (
+                f"systemctl start {container_name}.service"
+                if container_name in state.quadlet
+                else f"podman start {container_name}"
+            )
+            found.append(
+                Finding(
+                    "app",
+                    check,
+                    f"the active slot's container is {container.get('state')}",
+                    _on("app", start),
+                    _at(container.get("exited_at")),
+                )
+            )
     if record.state is SlotState.GRACE and record.grace_until is not None and record.grace_until <= now:
-        found.append(Finding("app", check, "its grace period ended but it was not cleaned up",
-                             f"codeb cleanup {project} --env {env.value}", record.grace_until))
+        found.append(
+            Finding(
+                "app",
+                check,
+                "its grace period ended but it was not cleaned up",
+                f"codeb cleanup {project} --env {env.value}",
+                record.grace_until,
+            )
+        )
     return found
 
 
@@ -411,12 +552,17 @@ def consistency_findings(state: AppState, layout: AppLayout, now: datetime) -> l
         labels = container.get("labels") or {}
         project, env, slot = labels.get("codeb.project"), labels.get("codeb.environment"), labels.get("codeb.slot")
         recorded = False
-        if (project, env) in known and slot in ("blue", "green"):
+        if project is not None and env is not None and (project, env) in known and slot in ("blue", "green"):
             recorded = state.slots.pair(project, Environment(env)).record(Slot(slot)).state is not SlotState.EMPTY
         if not recorded:
-            remove = (f"systemctl stop {name}.service; rm {layout.quadlet_dir}/{name}.container; systemctl daemon-reload"
-                      if name in state.quadlet else f"podman rm -f {name}")
-            found.append(Finding("app", f"container {name}", "has codeb labels but no registry entry", _on("app", remove)))
+            remove = (
+                f"systemctl stop {name}.service; rm {layout.quadlet_dir}/{name}.container; systemctl daemon-reload"
+                if name in state.quadlet
+                else f"podman rm -f {name}"
+            )
+            found.append(
+                Finding("app", f"container {name}", "has codeb labels but no registry entry", _on("app", remove))
+            )
     for pointer, seen in sorted(state.pointers.items()):
         found += _pointer_findings(state, pointer, seen)
     for site in sorted(state.sites):
@@ -424,28 +570,53 @@ def consistency_findings(state: AppState, layout: AppLayout, now: datetime) -> l
         if site.startswith("_"):
             continue
         if not any(site == f"{p}-{e}" for p, e in known):
-            found.append(Finding("app", f"Caddy site {site}", "a site without a registry entry",
-                                 _on("app", f"rm {layout.sites_dir}/{site}.caddy && systemctl reload caddy")))
+            found.append(
+                Finding(
+                    "app",
+                    f"Caddy site {site}",
+                    "a site without a registry entry",
+                    _on("app", f"rm {layout.sites_dir}/{site}.caddy && systemctl reload caddy"),
+                )
+            )
     for project, env, _ in entries(state.projects):
         if f"{project}-{env.value}" not in state.sites:
-            found.append(Finding("app", f"Caddy site {project}-{env.value}", "registry entry without a Caddy site",
-                                 f"codeb deploy {project} --env {env.value} --image IMAGE (writes the site), "
-                                 f"or codeb remove {project} --env {env.value}"))
+            found.append(
+                Finding(
+                    "app",
+                    f"Caddy site {project}-{env.value}",
+                    "registry entry without a Caddy site",
+                    f"codeb deploy {project} --env {env.value} --image IMAGE (writes the site), "
+                    f"or codeb remove {project} --env {env.value}",
+                )
+            )
     owners: dict[int, list[str]] = defaultdict(list)
     for project, env, entry in entries(state.projects):
         for port in set(entry.ports.values()):
             owners[port].append(f"{project}/{env.value}")
     for port, who in sorted(owners.items()):
         if len(who) > 1:
-            found.append(Finding("app", f"port {port}", f"used by {' and '.join(who)}",
-                                 f"codeb remove {who[-1].replace('/', ' --env ')}, then deploy it again (it gets a free port)"))
+            found.append(
+                Finding(
+                    "app",
+                    f"port {port}",
+                    f"used by {' and '.join(who)}",
+                    f"codeb remove {who[-1].replace('/', ' --env ')}, then deploy it again (it gets a free port)",
+                )
+            )
     for lock, held in sorted(state.locks.items()):
         since = _at(held.get("since")) or _at(held.get("mtime"))
         if since is not None and now - since > LOCK_MAX_AGE:
             project, _, env = lock.rpartition(".")
-            found.append(Finding("app", f"lock {project}/{env}", f"held by {held.get('holder') or 'an unknown run'} for over an hour",
-                                 f"if that run is gone: the next command with --break-lock, or rm {layout.locks_dir}/{lock}.lock on app",
-                                 since))
+            found.append(
+                Finding(
+                    "app",
+                    f"lock {project}/{env}",
+                    f"held by {held.get('holder') or 'an unknown run'} for over an hour",
+                    "if that run is gone: the next command with --break-lock,"
+                    f" or rm {layout.locks_dir}/{lock}.lock on app",
+                    since,
+                )
+            )
     return found
 
 
@@ -455,19 +626,37 @@ def _pointer_findings(state: AppState, pointer: str, seen: dict[str, Any]) -> li
     check = f"pointer {pointer}"
     address = seen.get("address")
     if match is None:
-        return [Finding("app", check, f"an upstream file without a registry entry (names {address})",
-                        _on("app", f"rm the file {pointer} under the upstreams directory"))]
+        return [
+            Finding(
+                "app",
+                check,
+                f"an upstream file without a registry entry (names {address})",
+                _on("app", f"rm the file {pointer} under the upstreams directory"),
+            )
+        ]
     project, env, entry = match
     pair = state.slots.pair(project, env)
     wanted = plans.pointer_targets(pair, entry).get(role)
     slot = next((s for s in Slot if f"127.0.0.1:{entry.ports[s]}" == address), None)
     if wanted is not None and address != wanted:
-        return [Finding("app", check, f"names {address}, the registry says {wanted}",
-                        f"codeb promote {project} --env {env.value} or codeb rollback {project} --env {env.value} --to SLOT "
-                        "(rewrites the pointer)")]
+        return [
+            Finding(
+                "app",
+                check,
+                f"names {address}, the registry says {wanted}",
+                f"codeb promote {project} --env {env.value} or codeb rollback {project} --env {env.value} --to SLOT "
+                "(rewrites the pointer)",
+            )
+        ]
     if slot is not None and not seen.get("answers") and pair.record(slot).state in RUNNING_STATES:
-        return [Finding("app", check, f"names {address} ({slot.value}), where nothing listens",
-                        _slot_fix(project, env, pair, slot))]
+        return [
+            Finding(
+                "app",
+                check,
+                f"names {address} ({slot.value}), where nothing listens",
+                _slot_fix(project, env, pair, slot),
+            )
+        ]
     return []
 
 
@@ -480,8 +669,14 @@ def backup_findings(checks: list[data.Check]) -> list[Finding]:
         if check.ok:
             continue
         server = "storage" if check.name in STORAGE_BACKUP_CHECKS else "backup"
-        fix = BACKUP_FIXES.get(check.name) or ("codeb backup now dump" if check.name.startswith("dump ") else "codeb backup status")
-        found.append(Finding(server, check.name, check.detail, fix, check.at if not check.ok and "FAILING" in check.detail else None))
+        fix = BACKUP_FIXES.get(check.name) or (
+            "codeb backup now dump" if check.name.startswith("dump ") else "codeb backup status"
+        )
+        found.append(
+            Finding(
+                server, check.name, check.detail, fix, check.at if not check.ok and "FAILING" in check.detail else None
+            )
+        )
     return found
 
 
@@ -500,15 +695,19 @@ def evaluate(snapshot: Snapshot) -> Report:
         try:
             state = app_state(server.read)
         except CodebError as error:
-            found.append(Finding(server.name, "registry", str(error), "restore ssot.json/slots.json under /opt/codeb/registry"))
+            found.append(
+                Finding(server.name, "registry", str(error), "restore ssot.json/slots.json under /opt/codeb/registry")
+            )
             continue
         targets, resolve = probe_targets(state, snapshot.layout)
         found += project_findings(state, snapshot.layout, server.probe or {}, snapshot.now)
         found += consistency_findings(state, snapshot.layout, snapshot.now)
         checked += [f"{t.role} {t.project}/{t.env.value} via {t.domain}" for t in targets]
         checked += [f"DNS {d}" for d in resolve]
-        checked.append(f"consistency: {len(state.containers)} containers, {len(state.pointers)} pointers, "
-                       f"{len(state.sites)} sites, {len(state.locks)} locks")
+        checked.append(
+            f"consistency: {len(state.containers)} containers, {len(state.pointers)} pointers, "
+            f"{len(state.sites)} sites, {len(state.locks)} locks"
+        )
     if snapshot.backups is not None:
         found += backup_findings(snapshot.backups)
         checked += [f"backup: {c.name}" for c in snapshot.backups]

@@ -46,8 +46,14 @@ class DeployPlan(BaseModel):
 
 
 def plan_deploy(
-    request: DeployRequest, projects: Projects, pair: SlotPair, *, base_domain: str, now: datetime,
-    image_id: str | None = None, env_changed: bool = False,
+    request: DeployRequest,
+    projects: Projects,
+    pair: SlotPair,
+    *,
+    base_domain: str,
+    now: datetime,
+    image_id: str | None = None,
+    env_changed: bool = False,
 ) -> DeployPlan:
     """``env_changed``: the slot already serving this release reads other env files than a new
     slot would; an ACTIVE one then stays as it is and the release goes beside it (blue-green)."""
@@ -68,12 +74,18 @@ def plan_deploy(
     else:
         slot_ports = current.ports
     entry = ProjectEnv(
-        domain=domain, container_port=request.container_port, health_path=request.health_path, ports=slot_ports,
+        domain=domain,
+        container_port=request.container_port,
+        health_path=request.health_path,
+        ports=slot_ports,
         aliases=aliases,
     )
     wanted = Release(
-        image=request.image, port=0, container_port=request.container_port,
-        health_path=request.health_path, image_id=image_id,
+        image=request.image,
+        port=0,
+        container_port=request.container_port,
+        health_path=request.health_path,
+        image_id=image_id,
     )
     serving = already_serving(pair, wanted)
     if serving is not None and env_changed and pair.record(serving).state is SlotState.ACTIVE:
@@ -95,8 +107,11 @@ def already_serving(pair: SlotPair, release: Release) -> Slot | None:
     """The slot that already holds this release as ACTIVE or DEPLOYED (a re-run has nothing to do)."""
     for s in Slot:
         record = pair.record(s)
-        if (record.state in (SlotState.ACTIVE, SlotState.DEPLOYED) and record.release is not None
-                and record.release.model_copy(update={"port": release.port}) == release):
+        if (
+            record.state in (SlotState.ACTIVE, SlotState.DEPLOYED)
+            and record.release is not None
+            and record.release.model_copy(update={"port": release.port}) == release
+        ):
             return s
     return None
 

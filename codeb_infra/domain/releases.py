@@ -93,8 +93,10 @@ def redeployable(log: ReleaseLog, number: int) -> ReleaseRecord:
     if release.health != "passed":
         raise CodebError(f"release {number} failed its health check; it cannot be rolled back to")
     if release.pruned or release.tag is None:
-        raise CodebError(f"release {number}'s image is no longer kept on the server (keep_releases); "
-                         f"deploy it again with --image {release.image}")
+        raise CodebError(
+            f"release {number}'s image is no longer kept on the server (keep_releases); "
+            f"deploy it again with --image {release.image}"
+        )
     return release
 
 
@@ -107,8 +109,9 @@ def to_prune(log: ReleaseLog, keep: int) -> list[ReleaseRecord]:
     return [r for r in log.releases if r not in kept and not r.pruned and r.tag and r.tag not in kept_tags]
 
 
-def contract_decisions(log: ReleaseLog, *, active: Slot | None, deployed: Slot | None,
-                       grace_over: bool) -> tuple[list[ReleaseRecord], list[ReleaseRecord]]:
+def contract_decisions(
+    log: ReleaseLog, *, active: Slot | None, deployed: Slot | None, grace_over: bool
+) -> tuple[list[ReleaseRecord], list[ReleaseRecord]]:
     """Pending contract steps to run now and to cancel. The active release's runs once no slot is
     in its grace period any more (the release before it can no longer be rolled back to); a
     pending step of a release that neither serves nor waits in preview was rolled back within
@@ -122,16 +125,40 @@ def contract_decisions(log: ReleaseLog, *, active: Slot | None, deployed: Slot |
     return run, cancel
 
 
-def record_meta(*, project: str, env: Environment, image: str, slot: Slot, env_version: int | None, actor: str,
-                time: datetime, health: Literal["passed", "failed"], container_port: int, health_path: str,
-                migrate: str | None = None, contract: str | None = None) -> str:
+def record_meta(
+    *,
+    project: str,
+    env: Environment,
+    image: str,
+    slot: Slot,
+    env_version: int | None,
+    actor: str,
+    time: datetime,
+    health: Literal["passed", "failed"],
+    container_port: int,
+    health_path: str,
+    migrate: str | None = None,
+    contract: str | None = None,
+) -> str:
     """What the controller hands the server's release store (number, image ID and label are added there)."""
-    return json.dumps({
-        "project": names.project_name(project), "env": env.value, "image": image, "slot": slot.value,
-        "env_version": env_version, "actor": actor, "time": time.isoformat(), "health": health,
-        "container_port": container_port, "health_path": health_path, "migrate": migrate, "contract": contract,
-        "contract_state": "pending" if contract and health == "passed" else None,
-    }, sort_keys=True)
+    return json.dumps(
+        {
+            "project": names.project_name(project),
+            "env": env.value,
+            "image": image,
+            "slot": slot.value,
+            "env_version": env_version,
+            "actor": actor,
+            "time": time.isoformat(),
+            "health": health,
+            "container_port": container_port,
+            "health_path": health_path,
+            "migrate": migrate,
+            "contract": contract,
+            "contract_state": "pending" if contract and health == "passed" else None,
+        },
+        sort_keys=True,
+    )
 
 
 def release_step(value: object, what: str) -> str | None:

@@ -84,8 +84,7 @@ def deploy_target(pair: SlotPair, *, force: bool = False, now: datetime) -> Slot
         raise pair.error(
             "deploy over",
             target,
-            f"it holds the previous release for rollback until {until}; "
-            "pass force=true to end the rollback window",
+            f"it holds the previous release for rollback until {until}; pass force=true to end the rollback window",
         )
     return target
 
@@ -101,9 +100,7 @@ def failed(pair: SlotPair, slot: Slot, release: Release, reason: str, *, now: da
     record = pair.record(slot)
     if record.state is SlotState.ACTIVE:
         raise pair.error("mark failed", slot, "it serves the domain")
-    return pair.with_record(
-        slot, SlotRecord(state=SlotState.FAILED, release=release, deployed_at=now, failure=reason)
-    )
+    return pair.with_record(slot, SlotRecord(state=SlotState.FAILED, release=release, deployed_at=now, failure=reason))
 
 
 def promoted(pair: SlotPair, *, now: datetime, grace: timedelta) -> SlotPair:
@@ -127,9 +124,7 @@ def rolled_back(pair: SlotPair, *, now: datetime, grace: timedelta) -> SlotPair:
     if record.state is not SlotState.GRACE:
         raise pair.error("roll back to", target, "nothing is in its grace period")
     if record.grace_until is not None and record.grace_until <= now:
-        raise pair.error(
-            "roll back to", target, f"its grace period ended at {record.grace_until.isoformat()}"
-        )
+        raise pair.error("roll back to", target, f"its grace period ended at {record.grace_until.isoformat()}")
     result = pair.with_record(
         target, record.model_copy(update={"state": SlotState.ACTIVE, "promoted_at": now, "grace_until": None})
     )

@@ -40,12 +40,20 @@ class ServerVersion(BaseModel):
 
 
 def record(version: str, roles: list[str], tools: Mapping[str, str]) -> str:
-    return json.dumps({"version": version, "roles": sorted(roles), "tools": dict(sorted(tools.items()))},
-                      indent=1, sort_keys=True) + "\n"
+    return (
+        json.dumps(
+            {"version": version, "roles": sorted(roles), "tools": dict(sorted(tools.items()))}, indent=1, sort_keys=True
+        )
+        + "\n"
+    )
 
 
-def mismatches(controller: str, wanted_tools: Mapping[str, str], recorded: ServerVersion | None,
-               installed: Mapping[str, str | None]) -> list[str]:
+def mismatches(
+    controller: str,
+    wanted_tools: Mapping[str, str],
+    recorded: ServerVersion | None,
+    installed: Mapping[str, str | None],
+) -> list[str]:
     """Why a server does not run this controller's version (empty: it does). ``wanted_tools`` are
     the digests this controller would install, ``installed`` what the server's files hash to."""
     if recorded is None:

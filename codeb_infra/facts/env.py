@@ -25,8 +25,10 @@ class EnvStoreIndex(FactBase[EnvIndex]):
         try:
             return EnvIndex.model_validate(json.loads("\n".join(output)))
         except (ValueError, ValidationError) as error:
-            raise CodebError(f"the env store index is not valid ({error.__class__.__name__}): "
-                             "restore it with `codeb env restore --from-backup`") from None
+            raise CodebError(
+                f"the env store index is not valid ({error.__class__.__name__}): "
+                "restore it with `codeb env restore --from-backup`"
+            ) from None
 
     @staticmethod
     def default() -> EnvIndex:

@@ -25,10 +25,18 @@ class HealthRead(FactBase[dict[str, Any]]):
     """`codeb-health read`: one `systemctl show` of the given units, disk and memory use, the
     server's clock; with ``registry`` also the app server's registry, containers and pointers."""
 
-    def command(self, units: Sequence[str], disks: Sequence[str], registry: str = "", sites: str = "",
-                upstreams: str = "", locks: str = "") -> StringCommand:
-        return health_commands.read(units=units, disks=disks, registry=registry, sites=sites,
-                                    upstreams=upstreams, locks=locks)
+    def command(
+        self,
+        units: Sequence[str],
+        disks: Sequence[str],
+        registry: str = "",
+        sites: str = "",
+        upstreams: str = "",
+        locks: str = "",
+    ) -> StringCommand:
+        return health_commands.read(
+            units=units, disks=disks, registry=registry, sites=sites, upstreams=upstreams, locks=locks
+        )
 
     def process(self, output: list[str]) -> dict[str, Any]:
         return _json(output)
@@ -42,10 +50,25 @@ class HealthProbe(FactBase[dict[str, Any]]):
     """`codeb-health probe`: each domain's health path through Caddy (SNI and Host set to the
     domain), its certificate, and our PowerDNS's A records for the given domains."""
 
-    def command(self, targets: Sequence[tuple[str, str]], resolve: Sequence[str], scheme: str, port: int,
-                cafiles: Sequence[str], dns_server: str, dns_port: int) -> StringCommand:
-        return health_commands.probe(targets=targets, resolve=resolve, scheme=scheme, port=port, cafiles=cafiles,
-                                     dns_server=dns_server, dns_port=dns_port)
+    def command(
+        self,
+        targets: Sequence[tuple[str, str]],
+        resolve: Sequence[str],
+        scheme: str,
+        port: int,
+        cafiles: Sequence[str],
+        dns_server: str,
+        dns_port: int,
+    ) -> StringCommand:
+        return health_commands.probe(
+            targets=targets,
+            resolve=resolve,
+            scheme=scheme,
+            port=port,
+            cafiles=cafiles,
+            dns_server=dns_server,
+            dns_port=dns_port,
+        )
 
     def process(self, output: list[str]) -> dict[str, Any]:
         return _json(output)

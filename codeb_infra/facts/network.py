@@ -20,7 +20,7 @@ from codeb_infra.facts.files import TextFile
 class WireguardPublicKey(TextFile):
     """The server's WireGuard public key, None when it has none yet."""
 
-    def process(self, output: list[str]) -> str | None:  # type: ignore[override]
+    def process(self, output: list[str]) -> str | None:
         text = super().process(output)
         if text is None or not text.strip():
             return None

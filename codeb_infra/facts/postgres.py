@@ -21,7 +21,10 @@ class PostgresLogin(FactBase[frozenset[str] | None]):
 
     def command(self, role: str, password_file: str, address: str = "127.0.0.1", port: int = 5432) -> StringCommand:
         return postgres_commands.role_attributes_with_password(
-            role=role, password_file=password_file, address=address, port=port,
+            role=role,
+            password_file=password_file,
+            address=address,
+            port=port,
         )
 
     @staticmethod

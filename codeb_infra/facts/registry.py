@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-
 from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import files as file_commands
@@ -15,14 +15,18 @@ from codeb_infra.domain.registry import ProjectEnv, Projects, SlotPairRecord, Sl
 from codeb_infra.facts.files import MISSING
 from codeb_infra.facts.podman import CodebContainers, Container
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
-def _parse(model, path: str, output: list[str]):
+
+def _parse(model: type[ModelT], path: str, output: list[str]) -> ModelT:
     if output == [MISSING] or not output:
         return model()
     try:
         return model.model_validate(json.loads("\n".join(output)))
     except (ValueError, ValidationError) as error:
-        raise CodebError(f"{path} is not a valid registry file ({error.__class__.__name__}): fix or restore it") from None
+        raise CodebError(
+            f"{path} is not a valid registry file ({error.__class__.__name__}): fix or restore it"
+        ) from None
 
 
 class ProjectRegistry(FactBase[Projects]):
@@ -80,4 +84,6 @@ class SlotSnapshot(FactBase[Snapshot | None]):
             containers = CodebContainers().process([json.dumps(raw.pop("containers", []))])
             return Snapshot.model_validate({**raw, "containers": containers})
         except (ValueError, ValidationError, AttributeError) as error:
-            raise CodebError(f"could not read codeb-state snapshot ({error.__class__.__name__}): fix or restore the registry") from None
+            raise CodebError(
+                f"could not read codeb-state snapshot ({error.__class__.__name__}): fix or restore the registry"
+            ) from None

@@ -13,6 +13,17 @@ from codeb_infra.flows.status import status
 from codeb_infra.flows.switch import plan_promote, plan_rollback, promote, rollback
 
 __all__ = [
-    "cleanup", "deploy_release", "is_app_host", "plan_cleanup", "plan_deploy", "plan_promote", "plan_remove",
-    "plan_rollback", "promote", "remove_project", "rollback", "status", "utcnow",
+    "cleanup",
+    "deploy_release",
+    "is_app_host",
+    "plan_cleanup",
+    "plan_deploy",
+    "plan_promote",
+    "plan_remove",
+    "plan_rollback",
+    "promote",
+    "remove_project",
+    "rollback",
+    "status",
+    "utcnow",
 ]

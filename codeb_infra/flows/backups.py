@@ -7,17 +7,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import StringCommand
 
-from codeb_infra.controller import runner
 from codeb_infra.commands import backups as backup_commands
+from codeb_infra.config.roles import BACKUP_SCRATCH, BackupSettings, StorageSettings
+from codeb_infra.controller import runner
 from codeb_infra.domain import data
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.config.roles import BACKUP_SCRATCH, BackupSettings, StorageSettings
 from codeb_infra.facts.backups import BackupStoreStatus, StorageBackupStatus
 from codeb_infra.facts.postgres import PostgresDatabases
 
@@ -36,8 +36,14 @@ class Report:
 
 def _storage() -> dict[str, Any]:
     settings = StorageSettings.from_data(host.data)
-    projects = sorted(d.name for d in host.get_fact(PostgresDatabases).values() if d.comment.startswith("codeb project "))
-    return {"status": host.get_fact(StorageBackupStatus), "databases": projects, "archive_timeout": settings.archive_timeout}
+    projects = sorted(
+        d.name for d in host.get_fact(PostgresDatabases).values() if d.comment.startswith("codeb project ")
+    )
+    return {
+        "status": host.get_fact(StorageBackupStatus),
+        "databases": projects,
+        "archive_timeout": settings.archive_timeout,
+    }
 
 
 def _store() -> dict[str, Any] | None:
@@ -52,14 +58,17 @@ def checks(found: dict[str, Any], now: datetime) -> list[data.Check]:
     """The verdicts on what READERS found (None for a group that could not be asked)."""
     storage = found.get("storage") or {}
     return data.backup_checks(
-        storage.get("status"), found.get("backup"), storage.get("databases", []),
-        now, int(storage.get("archive_timeout") or 60),
+        storage.get("status"),
+        found.get("backup"),
+        storage.get("databases", []),
+        now,
+        int(storage.get("archive_timeout") or 60),
     )
 
 
 def status(inventory: str, now: datetime | None = None) -> Report:
     found = runner.read_groups(inventory, READERS)
-    return Report(checks(found, now or datetime.now(timezone.utc)))
+    return Report(checks(found, now or datetime.now(UTC)))
 
 
 def _backup_paths(host_data: Any) -> tuple[str, str, str]:
@@ -71,7 +80,7 @@ def _backup_paths(host_data: Any) -> tuple[str, str, str]:
 def _json_result(result: runner.CommandResult, what: str) -> dict[str, Any]:
     text = result.stdout
     try:
-        value, _ = json.JSONDecoder().raw_decode(text[text.index("{"):])
+        value, _ = json.JSONDecoder().raw_decode(text[text.index("{") :])
         return value
     except (json.JSONDecodeError, ValueError):
         detail = (result.stderr or result.stdout).strip()[-2000:]
@@ -80,8 +89,7 @@ def _json_result(result: runner.CommandResult, what: str) -> dict[str, Any]:
 
 def verify(inventory: str) -> tuple[bool, dict[str, Any], str]:
     """A restore drill on the backup server: its record (also kept there), and what it said."""
-    result = runner.run_command(inventory, "backup", lambda host_data: backup_commands.drill(
-        *_backup_paths(host_data)))
+    result = runner.run_command(inventory, "backup", lambda host_data: backup_commands.drill(*_backup_paths(host_data)))
     record = _json_result(result, "the restore drill")
     return result.ok and bool(record.get("ok")), record, result.stderr
 
@@ -90,8 +98,13 @@ def restore_pitr(inventory: str, database: str, target: datetime | None) -> dict
     """Restore `database` as it was at `target` (None: everything archived) into a scratch server."""
     if target is not None and target.tzinfo is None:
         raise CodebError("give the time with its zone, e.g. 2026-11-22T10:15:00+00:00")
-    result = runner.run_command(inventory, "backup", lambda host_data: backup_commands.restore_pitr(
-        *_backup_paths(host_data), database, target.isoformat() if target else "latest"))
+    result = runner.run_command(
+        inventory,
+        "backup",
+        lambda host_data: backup_commands.restore_pitr(
+            *_backup_paths(host_data), database, target.isoformat() if target else "latest"
+        ),
+    )
     record = _json_result(result, "the point-in-time restore")
     if not result.ok:
         raise CodebError(f"point-in-time restore failed: {result.stderr.strip()[-2000:]}")
@@ -99,7 +112,9 @@ def restore_pitr(inventory: str, database: str, target: datetime | None) -> dict
 
 
 def drop_pitr(inventory: str, name: str) -> str:
-    result = runner.run_command(inventory, "backup", lambda host_data: backup_commands.drop_pitr(*_backup_paths(host_data), name))
+    result = runner.run_command(
+        inventory, "backup", lambda host_data: backup_commands.drop_pitr(*_backup_paths(host_data), name)
+    )
     if not result.ok:
         raise CodebError(f"could not drop {name}: {result.stderr.strip()[-2000:]}")
     return result.stdout.strip()

@@ -43,10 +43,20 @@ def cleanup(request: SlotRequest) -> Plan:
     for s in decision.remove:
         container = names.container_name(request.project, request.env, s)
         if container in leaving:
-            run.step(podman.slot_removed, name=f"Remove {container}", project=request.project, env=request.env.value, slot=s.value)
+            run.step(
+                podman.slot_removed,
+                name=f"Remove {container}",
+                project=request.project,
+                env=request.env.value,
+                slot=s.value,
+            )
     run.step(
-        registry.slot_pair, name="Record cleanup", registry_dir=settings.registry_dir, tool=settings.state_tool,
-        pair=decision.cleaned, expect=decision.expect,
+        registry.slot_pair,
+        name="Record cleanup",
+        registry_dir=settings.registry_dir,
+        tool=settings.state_tool,
+        pair=decision.cleaned,
+        expect=decision.expect,
     )
     contract_steps(run, settings, request, pair, list(decision.remove))
     run.finish(f"cleanup of {request.project}/{request.env.value} failed")

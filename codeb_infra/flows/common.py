@@ -8,13 +8,14 @@ import hashlib
 import os
 import socket
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import Sha256File
 
+from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.domain import names, plans
 from codeb_infra.domain.env import EnvStore
 from codeb_infra.domain.live import LiveContainer, LiveSlots
@@ -24,13 +25,13 @@ from codeb_infra.domain.slots import SlotPair
 from codeb_infra.facts.files import UpstreamPointer
 from codeb_infra.facts.podman import CodebContainers, Container, SlotRunner
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry, SlotSnapshot
+from codeb_infra.flows.dns import ZoneRecords
 from codeb_infra.operations import api, caddy, checks, powerdns, registry
-from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.templates.caddy import render_site
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def is_app_host() -> bool:
@@ -50,8 +51,9 @@ def all_succeeded(steps: list[OperationMeta]) -> bool:
 class LockedRun:
     """Operations of one change under the deploy lock; each runs only if all before it succeeded."""
 
-    def __init__(self, settings: HostSettings, request: DeployRequest | SlotRequest, action: str, *,
-                 tool_current: bool = False) -> None:
+    def __init__(
+        self, settings: HostSettings, request: DeployRequest | SlotRequest, action: str, *, tool_current: bool = False
+    ) -> None:
         self.settings = settings
         self.request = request
         self.steps: list[OperationMeta] = []
@@ -62,8 +64,13 @@ class LockedRun:
             checks.lock,
             name=f"Lock {request.project}/{request.env.value}",
             _ignore_errors=False,
-            tool=settings.state_tool, locks_dir=settings.locks_dir, project=request.project,
-            env=request.env.value, holder=self.holder, wait=request.lock_wait, break_lock=request.break_lock,
+            tool=settings.state_tool,
+            locks_dir=settings.locks_dir,
+            project=request.project,
+            env=request.env.value,
+            holder=self.holder,
+            wait=request.lock_wait,
+            break_lock=request.break_lock,
         )
 
     def ok(self) -> bool:
@@ -81,8 +88,11 @@ class LockedRun:
         api.record_change(request=self.request, holder=self.holder, ok=ok)
         checks.unlock(
             name=f"Unlock {self.request.project}/{self.request.env.value}",
-            tool=self.settings.state_tool, locks_dir=self.settings.locks_dir, project=self.request.project,
-            env=self.request.env.value, holder=self.holder,
+            tool=self.settings.state_tool,
+            locks_dir=self.settings.locks_dir,
+            project=self.request.project,
+            env=self.request.env.value,
+            holder=self.holder,
         )
         checks.failure(name="Report failure", message=failure_message, _if=lambda: not ok())
 
@@ -95,16 +105,28 @@ def read_context(request: DeployRequest | SlotRequest) -> tuple[HostSettings, An
 
 
 def _live_container(container: Container) -> LiveContainer:
-    return LiveContainer(name=container.name, id=container.id, image=container.image, running=container.running,
-                         spec=container.spec, env_digest=container.env_digest)
+    return LiveContainer(
+        name=container.name,
+        id=container.id,
+        image=container.image,
+        running=container.running,
+        spec=container.spec,
+        env_digest=container.env_digest,
+    )
 
 
 def read_slots(settings: HostSettings, request: DeployRequest | SlotRequest) -> tuple[LiveSlots, bool]:
     """One project/env's live state, in one round trip through `codeb-state snapshot` when the
     server's tool is there (else through the single facts), and whether that tool is this one."""
     paths = {role: settings.pointer_file(request.project, request.env, role) for role in ("active", "preview")}
-    snap = host.get_fact(SlotSnapshot, tool=settings.state_tool, registry_dir=settings.registry_dir,
-                         project=request.project, env=request.env.value, pointers=tuple(paths.values()))
+    snap = host.get_fact(
+        SlotSnapshot,
+        tool=settings.state_tool,
+        registry_dir=settings.registry_dir,
+        project=request.project,
+        env=request.env.value,
+        pointers=tuple(paths.values()),
+    )
     if snap is not None:
         record = snap.slots or SlotPairRecord()
         entry, existed, found = snap.project, snap.slots is not None, snap.containers
@@ -118,8 +140,15 @@ def read_slots(settings: HostSettings, request: DeployRequest | SlotRequest) -> 
         addresses = {role: host.get_fact(UpstreamPointer, path=path) for role, path in paths.items()}
         tool_current = False
     live = LiveSlots(
-        host=host.name, project=request.project, env=request.env, entry=entry, pair=pair, existed=existed,
-        containers={c.name: _live_container(c) for c in found}, pointers=addresses, pointer_paths=paths,
+        host=host.name,
+        project=request.project,
+        env=request.env,
+        entry=entry,
+        pair=pair,
+        existed=existed,
+        containers={c.name: _live_container(c) for c in found},
+        pointers=addresses,
+        pointer_paths=paths,
         network=settings.network,
     )
     return live, tool_current
@@ -145,23 +174,37 @@ def env_file(settings: HostSettings, request: DeployRequest) -> str:
     return EnvStore(settings.codeb_dir, request.project, request.env.value).version_file(request.env_version)
 
 
-def pointer_steps(run: LockedRun, settings: HostSettings, request: DeployRequest | SlotRequest, pair: SlotPair,
-                  entry: ProjectEnv) -> None:
+def pointer_steps(
+    run: LockedRun, settings: HostSettings, request: DeployRequest | SlotRequest, pair: SlotPair, entry: ProjectEnv
+) -> None:
     # The domain's pointer first: the switch is the one rename that matters.
     for role, address in plans.pointer_targets(pair, entry).items():
         if address is not None:
             run.step(
-                caddy.upstream, name=f"Point {role} upstream of {request.project}/{request.env.value} at {address}",
-                path=settings.pointer_file(request.project, request.env, role), address=address,
+                caddy.upstream,
+                name=f"Point {role} upstream of {request.project}/{request.env.value} at {address}",
+                path=settings.pointer_file(request.project, request.env, role),
+                address=address,
             )
 
 
-def routing_steps(run: LockedRun, settings: HostSettings, request: DeployRequest, plan: plans.DeployPlan,
-                  pair: SlotPair, site: str, records: list) -> None:
+def routing_steps(
+    run: LockedRun,
+    settings: HostSettings,
+    request: DeployRequest,
+    plan: plans.DeployPlan,
+    pair: SlotPair,
+    site: str,
+    records: list[ZoneRecords],
+) -> None:
     """Registry entry, upstream pointers, Caddy site and DNS records of a project/env."""
     run.step(
-        registry.project_entry, name=f"Register {request.project}/{request.env.value}",
-        registry_dir=settings.registry_dir, tool=settings.state_tool, project=request.project, env=request.env,
+        registry.project_entry,
+        name=f"Register {request.project}/{request.env.value}",
+        registry_dir=settings.registry_dir,
+        tool=settings.state_tool,
+        project=request.project,
+        env=request.env,
         entry=plan.entry,
     )
     pointer_steps(run, settings, request, pair, plan.entry)
@@ -170,21 +213,34 @@ def routing_steps(run: LockedRun, settings: HostSettings, request: DeployRequest
     dns_settings = DnsSettings.from_data(host.data)
     for zone_records in records:
         run.step(
-            powerdns.address_records, name=f"DNS {', '.join(zone_records.names)} -> app server",
-            zone=zone_records.zone, names=list(zone_records.names), addresses=dns_settings.addresses(),
-            owner=zone_records.owner, prune=True, api=dns_settings.api,
+            powerdns.address_records,
+            name=f"DNS {', '.join(zone_records.names)} -> app server",
+            zone=zone_records.zone,
+            names=list(zone_records.names),
+            addresses=dns_settings.addresses(),
+            owner=zone_records.owner,
+            prune=True,
+            api=dns_settings.api,
         )
-    run.step(caddy.site, name=f"Caddy site {request.project}-{request.env.value}", path=settings.site_file(request.project, request.env),
-             content=site, caddyfile=settings.caddyfile, caddy_bin=settings.caddy_bin)
+    run.step(
+        caddy.site,
+        name=f"Caddy site {request.project}-{request.env.value}",
+        path=settings.site_file(request.project, request.env),
+        content=site,
+        caddyfile=settings.caddyfile,
+        caddy_bin=settings.caddy_bin,
+    )
 
 
 def slot_runner(settings: HostSettings) -> str:
     return settings.slot_units if settings.slot_units != "auto" else host.get_fact(SlotRunner)
 
 
-def project_site(settings: HostSettings, request, entry: ProjectEnv) -> str:
+def project_site(settings: HostSettings, request: DeployRequest, entry: ProjectEnv) -> str:
     return render_site(
-        project=request.project, env=request.env, domains=entry.domains,
+        project=request.project,
+        env=request.env,
+        domains=entry.domains,
         preview_domains=[names.preview_domain(request.project, request.env, settings.base_domain)],
         tls=settings.tls,
         active_pointer=settings.pointer_file(request.project, request.env, "active"),

@@ -50,7 +50,9 @@ def _read(settings: HostSettings, request: DeployRequest) -> tuple[LiveDeploy, t
     live = LiveDeploy(
         **dict(slots_live),
         projects=host.get_fact(ProjectRegistry, registry_dir=settings.registry_dir),
-        site=host.get_fact(CaddySite, path=site_path), site_path=site_path, env_digest=env_digest,
+        site=host.get_fact(CaddySite, path=site_path),
+        site_path=site_path,
+        env_digest=env_digest,
         remote_image_id=host.get_fact(ImageId, image=request.image) if request.push else None,
     )
     return live, slot_env_files, tool_current
@@ -60,13 +62,23 @@ def _decide(request: DeployRequest) -> _Decided:
     settings = HostSettings.from_data(host.data)
     live, slot_env_files, tool_current = _read(settings, request)
     image_id = images.local_image_id(request.image) if request.push else None
-    deploy_plan = plans.plan_deploy(request, live.projects, live.pair, base_domain=settings.base_domain, now=utcnow(),
-                                    image_id=image_id,
-                                    env_changed=env_changed(live.pair, live.containers, live.env_digest))  # type: ignore[arg-type]
+    deploy_plan = plans.plan_deploy(
+        request,
+        live.projects,
+        live.pair,
+        base_domain=settings.base_domain,
+        now=utcnow(),
+        image_id=image_id,
+        env_changed=env_changed(live.pair, live.containers, live.env_digest),
+    )
     site = project_site(settings, request, deploy_plan.entry)
     records = planned_records(request.project, request.env, [*deploy_plan.entry.domains, deploy_plan.preview_domain])
     decision = decisions.plan_deploy(
-        live, deploy_plan, site=site, image=request.image, image_id=image_id,
+        live,
+        deploy_plan,
+        site=site,
+        image=request.image,
+        image_id=image_id,
         records=[decisions.ZoneNames(zone=r.zone, names=r.names, owner=r.owner, current=r.current) for r in records],
     )
     return _Decided(settings, live, decision, site, records, slot_env_files, image_id, tool_current)
@@ -75,6 +87,11 @@ def _decide(request: DeployRequest) -> _Decided:
 def plan_deploy(request: DeployRequest) -> Plan:
     """What a deploy would change here (reads only; a --push image is not copied)."""
     return _decide(request).decision.plan
+
+
+def _remove_if_present(path: str) -> None:
+    if os.path.exists(path):
+        os.unlink(path)
 
 
 @deploy("codeb deploy")
@@ -99,40 +116,72 @@ def deploy_release(request: DeployRequest) -> str:
     run.step(podman.network, name=f"Network {settings.network}", network=settings.network)
     if decision.copy_image and decided.image_id is not None:
         archive = images.save_to_archive(request.image)
-        atexit.register(lambda: os.path.exists(archive) and os.unlink(archive))
-        run.step(podman.image_copied, name=f"Copy {request.image} to the server", image=request.image,
-                 image_id=decided.image_id, archive=archive)
+        atexit.register(_remove_if_present, archive)
+        run.step(
+            podman.image_copied,
+            name=f"Copy {request.image} to the server",
+            image=request.image,
+            image_id=decided.image_id,
+            archive=archive,
+        )
     run.step(
-        registry.project_entry, name=f"Register {request.project}/{request.env.value}",
-        registry_dir=settings.registry_dir, tool=settings.state_tool, project=request.project, env=request.env,
+        registry.project_entry,
+        name=f"Register {request.project}/{request.env.value}",
+        registry_dir=settings.registry_dir,
+        tool=settings.state_tool,
+        project=request.project,
+        env=request.env,
         entry=plan.entry,
     )
     migrate_step(run, settings, request, decided.env_files)
     run.step(
-        podman.slot_container, name=f"Run {container} ({request.image})",
-        project=request.project, env=request.env.value, slot=target.value, image=request.image,
-        host_port=plan.release.port, container_port=request.container_port, network=settings.network,
+        podman.slot_container,
+        name=f"Run {container} ({request.image})",
+        project=request.project,
+        env=request.env.value,
+        slot=target.value,
+        image=request.image,
+        host_port=plan.release.port,
+        container_port=request.container_port,
+        network=settings.network,
         spec=plans.container_spec(plan.release, settings.network),
-        env_files=decided.env_files, env_digest=live.env_digest,
+        env_files=decided.env_files,
+        env_digest=live.env_digest,
         runner=slot_runner(settings),
     )
     health = run.step(
-        checks.http_health, name=f"Health check {container}",
-        tool=settings.state_tool, url=f"http://127.0.0.1:{plan.release.port}{request.health_path}",
-        container=container, interval=settings.health_interval, timeout=settings.health_timeout,
+        checks.http_health,
+        name=f"Health check {container}",
+        tool=settings.state_tool,
+        url=f"http://127.0.0.1:{plan.release.port}{request.health_path}",
+        container=container,
+        interval=settings.health_interval,
+        timeout=settings.health_timeout,
     )
     run.step(
-        registry.slot_pair, name=f"Record {target.value} as deployed",
-        registry_dir=settings.registry_dir, tool=settings.state_tool, pair=plan.deployed, expect=live.expect,
+        registry.slot_pair,
+        name=f"Record {target.value} as deployed",
+        registry_dir=settings.registry_dir,
+        tool=settings.state_tool,
+        pair=plan.deployed,
+        expect=live.expect,
     )
     routing_steps(run, settings, request, plan, plan.deployed, decided.site, decided.records)
     record_release(run, settings, request, target, health)
     registry.slot_pair(
-        name=f"Record {target.value} as failed", registry_dir=settings.registry_dir, tool=settings.state_tool,
-        pair=plan.failed, expect=live.expect, _ignore_errors=True,
+        name=f"Record {target.value} as failed",
+        registry_dir=settings.registry_dir,
+        tool=settings.state_tool,
+        pair=plan.failed,
+        expect=live.expect,
+        _ignore_errors=True,
         _if=lambda: health.is_complete() and health.did_error(),
     )
-    run.finish(f"deploy of {request.image} to {request.project}/{request.env.value} {target.value} failed; "
-               "the active slot and its traffic are unchanged")
-    python.call(name="Preview URL", function=lambda: host.log(f"preview: {preview_url} -> {target.value} ({request.image})"))
+    run.finish(
+        f"deploy of {request.image} to {request.project}/{request.env.value} {target.value} failed; "
+        "the active slot and its traffic are unchanged"
+    )
+    python.call(
+        name="Preview URL", function=lambda: host.log(f"preview: {preview_url} -> {target.value} ({request.image})")
+    )
     return preview_url

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from pyinfra import host
 
+from codeb_infra.config.app import DnsSettings
 from codeb_infra.domain import dns
 from codeb_infra.domain.names import Environment
 from codeb_infra.facts.powerdns import PowerDnsZone
-from codeb_infra.config.app import DnsSettings
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,12 @@ def planned_records(project: str, env: Environment, domains: list[str]) -> list[
         if live is None:
             continue  # the zone is not served by this app server's PowerDNS (or it is not installed)
         replace, delete = dns.plan_addresses(
-            zone=zone, names=zone_names, addresses=addresses, owner=owner, live=live, prune=True,
+            zone=zone,
+            names=zone_names,
+            addresses=addresses,
+            owner=owner,
+            live=live,
+            prune=True,
         )
         found.append(ZoneRecords(zone=zone, names=tuple(zone_names), owner=owner, current=not replace and not delete))
     return found

@@ -21,6 +21,7 @@ from pyinfra.facts.files import File
 from codeb_infra.config.app import HostSettings
 from codeb_infra.domain import env as domain
 from codeb_infra.domain import names
+from codeb_infra.domain.data import PROTECTED_VARIABLES
 from codeb_infra.domain.env import EnvIndex, EnvStore, Values
 from codeb_infra.domain.errors import CodebError, RunFailed
 from codeb_infra.domain.names import Environment
@@ -41,15 +42,27 @@ class EnvChange(BaseModel):
     restore: int | None = None
 
     @classmethod
-    def of(cls, project: str, env: str = "production", *, set_values: dict[str, str] | None = None,
-           unset: tuple[str, ...] = (), restore: int | None = None) -> EnvChange:
+    def of(
+        cls,
+        project: str,
+        env: str = "production",
+        *,
+        set_values: dict[str, str] | None = None,
+        unset: tuple[str, ...] = (),
+        restore: int | None = None,
+    ) -> EnvChange:
         """Validated before any server is asked: names, values, and what was asked at all."""
         values = {domain.variable_name(k): domain.variable_value(k, v) for k, v in (set_values or {}).items()}
         gone = tuple(domain.variable_name(n) for n in unset)
         if restore is None and not values and not gone:
             raise CodebError("nothing to change: give NAME=VALUE pairs, names to unset or a version to restore")
-        return cls(project=names.project_name(project), env=names.environment(env), set_values=values,
-                   unset=gone, restore=restore)
+        return cls(
+            project=names.project_name(project),
+            env=names.environment(env),
+            set_values=values,
+            unset=gone,
+            restore=restore,
+        )
 
 
 def store_of(project: str, env: Environment) -> EnvStore:
@@ -83,8 +96,10 @@ def stored_values(store: EnvStore, index: EnvIndex, number: int | None = None) -
     assert version is not None
     text = read_text(store.version_file(version.version))
     if text is None:
-        raise RunFailed(f"{store.project}/{store.env}: env version {version.version} is missing on {host.name}; "
-                        "bring the store back with `codeb env restore --from-backup`")
+        raise RunFailed(
+            f"{store.project}/{store.env}: env version {version.version} is missing on {host.name}; "
+            "bring the store back with `codeb env restore --from-backup`"
+        )
     values = domain.parse_stored(text)
     if domain.digest(values) != version.digest:
         raise RunFailed(f"{store.project}/{store.env}: env version {version.version} does not match its digest")
@@ -104,8 +119,9 @@ def change(request: EnvChange) -> None:
     entry = domain.next_version(index, current, wanted, actor=actor(), now=utcnow(), restored_from=request.restore)
     env_ops.env_tool(name="Install codeb-env", path=store.tool)
     label = f"env version {entry.version}" if entry else "env unchanged"
-    env_ops.env_version(name=f"{request.project}/{request.env.value}: {label}", store=store,
-                        content=domain.render(wanted), entry=entry)
+    env_ops.env_version(
+        name=f"{request.project}/{request.env.value}: {label}", store=store, content=domain.render(wanted), entry=entry
+    )
 
 
 @deploy("codeb env fetch")
@@ -127,8 +143,10 @@ def listing(project: str, env: Environment) -> dict[str, Any]:
     master = sorted(domain.parse_stored(read_text(store.master) or ""))
     current = index.current
     return {
-        "project": project, "env": env.value,
-        "version": current.version if current else None, "digest": current.digest if current else None,
+        "project": project,
+        "env": env.value,
+        "version": current.version if current else None,
+        "digest": current.digest if current else None,
         "names": list(current.names) if current else sorted(domain.parse_stored(read_text(store.live) or "")),
         "master_names": master,
         "not_on_backup_server": list(index.unshipped),
@@ -143,7 +161,7 @@ def history(project: str, env: Environment) -> list[dict[str, Any]]:
 def value(project: str, env: Environment, key: str) -> str | None:
     """One variable's current value (admin only): from the master env for a protected name."""
     store, index = _index(project, env)
-    if key in domain.PROTECTED_VARIABLES:
+    if key in PROTECTED_VARIABLES:
         return domain.parse_stored(read_text(store.master) or "").get(key)
     return stored_values(store, index).get(domain.variable_name(key))
 

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyinfra import host
@@ -29,8 +29,11 @@ def layout(host_data: Any) -> health.AppLayout:
     settings = HostSettings.from_data(host_data)
     dns = DnsSettings.from_data(host_data)
     return health.AppLayout(
-        base_domain=settings.base_domain, zones=dns.zones, addresses=tuple(a for t, a in dns.addresses().items() if t == "A"),
-        sites_dir=settings.sites_dir, locks_dir=settings.locks_dir,
+        base_domain=settings.base_domain,
+        zones=dns.zones,
+        addresses=tuple(a for t, a in dns.addresses().items() if t == "A"),
+        sites_dir=settings.sites_dir,
+        locks_dir=settings.locks_dir,
     )
 
 
@@ -45,10 +48,14 @@ def _probe(read: dict[str, Any]) -> dict[str, Any]:
     targets, resolve = health.probe_targets(state, layout(host.data))
     listen = next((a for a in dns.dns_listen if a not in ("0.0.0.0", "::")), "127.0.0.1")
     return host.get_fact(
-        HealthProbe, targets=[(t.domain, t.path) for t in targets], resolve=resolve,
-        scheme="http" if settings.tls == "off" else "https", port=80 if settings.tls == "off" else 443,
+        HealthProbe,
+        targets=[(t.domain, t.path) for t in targets],
+        resolve=resolve,
+        scheme="http" if settings.tls == "off" else "https",
+        port=80 if settings.tls == "off" else 443,
         cafiles=[CADDY_LOCAL_ROOT, *([settings.acme_ca_root] if settings.acme_ca_root else [])],
-        dns_server=listen, dns_port=dns.dns_port,
+        dns_server=listen,
+        dns_port=dns.dns_port,
     )
 
 
@@ -56,17 +63,30 @@ def _read_server(error: str | None) -> dict[str, Any]:
     roles = host_roles()
     postgres_unit = StorageSettings.from_data(host.data).postgres_unit if "storage" in roles else ""
     units = health.role_units(roles, *([postgres_unit] if postgres_unit else []))
-    found: dict[str, Any] = {"roles": frozenset(roles), "units": tuple(units), "read": None, "probe": None,
-                             "asked_at": None, "error": error, "layout": layout(host.data) if "app" in roles else None}
+    found: dict[str, Any] = {
+        "roles": frozenset(roles),
+        "units": tuple(units),
+        "read": None,
+        "probe": None,
+        "asked_at": None,
+        "error": error,
+        "layout": layout(host.data) if "app" in roles else None,
+    }
     if error is not None:
         return found
     app: dict[str, str] = {}
     if "app" in roles:
         settings = HostSettings.from_data(host.data)
-        app = {"registry": settings.registry_dir, "sites": settings.sites_dir, "upstreams": settings.upstreams_dir,
-               "locks": settings.locks_dir}
+        app = {
+            "registry": settings.registry_dir,
+            "sites": settings.sites_dir,
+            "upstreams": settings.upstreams_dir,
+            "locks": settings.locks_dir,
+        }
     found["asked_at"] = time.time()
-    found["read"] = read = host.get_fact(HealthRead, units=[u.unit for u in units], disks=health.disk_paths(roles), **app)
+    found["read"] = read = host.get_fact(
+        HealthRead, units=[u.unit for u in units], disks=health.disk_paths(roles), **app
+    )
     if "app" in roles and "error" not in read:
         found["probe"] = _probe(read)
     for group, reader in backups.READERS.items():
@@ -79,8 +99,18 @@ def check(inventory: str, now: datetime | None = None) -> health.Report:
     """Every server, project and backup of ``inventory`` checked; the report lists each finding
     with the command that fixes it (``report.ok`` when there is none)."""
     results = runner.read_every_host(inventory, _read_server)
-    servers = [health.ServerSnapshot(name, r["roles"], read=r["read"], probe=r["probe"], error=r["error"],
-                                     asked_at=r["asked_at"], units=r["units"]) for name, r in results.items()]
+    servers = [
+        health.ServerSnapshot(
+            name,
+            r["roles"],
+            read=r["read"],
+            probe=r["probe"],
+            error=r["error"],
+            asked_at=r["asked_at"],
+            units=r["units"],
+        )
+        for name, r in results.items()
+    ]
     backup_found: dict[str, Any] = {}
     for result in results.values():
         for group in backups.READERS:
@@ -89,5 +119,5 @@ def check(inventory: str, now: datetime | None = None) -> health.Report:
     app_layout = next((r["layout"] for r in results.values() if r["layout"] is not None), None)
     if app_layout is None:
         raise CodebError(f"{inventory} has no app server (group `app`)")
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     return health.evaluate(health.Snapshot(servers, app_layout, moment, backups.checks(backup_found, moment)))

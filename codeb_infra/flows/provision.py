@@ -7,11 +7,11 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 
+from codeb_infra.config.app import HostSettings
+from codeb_infra.config.roles import REDIS_ACL, REDIS_PASSWORD, StorageSettings
 from codeb_infra.domain.data import REDIS_USERS_DIR, ProjectData
 from codeb_infra.domain.errors import CodebError
-from codeb_infra.config.roles import REDIS_ACL, REDIS_PASSWORD, StorageSettings
 from codeb_infra.operations import master_env, postgres, redis, secrets
-from codeb_infra.config.app import HostSettings
 from codeb_infra.roles.network import internal_data
 
 
@@ -33,13 +33,30 @@ def provision(project: str) -> None:
     targets = app_env_paths(project)
     secrets.secret(name=f"Database password of {project}", path=data.postgres_password_file)
     secrets.secret(name=f"Redis password of {project}", path=data.redis_password_file)
-    postgres.login_role(name=f"PostgreSQL role {data.role}", role=data.role,
-                        password_file=data.postgres_password_file, attributes=["LOGIN"])
-    postgres.database(name=f"Database {data.database}, for {data.role} alone", database_name=data.database,
-                      owner=data.role, comment=data.comment)
-    redis.acl(name=f"Redis user {data.redis_user} limited to {data.key_prefix}*", path=REDIS_ACL,
-              password_file=REDIS_PASSWORD, users_dir=REDIS_USERS_DIR, reload=True)
+    postgres.login_role(
+        name=f"PostgreSQL role {data.role}",
+        role=data.role,
+        password_file=data.postgres_password_file,
+        attributes=["LOGIN"],
+    )
+    postgres.database(
+        name=f"Database {data.database}, for {data.role} alone",
+        database_name=data.database,
+        owner=data.role,
+        comment=data.comment,
+    )
+    redis.acl(
+        name=f"Redis user {data.redis_user} limited to {data.key_prefix}*",
+        path=REDIS_ACL,
+        password_file=REDIS_PASSWORD,
+        users_dir=REDIS_USERS_DIR,
+        reload=True,
+    )
     master_env.composed(name=f"Master env of {project}", project=project, address=settings.private_address)
     for target, path in targets:
-        master_env.pushed(name=f"Master env of {project} on {target}", target=target, path=path,
-                          source_path=data.master_env_on_storage)
+        master_env.pushed(
+            name=f"Master env of {project} on {target}",
+            target=target,
+            path=path,
+            source_path=data.master_env_on_storage,
+        )

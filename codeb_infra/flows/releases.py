@@ -9,7 +9,7 @@ a new env), and listing them.
 from __future__ import annotations
 
 import posixpath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pyinfra import host
@@ -22,12 +22,12 @@ from codeb_infra.domain import names
 from codeb_infra.domain import releases as domain
 from codeb_infra.domain.env import EnvStore
 from codeb_infra.domain.errors import CodebError
+from codeb_infra.domain.live import LiveContainer
 from codeb_infra.domain.names import Environment, Slot
 from codeb_infra.domain.releases import ReleaseLog
 from codeb_infra.domain.requests import DeployRequest
 from codeb_infra.domain.slots import SlotPair, SlotState
 from codeb_infra.facts.env import EnvStoreIndex
-from codeb_infra.facts.podman import Container
 from codeb_infra.facts.registry import SlotRegistry
 from codeb_infra.facts.releases import Releases
 from codeb_infra.flows.common import LockedRun, utcnow
@@ -76,45 +76,82 @@ def env_version_in_use(settings: HostSettings, request: DeployRequest) -> int | 
     return current.version
 
 
-def env_changed(pair: SlotPair, containers: dict[str, Container], env_digest: str) -> bool:
+def env_changed(pair: SlotPair, containers: dict[str, LiveContainer], env_digest: str) -> bool:
     """Whether the active slot's container reads other env than a new slot would."""
     active = pair.active
     container = containers.get(names.container_name(pair.project, pair.env, active)) if active else None
     return container is not None and container.env_digest != env_digest
 
 
-def record_release(run: LockedRun, settings: HostSettings, request: DeployRequest, slot: Slot,
-                   health: OperationMeta) -> None:
+def record_release(
+    run: LockedRun, settings: HostSettings, request: DeployRequest, slot: Slot, health: OperationMeta
+) -> None:
     """At the end of a deploy: its release in the log (healthy, or failed when ``health`` failed),
     and the images of releases beyond ``keep_releases`` pruned."""
     log = read_log(settings, request.project, request.env)
     keep = domain.keep_releases(host.data.get("keep_releases"))
     staging = posixpath.join(settings.codeb_dir, "releases", ".staged", f"{request.project}.{request.env.value}.json")
 
-    def meta(result: str) -> str:
+    def meta(result: Literal["passed", "failed"]) -> str:
         return domain.record_meta(
-            project=request.project, env=request.env, image=request.image, slot=slot,
-            env_version=env_version_in_use(settings, request), actor=actor(), time=utcnow(), health=result,  # type: ignore[arg-type]
-            container_port=request.container_port, health_path=request.health_path,
-            migrate=request.migrate, contract=request.contract,
+            project=request.project,
+            env=request.env,
+            image=request.image,
+            slot=slot,
+            env_version=env_version_in_use(settings, request),
+            actor=actor(),
+            time=utcnow(),
+            health=result,
+            container_port=request.container_port,
+            health_path=request.health_path,
+            migrate=request.migrate,
+            contract=request.contract,
         )
 
     run.step(ops.releases_tool, name="Install codeb-releases", path=tool(settings))
-    run.step(ops.release_recorded, name=f"Record the release of {request.image}", tool=tool(settings),
-             staging=staging, meta=meta("passed"))
-    run.step(ops.images_pruned, name=f"Keep the images of the last {keep} releases", tool=tool(settings),
-             project=request.project, env=request.env.value, numbers=[r.number for r in domain.to_prune(log, keep - 1)])
-    failed = {"_if": lambda: health.is_complete() and health.did_error(), "_ignore_errors": True}
-    ops.releases_tool(name="Install codeb-releases (failed release)", path=tool(settings), **failed)
-    ops.release_recorded(name=f"Record the failed release of {request.image}", tool=tool(settings), staging=staging,
-                         meta=meta("failed"), **failed)
+    run.step(
+        ops.release_recorded,
+        name=f"Record the release of {request.image}",
+        tool=tool(settings),
+        staging=staging,
+        meta=meta("passed"),
+    )
+    run.step(
+        ops.images_pruned,
+        name=f"Keep the images of the last {keep} releases",
+        tool=tool(settings),
+        project=request.project,
+        env=request.env.value,
+        numbers=[r.number for r in domain.to_prune(log, keep - 1)],
+    )
+
+    def failed() -> bool:
+        return health.is_complete() and health.did_error()
+
+    ops.releases_tool(
+        name="Install codeb-releases (failed release)", path=tool(settings), _if=failed, _ignore_errors=True
+    )
+    ops.release_recorded(
+        name=f"Record the failed release of {request.image}",
+        tool=tool(settings),
+        staging=staging,
+        meta=meta("failed"),
+        _if=failed,
+        _ignore_errors=True,
+    )
 
 
 def migrate_step(run: LockedRun, settings: HostSettings, request: DeployRequest, env_files: tuple[str, ...]) -> None:
     """Before the new slot starts: the release's migrate step, once, with the slot's env files."""
     if request.migrate:
-        run.step(ops.release_step, name=f"Migrate: {request.migrate}", image=request.image, env_files=list(env_files),
-                 network=settings.network, step=request.migrate)
+        run.step(
+            ops.release_step,
+            name=f"Migrate: {request.migrate}",
+            image=request.image,
+            env_files=list(env_files),
+            network=settings.network,
+            step=request.migrate,
+        )
 
 
 def contract_steps(run: LockedRun, settings: HostSettings, request: Any, pair: SlotPair, gone: list[Slot]) -> None:
@@ -123,25 +160,53 @@ def contract_steps(run: LockedRun, settings: HostSettings, request: Any, pair: S
     grace recorded cancelled."""
     log = read_log(settings, request.project, request.env)
     deployed = next((s for s in Slot if pair.record(s).state is SlotState.DEPLOYED), None)
-    due, cancelled = domain.contract_decisions(log, active=pair.active, deployed=deployed,
-                                               grace_over=pair.in_grace is None or pair.in_grace in gone)
+    due, cancelled = domain.contract_decisions(
+        log, active=pair.active, deployed=deployed, grace_over=pair.in_grace is None or pair.in_grace in gone
+    )
     for release in cancelled:
-        run.step(ops.contract_state, name=f"Cancel release {release.number}'s contract step", tool=tool(settings),
-                 project=request.project, env=request.env.value, number=release.number, state="cancelled")
+        run.step(
+            ops.contract_state,
+            name=f"Cancel release {release.number}'s contract step",
+            tool=tool(settings),
+            project=request.project,
+            env=request.env.value,
+            number=release.number,
+            state="cancelled",
+        )
     store = EnvStore(settings.codeb_dir, request.project, request.env.value)
     for release in due:
         env_file = store.version_file(release.env_version) if release.env_version else store.live
         files = [path for path in (env_file, store.master) if host.get_fact(File, path=path)]
-        run.step(ops.release_step, name=f"Contract of release {release.number}: {release.contract}", image=release.tag,
-                 env_files=files, network=settings.network, step=release.contract)
-        run.step(ops.contract_state, name=f"Record release {release.number}'s contract step done", tool=tool(settings),
-                 project=request.project, env=request.env.value, number=release.number, state="done")
+        run.step(
+            ops.release_step,
+            name=f"Contract of release {release.number}: {release.contract}",
+            image=release.tag,
+            env_files=files,
+            network=settings.network,
+            step=release.contract,
+        )
+        run.step(
+            ops.contract_state,
+            name=f"Record release {release.number}'s contract step done",
+            tool=tool(settings),
+            project=request.project,
+            env=request.env.value,
+            number=release.number,
+            state="done",
+        )
 
 
-def _deploy_request(request: ReleaseRequest, release: domain.ReleaseRecord, image: str, env_version: int | None) -> DeployRequest:
+def _deploy_request(
+    request: ReleaseRequest, release: domain.ReleaseRecord, image: str, env_version: int | None
+) -> DeployRequest:
     return DeployRequest(
-        project=request.project, env=request.env, image=image, container_port=release.container_port,
-        health_path=release.health_path, env_version=env_version, lock_wait=request.lock_wait,
+        project=request.project,
+        env=request.env,
+        image=image,
+        container_port=release.container_port,
+        health_path=release.health_path,
+        env_version=env_version,
+        lock_wait=request.lock_wait,
         break_lock=request.break_lock,
     )
 
@@ -157,16 +222,23 @@ def redeploy(request: ReleaseRequest) -> None:
     release = domain.redeployable(log, request.release)
     pair = host.get_fact(SlotRegistry, registry_dir=settings.registry_dir).pair(request.project, request.env)
     for slot, state in ((pair.active, "active"), (pair.in_grace, "in its grace period")):
-        running = log.of_slot(slot) if slot is not None else None
+        if slot is None:
+            continue
+        running = log.of_slot(slot)
         if running is not None and (running.image_id, running.env_version) == (release.image_id, release.env_version):
             if state == "active":
-                host.noop(f"{request.project}/{request.env.value}: release {release.number}'s image and env already serve "
-                          f"(release {running.number}, {slot.value})")
+                host.noop(
+                    f"{request.project}/{request.env.value}: release {release.number}'s image and env already serve "
+                    f"(release {running.number}, {slot.value})"
+                )
                 return
-            raise CodebError(f"release {release.number} is still in its grace period in {slot.value}: "
-                             f"`codeb rollback {request.project}` switches back to it instantly")
+            raise CodebError(
+                f"release {release.number} is still in its grace period in {slot.value}: "
+                f"`codeb rollback {request.project}` switches back to it instantly"
+            )
     assert release.tag is not None
-    deploy_release(_deploy_request(request, release, release.tag, release.env_version))
+    # By keyword: pyinfra's typed deploy signature would bind a positional argument to `_sudo`.
+    deploy_release(request=_deploy_request(request, release, release.tag, release.env_version))
 
 
 @deploy("codeb redeploy")
@@ -181,7 +253,7 @@ def redeploy_current(request: ReleaseRequest) -> None:
     running = read_log(settings, request.project, request.env).of_slot(pair.active) if pair.active else None
     if running is None or running.tag is None or running.pruned:
         raise CodebError(f"{request.project}/{request.env.value}: no active release to redeploy; deploy with --image")
-    deploy_release(_deploy_request(request, running, running.tag, None))
+    deploy_release(request=_deploy_request(request, running, running.tag, None))
 
 
 def listing(project: str, env: Environment) -> list[dict[str, Any]]:

@@ -26,8 +26,9 @@ def _decide(request: SlotRequest) -> tuple[HostSettings, Plan, list[tuple[str, s
     live, tool_current = read_slots(settings, request)
     site_path = settings.site_file(request.project, request.env)
     zones = zones_with_records(request.project, request.env)
-    plan = decisions.plan_remove(live, force=request.force, site=host.get_fact(CaddySite, path=site_path),
-                                 site_path=site_path, dns_owners=zones)
+    plan = decisions.plan_remove(
+        live, force=request.force, site=host.get_fact(CaddySite, path=site_path), site_path=site_path, dns_owners=zones
+    )
     return settings, plan, zones, tool_current
 
 
@@ -47,17 +48,45 @@ def remove_project(request: SlotRequest) -> Plan:
     pointers = [settings.pointer_file(request.project, request.env, role) for role in ("active", "preview")]
     run = LockedRun(settings, request, "remove", tool_current=tool_current)
     for s in Slot:
-        run.step(podman.slot_removed, name=f"Remove {names.container_name(request.project, request.env, s)}",
-                 project=request.project, env=request.env.value, slot=s.value)
-    run.step(caddy.site_removed, name=f"Remove Caddy site {request.project}-{request.env.value}",
-             path=settings.site_file(request.project, request.env), caddyfile=settings.caddyfile, caddy_bin=settings.caddy_bin)
+        run.step(
+            podman.slot_removed,
+            name=f"Remove {names.container_name(request.project, request.env, s)}",
+            project=request.project,
+            env=request.env.value,
+            slot=s.value,
+        )
+    run.step(
+        caddy.site_removed,
+        name=f"Remove Caddy site {request.project}-{request.env.value}",
+        path=settings.site_file(request.project, request.env),
+        caddyfile=settings.caddyfile,
+        caddy_bin=settings.caddy_bin,
+    )
     run.step(caddy.upstreams_removed, name="Remove upstream files", paths=pointers)
     for zone, owner in zones:
-        run.step(powerdns.owner_records_removed, name=f"Remove DNS records of {owner} in {zone}",
-                 zone=zone, owner=owner, api=DnsSettings.from_data(host.data).api)
-    run.step(registry.slot_pair_removed, name="Forget slots", registry_dir=settings.registry_dir,
-             tool=settings.state_tool, project=request.project, env=request.env)
-    run.step(registry.project_entry, name="Forget project", registry_dir=settings.registry_dir,
-             tool=settings.state_tool, project=request.project, env=request.env, entry=None)
+        run.step(
+            powerdns.owner_records_removed,
+            name=f"Remove DNS records of {owner} in {zone}",
+            zone=zone,
+            owner=owner,
+            api=DnsSettings.from_data(host.data).api,
+        )
+    run.step(
+        registry.slot_pair_removed,
+        name="Forget slots",
+        registry_dir=settings.registry_dir,
+        tool=settings.state_tool,
+        project=request.project,
+        env=request.env,
+    )
+    run.step(
+        registry.project_entry,
+        name="Forget project",
+        registry_dir=settings.registry_dir,
+        tool=settings.state_tool,
+        project=request.project,
+        env=request.env,
+        entry=None,
+    )
     run.finish(f"removal of {request.project}/{request.env.value} failed")
     return plan

@@ -6,15 +6,15 @@ from typing import Any
 
 from pyinfra import host
 
+from codeb_infra.config.app import HostSettings
 from codeb_infra.domain import names, slots
+from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.names import Slot
 from codeb_infra.domain.requests import SlotRequest
+from codeb_infra.flows.common import read_slots
 from codeb_infra.flows.dns import (
     external_records,
 )
-from codeb_infra.config.app import HostSettings
-from codeb_infra.domain.errors import CodebError
-from codeb_infra.flows.common import read_slots
 from codeb_infra.flows.releases import slot_releases
 
 
@@ -26,13 +26,15 @@ def status(request: SlotRequest) -> dict[str, Any]:
     if entry is None:
         raise CodebError(f"unknown project {request.project}/{request.env.value}: deploy it first")
     report: dict[str, Any] = {
-        "project": request.project, "env": request.env.value,
+        "project": request.project,
+        "env": request.env.value,
         "active_slot": pair.active.value if pair.active else None,
         "domain": entry.domain,
         "aliases": list(entry.aliases),
         "dns_to_create": external_records(entry.domains),
         "preview_domain": names.preview_domain(request.project, request.env, settings.base_domain),
-        "slots": {}, "grace_until": None,
+        "slots": {},
+        "grace_until": None,
         "serving": serving,
     }
     numbers = slot_releases(request.project, request.env)

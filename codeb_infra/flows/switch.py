@@ -49,8 +49,13 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
     who = holder(action)
     switched = registry.switch(
         name=f"{action.capitalize()} {request.project}/{request.env.value}: {moves or 'record only'}",
-        tool=settings.state_tool, registry_dir=settings.registry_dir, locks_dir=settings.locks_dir,
-        decision=decision, holder=who, wait=request.lock_wait, break_lock=request.break_lock,
+        tool=settings.state_tool,
+        registry_dir=settings.registry_dir,
+        locks_dir=settings.locks_dir,
+        decision=decision,
+        holder=who,
+        wait=request.lock_wait,
+        break_lock=request.break_lock,
     )
     # A refused switch fails the run (the lock line becomes exit 4), so only a done one is audited here.
     api.record_change(request=request, holder=who, ok=switched.did_succeed)

@@ -9,10 +9,10 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from pyinfra import host
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files
-from pydantic import ValidationError
 
 from codeb_infra import __version__
 from codeb_infra.commands.health import HEALTH_TOOL
@@ -33,15 +33,19 @@ def role_tools(roles: set[str], data: Any) -> dict[str, Path]:
     bin_dir = posixpath.join(settings.codeb_dir, "bin")
     tools: dict[str, Path] = {HEALTH_TOOL: REMOTE / "codeb_health.py"}  # every server: `codeb health` reads through it
     if "app" in roles:
-        tools.update({
-            settings.state_tool: REMOTE / "codeb_state.py",
-            DnsSettings.from_data(data).api.tool: REMOTE / "codeb_pdns.py",
-            posixpath.join(bin_dir, "codeb-env"): REMOTE / "codeb_env.py",
-            posixpath.join(bin_dir, "codeb-releases"): REMOTE / "codeb_releases.py",
-        })
+        tools.update(
+            {
+                settings.state_tool: REMOTE / "codeb_state.py",
+                DnsSettings.from_data(data).api.tool: REMOTE / "codeb_pdns.py",
+                posixpath.join(bin_dir, "codeb-env"): REMOTE / "codeb_env.py",
+                posixpath.join(bin_dir, "codeb-releases"): REMOTE / "codeb_releases.py",
+            }
+        )
     for role, tool in (("storage", STORAGE_TOOL), ("backup", BACKUP_TOOL)):
         if role in roles:  # the entry script and the modules installed beside it
-            tools.update({posixpath.join(TOOLS_DIR, dest): source for source, dest in tool_files(posixpath.basename(tool))})
+            tools.update(
+                {posixpath.join(TOOLS_DIR, dest): source for source, dest in tool_files(posixpath.basename(tool))}
+            )
     return tools
 
 
@@ -55,11 +59,21 @@ def version_file(roles: set[str]) -> None:
     tools = role_tools(roles, host.data)
     for path, source in tools.items():
         if source.name in ("codeb_env.py", "codeb_releases.py"):
-            files.put(name=f"Install {posixpath.basename(path)}", src=str(source), dest=path, mode="755", create_remote_dir=True)
+            files.put(
+                name=f"Install {posixpath.basename(path)}",
+                src=str(source),
+                dest=path,
+                mode="755",
+                create_remote_dir=True,
+            )
     files.put(
         name=f"codeb-infra {__version__} in {VERSION_FILE}",
         src=StringIO(versions.record(__version__, sorted(roles), digests(tools))),
-        dest=VERSION_FILE, user="root", group="root", mode="644", create_remote_dir=True,
+        dest=VERSION_FILE,
+        user="root",
+        group="root",
+        mode="644",
+        create_remote_dir=True,
     )
 
 
@@ -73,6 +87,8 @@ def server_version(roles: set[str]) -> dict[str, Any]:
     wanted = digests(role_tools(roles, host.data))
     installed = {path: host.get_fact(Sha256File, path=path) for path in wanted}
     return {
-        "server": host.name, "roles": sorted(roles), "version": recorded.version if recorded else None,
+        "server": host.name,
+        "roles": sorted(roles),
+        "version": recorded.version if recorded else None,
         "problems": versions.mismatches(__version__, wanted, recorded, installed),
     }

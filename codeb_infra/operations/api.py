@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import posixpath
+from collections.abc import Callable
 from typing import Any
 
 from pyinfra import host
@@ -16,12 +17,13 @@ from pyinfra.operations import files
 from codeb_infra.commands import api as api_commands
 from codeb_infra.controller import wheelhouse
 from codeb_infra.facts.api import PythonRelease, VenvDigest
+from codeb_infra.operations import Commands
 
 API_PYTHON = "/opt/codeb/api/venv/bin/python"
 
 
 @operation()
-def venv(*, path: str):
+def venv(*, path: str) -> Commands:
     """
     A virtualenv at ``path`` with codeb-infra and its pinned dependencies, installed with no
     package index from wheels built on this machine for the server's Python; nothing happens while
@@ -45,7 +47,7 @@ def venv(*, path: str):
 
 
 @operation(is_idempotent=False)
-def audit_entry(*, python: str, entry: dict[str, Any]):
+def audit_entry(*, python: str, entry: dict[str, Any]) -> Commands:
     """
     Append one row to the audit log on the app server (a change made through the CLI or a deploy
     script); skipped on a server whose API is not installed yet. ``entry`` holds no secret.
@@ -63,6 +65,15 @@ def audit_entry(*, python: str, entry: dict[str, Any]):
 TOOL_OF_ACTION = {"deploy": "deploy_project", "route": "deploy_project", "remove": "remove_project"}
 
 
+def _outcome_is(ok: Callable[[], object], wanted: bool) -> Callable[[], bool]:
+    """An ``_if`` condition: whether the run's outcome, read when the operation runs, is ``wanted``."""
+
+    def condition() -> bool:
+        return ok() == wanted
+
+    return condition
+
+
 def record_change(*, request: Any, holder: str, ok: Any) -> None:
     """The audit row of a change made over SSH (CLI or deploy script): the SSH user and the
     controller's user@host as actor, allowed when every step ran, failed otherwise. A change the
@@ -75,10 +86,18 @@ def record_change(*, request: Any, holder: str, ok: Any) -> None:
     action = holder.split(" by ", 1)[0].split()[0]
     connector = "local" if host.name.startswith("@local") else f"ssh {host.data.get('ssh_user') or 'root'}"
     entry = {
-        "actor": f"{connector} from {getpass.getuser()}@{socket.gethostname()}", "tool": TOOL_OF_ACTION.get(action, action),
-        "project": request.project, "env": request.env.value, "source": "cli",
+        "actor": f"{connector} from {getpass.getuser()}@{socket.gethostname()}",
+        "tool": TOOL_OF_ACTION.get(action, action),
+        "project": request.project,
+        "env": request.env.value,
+        "source": "cli",
         "params": {k: v for k, v in request.model_dump(mode="json").items() if k not in ("lock_wait",)},
     }
     for outcome, wanted in (("allowed", True), ("failed", False)):
-        audit_entry(name=f"Audit: {action} {outcome}", python=API_PYTHON, entry={**entry, "outcome": outcome},
-                    _if=lambda wanted=wanted: ok() == wanted, _ignore_errors=True)
+        audit_entry(
+            name=f"Audit: {action} {outcome}",
+            python=API_PYTHON,
+            entry={**entry, "outcome": outcome},
+            _if=_outcome_is(ok, wanted),
+            _ignore_errors=True,
+        )

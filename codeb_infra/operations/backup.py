@@ -95,13 +95,19 @@ def server_alias(*, access: BackupAccess) -> Commands:
     if host_key is None:
         raise OperationError(f"{server.host} has no SSH host key at {HOST_KEY}")
     yield from files.block._inner(
-        path=KNOWN_HOSTS, content=known_hosts_line([server.host, server.address], host_key),
+        path=KNOWN_HOSTS,
+        content=known_hosts_line([server.host, server.address], host_key),
         marker="# {mark} codeb backup server",
     )
     # files.block writes a new file 0600; every account's ssh reads this one.
     yield from files.file._inner(path=KNOWN_HOSTS, user="root", group="root", mode="644")
-    config = render("ssh_backup_alias.conf.j2", alias=BACKUP_SSH_ALIAS, address=server.address,
-                    user=BACKUP_USER, key=f"~/.ssh/{posixpath.basename(client.key)}")
+    config = render(
+        "ssh_backup_alias.conf.j2",
+        alias=BACKUP_SSH_ALIAS,
+        address=server.address,
+        user=BACKUP_USER,
+        key=f"~/.ssh/{posixpath.basename(client.key)}",
+    )
     yield from files.put._inner(src=StringIO(config), dest=SSH_CONFIG, user="root", group="root", mode="644")
 
 
@@ -139,8 +145,11 @@ def authorized_clients(*, access: BackupAccess) -> Commands:
     ssh_dir = posixpath.join(BACKUP_HOME, ".ssh")
     yield from files.directory._inner(path=ssh_dir, user=BACKUP_USER, group=BACKUP_USER, mode="700")
     yield from files.put._inner(
-        src=StringIO("".join(f"{line}\n" for line in lines)), dest=posixpath.join(ssh_dir, "authorized_keys"),
-        user=BACKUP_USER, group=BACKUP_USER, mode="600",
+        src=StringIO("".join(f"{line}\n" for line in lines)),
+        dest=posixpath.join(ssh_dir, "authorized_keys"),
+        user=BACKUP_USER,
+        group=BACKUP_USER,
+        mode="600",
         # Keys still to be made on a client: this will change, whatever the file holds now.
         force=bool(pending),
     )

@@ -42,18 +42,26 @@ def container(*, image: str, config: str, env_file: str, publish: str, restart: 
     """
     quadlet = host.get_fact(SlotRunner) == "quadlet"
     values = {
-        "image": image, "config": config, "env_file": env_file, "publish": publish,
-        "container_config": CENTRIFUGO_CONTAINER_CONFIG, "pull": "never" if is_local_image(image) else "missing",
+        "image": image,
+        "config": config,
+        "env_file": env_file,
+        "publish": publish,
+        "container_config": CENTRIFUGO_CONTAINER_CONFIG,
+        "pull": "never" if is_local_image(image) else "missing",
     }
     path, content = (
-        (QUADLET_FILE, render("centrifugo.container.j2", **values)) if quadlet
+        (QUADLET_FILE, render("centrifugo.container.j2", **values))
+        if quadlet
         else (UNIT_FILE, render("centrifugo.service.j2", **values))
     )
     unchanged = host.get_fact(TextFile, path=path) == content.rstrip("\n")
     if not unchanged:
         yield from files.put._inner(src=StringIO(content), dest=path, user="root", group="root", mode="644")
     yield from systemd.service._inner(
-        service=UNIT, running=True, restarted=restart or not unchanged, daemon_reload=not unchanged,
+        service=UNIT,
+        running=True,
+        restarted=restart or not unchanged,
+        daemon_reload=not unchanged,
         # A Quadlet unit is generated from its [Install] section at boot; it cannot be enabled.
         enabled=None if quadlet else True,
     )

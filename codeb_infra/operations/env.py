@@ -15,12 +15,13 @@ from pyinfra.operations import files
 from codeb_infra.commands import env as commands
 from codeb_infra.domain.env import EnvStore, EnvVersion, entry_json
 from codeb_infra.facts.env import EnvStoreIndex
+from codeb_infra.operations import Commands
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_env.py"
 
 
 @operation()
-def env_tool(*, path: str):
+def env_tool(*, path: str) -> Commands:
     """
     Install codeb-env, the server-side writer of env versions.
 
@@ -34,7 +35,7 @@ def env_tool(*, path: str):
 
 
 @operation()
-def env_version(*, store: EnvStore, content: str, entry: EnvVersion | None):
+def env_version(*, store: EnvStore, content: str, entry: EnvVersion | None) -> Commands:
     """
     Record ``content`` as version ``entry`` of a project/env and make it the live env file; with
     ``entry=None`` (the content equals the current version) only versions that never reached the
@@ -56,18 +57,22 @@ def env_version(*, store: EnvStore, content: str, entry: EnvVersion | None):
             yield commands.ship(store.tool, project=store.project, env=store.env)
             return
         current = index.current
-        host.noop(f"{store.project}/{store.env}: env version {current.version if current else 0} already holds these values")
+        host.noop(
+            f"{store.project}/{store.env}: env version {current.version if current else 0} already holds these values"
+        )
         return
     for directory in (store.root, store.staged_dir):
         yield from files.directory._inner(path=directory, user="root", group="root", mode="700")
     staged_content, staged_entry = store.staged("env"), store.staged("json")
     yield from files.put._inner(src=StringIO(content), dest=staged_content, user="root", group="root", mode="600")
-    yield from files.put._inner(src=StringIO(entry_json(entry)), dest=staged_entry, user="root", group="root", mode="600")
+    yield from files.put._inner(
+        src=StringIO(entry_json(entry)), dest=staged_entry, user="root", group="root", mode="600"
+    )
     yield commands.commit(store.tool, project=store.project, env=store.env, content=staged_content, entry=staged_entry)
 
 
 @operation()
-def env_store_fetched(*, store: EnvStore):
+def env_store_fetched(*, store: EnvStore) -> Commands:
     """
     Bring a project/env's env store back from the backup server when this server lacks its index
     or any version file the index names.

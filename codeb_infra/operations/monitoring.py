@@ -8,10 +8,11 @@ from pyinfra.api import operation
 
 from codeb_infra.commands import monitoring as monitoring_commands
 from codeb_infra.facts.health import PostgresMonitorRole, RedisExporterEnv
+from codeb_infra.operations import Commands
 
 
 @operation()
-def postgres_monitor_role():
+def postgres_monitor_role() -> Commands:
     """
     The `prometheus` login role, a member of pg_monitor (peer authentication on the socket).
 
@@ -28,7 +29,7 @@ def postgres_monitor_role():
 
 
 @operation()
-def redis_exporter_env(*, path: str, args: str, password_file: str):
+def redis_exporter_env(*, path: str, args: str, password_file: str) -> Commands:
     """
     The Redis exporter's environment file (ARGS and REDIS_PASSWORD), 0600, composed on the server.
 

@@ -22,6 +22,7 @@ from codeb_infra.config.network import (
 from codeb_infra.controller.confirm import confirm_change
 from codeb_infra.facts.files import TextFile
 from codeb_infra.facts.network import FirewallState
+from codeb_infra.operations import Commands
 
 RECORDED = f"{FIREWALL_DIR}/loaded.json"
 STAGED = f"{FIREWALL_RULES}.new"
@@ -37,12 +38,11 @@ SERVICE_OVERRIDE = (
 
 def _restore_line() -> str:
     family, table = FIREWALL_TABLE
-    return (f"if [ -f {FIREWALL_RULES} ]; then nft -f {FIREWALL_RULES}; "
-            f"else nft delete table {family} {table}; fi")
+    return f"if [ -f {FIREWALL_RULES} ]; then nft -f {FIREWALL_RULES}; else nft delete table {family} {table}; fi"
 
 
 @operation()
-def firewall(*, rules: str, confirm_seconds: int = 60):
+def firewall(*, rules: str, confirm_seconds: int = 60) -> Commands:
     """
     Load codeb's nftables table from ``rules`` and keep it across reboots. Changed when the file
     differs or the live table drifted from what was loaded; the change is undone by the server
@@ -63,20 +63,28 @@ def firewall(*, rules: str, confirm_seconds: int = 60):
     state = host.get_fact(FirewallState, family=family, table=table, recorded=RECORDED)
     override_current = host.get_fact(TextFile, path=SERVICE_DROP_IN) == SERVICE_OVERRIDE.rstrip("\n")
     if not override_current:
-        yield from files.put._inner(src=StringIO(SERVICE_OVERRIDE), dest=SERVICE_DROP_IN, mode="644",
-                                    create_remote_dir=True)
+        yield from files.put._inner(
+            src=StringIO(SERVICE_OVERRIDE), dest=SERVICE_DROP_IN, mode="644", create_remote_dir=True
+        )
     yield from systemd.service._inner(service="nftables.service", enabled=True, daemon_reload=not override_current)
-    if (current == rules.rstrip("\n") and conf == nftables_conf().rstrip("\n")
-            and state.live is not None and not state.drifted):
+    if (
+        current == rules.rstrip("\n")
+        and conf == nftables_conf().rstrip("\n")
+        and state.live is not None
+        and not state.drifted
+    ):
         host.noop(f"table {family} {table} loaded as written ({state.rule_count} rules)")
         return
     yield from files.directory._inner(path=FIREWALL_DIR, user="root", group="root", mode="700")
     yield from files.put._inner(src=StringIO(rules), dest=STAGED, user="root", group="root", mode="600")
     yield nft_commands.check(STAGED)
-    yield confirm_commands.arm(paths=(FIREWALL_RULES, NFTABLES_CONF, RECORDED), restore=_restore_line(),
-                               seconds=confirm_seconds)
+    yield confirm_commands.arm(
+        paths=(FIREWALL_RULES, NFTABLES_CONF, RECORDED), restore=_restore_line(), seconds=confirm_seconds
+    )
     yield nft_commands.install(STAGED, FIREWALL_RULES)
-    yield from files.put._inner(src=StringIO(nftables_conf()), dest=NFTABLES_CONF, user="root", group="root", mode="644")
+    yield from files.put._inner(
+        src=StringIO(nftables_conf()), dest=NFTABLES_CONF, user="root", group="root", mode="644"
+    )
     yield nft_commands.load(FIREWALL_RULES)
     yield nft_commands.record_table(family, table, RECORDED)
     yield FunctionCommand(confirm_change, ("firewall change", confirm_seconds), {})

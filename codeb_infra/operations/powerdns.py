@@ -53,8 +53,9 @@ def zone(
 
         powerdns.zone(zone="codeb.kr", nameservers=["ns1.codeb.kr"], api=api)
     """
-    spec = dns.zone_spec(zone=zone, nameservers=nameservers, hostmaster=hostmaster,
-                         default_ttl=default_ttl, negative_ttl=negative_ttl)
+    spec = dns.zone_spec(
+        zone=zone, nameservers=nameservers, hostmaster=hostmaster, default_ttl=default_ttl, negative_ttl=negative_ttl
+    )
     change = dns.plan_zone(spec, host.get_fact(PowerDnsZone, api=api, zone=spec.name))
     if change is None:
         host.noop(f"zone {spec.name} is up to date")
@@ -102,8 +103,9 @@ def record(
         powerdns.record(zone="codeb.kr", record_name="myapp.codeb.kr", rtype="A",
             contents=["158.247.203.55"], owner="myapp/production", api=api)
     """
-    spec = dns.record_spec(zone=zone, name=record_name, rtype=rtype, contents=contents, ttl=ttl,
-                           owner=owner, present=present)
+    spec = dns.record_spec(
+        zone=zone, name=record_name, rtype=rtype, contents=contents, ttl=ttl, owner=owner, present=present
+    )
     live = host.get_fact(PowerDnsZone, api=api, zone=spec.zone)
     change = dns.plan_record(spec, live, present=present, take_over=take_over)
     if change is None:
@@ -153,8 +155,17 @@ def address_records(
     """
     zone_ = dns.zone_name(zone)
     live = host.get_fact(PowerDnsZone, api=api, zone=zone_)
-    replace, delete = dns.plan_addresses(zone=zone_, names=names, addresses=dict(addresses), owner=owner, live=live,
-                                         ttl=ttl, present=present, take_over=take_over, prune=prune)
+    replace, delete = dns.plan_addresses(
+        zone=zone_,
+        names=names,
+        addresses=dict(addresses),
+        owner=owner,
+        live=live,
+        ttl=ttl,
+        present=present,
+        take_over=take_over,
+        prune=prune,
+    )
     if not replace and not delete:
         what = "point at " + ", ".join(addresses.values()) if present else "have no records of " + owner
         host.noop(f"{', '.join(names)} {what}")

@@ -10,11 +10,11 @@ from pyinfra.api import operation
 from pyinfra.operations import files
 
 from codeb_infra.commands import state as state_commands
+from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.domain.names import Environment
 from codeb_infra.domain.plans import record_digest
 from codeb_infra.domain.registry import ProjectEnv, pair_record
 from codeb_infra.domain.slots import SlotPair
-from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
 from codeb_infra.operations import Commands
 
@@ -57,8 +57,13 @@ def slot_pair(*, registry_dir: str, tool: str, pair: SlotPair, expect: str) -> C
         host.noop(f"slots of {pair.project}/{pair.env.value} already recorded")
         return
     yield state_commands.put_record(
-        tool, kind="slots", registry=registry_dir, project=pair.project, env=pair.env.value,
-        expect=expect, record=pair_record(pair).model_dump(mode="json"),
+        tool,
+        kind="slots",
+        registry=registry_dir,
+        project=pair.project,
+        env=pair.env.value,
+        expect=expect,
+        record=pair_record(pair).model_dump(mode="json"),
     )
 
 
@@ -118,8 +123,16 @@ def slot_pair_removed(*, registry_dir: str, tool: str, project: str, env: Enviro
 
 
 @operation(is_idempotent=False)
-def switch(*, tool: str, registry_dir: str, locks_dir: str, decision: SwitchDecision, holder: str,
-           wait: float = 0.0, break_lock: bool = False):
+def switch(
+    *,
+    tool: str,
+    registry_dir: str,
+    locks_dir: str,
+    decision: SwitchDecision,
+    holder: str,
+    wait: float = 0.0,
+    break_lock: bool = False,
+) -> Commands:
     """
     Promote or roll back in one server-side command: under the project's deploy lock, and only if
     slots.json still holds the record the decision was made from, move the pointers (the domain's
@@ -139,7 +152,15 @@ def switch(*, tool: str, registry_dir: str, locks_dir: str, decision: SwitchDeci
     """
     pair = decision.wanted
     yield state_commands.switch(
-        tool, registry=registry_dir, locks=locks_dir, project=pair.project, env=pair.env.value, holder=holder,
-        wait=wait, break_lock=break_lock, expect=decision.expect, record=pair_record(pair).model_dump(mode="json"),
+        tool,
+        registry=registry_dir,
+        locks=locks_dir,
+        project=pair.project,
+        env=pair.env.value,
+        holder=holder,
+        wait=wait,
+        break_lock=break_lock,
+        expect=decision.expect,
+        record=pair_record(pair).model_dump(mode="json"),
         pointers=list(decision.pointers),
     )

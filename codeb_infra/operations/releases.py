@@ -12,12 +12,13 @@ from pyinfra.operations import files
 
 from codeb_infra.commands import releases as commands
 from codeb_infra.domain.names import is_local_image
+from codeb_infra.operations import Commands
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_releases.py"
 
 
 @operation()
-def releases_tool(*, path: str):
+def releases_tool(*, path: str) -> Commands:
     """
     Install codeb-releases, the server-side writer of the release log.
 
@@ -31,7 +32,7 @@ def releases_tool(*, path: str):
 
 
 @operation(is_idempotent=False)
-def release_recorded(*, tool: str, staging: str, meta: str):
+def release_recorded(*, tool: str, staging: str, meta: str) -> Commands:
     """
     Add a release to its project/env's log (each call is one deploy, so one new release).
 
@@ -51,7 +52,7 @@ def release_recorded(*, tool: str, staging: str, meta: str):
 
 
 @operation()
-def images_pruned(*, tool: str, project: str, env: str, numbers: list[int]):
+def images_pruned(*, tool: str, project: str, env: str, numbers: list[int]) -> Commands:
     """
     Drop the image tags of these releases (and their images, when nothing else uses them).
 
@@ -68,7 +69,7 @@ def images_pruned(*, tool: str, project: str, env: str, numbers: list[int]):
 
 
 @operation()
-def contract_state(*, tool: str, project: str, env: str, number: int, state: str):
+def contract_state(*, tool: str, project: str, env: str, number: int, state: str) -> Commands:
     """
     Record what became of a release's contract step (done, cancelled, failed).
 
@@ -82,7 +83,7 @@ def contract_state(*, tool: str, project: str, env: str, number: int, state: str
 
 
 @operation(is_idempotent=False)
-def release_step(*, image: str, env_files: list[str], network: str, step: str):
+def release_step(*, image: str, env_files: list[str], network: str, step: str) -> Commands:
     """
     Run a release's migrate (or contract) step once in a throwaway container of ``image``; a
     non-zero exit fails the operation (and so the deploy, before any slot changes).
@@ -94,5 +95,10 @@ def release_step(*, image: str, env_files: list[str], network: str, step: str):
         releases.release_step(image="localhost/app:v2", env_files=["/opt/codeb/env/app/production.env"],
             network="codeb-main", step="./migrate up")
     """
-    yield commands.step_run(image=image, env_files=env_files, network=network, step=step,
-                            pull="never" if is_local_image(image) else "missing")
+    yield commands.step_run(
+        image=image,
+        env_files=env_files,
+        network=network,
+        step=step,
+        pull="never" if is_local_image(image) else "missing",
+    )

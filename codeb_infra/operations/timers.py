@@ -33,8 +33,15 @@ def job(*, schedule: Schedule, command: str, after: str = "", jitter: str = "60"
 
         timers.job(schedule=STORAGE_SCHEDULES[0], command="/usr/local/lib/codeb/codeb-storage base-backup")
     """
-    values = {"name": schedule.name, "description": schedule.description, "user": schedule.user,
-              "command": command, "after": after, "on_calendar": schedule.on_calendar, "jitter": jitter}
+    values = {
+        "name": schedule.name,
+        "description": schedule.description,
+        "user": schedule.user,
+        "command": command,
+        "after": after,
+        "on_calendar": schedule.on_calendar,
+        "jitter": jitter,
+    }
     changed = False
     for suffix, template in (("service", "job.service.j2"), ("timer", "job.timer.j2")):
         path = f"{UNIT_DIR}/{schedule.name}.{suffix}"
@@ -43,5 +50,9 @@ def job(*, schedule: Schedule, command: str, after: str = "", jitter: str = "60"
             changed = True
             yield from files.put._inner(src=StringIO(content), dest=path, mode="644")
     yield from systemd.service._inner(
-        service=f"{schedule.name}.timer", running=True, enabled=True, daemon_reload=changed, restarted=changed,
+        service=f"{schedule.name}.timer",
+        running=True,
+        enabled=True,
+        daemon_reload=changed,
+        restarted=changed,
     )

@@ -28,11 +28,14 @@ from codeb_infra.config.network import (
 from codeb_infra.controller.confirm import confirm_change
 from codeb_infra.facts.files import TextFile
 from codeb_infra.facts.network import WireguardPublicKey
+from codeb_infra.operations import Commands
 
 # Undo: the saved peers applied to the running interface (never taken down), or no mesh at all.
-RESTORE = (f"if [ -f {WIREGUARD_CONFIG} ]; then "
-           f"{wg_commands.sync_line(MESH_INTERFACE, WIREGUARD_CONFIG, WIREGUARD_KEY)} || systemctl restart {WIREGUARD_UNIT}; "
-           f"else systemctl stop {WIREGUARD_UNIT}; fi")
+RESTORE = (
+    f"if [ -f {WIREGUARD_CONFIG} ]; then "
+    f"{wg_commands.sync_line(MESH_INTERFACE, WIREGUARD_CONFIG, WIREGUARD_KEY)} || systemctl restart {WIREGUARD_UNIT}; "
+    f"else systemctl stop {WIREGUARD_UNIT}; fi"
+)
 
 
 def _interface_section(config: str) -> str:
@@ -40,7 +43,7 @@ def _interface_section(config: str) -> str:
 
 
 @operation()
-def key():
+def key() -> Commands:
     """
     This server's WireGuard key pair: the private key made here, root only (0600), never
     replaced; the public key beside it (what the other servers' configs are made from).
@@ -68,7 +71,7 @@ def _peer_key(name: str) -> str | None:
 
 
 @operation()
-def mesh(*, mesh_network: str, members: tuple[MeshHost, ...], confirm_seconds: int = 60):
+def mesh(*, mesh_network: str, members: tuple[MeshHost, ...], confirm_seconds: int = 60) -> Commands:
     """
     ``wg0`` with this server's mesh address and every other member as a peer (their public keys
     read from them as this runs, so their ``key`` must run first), started at boot. A change is
@@ -95,8 +98,11 @@ def mesh(*, mesh_network: str, members: tuple[MeshHost, ...], confirm_seconds: i
         if public is None:
             pending.append(member.host)
             continue
-        peers.append(Peer(host=member.host, address=member.address, endpoint=member.endpoint,
-                          port=member.port, public_key=public))
+        peers.append(
+            Peer(
+                host=member.host, address=member.address, endpoint=member.endpoint, port=member.port, public_key=public
+            )
+        )
     if pending and host.state.is_executing:
         raise OperationError(f"no WireGuard key on {', '.join(pending)} yet; run wireguard.key there first")
     config = wireguard_config(address=me.address, mesh_network=mesh_network, port=me.port, peers=peers)

@@ -18,20 +18,29 @@ import ssl
 import subprocess
 import sys
 import time
+from typing import Any
 
 UNIT_PROPERTIES = (
-    "Id", "LoadState", "ActiveState", "SubState", "Result", "NRestarts", "StateChangeTimestamp",
-    "ExecMainStatus", "ExecMainExitTimestamp", "Type",
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "Result",
+    "NRestarts",
+    "StateChangeTimestamp",
+    "ExecMainStatus",
+    "ExecMainExitTimestamp",
+    "Type",
 )
 
 
-def units(names):
+def units(names: list[str]) -> dict[str, dict[str, str]]:
     """One `systemctl show` for every unit; timestamps as unix seconds."""
     if not names:
         return {}
     command = ["systemctl", "show", "--timestamp=unix", "-p", ",".join(UNIT_PROPERTIES), "--", *names]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-    found = {}
+    found: dict[str, dict[str, str]] = {}
     for block in result.stdout.strip().split("\n\n"):
         props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         if props.get("Id"):
@@ -39,8 +48,8 @@ def units(names):
     return found
 
 
-def disks(paths):
-    found = {}
+def disks(paths: list[str]) -> dict[str, dict[str, float]]:
+    found: dict[str, dict[str, float]] = {}
     for path in paths:
         try:
             stat = os.statvfs(path)
@@ -49,14 +58,16 @@ def disks(paths):
         total, free = stat.f_blocks * stat.f_frsize, stat.f_bavail * stat.f_frsize
         found[path] = {
             "used_percent": round(100.0 * (total - free) / total, 1) if total else 0.0,
-            "inodes_used_percent": round(100.0 * (stat.f_files - stat.f_favail) / stat.f_files, 1) if stat.f_files else 0.0,
+            "inodes_used_percent": round(100.0 * (stat.f_files - stat.f_favail) / stat.f_files, 1)
+            if stat.f_files
+            else 0.0,
             "free_bytes": free,
         }
     return found
 
 
-def memory():
-    values = {}
+def memory() -> dict[str, int | None]:
+    values: dict[str, int] = {}
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:
@@ -67,7 +78,7 @@ def memory():
     return {"total_bytes": values.get("MemTotal"), "available_bytes": values.get("MemAvailable")}
 
 
-def _json_file(path):
+def _json_file(path: str) -> Any:
     try:
         with open(path) as handle:
             return json.load(handle)
@@ -77,14 +88,14 @@ def _json_file(path):
         return {"error": f"{path}: {error}"}
 
 
-def _listing(directory, suffix):
+def _listing(directory: str, suffix: str) -> list[str]:
     try:
         return sorted(name[: -len(suffix)] for name in os.listdir(directory) if name.endswith(suffix))
     except FileNotFoundError:
         return []
 
 
-def answers(address, timeout=1.0):
+def answers(address: str, timeout: float = 1.0) -> bool:
     """Whether something accepts TCP connections at host:port."""
     host, _, port = address.rpartition(":")
     try:
@@ -94,21 +105,27 @@ def answers(address, timeout=1.0):
         return False
 
 
-def containers():
+def containers() -> dict[str, str] | list[dict[str, Any]]:
     command = ["podman", "ps", "--all", "--format", "json", "--filter", "label=codeb.project"]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         rows = json.loads(result.stdout or "[]")
     except (OSError, ValueError, subprocess.TimeoutExpired) as error:
         return {"error": str(error)}
-    return [{
-        "name": (row.get("Names") or ["?"])[0], "state": row.get("State"), "labels": row.get("Labels") or {},
-        "started_at": row.get("StartedAt"), "exited_at": row.get("ExitedAt"),
-    } for row in rows or []]
+    return [
+        {
+            "name": (row.get("Names") or ["?"])[0],
+            "state": row.get("State"),
+            "labels": row.get("Labels") or {},
+            "started_at": row.get("StartedAt"),
+            "exited_at": row.get("ExitedAt"),
+        }
+        for row in rows or []
+    ]
 
 
-def app_state(args):
-    pointers = {}
+def app_state(args: argparse.Namespace) -> dict[str, Any]:
+    pointers: dict[str, dict[str, Any]] = {}
     for name in sorted(os.listdir(args.upstreams)) if os.path.isdir(args.upstreams) else []:
         path = os.path.join(args.upstreams, name)
         if name.startswith(".") or not os.path.isfile(path):
@@ -116,7 +133,7 @@ def app_state(args):
         with open(path) as handle:
             address = handle.read().strip()
         pointers[name] = {"address": address, "answers": answers(address)}
-    locks = {}
+    locks: dict[str, dict[str, Any]] = {}
     for name in _listing(args.locks, ".lock"):
         path = os.path.join(args.locks, f"{name}.lock")
         held = _json_file(path) or {}
@@ -132,8 +149,8 @@ def app_state(args):
     }
 
 
-def read(args):
-    report = {
+def read(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {
         "time": time.time(),
         "units": units(args.unit),
         "disks": disks(args.disk),
@@ -144,7 +161,7 @@ def read(args):
     return report
 
 
-def _context(cafiles):
+def _context(cafiles: list[str]) -> ssl.SSLContext:
     context = ssl.create_default_context()
     for cafile in cafiles:
         if os.path.exists(cafile):
@@ -152,11 +169,15 @@ def _context(cafiles):
     return context
 
 
-def _get(address, port, domain, path, context, timeout):
+def _get(
+    address: str, port: int, domain: str, path: str, context: ssl.SSLContext | None, timeout: float
+) -> tuple[int | None, Any]:
     """HTTP/1.1 GET of path at domain through address:port; (status, peer certificate)."""
     with socket.create_connection((address, port), timeout=timeout) as raw:
-        stream = context.wrap_socket(raw, server_hostname=domain) if context else raw
-        cert = stream.getpeercert() if context else None
+        stream, cert = raw, None
+        if context:
+            stream = context.wrap_socket(raw, server_hostname=domain)
+            cert = stream.getpeercert()
         request = f"GET {path} HTTP/1.1\r\nHost: {domain}\r\nUser-Agent: codeb-health\r\nConnection: close\r\n\r\n"
         stream.sendall(request.encode())
         status_line = stream.makefile("rb").readline().decode("latin-1")
@@ -164,16 +185,18 @@ def _get(address, port, domain, path, context, timeout):
         return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None), cert
 
 
-def probe_one(domain, path, args, context):
-    result = {"domain": domain, "path": path}
+def probe_one(domain: str, path: str, args: argparse.Namespace, context: ssl.SSLContext | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"domain": domain, "path": path}
     try:
         if args.scheme == "http":
             result["status"], _ = _get(args.address, args.port, domain, path, None, args.timeout)
             return result
         try:
             result["status"], cert = _get(args.address, args.port, domain, path, context, args.timeout)
-            issued, expires = (datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert[key]), datetime.timezone.utc)
-                               for key in ("notBefore", "notAfter"))
+            issued, expires = (
+                datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert[key]), datetime.UTC)
+                for key in ("notBefore", "notAfter")
+            )
             result["certificate"] = {"valid": True, "not_before": issued.isoformat(), "not_after": expires.isoformat()}
         except ssl.SSLCertVerificationError as error:
             result["certificate"] = {"valid": False, "error": error.verify_message or str(error)}
@@ -187,7 +210,7 @@ def probe_one(domain, path, args, context):
     return result
 
 
-def dns_answer(domain, args):
+def dns_answer(domain: str, args: argparse.Namespace) -> dict[str, Any]:
     command = ["dig", "+short", "+time=2", "+tries=1", f"@{args.dns_server}", "-p", str(args.dns_port), domain, "A"]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
@@ -198,7 +221,7 @@ def dns_answer(domain, args):
     return {"addresses": sorted(line for line in result.stdout.split() if line[:1].isdigit())}
 
 
-def probe(args):
+def probe(args: argparse.Namespace) -> dict[str, Any]:
     context = _context(args.ca) if args.scheme == "https" else None
     targets = [target.split(",", 1) for target in args.target]
     return {
@@ -208,26 +231,26 @@ def probe(args):
     }
 
 
-def _label(value):
+def _label(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 
-def _line(name, value, **labels):
+def _line(name: str, value: object, **labels: object) -> str:
     inner = ",".join(f'{key}="{_label(val)}"' for key, val in sorted(labels.items()))
     return f"{name}{{{inner}}} {value}" if inner else f"{name} {value}"
 
 
-def _epoch(text):
+def _epoch(text: object) -> float | None:
     if not text:
         return None
     try:
         parsed = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)).timestamp()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)).timestamp()
 
 
-def _tool_json(command):
+def _tool_json(command: list[str]) -> Any:
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         return json.loads(result.stdout)
@@ -235,13 +258,15 @@ def _tool_json(command):
         return None
 
 
-def app_metrics(args):
+def app_metrics(args: argparse.Namespace) -> list[str]:
     """Each active slot: its container running, its health path answering through Caddy with its
     domain, and the domain's certificate."""
     lines = []
     projects = (_json_file(os.path.join(args.registry, "ssot.json")) or {}).get("projects") or {}
     table = (_json_file(os.path.join(args.registry, "slots.json")) or {}).get("slots") or {}
-    running = {c["name"]: c.get("state") == "running" for c in (containers() if args.registry else []) if isinstance(c, dict)}
+    running = {
+        c["name"]: c.get("state") == "running" for c in (containers() if args.registry else []) if isinstance(c, dict)
+    }
     context = _context(args.ca) if args.scheme == "https" else None
     for project, envs in sorted(projects.items()):
         for env, entry in sorted(envs.items()):
@@ -250,21 +275,27 @@ def app_metrics(args):
             if active is None:
                 continue
             labels = {"project": project, "env": env, "slot": active, "domain": entry["domain"]}
-            lines.append(_line("codeb_slot_container_running", int(running.get(f"{project}-{env}-{active}", False)), **labels))
+            lines.append(
+                _line("codeb_slot_container_running", int(running.get(f"{project}-{env}-{active}", False)), **labels)
+            )
             found = probe_one(entry["domain"], entry["health_path"], args, context)
             status = found.get("status")
             lines.append(_line("codeb_slot_up", int(isinstance(status, int) and 200 <= status < 300), **labels))
             certificate = found.get("certificate")
             if certificate is not None:
-                lines.append(_line("codeb_certificate_valid", int(bool(certificate.get("valid"))), domain=entry["domain"]))
+                lines.append(
+                    _line("codeb_certificate_valid", int(bool(certificate.get("valid"))), domain=entry["domain"])
+                )
                 for name, key in (("issued", "not_before"), ("expiry", "not_after")):
                     at = _epoch(certificate.get(key))
                     if at is not None:
-                        lines.append(_line(f"codeb_certificate_{name}_timestamp_seconds", int(at), domain=entry["domain"]))
+                        lines.append(
+                            _line(f"codeb_certificate_{name}_timestamp_seconds", int(at), domain=entry["domain"])
+                        )
     return lines
 
 
-def storage_metrics(args):
+def storage_metrics(args: argparse.Namespace) -> list[str]:
     status = _tool_json([args.storage_tool, "status"])
     if status is None:
         return [_line("codeb_storage_status_up", 0)]
@@ -279,27 +310,39 @@ def storage_metrics(args):
     ]
 
 
-def backup_metrics(args):
-    store = _tool_json(["runuser", "-u", args.backup_user, "--", args.backup_tool, "--root", args.backup_root, "status"])
+def backup_metrics(args: argparse.Namespace) -> list[str]:
+    store = _tool_json(
+        ["runuser", "-u", args.backup_user, "--", args.backup_tool, "--root", args.backup_root, "status"]
+    )
     if store is None:
         return [_line("codeb_backup_status_up", 0)]
     lines = [_line("codeb_backup_status_up", 1)]
-    newest = {"base": (store.get("base") or {}).get("finished_at"), "rdb": (store.get("rdb") or {}).get("finished_at"),
-              "wal": (store.get("wal") or {}).get("newest_at")}
+    newest = {
+        "base": (store.get("base") or {}).get("finished_at"),
+        "rdb": (store.get("rdb") or {}).get("finished_at"),
+        "wal": (store.get("wal") or {}).get("newest_at"),
+    }
     for kind, at in sorted(newest.items()):
-        if _epoch(at) is not None:
-            lines.append(_line("codeb_backup_last_timestamp_seconds", int(_epoch(at)), kind=kind))
+        if (seconds := _epoch(at)) is not None:
+            lines.append(_line("codeb_backup_last_timestamp_seconds", int(seconds), kind=kind))
     for database, dump in sorted((store.get("dumps") or {}).items()):
-        if _epoch((dump or {}).get("finished_at")) is not None:
-            lines.append(_line("codeb_backup_last_timestamp_seconds", int(_epoch(dump["finished_at"])), kind="dump", database=database))
+        if (seconds := _epoch((dump or {}).get("finished_at"))) is not None:
+            lines.append(
+                _line(
+                    "codeb_backup_last_timestamp_seconds",
+                    int(seconds),
+                    kind="dump",
+                    database=database,
+                )
+            )
     drill = store.get("drill")
-    if isinstance(drill, dict) and _epoch(drill.get("finished_at")) is not None:
-        lines.append(_line("codeb_backup_last_timestamp_seconds", int(_epoch(drill["finished_at"])), kind="drill"))
+    if isinstance(drill, dict) and (seconds := _epoch(drill.get("finished_at"))) is not None:
+        lines.append(_line("codeb_backup_last_timestamp_seconds", int(seconds), kind="drill"))
         lines.append(_line("codeb_drill_ok", int(bool(drill.get("ok")))))
     return lines
 
 
-def metrics(args):
+def metrics(args: argparse.Namespace) -> dict[str, Any]:
     """Write codeb's checks as a node-exporter textfile (atomically: the collector never reads half)."""
     lines = []
     if args.registry:
@@ -317,7 +360,7 @@ def metrics(args):
     return {"written": args.out, "lines": len(lines)}
 
 
-def _probe_options(p):
+def _probe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheme", choices=("https", "http"), default="https")
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=443)
@@ -325,7 +368,7 @@ def _probe_options(p):
     p.add_argument("--timeout", type=float, default=5.0)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codeb-health")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("read")

@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 PROJECT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 ENV = re.compile(r"production|staging")
@@ -31,18 +32,18 @@ class Failure(Exception):
     pass
 
 
-def _run(argv):
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
 
 
 class Log:
-    def __init__(self, root, project, env):
+    def __init__(self, root: str, project: str, env: str) -> None:
         if not PROJECT.fullmatch(project or "") or not ENV.fullmatch(env or ""):
             raise Failure(f"invalid project {project!r} or env {env!r}")
         self.project, self.env = project, env
         self.path = os.path.join(root, "releases", project, f"{env}.json")
 
-    def __enter__(self):
+    def __enter__(self) -> Log:
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         self._lock = open(self.path + ".lock", "a")
         fcntl.flock(self._lock, fcntl.LOCK_EX)
@@ -53,7 +54,7 @@ class Log:
             self.data = {"releases": []}
         return self
 
-    def save(self):
+    def save(self) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(self.path))
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(self.data, out, indent=1, sort_keys=True)
@@ -63,17 +64,17 @@ class Log:
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self._lock.close()
 
-    def release(self, number):
+    def release(self, number: int) -> dict[str, Any]:
         for release in self.data["releases"]:
             if release["number"] == number:
                 return release
         raise Failure(f"{self.project}/{self.env}: no release {number}")
 
 
-def inspect(image):
+def inspect(image: str) -> tuple[str | None, str | None]:
     result = _run(["podman", "image", "inspect", "--format", "json", image])
     if result.returncode != 0:
         return None, None
@@ -82,7 +83,7 @@ def inspect(image):
     return found.get("Id"), labels.get(VERSION_LABEL)
 
 
-def record(args):
+def record(args: argparse.Namespace) -> int:
     with open(args.meta, encoding="utf-8") as handle:
         meta = json.load(handle)
     with Log(args.root, meta.get("project"), meta.get("env")) as log:
@@ -96,22 +97,25 @@ def record(args):
                 tag = None
         meta.pop("project", None)
         meta.pop("env", None)
-        releases.append({**meta, "number": number, "image_id": image_id, "app_version": app_version, "tag": tag,
-                         "pruned": False})
+        releases.append(
+            {**meta, "number": number, "image_id": image_id, "app_version": app_version, "tag": tag, "pruned": False}
+        )
         log.save()
     os.unlink(args.meta)
     print(f"{log.project}/{log.env}: release {number} ({meta['image']}, {meta['health']})")
     return 0
 
 
-def _in_use(image_id):
+def _in_use(image_id: str) -> bool:
     result = _run(["podman", "ps", "-a", "--filter", f"ancestor={image_id}", "--format", "{{.ID}}"])
     return result.returncode != 0 or bool(result.stdout.strip())
 
 
-def prune(args):
+def prune(args: argparse.Namespace) -> int:
     with Log(args.root, args.project, args.env) as log:
-        keep_ids = {r.get("image_id") for r in log.data["releases"] if not r.get("pruned") and r["number"] not in args.number}
+        keep_ids = {
+            r.get("image_id") for r in log.data["releases"] if not r.get("pruned") and r["number"] not in args.number
+        }
         for number in args.number:
             release = log.release(number)
             if release.get("tag"):
@@ -125,7 +129,7 @@ def prune(args):
     return 0
 
 
-def contract(args):
+def contract(args: argparse.Namespace) -> int:
     with Log(args.root, args.project, args.env) as log:
         log.release(args.number)["contract_state"] = args.state
         log.save()
@@ -133,7 +137,7 @@ def contract(args):
     return 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codeb-releases")
     parser.add_argument("--root", default="/opt/codeb")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -104,7 +104,8 @@ def put_record(args: argparse.Namespace, filename: str, table: str) -> int:
     return 0
 
 
-def _ports_of_others(data, table, project, env):
+def _ports_of_others(data: dict[str, Any], table: str, project: str, env: str) -> set[int]:
+    """The ports every other project/env holds in ssot.json (none for another table)."""
     if table != "projects":
         return set()
     return {
@@ -117,7 +118,7 @@ def _ports_of_others(data, table, project, env):
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
 
 
 def lock(args: argparse.Namespace) -> int:
@@ -169,12 +170,12 @@ def unlock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tool_digest():
+def _tool_digest() -> str:
     with open(os.path.abspath(__file__), "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()[:16]
 
 
-def _pointer(path):
+def _pointer(path: str) -> str | None:
     try:
         with open(path) as handle:
             return handle.read().strip()
@@ -182,9 +183,18 @@ def _pointer(path):
         return None
 
 
-def _containers(podman, project, env):
-    command = [podman, "ps", "--all", "--format", "json",
-               "--filter", f"label=codeb.project={project}", "--filter", f"label=codeb.environment={env}"]
+def _containers(podman: str, project: str, env: str) -> Any:
+    command = [
+        podman,
+        "ps",
+        "--all",
+        "--format",
+        "json",
+        "--filter",
+        f"label=codeb.project={project}",
+        "--filter",
+        f"label=codeb.environment={env}",
+    ]
     try:
         found = subprocess.run(command, capture_output=True, text=True, check=False)
     except FileNotFoundError:
@@ -194,22 +204,26 @@ def _containers(podman, project, env):
     return json.loads(found.stdout or "[]")
 
 
-def snapshot(args):
+def snapshot(args: argparse.Namespace) -> int:
     """One project/env's registry records, pointer files and containers, as one JSON object."""
     projects = _read(os.path.join(args.registry, "ssot.json"), {}).get("projects", {})
     table = _read(os.path.join(args.registry, "slots.json"), {}).get("slots", {})
-    json.dump({
-        "tool": _tool_digest(),
-        "project": projects.get(args.project, {}).get(args.env),
-        "slots": table.get(args.project, {}).get(args.env),
-        "pointers": {path: _pointer(path) for path in args.pointer},
-        "containers": _containers(args.podman, args.project, args.env),
-    }, sys.stdout, sort_keys=True)
+    json.dump(
+        {
+            "tool": _tool_digest(),
+            "project": projects.get(args.project, {}).get(args.env),
+            "slots": table.get(args.project, {}).get(args.env),
+            "pointers": {path: _pointer(path) for path in args.pointer},
+            "containers": _containers(args.podman, args.project, args.env),
+        },
+        sys.stdout,
+        sort_keys=True,
+    )
     print()
     return 0
 
 
-def _write_pointer(path, address):
+def _write_pointer(path: str, address: str) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.tmp"
@@ -221,10 +235,10 @@ def _write_pointer(path, address):
     os.replace(tmp, path)
 
 
-def switch(args):
+def switch(args: argparse.Namespace) -> int:
     """Under the project's lock: if slots.json still holds what the caller planned from, move the
     pointers (the domain's first) and record the new slots; the lock is released in any case."""
-    pointers = []
+    pointers: list[tuple[str, str]] = []
     for item in args.pointer:
         path, sep, address = item.rpartition("=")
         if not sep or not path or not address:
@@ -337,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         return put_record(args, "slots.json", "slots")
     if args.command == "put-project":
         return put_record(args, "ssot.json", "projects")
-    return {"lock": lock, "unlock": unlock, "health": health, "snapshot": snapshot, "switch": switch}[args.command](args)
+    return {"lock": lock, "unlock": unlock, "health": health, "snapshot": snapshot, "switch": switch}[args.command](
+        args
+    )
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@ the registry layout and the codeb system user."""
 
 from __future__ import annotations
 
+import posixpath
 from datetime import timedelta
 from io import StringIO
-import posixpath
 from pathlib import Path
 
 from pyinfra import host
@@ -13,13 +13,13 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, pip, server, systemd
 
 from codeb_infra.api.config import ApiPaths
+from codeb_infra.config.app import HostSettings
 from codeb_infra.domain.data import Schedule
 from codeb_infra.operations import api, caddy, podman, registry, secrets, timers
 from codeb_infra.roles.dns import powerdns
-from codeb_infra.config.app import HostSettings
-from codeb_infra.templates.caddy import render_caddyfile
-from codeb_infra.templates import render
 from codeb_infra.templates import api as api_templates
+from codeb_infra.templates import render
+from codeb_infra.templates.caddy import render_caddyfile
 
 CADDY_VERSION = "2.11.7"
 TOOLS_VENV = "/opt/codeb/tools"
@@ -27,7 +27,12 @@ API_VENV = posixpath.dirname(posixpath.dirname(api.API_PYTHON))
 API_PYTHON = api.API_PYTHON
 API_ACCESS_LOG = "/var/log/caddy/api.access.log"
 AUDIT_HEAD_SHIPPING = Schedule(
-    "audit", "codeb-audit-head", "Audit log head hash to the backup server", "*:0/5", "root", ("ship-head",),
+    "audit",
+    "codeb-audit-head",
+    "Audit log head hash to the backup server",
+    "*:0/5",
+    "root",
+    ("ship-head",),
     timedelta(minutes=15),
 )
 
@@ -38,12 +43,30 @@ def app() -> None:
     apt.packages(
         name="Packages for containers and Caddy",
         packages=["podman", "python3", "python3-venv", "ca-certificates", "curl", "bind9-dnsutils", "sqlite3"],
-        update=True, cache_time=24 * 3600, no_recommends=False,
+        update=True,
+        cache_time=24 * 3600,
+        no_recommends=False,
     )
     server.group(name="codeb group", group="codeb", system=True)
-    server.user(name="codeb user", user="codeb", group="codeb", system=True, shell="/usr/sbin/nologin", home="/var/lib/codeb", create_home=True)
+    server.user(
+        name="codeb user",
+        user="codeb",
+        group="codeb",
+        system=True,
+        shell="/usr/sbin/nologin",
+        home="/var/lib/codeb",
+        create_home=True,
+    )
     server.group(name="caddy group", group="caddy", system=True)
-    server.user(name="caddy user", user="caddy", group="caddy", system=True, shell="/usr/sbin/nologin", home="/var/lib/caddy", create_home=True)
+    server.user(
+        name="caddy user",
+        user="caddy",
+        group="caddy",
+        system=True,
+        shell="/usr/sbin/nologin",
+        home="/var/lib/caddy",
+        create_home=True,
+    )
     for path, mode, group in (
         (settings.codeb_dir, "755", "codeb"),
         (settings.registry_dir, "750", "codeb"),
@@ -69,25 +92,47 @@ def control_plane(settings: HostSettings) -> None:
     for path, mode in (("/opt/codeb/api", "700"), ("/etc/codeb/api", "700"), ("/var/lib/codeb/api", "700")):
         files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
     files.directory(name="Directory /var/lib/codeb", path="/var/lib/codeb", user="codeb", group="codeb", mode="755")
-    files.directory(name="Caddy log directory", path=posixpath.dirname(API_ACCESS_LOG), user="caddy", group="caddy", mode="750")
+    files.directory(
+        name="Caddy log directory", path=posixpath.dirname(API_ACCESS_LOG), user="caddy", group="caddy", mode="750"
+    )
     # Made here, Caddy's: `caddy validate` (run as root) would otherwise create it root's own.
     files.file(name="API access log", path=API_ACCESS_LOG, user="caddy", group="caddy", mode="600")
     venv = api.venv(name="codeb API virtualenv (wheelhouse from the controller)", path=API_VENV)
     secrets.secret(name="API key secret", path=paths.key_secret, length=64)
-    inventory = files.put(name="codeb API inventory", src=StringIO(api_templates.render_inventory(host.data)),
-                          dest=paths.inventory, mode="600")
-    unit = files.put(name="codeb-api unit",
-                     src=StringIO(api_templates.render_unit(python=API_PYTHON, paths=paths, state_dir="/var/lib/codeb/api")),
-                     dest="/etc/systemd/system/codeb-api.service", mode="644")
-    systemd.service(
-        name="codeb-api running and enabled", service="codeb-api.service", running=True, enabled=True,
-        daemon_reload=unit.will_change, restarted=venv.will_change or unit.will_change or inventory.will_change,
+    inventory = files.put(
+        name="codeb API inventory",
+        src=StringIO(api_templates.render_inventory(host.data)),
+        dest=paths.inventory,
+        mode="600",
     )
-    caddy.site(name=f"Caddy site api.{settings.base_domain}", path=posixpath.join(settings.sites_dir, "_api.caddy"),
-               content=api_templates.render_site(base_domain=settings.base_domain, tls=settings.tls, access_log=API_ACCESS_LOG),
-               caddyfile=settings.caddyfile, caddy_bin=settings.caddy_bin)
-    timers.job(name="Timer codeb-audit-head (every 5 minutes)", schedule=AUDIT_HEAD_SHIPPING,
-               command=f"{API_PYTHON} -m codeb_infra.api.admin ship-head")
+    unit = files.put(
+        name="codeb-api unit",
+        src=StringIO(api_templates.render_unit(python=API_PYTHON, paths=paths, state_dir="/var/lib/codeb/api")),
+        dest="/etc/systemd/system/codeb-api.service",
+        mode="644",
+    )
+    systemd.service(
+        name="codeb-api running and enabled",
+        service="codeb-api.service",
+        running=True,
+        enabled=True,
+        daemon_reload=unit.will_change,
+        restarted=venv.will_change or unit.will_change or inventory.will_change,
+    )
+    caddy.site(
+        name=f"Caddy site api.{settings.base_domain}",
+        path=posixpath.join(settings.sites_dir, "_api.caddy"),
+        content=api_templates.render_site(
+            base_domain=settings.base_domain, tls=settings.tls, access_log=API_ACCESS_LOG
+        ),
+        caddyfile=settings.caddyfile,
+        caddy_bin=settings.caddy_bin,
+    )
+    timers.job(
+        name="Timer codeb-audit-head (every 5 minutes)",
+        schedule=AUDIT_HEAD_SHIPPING,
+        command=f"{API_PYTHON} -m codeb_infra.api.admin ship-head",
+    )
 
 
 def _caddy(settings: HostSettings) -> None:
@@ -102,14 +147,20 @@ def _caddy(settings: HostSettings) -> None:
     caddyfile = files.put(
         name="Main Caddyfile",
         src=StringIO(render_caddyfile(settings)),
-        dest=settings.caddyfile, mode="644",
+        dest=settings.caddyfile,
+        mode="644",
     )
     unit = files.put(
         name="Caddy unit",
         src=StringIO(render("caddy.service.j2", caddy_bin=settings.caddy_bin, caddyfile=settings.caddyfile)),
-        dest="/etc/systemd/system/caddy.service", mode="644",
+        dest="/etc/systemd/system/caddy.service",
+        mode="644",
     )
     systemd.service(
-        name="Caddy running and enabled", service="caddy.service", running=True, enabled=True,
-        daemon_reload=unit.will_change, reloaded=caddyfile.will_change and not unit.will_change,
+        name="Caddy running and enabled",
+        service="caddy.service",
+        running=True,
+        enabled=True,
+        daemon_reload=unit.will_change,
+        reloaded=caddyfile.will_change and not unit.will_change,
     )

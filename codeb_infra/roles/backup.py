@@ -31,8 +31,8 @@ from codeb_infra.config.roles import (
 from codeb_infra.domain.data import BACKUP_SCHEDULES
 from codeb_infra.operations import backup as backup_ops
 from codeb_infra.operations import timers
-from codeb_infra.roles.tools import remote_tool
 from codeb_infra.roles.network import internal_address
+from codeb_infra.roles.tools import remote_tool
 
 # The drills run PostgreSQL and Redis in scratch directories; no cluster or server of their own.
 NO_MAIN_CLUSTER = (
@@ -97,10 +97,12 @@ def restore_drills(settings: BackupSettings) -> None:
 def backup_access() -> None:
     """Keys on storage and app, known to and authorized on the backup server; call on every host."""
     inventory = host.state.inventory
-    access = BackupAccess.from_groups({
-        role: [(h.name, internal_address(h)) for h in inventory.get_group(role, default=[])]
-        for role in ("backup", "storage", "app")
-    })
+    access = BackupAccess.from_groups(
+        {
+            role: [(h.name, internal_address(h)) for h in inventory.get_group(role, default=[])]
+            for role in ("backup", "storage", "app")
+        }
+    )
     backup_ops.client_key(name="Backup key of this server", access=access)
     backup_ops.server_alias(name="Backup server's host key and ssh alias", access=access)
     backup_ops.authorized_clients(name="Backup clients authorized on the backup server", access=access)

@@ -23,8 +23,14 @@ DATABASE = "/var/lib/powerdns/pdns.sqlite3"
 
 
 def config_text(settings: DnsSettings, *, database: str = DATABASE, key_conf: str = KEY_CONFIG) -> str:
-    return render("pdns.conf.j2", database=database, listen=settings.dns_listen, port=settings.dns_port,
-                  api_port=settings.pdns_api_port, key_conf=key_conf)
+    return render(
+        "pdns.conf.j2",
+        database=database,
+        listen=settings.dns_listen,
+        port=settings.dns_port,
+        api_port=settings.pdns_api_port,
+        key_conf=key_conf,
+    )
 
 
 @deploy("PowerDNS")
@@ -32,8 +38,10 @@ def powerdns() -> None:
     settings = DnsSettings.from_data(host.data)
     api = settings.api
     apt.packages(
-        name="PowerDNS packages", packages=["pdns-server", "pdns-backend-sqlite3", "python3"],
-        update=True, cache_time=24 * 3600,
+        name="PowerDNS packages",
+        packages=["pdns-server", "pdns-backend-sqlite3", "python3"],
+        update=True,
+        cache_time=24 * 3600,
     )
     files.put(name="Install codeb-pdns", src=str(TOOL_SOURCE), dest=api.tool, mode="755", create_remote_dir=True)
     files.directory(

@@ -113,16 +113,27 @@ def network() -> None:
     if settings.mesh:
         mesh = members()
         wireguard.key(name="WireGuard key made on this server")
-        wireguard.mesh(name="WireGuard mesh wg0", mesh_network=str(settings.mesh_network), members=mesh,
-                       confirm_seconds=settings.network_confirm_seconds)
+        wireguard.mesh(
+            name="WireGuard mesh wg0",
+            mesh_network=str(settings.mesh_network),
+            members=mesh,
+            confirm_seconds=settings.network_confirm_seconds,
+        )
         for role in roles:
             for unit in MESH_BOUND_UNITS.get(role, ()):
-                files.put(name=f"{unit} waits for the mesh", src=StringIO(WAIT_FOR_MESH),
-                          dest=f"/etc/systemd/system/{unit}.d/codeb-mesh.conf", mode="644", create_remote_dir=True)
+                files.put(
+                    name=f"{unit} waits for the mesh",
+                    src=StringIO(WAIT_FOR_MESH),
+                    dest=f"/etc/systemd/system/{unit}.d/codeb-mesh.conf",
+                    mode="644",
+                    create_remote_dir=True,
+                )
     if settings.firewall_on:
-        nftables.firewall(name="Firewall: inbound only what the role serves, the rest from mesh peers",
-                          rules=firewall_rules(roles, settings, peer_addresses(host)),
-                          confirm_seconds=settings.network_confirm_seconds)
+        nftables.firewall(
+            name="Firewall: inbound only what the role serves, the rest from mesh peers",
+            rules=firewall_rules(roles, settings, peer_addresses(host)),
+            confirm_seconds=settings.network_confirm_seconds,
+        )
 
 
 def handshake_ages(now: float | None = None) -> Mapping[str, float | None]:

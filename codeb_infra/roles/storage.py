@@ -25,8 +25,8 @@ from codeb_infra.domain.data import (
     STORAGE_SCHEDULES,
 )
 from codeb_infra.operations import postgres, redis, secrets, timers
-from codeb_infra.roles.tools import remote_tool
 from codeb_infra.roles.network import internal_data, peer_addresses
+from codeb_infra.roles.tools import remote_tool
 from codeb_infra.templates import render
 
 REDIS_PERSISTENCE = {"appendonly": "yes", "appendfsync": "everysec"}
@@ -45,7 +45,8 @@ def storage() -> None:
     apt.packages(
         name=f"PostgreSQL {version}, Redis and the SSH client",
         packages=[f"postgresql-{version}", "redis-server", "openssh-client"],
-        update=True, cache_time=24 * 3600,
+        update=True,
+        cache_time=24 * 3600,
     )
     secrets.secret(name="PostgreSQL admin password", path=POSTGRES_ADMIN_PASSWORD)
     secrets.secret(name="Redis password", path=REDIS_PASSWORD)
@@ -53,33 +54,49 @@ def storage() -> None:
     listen = files.put(
         name="PostgreSQL listens on loopback and the private address",
         src=StringIO(render("postgresql.codeb.conf.j2", private_address=settings.private_address)),
-        dest=f"{settings.postgres_dir}/conf.d/codeb.conf", user="postgres", group="postgres", mode="644",
+        dest=f"{settings.postgres_dir}/conf.d/codeb.conf",
+        user="postgres",
+        group="postgres",
+        mode="644",
     )
     hba = files.put(
         name="PostgreSQL lets the private network in by password (scram-sha-256)",
         src=StringIO(render("pg_hba.conf.j2", networks=networks)),
-        dest=f"{settings.postgres_dir}/pg_hba.conf", user="postgres", group="postgres", mode="640",
+        dest=f"{settings.postgres_dir}/pg_hba.conf",
+        user="postgres",
+        group="postgres",
+        mode="640",
     )
     systemd.service(name="PostgreSQL clusters start at boot", service="postgresql.service", running=True, enabled=True)
     systemd.service(
-        name=f"PostgreSQL {version} running", service=settings.postgres_unit, running=True,
-        restarted=listen.will_change, reloaded=hba.will_change and not listen.will_change,
+        name=f"PostgreSQL {version} running",
+        service=settings.postgres_unit,
+        running=True,
+        restarted=listen.will_change,
+        reloaded=hba.will_change and not listen.will_change,
     )
     postgres.login_role(
         name=f"PostgreSQL role {settings.postgres_admin_role} with the admin password",
-        role=settings.postgres_admin_role, password_file=POSTGRES_ADMIN_PASSWORD, attributes=ADMIN_ATTRIBUTES,
+        role=settings.postgres_admin_role,
+        password_file=POSTGRES_ADMIN_PASSWORD,
+        attributes=ADMIN_ATTRIBUTES,
     )
 
     for directory in (POSTGRES_PASSWORDS_DIR, REDIS_USERS_DIR):
         files.directory(name=f"Directory {directory}", path=directory, user="root", group="root", mode="700")
     acl = redis.acl(
-        name="Redis ACL from the Redis password and the project users'", path=REDIS_ACL,
-        password_file=REDIS_PASSWORD, users_dir=REDIS_USERS_DIR,
+        name="Redis ACL from the Redis password and the project users'",
+        path=REDIS_ACL,
+        password_file=REDIS_PASSWORD,
+        users_dir=REDIS_USERS_DIR,
     )
     config = files.put(
         name="Redis listens on loopback and the private address",
         src=StringIO(render("redis.codeb.conf.j2", private_address=settings.private_address, acl_file=REDIS_ACL)),
-        dest=REDIS_CONFIG, user="root", group="redis", mode="640",
+        dest=REDIS_CONFIG,
+        user="root",
+        group="redis",
+        mode="640",
     )
     include = files.line(
         name="redis.conf includes codeb.conf", path="/etc/redis/redis.conf", line=f"include {REDIS_CONFIG}"

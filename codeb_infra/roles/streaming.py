@@ -29,16 +29,25 @@ def streaming() -> None:
     if upload:
         # A controller-side image archive, for servers no registry reaches (the sandbox's stand-in).
         podman.image_copied(
-            name=f"Copy {settings.centrifugo_image} to the server", image=settings.centrifugo_image,
-            image_id=images.local_image_id(settings.centrifugo_image), archive=upload,
+            name=f"Copy {settings.centrifugo_image} to the server",
+            image=settings.centrifugo_image,
+            image_id=images.local_image_id(settings.centrifugo_image),
+            archive=upload,
         )
     env = secrets.env_file(name="Centrifugo secrets", path=CENTRIFUGO_SECRETS, keys=CENTRIFUGO_SECRET_KEYS)
     config = files.put(
-        name="Centrifugo config", src=StringIO(centrifugo_config(settings)),
-        dest=CENTRIFUGO_CONFIG, user="root", group="root", mode="644",
+        name="Centrifugo config",
+        src=StringIO(centrifugo_config(settings)),
+        dest=CENTRIFUGO_CONFIG,
+        user="root",
+        group="root",
+        mode="644",
     )
     centrifugo.container(
         name=f"Centrifugo on {settings.private_address}:{settings.centrifugo_port}",
-        image=settings.centrifugo_image, config=CENTRIFUGO_CONFIG, env_file=CENTRIFUGO_SECRETS,
-        publish=settings.publish, restart=env.will_change or config.will_change,
+        image=settings.centrifugo_image,
+        config=CENTRIFUGO_CONFIG,
+        env_file=CENTRIFUGO_SECRETS,
+        publish=settings.publish,
+        restart=env.will_change or config.will_change,
     )

@@ -59,8 +59,14 @@ def _rootfs(target: Path, busybox: bytes, files: dict[str, tuple[bytes, int]]) -
         archive.addfile(sh)
 
 
-def build_busybox_image(reference: str, *, files: dict[str, tuple[bytes, int]], command: list[str], port: int,
-                        labels: dict[str, str] | None = None) -> str:
+def build_busybox_image(
+    reference: str,
+    *,
+    files: dict[str, tuple[bytes, int]],
+    command: list[str],
+    port: int,
+    labels: dict[str, str] | None = None,
+) -> str:
     """Import busybox plus ``files`` (path -> (content, mode)) as ``reference`` running ``command``."""
     busybox = _busybox()
     digest = hashlib.sha256(hashlib.sha256(busybox).digest())

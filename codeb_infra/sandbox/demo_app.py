@@ -43,7 +43,15 @@ ENV_SCRIPT = b'#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "GREETING=
 def build_env_image(tag: str, body: str, version: str, repository: str = IMAGE_REPOSITORY) -> str:
     """A healthy image answering ``body`` at ``/``, its GREETING variable at ``/cgi-bin/env``, and
     carrying ``version`` as its ``org.opencontainers.image.version`` label."""
-    files = {"www/index.html": (f"{body}\n".encode(), 0o644), "www/health": (b"ok\n", 0o644),
-             "www/cgi-bin/env": (ENV_SCRIPT, 0o755)}
-    return build_busybox_image(image_reference(tag, repository), files=files, command=SERVE_COMMAND, port=APP_PORT,
-                               labels={"org.opencontainers.image.version": version})
+    files = {
+        "www/index.html": (f"{body}\n".encode(), 0o644),
+        "www/health": (b"ok\n", 0o644),
+        "www/cgi-bin/env": (ENV_SCRIPT, 0o755),
+    }
+    return build_busybox_image(
+        image_reference(tag, repository),
+        files=files,
+        command=SERVE_COMMAND,
+        port=APP_PORT,
+        labels={"org.opencontainers.image.version": version},
+    )

@@ -74,9 +74,7 @@ def connect(echo: Callable[[str], None] = print) -> Iterator[Engine]:
             yield _engine(found)
             return
     if shutil.which("podman") is None:
-        raise SandboxError(
-            "No container engine found: start Docker (or set DOCKER_HOST), or install podman."
-        )
+        raise SandboxError("No container engine found: start Docker (or set DOCKER_HOST), or install podman.")
     with _podman_service(echo) as client:
         yield _engine(client, started_here=True)
 
@@ -129,9 +127,7 @@ def _podman_service(echo: Callable[[str], None]) -> Iterator[docker.DockerClient
                 process.wait()
 
 
-def _wait_for_service(
-    url: str, process: subprocess.Popen[bytes], log_path: Path
-) -> docker.DockerClient:
+def _wait_for_service(url: str, process: subprocess.Popen[bytes], log_path: Path) -> docker.DockerClient:
     deadline = time.monotonic() + SERVICE_START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:

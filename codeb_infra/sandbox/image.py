@@ -122,9 +122,7 @@ class ImageRecipe(BaseModel):
         ]
 
 
-def ensure_image(
-    engine: Engine, recipe: ImageRecipe, echo: Callable[[str], None] = print
-) -> str:
+def ensure_image(engine: Engine, recipe: ImageRecipe, echo: Callable[[str], None] = print) -> str:
     """Return the recipe's image tag; build and import the image unless the engine has it."""
     try:
         engine.client.images.get(recipe.tag)
@@ -132,9 +130,7 @@ def ensure_image(
     except ImageNotFound:
         pass
     if shutil.which("mmdebstrap") is None:
-        raise SandboxError(
-            "Building the sandbox image needs mmdebstrap: `apt-get install mmdebstrap`."
-        )
+        raise SandboxError("Building the sandbox image needs mmdebstrap: `apt-get install mmdebstrap`.")
     echo(f"Building {recipe.tag} with mmdebstrap ({recipe.suite}); this takes about a minute")
     with tempfile.TemporaryDirectory(prefix="codeb-sandbox-image-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"

@@ -13,8 +13,15 @@ from .model import ROLES, SandboxError, ServerInfo
 
 # The servers reach each other over a WireGuard mesh (userspace: this kernel has no WireGuard module);
 # short monitoring intervals keep the alert tests short.
-SHARED_DATA = {"base_domain": "codeb.test", "tls": "internal", "mesh_network": "10.77.0.0/24", "wireguard_userspace": True,
-               "monitoring_scrape_seconds": 5, "monitoring_evaluation_seconds": 5, "monitoring_metrics_seconds": 10}
+SHARED_DATA = {
+    "base_domain": "codeb.test",
+    "tls": "internal",
+    "mesh_network": "10.77.0.0/24",
+    "wireguard_userspace": True,
+    "monitoring_scrape_seconds": 5,
+    "monitoring_evaluation_seconds": 5,
+    "monitoring_metrics_seconds": 10,
+}
 SANDBOX_ARCHIVE_TIMEOUT = 10
 
 
@@ -40,11 +47,11 @@ def render_inventory(
     for role in ROLES:
         server = servers.get(role)
         if server is None or server.ssh_port is None or server.address is None:
-            raise SandboxError(
-                f"The {role} server has no SSH port or address yet; run `codeb sandbox up`."
-            )
-        extra = {**({"http_port": server.http_port, "https_port": server.https_port} if server.http_port else {}),
-                 **(role_data or {}).get(role, {})}
+            raise SandboxError(f"The {role} server has no SSH port or address yet; run `codeb sandbox up`.")
+        extra = {
+            **({"http_port": server.http_port, "https_port": server.https_port} if server.http_port else {}),
+            **(role_data or {}).get(role, {}),
+        }
         host_data = (
             f"{{**_ssh, 'ssh_port': {server.ssh_port}, 'private_address': {server.address!r}"
             + "".join(f", {key!r}: {value!r}" for key, value in extra.items())

@@ -44,8 +44,7 @@ def up(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo:
         _check_owner(containers, paths)
         if containers and not paths.key.exists():
             raise SandboxError(
-                f"The sandbox runs but its key {paths.key} is gone; "
-                "run `codeb sandbox down`, then `codeb sandbox up`."
+                f"The sandbox runs but its key {paths.key} is gone; run `codeb sandbox down`, then `codeb sandbox up`."
             )
         changed = ensure_key(paths)
         booting = _create_missing(engine, containers, paths, echo)
@@ -100,9 +99,7 @@ def status(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo 
     return _info(paths, servers, changed=False)
 
 
-def _create_missing(
-    engine: Engine, containers: dict[str, Container], paths: StatePaths, echo: Echo
-) -> list[str]:
+def _create_missing(engine: Engine, containers: dict[str, Container], paths: StatePaths, echo: Echo) -> list[str]:
     missing = [role for role in ROLES if role not in containers]
     if not missing:
         return []

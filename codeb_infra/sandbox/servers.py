@@ -87,8 +87,7 @@ def ensure_network(engine: Engine) -> bool:
         return True
     if (network.attrs.get("Labels") or {}).get(LABEL) not in _label_values():
         raise SandboxError(
-            f"A network named {network_name()} exists but was not made by the sandbox; "
-            "remove or rename it."
+            f"A network named {network_name()} exists but was not made by the sandbox; remove or rename it."
         )
     return False
 
@@ -134,9 +133,7 @@ def create_server(
             **_systemd_options(engine, role),
         )
     except APIError as error:
-        raise SandboxError(
-            f"Could not create {container_name(role)}: {error.explanation or error}"
-        ) from error
+        raise SandboxError(f"Could not create {container_name(role)}: {error.explanation or error}") from error
     container.put_archive("/", _authorized_keys_archive(public_key))
     container.start()
     return container
@@ -188,14 +185,10 @@ def wait_until_booted(container: Container, ssh_port: int, timeout: float = BOOT
     deadline = time.monotonic() + timeout
     while not _ssh_banner(ssh_port):
         if time.monotonic() > deadline:
-            raise SandboxError(
-                f"{container.name}: sshd did not answer on 127.0.0.1:{ssh_port} in {timeout:.0f}s."
-            )
+            raise SandboxError(f"{container.name}: sshd did not answer on 127.0.0.1:{ssh_port} in {timeout:.0f}s.")
         time.sleep(0.5)
     remaining = max(1, int(deadline - time.monotonic()))
-    _, output = container.exec_run(
-        ["timeout", str(remaining), "systemctl", "is-system-running", "--wait"]
-    )
+    _, output = container.exec_run(["timeout", str(remaining), "systemctl", "is-system-running", "--wait"])
     verdict = cast(bytes, output).decode(errors="replace").strip()  # not streamed: one bytes value
     if verdict == "running":
         return verdict

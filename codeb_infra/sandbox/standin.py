@@ -26,8 +26,10 @@ exec /bin/busybox httpd -f -p 8000 -h /www
 def standin_archive(state_dir: Path) -> Path:
     """Build the stand-in image if needed and save it as an archive the streaming role uploads."""
     image = build_busybox_image(
-        STANDIN_IMAGE, files={"usr/local/bin/centrifugo": (ENTRYPOINT.encode(), 0o755)},
-        command=["centrifugo", "--config", "/centrifugo/config.json"], port=8000,
+        STANDIN_IMAGE,
+        files={"usr/local/bin/centrifugo": (ENTRYPOINT.encode(), 0o755)},
+        command=["centrifugo", "--config", "/centrifugo/config.json"],
+        port=8000,
     )
     image_id = images.local_image_id(image)
     archive = state_dir / f"centrifugo-standin-{image_id[:12]}.tar"

@@ -56,9 +56,7 @@ def ensure_key(paths: StatePaths) -> bool:
         serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption(),
     )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     _write(paths.key, private, mode=0o600)
     _write(paths.public_key, public + b" codeb-sandbox\n", mode=0o644)
     return True

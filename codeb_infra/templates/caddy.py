@@ -17,8 +17,14 @@ def site_address(domain: str, tls: str) -> str:
 
 
 def render_site(
-    *, project: str, env: Environment, domains: list[str], preview_domains: list[str], tls: str,
-    active_pointer: str, preview_pointer: str,
+    *,
+    project: str,
+    env: Environment,
+    domains: list[str],
+    preview_domains: list[str],
+    tls: str,
+    active_pointer: str,
+    preview_pointer: str,
 ) -> str:
     return render(
         "site.caddy.j2",

@@ -39,8 +39,11 @@ def _document(value: Mapping[str, Any]) -> str:
 
 def _job(name: str, servers: Sequence[Server], port: int, path: str = "/metrics") -> dict[str, Any]:
     return {
-        "job_name": name, "metrics_path": path,
-        "static_configs": [{"targets": [f"{s.address}:{port}"], "labels": {"server": s.name, "role": s.role}} for s in servers],
+        "job_name": name,
+        "metrics_path": path,
+        "static_configs": [
+            {"targets": [f"{s.address}:{port}"], "labels": {"server": s.name, "role": s.role}} for s in servers
+        ],
     }
 
 
@@ -55,18 +58,27 @@ def prometheus_config(servers: Sequence[Server], settings: MonitoringSettings) -
         {"job_name": "prometheus", "static_configs": [{"targets": [PROMETHEUS_LISTEN]}]},
         {"job_name": "alertmanager", "static_configs": [{"targets": [ALERTMANAGER_LISTEN]}]},
     ]
-    return _document({
-        "global": {"scrape_interval": f"{settings.monitoring_scrape_seconds}s",
-                   "evaluation_interval": f"{settings.monitoring_evaluation_seconds}s"},
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER_LISTEN]}]}]},
-        "rule_files": ["/etc/prometheus/codeb-rules.yml"],
-        "scrape_configs": [job for job in jobs if job.get("static_configs")],
-    })
+    return _document(
+        {
+            "global": {
+                "scrape_interval": f"{settings.monitoring_scrape_seconds}s",
+                "evaluation_interval": f"{settings.monitoring_evaluation_seconds}s",
+            },
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER_LISTEN]}]}]},
+            "rule_files": ["/etc/prometheus/codeb-rules.yml"],
+            "scrape_configs": [job for job in jobs if job.get("static_configs")],
+        }
+    )
 
 
 def _rule(alert: str, expr: str, summary: str, fix: str, wait: str, severity: str = "critical") -> dict[str, Any]:
-    return {"alert": alert, "expr": expr, "for": wait, "labels": {"severity": severity},
-            "annotations": {"summary": summary, "fix": fix}}
+    return {
+        "alert": alert,
+        "expr": expr,
+        "for": wait,
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, "fix": fix},
+    }
 
 
 def alert_rules(settings: MonitoringSettings) -> str:
@@ -78,49 +90,102 @@ def alert_rules(settings: MonitoringSettings) -> str:
     stale = 5 * settings.monitoring_metrics_seconds + settings.monitoring_scrape_seconds
     ages = {s.kind: int(s.max_age.total_seconds()) for s in (*STORAGE_SCHEDULES, *BACKUP_SCHEDULES)}
     rules = [
-        _rule("SlotDown", "codeb_slot_up == 0 or codeb_slot_container_running == 0",
-              "{{ $labels.project }}/{{ $labels.env }}: the active slot ({{ $labels.slot }}) does not answer "
-              "{{ $labels.domain }}'s health path through Caddy",
-              "codeb health; codeb rollback {{ $labels.project }} --env {{ $labels.env }} if the slot in grace is good", slot_wait),
-        _rule("TargetDown", "up == 0", "{{ $labels.job }} on {{ $labels.instance }} cannot be scraped (server or exporter down)",
-              "codeb health (SSH and units of {{ $labels.server }})", target_wait),
-        _rule("CodebChecksStale", f"time() - codeb_metrics_updated_timestamp_seconds > {stale}",
-              "codeb's own checks on {{ $labels.server }} stopped updating", "systemctl status codeb-metrics.timer", "0s"),
-        _rule("WalArchivingFailing", "codeb_wal_archive_failing == 1 or codeb_storage_status_up == 0",
-              "WAL archiving to the backup server is failing", "codeb backup status; check the backup server's sshd",
-              f"{settings.monitoring_evaluation_seconds}s"),
-        _rule("BackupTooOld", " or ".join(
-                  f'time() - codeb_backup_last_timestamp_seconds{{kind="{metric}"}} > {ages[kind]}'
-                  for metric, kind in (("base", "base"), ("dump", "dump"), ("rdb", "redis"))),
-              "the newest {{ $labels.kind }} backup {{ $labels.database }} is older than its schedule allows",
-              "codeb backup status; codeb backup now", "0s", "warning"),
-        _rule("DrillTooOldOrFailed", f'time() - codeb_backup_last_timestamp_seconds{{kind="drill"}} > {ages["drill"]} or codeb_drill_ok == 0',
-              "the last restore drill failed or is older than its schedule allows", "codeb backup verify", "0s", "warning"),
-        _rule("CertificateExpiring",
-              # 14 days, or a third of the lifetime of short-lived certificates (Caddy's internal CA: 12 hours).
-              f"(codeb_certificate_expiry_timestamp_seconds - time()) < clamp_max((codeb_certificate_expiry_timestamp_seconds"
-              f" - codeb_certificate_issued_timestamp_seconds) / 3, {CERTIFICATE_DAYS * 86400}) or codeb_certificate_valid == 0",
-              "the certificate of {{ $labels.domain }} is not valid or expires within 14 days",
-              "journalctl -u caddy on app (ACME renewal)", "0s", "warning"),
-        _rule("DiskFull",
-              '100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|squashfs"} / node_filesystem_size_bytes) '
-              f"> {DISK_PERCENT}",
-              "{{ $labels.mountpoint }} on {{ $labels.server }} is over 90% full", "codeb health (disk findings say what to free)",
-              f"{target_wait}"),
+        _rule(
+            "SlotDown",
+            "codeb_slot_up == 0 or codeb_slot_container_running == 0",
+            "{{ $labels.project }}/{{ $labels.env }}: the active slot ({{ $labels.slot }}) does not answer "
+            "{{ $labels.domain }}'s health path through Caddy",
+            "codeb health; codeb rollback {{ $labels.project }} --env {{ $labels.env }} if the slot in grace is good",
+            slot_wait,
+        ),
+        _rule(
+            "TargetDown",
+            "up == 0",
+            "{{ $labels.job }} on {{ $labels.instance }} cannot be scraped (server or exporter down)",
+            "codeb health (SSH and units of {{ $labels.server }})",
+            target_wait,
+        ),
+        _rule(
+            "CodebChecksStale",
+            f"time() - codeb_metrics_updated_timestamp_seconds > {stale}",
+            "codeb's own checks on {{ $labels.server }} stopped updating",
+            "systemctl status codeb-metrics.timer",
+            "0s",
+        ),
+        _rule(
+            "WalArchivingFailing",
+            "codeb_wal_archive_failing == 1 or codeb_storage_status_up == 0",
+            "WAL archiving to the backup server is failing",
+            "codeb backup status; check the backup server's sshd",
+            f"{settings.monitoring_evaluation_seconds}s",
+        ),
+        _rule(
+            "BackupTooOld",
+            " or ".join(
+                f'time() - codeb_backup_last_timestamp_seconds{{kind="{metric}"}} > {ages[kind]}'
+                for metric, kind in (("base", "base"), ("dump", "dump"), ("rdb", "redis"))
+            ),
+            "the newest {{ $labels.kind }} backup {{ $labels.database }} is older than its schedule allows",
+            "codeb backup status; codeb backup now",
+            "0s",
+            "warning",
+        ),
+        _rule(
+            "DrillTooOldOrFailed",
+            f'time() - codeb_backup_last_timestamp_seconds{{kind="drill"}} > {ages["drill"]} or codeb_drill_ok == 0',
+            "the last restore drill failed or is older than its schedule allows",
+            "codeb backup verify",
+            "0s",
+            "warning",
+        ),
+        _rule(
+            "CertificateExpiring",
+            # 14 days, or a third of the lifetime of short-lived certificates (Caddy's internal CA: 12 hours).
+            "(codeb_certificate_expiry_timestamp_seconds - time()) < clamp_max("
+            "(codeb_certificate_expiry_timestamp_seconds - codeb_certificate_issued_timestamp_seconds) / 3,"
+            f" {CERTIFICATE_DAYS * 86400}) or codeb_certificate_valid == 0",
+            "the certificate of {{ $labels.domain }} is not valid or expires within 14 days",
+            "journalctl -u caddy on app (ACME renewal)",
+            "0s",
+            "warning",
+        ),
+        _rule(
+            "DiskFull",
+            '100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|squashfs"} / node_filesystem_size_bytes) '
+            f"> {DISK_PERCENT}",
+            "{{ $labels.mountpoint }} on {{ $labels.server }} is over 90% full",
+            "codeb health (disk findings say what to free)",
+            f"{target_wait}",
+        ),
     ]
     return _document({"groups": [{"name": "codeb", "rules": rules}]})
 
 
 def alertmanager_config(settings: MonitoringSettings) -> str:
-    receiver = {"name": "webhook", "webhook_configs": [{"url": settings.alert_webhook, "send_resolved": True}]} \
-        if settings.alert_webhook else {"name": "none"}
-    return _document({
-        "route": {"receiver": receiver["name"], "group_by": ["alertname", "server", "project", "env"],
-                  "group_wait": "10s", "group_interval": "1m", "repeat_interval": "4h"},
-        "receivers": [receiver],
-    })
+    receiver = (
+        {"name": "webhook", "webhook_configs": [{"url": settings.alert_webhook, "send_resolved": True}]}
+        if settings.alert_webhook
+        else {"name": "none"}
+    )
+    return _document(
+        {
+            "route": {
+                "receiver": receiver["name"],
+                "group_by": ["alertname", "server", "project", "env"],
+                "group_wait": "10s",
+                "group_interval": "1m",
+                "repeat_interval": "4h",
+            },
+            "receivers": [receiver],
+        }
+    )
 
 
 def app_metrics_site(*, address: str, backup_address: str, pdns_api_port: int) -> str:
-    return render("metrics.caddy.j2", address=address, port=APP_METRICS_PORT, backup_address=backup_address,
-                  pdns_api_port=pdns_api_port)
+    return render(
+        "metrics.caddy.j2",
+        address=address,
+        port=APP_METRICS_PORT,
+        backup_address=backup_address,
+        pdns_api_port=pdns_api_port,
+    )
