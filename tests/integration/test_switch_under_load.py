@@ -8,6 +8,7 @@ import pytest
 
 from codeb_infra import flows
 from codeb_infra.controller import runner
+from tests.support import isolated
 from codeb_infra.domain.requests import SlotRequest
 from tests.support.load import Switch, summarize_switches
 from tests.support.load_process import LoadProcess
@@ -35,7 +36,7 @@ def test_twenty_switches_under_load_drop_no_request(stack, project, images, keep
         for index in range(SWITCHES):
             flow = flows.promote if index == 0 else flows.rollback
             started = time.monotonic()
-            result = runner.run_flow("@local", flow, request, data=data, verbose=False)
+            result = isolated.call(runner.run_flow, "@local", flow, request, data=data, verbose=False)
             returned = time.monotonic()
             assert result.ok and result.changed > 0
             new = "v2" if serving == "v1" else "v1"

@@ -25,6 +25,7 @@ from codeb_infra.sandbox.inventory import SHARED_DATA
 from codeb_infra.sandbox.model import LABEL, instance, network_name
 from codeb_infra.sandbox.servers import ULIMITS, find_containers
 from tests.sandbox.conftest import REPO, Bootstrapped, must
+from tests.support import isolated
 from tests.support.sandbox_ssh import ssh
 
 pytestmark = pytest.mark.sandbox
@@ -167,7 +168,7 @@ def test_apps_reach_storage_over_the_mesh_and_the_wire_shows_no_canary_or_passwo
 
 
 def test_every_peer_has_a_fresh_handshake(net: Bootstrapped) -> None:
-    ages = runner.read_groups(str(net.info.inventory), {role: handshake_ages for role in ROLES})
+    ages = isolated.call(runner.read_groups, str(net.info.inventory), {role: handshake_ages for role in ROLES})
     for role in ROLES:
         peers = ages[role]
         assert set(peers) == set(ROLES) - {role}, role
