@@ -131,7 +131,9 @@ def test_health_needs_no_key_and_the_api_listens_on_loopback_only(bootstrapped: 
     api: Api = setup["api"]
     status, body = probe.get(API, address="127.0.0.1", port=api.port, https=True, root_pem=api.root, path="/health")
     assert status == 200 and json.loads(body)["ok"] is True
-    listening = on_app(bootstrapped, "ss -ltnH 'sport = :9100' | awk '{print $4}'").split()
+    # node-exporter listens on port 9100 too, on the internal (mesh) address: only the API's own
+    # listener must be on loopback alone.
+    listening = on_app(bootstrapped, "ss -ltnpH 'sport = :9100' | grep -v prometheus-node | awk '{print $4}'").split()
     assert listening == ["127.0.0.1:9100"]
 
 
@@ -234,6 +236,9 @@ def test_mcp_through_caddy_with_the_official_client(bootstrapped: Bootstrapped, 
 
 
 def test_cli_changes_are_audited_with_the_ssh_actor(bootstrapped: Bootstrapped, setup: dict[str, Any]) -> None:
+    # A remove of its own (the setup's removes find nothing to remove on a fresh sandbox).
+    ok(codeb(bootstrapped, "deploy", PROJECT, "--env", "staging", "--image", setup["images"]["v1"]))
+    ok(codeb(bootstrapped, "remove", PROJECT, "--env", "staging", "--force"))
     rows = json.loads(ok(codeb(bootstrapped, "audit", "--project", PROJECT, "--json")))
     cli = [r for r in rows if r["source"] == "cli"]
     assert any(r["tool"] == "deploy_project" and r["outcome"] == "allowed" and r["actor"].startswith("ssh root from ") for r in cli), cli
