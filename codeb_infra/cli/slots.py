@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -26,6 +27,26 @@ from codeb_infra.domain.requests import DeployRequest, SlotRequest
 def _dry(dry: bool, expect_no_changes: bool) -> bool:
     # --expect-no-changes is a check: it plans and never applies.
     return dry or expect_no_changes
+
+
+def _plan_or_apply(
+    inventory: str,
+    plan: Any,
+    flow: Any,
+    request: Any,
+    host_data: tuple[str, ...],
+    dry: bool,
+    as_json: bool,
+    expect_no_changes: bool,
+) -> None:
+    """--dry / --expect-no-changes print the plan and change nothing; otherwise the flow runs."""
+    data = parse_data(host_data)
+    if _dry(dry, expect_no_changes):
+        show_plans(
+            runner.plan_flow(inventory, plan, request, data=data), as_json=as_json, expect_no_changes=expect_no_changes
+        )
+        return
+    report(runner.run_flow(inventory, flow, request, data=data))
 
 
 def _slot_request(
@@ -92,11 +113,9 @@ def deploy(
             "contract": contract,
         }
     )
-    if _dry(dry, expect_no_changes):
-        plans = runner.plan_flow(inventory, flows.plan_deploy, request, data=parse_data(host_data))
-        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
-        return
-    report(runner.run_flow(inventory, flows.deploy_release, request, data=parse_data(host_data)))
+    _plan_or_apply(
+        inventory, flows.plan_deploy, flows.deploy_release, request, host_data, dry, as_json, expect_no_changes
+    )
 
 
 @click.command()
@@ -119,11 +138,7 @@ def promote(
 ) -> None:
     """Switch PROJECT's domain to its deployed slot."""
     request = _slot_request(project, env, lock_wait, break_lock)
-    if _dry(dry, expect_no_changes):
-        plans = runner.plan_flow(inventory, flows.plan_promote, request, data=parse_data(host_data))
-        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
-        return
-    report(runner.run_flow(inventory, flows.promote, request, data=parse_data(host_data)))
+    _plan_or_apply(inventory, flows.plan_promote, flows.promote, request, host_data, dry, as_json, expect_no_changes)
 
 
 @click.command()
@@ -155,11 +170,7 @@ def rollback(
         rollback_to_release(project, env, release, inventory, parse_data(host_data), lock_wait, break_lock)
         return
     request = _slot_request(project, env, lock_wait, break_lock, to=to)
-    if _dry(dry, expect_no_changes):
-        plans = runner.plan_flow(inventory, flows.plan_rollback, request, data=parse_data(host_data))
-        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
-        return
-    report(runner.run_flow(inventory, flows.rollback, request, data=parse_data(host_data)))
+    _plan_or_apply(inventory, flows.plan_rollback, flows.rollback, request, host_data, dry, as_json, expect_no_changes)
 
 
 @click.command()
@@ -184,11 +195,7 @@ def cleanup(
 ) -> None:
     """Remove PROJECT's slots whose grace period ended."""
     request = _slot_request(project, env, lock_wait, break_lock, force=force)
-    if _dry(dry, expect_no_changes):
-        plans = runner.plan_flow(inventory, flows.plan_cleanup, request, data=parse_data(host_data))
-        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
-        return
-    report(runner.run_flow(inventory, flows.cleanup, request, data=parse_data(host_data)))
+    _plan_or_apply(inventory, flows.plan_cleanup, flows.cleanup, request, host_data, dry, as_json, expect_no_changes)
 
 
 @click.command()
@@ -213,11 +220,9 @@ def remove(
 ) -> None:
     """Take PROJECT off the server: containers, site, DNS records, registry (--force if live)."""
     request = _slot_request(project, env, lock_wait, break_lock, force=force)
-    if _dry(dry, expect_no_changes):
-        plans = runner.plan_flow(inventory, flows.plan_remove, request, data=parse_data(host_data))
-        show_plans(plans, as_json=as_json, expect_no_changes=expect_no_changes)
-        return
-    report(runner.run_flow(inventory, flows.remove_project, request, data=parse_data(host_data)))
+    _plan_or_apply(
+        inventory, flows.plan_remove, flows.remove_project, request, host_data, dry, as_json, expect_no_changes
+    )
 
 
 @click.command()
