@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from docker.errors import APIError
 from docker.models.containers import Container
 
 from .engine import Engine, connect
@@ -24,8 +25,10 @@ from .servers import (
     ensure_network,
     find_containers,
     free_ports,
+    published_ports,
     remove_all,
     server_info,
+    ssh_answers,
     wait_until_booted,
 )
 from .state import StatePaths, ensure_key, remove_files, resolve_state_dir, write_text
@@ -53,6 +56,7 @@ def up(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo:
                 echo(f"Starting {container.name}")
                 container.start()
                 booting.append(role)
+        booting += _revive_unreachable(engine, containers, booting, paths, echo)
         for role in booting:
             container = containers[role]
             container.reload()
@@ -105,7 +109,7 @@ def _create_missing(engine: Engine, containers: dict[str, Container], paths: Sta
         return []
     images = {role: ensure_image(engine, ImageRecipe.for_role(role), echo) for role in missing}
     ensure_network(engine)
-    taken = [port for port in (server_info(c).ssh_port for c in containers.values()) if port]
+    taken = published_ports(engine) | {port for port in (server_info(c).ssh_port for c in containers.values()) if port}
     public_key = paths.public_key.read_text()
     for role, port in zip(missing, free_ports(len(missing), taken), strict=True):
         echo(f"Creating {container_name(role)}, SSH on 127.0.0.1:{port}")
@@ -118,6 +122,37 @@ def _create_missing(engine: Engine, containers: dict[str, Container], paths: Sta
             state_dir=paths.root,
         )
     return missing
+
+
+def _revive_unreachable(
+    engine: Engine, containers: dict[str, Container], booting: list[str], paths: StatePaths, echo: Echo
+) -> list[str]:
+    """Restart each server the engine calls running but whose sshd does not answer, and make it anew
+    when it cannot be restarted.
+
+    The engine's record can outlive the processes it describes: a machine restored from a disk image,
+    or rebooted with /run on disk, lists servers as running that nothing runs.
+    """
+    revived: list[str] = []
+    for role in ROLES:
+        container = containers[role]
+        port = server_info(container).ssh_port
+        if role in booting or (port and ssh_answers(port)):
+            continue
+        echo(f"{container.name} is listed as running but its SSH does not answer; restarting it")
+        try:
+            container.restart(timeout=10)
+        except APIError:
+            # Stopping what no process runs fails once, and leaves the record stopped: start it then.
+            try:
+                container.start()
+            except APIError as error:
+                echo(f"{container.name} does not start ({error.explanation or error}); making it anew")
+                container.remove(force=True)
+                del containers[role]
+                _create_missing(engine, containers, paths, echo)
+        revived.append(role)
+    return revived
 
 
 def _state_dirs(containers: Mapping[str, Container]) -> list[Path]:

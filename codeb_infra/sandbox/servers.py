@@ -92,6 +92,20 @@ def ensure_network(engine: Engine) -> bool:
     return False
 
 
+def published_ports(engine: Engine) -> set[int]:
+    """Host ports that any container on the engine publishes, running or not.
+
+    A rootful engine forwards them by firewall rules, not by a listening socket, so a bind test
+    alone finds them free; and a container's record may outlive its processes.
+    """
+    ports: set[int] = set()
+    for container in engine.client.containers.list(all=True):
+        bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+        for binding in bindings.values():
+            ports.update(int(b["HostPort"]) for b in binding or [] if str(b.get("HostPort", "")).isdigit())
+    return ports
+
+
 def free_ports(count: int, taken: Iterable[int], start: int = FIRST_SSH_PORT) -> list[int]:
     """The first `count` loopback ports from `start` up that are free and not in `taken`."""
     held = set(taken)
@@ -126,7 +140,7 @@ def create_server(
             hostname=role,
             detach=True,
             labels={LABEL: instance(), ROLE_LABEL: role, STATE_DIR_LABEL: str(state_dir)},
-            ports={"22/tcp": ("127.0.0.1", ssh_port), **_web_ports(role)},
+            ports={"22/tcp": ("127.0.0.1", ssh_port), **_web_ports(engine, role)},
             ulimits=ULIMITS,
             network=network_name(),
             networking_config={network_name(): engine.client.api.create_endpoint_config(aliases=[role])},
@@ -139,11 +153,11 @@ def create_server(
     return container
 
 
-def _web_ports(role: str) -> dict[str, tuple[str, int]]:
+def _web_ports(engine: Engine, role: str) -> dict[str, tuple[str, int]]:
     """Caddy on the app server, reachable from the host's loopback (HTTP and HTTPS)."""
     if role != "app":
         return {}
-    http, https = free_ports(2, [], start=FIRST_WEB_PORT)
+    http, https = free_ports(2, published_ports(engine), start=FIRST_WEB_PORT)
     return {"80/tcp": ("127.0.0.1", http), "443/tcp": ("127.0.0.1", https)}
 
 
@@ -195,6 +209,16 @@ def wait_until_booted(container: Container, ssh_port: int, timeout: float = BOOT
     _, failed = container.exec_run(["systemctl", "--failed", "--plain", "--no-legend"])
     failed_units = cast(bytes, failed).decode(errors="replace").strip()
     return f"{verdict}: {failed_units}"
+
+
+def ssh_answers(port: int, within: float = 6.0) -> bool:
+    """Whether sshd's banner comes on the published port within `within` seconds."""
+    deadline = time.monotonic() + within
+    while not _ssh_banner(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def _ssh_banner(port: int) -> bool:

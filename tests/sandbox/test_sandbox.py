@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -157,6 +158,37 @@ def test_podman_runs_containers_inside_the_app_server(sandbox: Sandbox) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == "hello-from-nested-podman"
+
+
+def _orphan(container_id: str) -> None:
+    """Kill a server's processes behind the engine's back, as the end of a machine's session does:
+    the engine's record still says running, and nothing runs."""
+    inspect = ["podman", "inspect", "-f", "{{.State.Pid}} {{.State.ConmonPid}}", container_id]
+    pid, conmon = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.split()
+    os.kill(int(conmon), signal.SIGSTOP)
+    os.kill(int(pid), signal.SIGKILL)
+    subprocess.run(["rm", "-rf", f"/run/runc/{container_id}"], check=True)
+    os.kill(int(conmon), signal.SIGKILL)
+
+
+def test_up_revives_servers_that_are_listed_as_running_but_do_not_answer(sandbox: Sandbox) -> None:
+    with connect(quiet) as engine:
+        backup = engine.client.containers.get(sandbox.info.servers["backup"].container)
+        backup.exec_run(["sh", "-c", "echo kept > /root/kept; systemctl stop ssh.service ssh.socket"])
+    assert ssh(sandbox.info, "backup", "true", timeout=20).returncode != 0
+    _orphan(sandbox.info.servers["storage"].container_id)
+
+    output: list[str] = []
+    info = up(sandbox.state_dir, echo=output.append)
+    sandbox.info = info
+
+    said = "\n".join(output)
+    assert "codeb-" in said and "backup is listed as running but its SSH does not answer" in said
+    assert "storage is listed as running but its SSH does not answer" in said
+    assert info.changed
+    assert ssh(info, "backup", "cat /root/kept").stdout.strip() == "kept"  # restarted, not made anew
+    assert ssh(info, "storage", "systemctl is-system-running --wait").stdout.strip() == "running"
+    assert not up(sandbox.state_dir, echo=quiet).changed
 
 
 def test_down_removes_exactly_the_sandbox(sandbox: Sandbox) -> None:
