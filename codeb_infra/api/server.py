@@ -295,7 +295,13 @@ class ControlPlane:
                     409, f"{lock_key[0]}/{lock_key[1]} is busy with {holder}; try again when it is done", "denied"
                 )
         try:
-            job = {"tool": tool.name, "params": params, "request_id": request_id, "inventory": self.paths.inventory}
+            job = {
+                "tool": tool.name,
+                "params": params,
+                "request_id": request_id,
+                "inventory": self.paths.inventory,
+                "actor": f"key {record.id} ({record.name}, {record.role})",
+            }
             answer, stderr = await (
                 self._shared_read(job) if tool.read_only else asyncio.to_thread(self.pool.call, job, read_only=False)
             )

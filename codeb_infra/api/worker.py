@@ -31,6 +31,8 @@ from codeb_infra.flows.releases import ReleaseRequest
 API_REQUEST = "codeb_api_request"
 """Host data naming the API request a flow runs for: the flow's own audit hook then stays quiet,
 since the API writes the row itself."""
+ACTOR = "codeb_actor"
+"""Host data naming who asked (the API key), recorded as the actor of env versions and releases."""
 LOCKED = re.compile(r"\S+ is locked by [^\n]*")
 """What codeb-state says when another run (a CLI run over SSH, say) holds the deploy lock."""
 
@@ -63,8 +65,8 @@ def _status(inventory: str, request: SlotRequest) -> dict[str, Any]:
     return runner.read_facts(inventory, flows.status, SlotRequest(project=request.project, env=request.env))[0]
 
 
-def _change(inventory: str, flow: Any, request: Any, request_id: str, *, report: bool = True) -> dict[str, Any]:
-    result = runner.run_flow(inventory, flow, request, data={API_REQUEST: request_id}, verbose=False)
+def _change(inventory: str, flow: Any, request: Any, data: dict[str, str], *, report: bool = True) -> dict[str, Any]:
+    result = runner.run_flow(inventory, flow, request, data=data, verbose=False)
     if not result.ok:
         raise _Failed(f"failed on {', '.join(result.failed_hosts)}")
     answer: dict[str, Any] = {"changed": result.changed}
@@ -92,22 +94,21 @@ def run(call: dict[str, Any]) -> Any:
     """The result of one tool call (raises CodebError for what the caller got wrong)."""
     tool = TOOLS[call["tool"]]
     _, request = tool.validate(call["params"])
-    inventory, request_id = call["inventory"], call["request_id"]
+    inventory = call["inventory"]
+    data = {API_REQUEST: call["request_id"], **({ACTOR: call["actor"]} if call.get("actor") else {})}
     if tool.name == "list_projects":
         return runner.read_facts(inventory, _projects)[0]
     if tool.name == "slot_status":
         return _status(inventory, request)
     if tool.name == "deploy_project":
-        return _change(inventory, flows.deploy_release, request, request_id)
+        return _change(inventory, flows.deploy_release, request, data)
     if tool.name == "rollback" and isinstance(request, ReleaseRequest):
-        return _changes(
-            inventory, releases.rollback_to_release(inventory, request, data={API_REQUEST: request_id}), request
-        )
+        return _changes(inventory, releases.rollback_to_release(inventory, request, data=data), request)
     if tool.name in ("promote", "rollback", "cleanup"):
         # No status read afterwards: a switch answers as soon as the rename is done (ask slot_status).
-        return _change(inventory, getattr(flows, tool.name), request, request_id, report=False)
+        return _change(inventory, getattr(flows, tool.name), request, data, report=False)
     if tool.name == "remove_project":
-        return _change(inventory, flows.remove_project, request, request_id, report=False)
+        return _change(inventory, flows.remove_project, request, data, report=False)
     if tool.name == "logs":
         container = names.container_name(request.project, request.env, request.to)
         lines = int(call["params"].get("lines", 100))
@@ -132,7 +133,6 @@ def run(call: dict[str, Any]) -> Any:
         )[0]
         return {"added": list(found.added), "changed": list(found.changed), "removed": list(found.removed)}
     if tool.name in ("env_set", "env_unset", "env_restore"):
-        data = {API_REQUEST: request_id}
         if call["params"].get("from_backup"):
             fetched = runner.run_flow(
                 inventory, env_flows.fetch_from_backup, request.project, request.env, data=data, verbose=False

@@ -70,8 +70,9 @@ def store_of(project: str, env: Environment) -> EnvStore:
 
 
 def actor() -> str:
-    """Who changes something: the SSH user and the controller's host name."""
-    return f"{host.data.get('ssh_user') or getpass.getuser()}@{socket.gethostname()}"
+    """Who changes something: the API key the change came through (host data `codeb_actor`), else
+    the SSH user and the controller's host name."""
+    return host.data.get("codeb_actor") or f"{host.data.get('ssh_user') or getpass.getuser()}@{socket.gethostname()}"
 
 
 def read_text(path: str) -> str | None:

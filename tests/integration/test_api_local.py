@@ -209,6 +209,8 @@ def test_env_and_release_tools_keep_roles_and_never_log_values(api: Any) -> None
     call(client, admin, "env_set", project="shop", values={"GREETING": secret})  # stored here; the copy to a backup server fails
     listed = call(client, admin, "env_list", project="shop").json()
     assert listed["ok"] and listed["result"]["names"] == ["GREETING"] and listed["result"]["version"] == 1, listed
+    history = call(client, admin, "env_history", project="shop").json()["result"]
+    assert history[-1]["actor"].startswith("key ") and history[-1]["actor"].endswith(", admin)"), history  # the key, not the API's user
     rows = plane.audit.rows(limit=5000)
     env_rows = [r for r in rows if r["tool"] == "env_set"]
     assert env_rows and "GREETING" in json.dumps(env_rows[-1]) and secret not in json.dumps(rows)
