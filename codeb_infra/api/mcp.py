@@ -5,7 +5,11 @@ as `POST /api/tool` (same key, given as a Bearer token; same checks; same audit 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import json
+import time
+import uuid
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,7 +21,7 @@ from mcp.types import ToolAnnotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from codeb_infra.api.keys import KeyRejected
 from codeb_infra.api.server import ControlPlane, source_of
@@ -91,14 +95,56 @@ class BearerGate:
         request = Request(scope, receive)
         key = bearer(request.headers)
         try:
-            self.plane.keys.authenticate(key)
+            record = self.plane.keys.authenticate(key)
         except KeyRejected:
             status, payload = await self.plane.handle(body=b"", key=key, source=source_of(request), via="mcp")
             await JSONResponse(payload, status_code=status, headers={"WWW-Authenticate": "Bearer"})(
                 scope, receive, send
             )
             return
-        await self.app(scope, receive, send)
+        body = await request.body()
+        started = time.monotonic()
+        await self.app(scope, _replay(body, receive), send)
+        for method in _methods(body):
+            if method != "tools/call":  # a tool call has its row from ControlPlane.handle already
+                await asyncio.to_thread(
+                    self.plane.audit.append,
+                    request_id=uuid.uuid4().hex[:16],
+                    source=source_of(request),
+                    actor="mcp",
+                    key_id=record.id,
+                    key_name=record.name,
+                    role=record.role.value,
+                    tool=f"mcp {method}",
+                    outcome="allowed",
+                    status=200,
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                )
+
+
+def _methods(body: bytes) -> list[str]:
+    """The JSON-RPC methods an MCP request carries (one message or a batch)."""
+    try:
+        message = json.loads(body or b"null")
+    except ValueError:
+        return ["(not JSON)"]
+    messages = message if isinstance(message, list) else [message]
+    return [str(m.get("method") or "(response)")[:64] for m in messages if isinstance(m, dict)]
+
+
+def _replay(body: bytes, then: Receive) -> Receive:
+    """The request's body, already read for the audit, handed to the SDK as it came; after it,
+    what the client sends next (its disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return await then()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 def mount_mcp(app: FastAPI, plane: ControlPlane) -> None:

@@ -42,15 +42,25 @@ class CountingPool(WorkerPool):
 def api_paths(tmp: Path) -> ApiPaths:
     codeb_dir = tmp / "codeb"
     (codeb_dir / "registry").mkdir(parents=True)
-    entry = ProjectEnv(domain="shop.codeb.test", container_port=3000, health_path="/health",
-                       ports={Slot.BLUE: 4100, Slot.GREEN: 4101})
-    projects = Projects().with_entry("shop", Environment.PRODUCTION, entry).with_entry("blog", Environment.PRODUCTION,
-                                                                                        entry.model_copy(update={"domain": "blog.codeb.test"}))
+    entry = ProjectEnv(
+        domain="shop.codeb.test", container_port=3000, health_path="/health", ports={Slot.BLUE: 4100, Slot.GREEN: 4101}
+    )
+    projects = (
+        Projects()
+        .with_entry("shop", Environment.PRODUCTION, entry)
+        .with_entry("blog", Environment.PRODUCTION, entry.model_copy(update={"domain": "blog.codeb.test"}))
+    )
     (codeb_dir / "registry" / "ssot.json").write_text(projects.model_dump_json())
-    (tmp / "inventory.py").write_text(f"app = [('@local', {{'codeb_dir': {str(codeb_dir)!r}, 'base_domain': 'codeb.test'}})]\n")
+    (tmp / "inventory.py").write_text(
+        f"app = [('@local', {{'codeb_dir': {str(codeb_dir)!r}, 'base_domain': 'codeb.test'}})]\n"
+    )
     make_secret(str(tmp / "secret"))
-    return ApiPaths(keys_db=str(tmp / "keys.db"), audit_db=str(tmp / "audit.db"), key_secret=str(tmp / "secret"),
-                    inventory=str(tmp / "inventory.py"))
+    return ApiPaths(
+        keys_db=str(tmp / "keys.db"),
+        audit_db=str(tmp / "audit.db"),
+        key_secret=str(tmp / "secret"),
+        inventory=str(tmp / "inventory.py"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +107,11 @@ def test_refused_requests_each_leave_one_audit_row_and_reach_no_worker(api: Any)
         (call(client, admin, "promote", project="../x"), 400, "invalid project name"),
         (call(client, admin, "promote", project="a;b"), 400, "invalid project name"),
         (call(client, admin, "promote", project="-rf"), 400, "invalid project name"),
-        (call(client, admin, "deploy_project", project="shop", image="x", container_port="many"), 400, "container_port"),
+        (
+            call(client, admin, "deploy_project", project="shop", image="x", container_port="many"),
+            400,
+            "container_port",
+        ),
         (call(client, admin, "promote", project="shop", shell="rm"), 400, "shell"),
         (call(client, view, "promote", project="shop"), 403, "view key may not use promote"),
         (call(client, dev_shop, "promote", project="blog"), 403, "limited to shop"),
@@ -139,10 +153,18 @@ def uvicorn_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     tmp = tmp_path_factory.mktemp("uvicorn")
     paths = api_paths(tmp)
     port = free_port()
-    env = {"CODEB_API_KEYS_DB": paths.keys_db, "CODEB_API_AUDIT_DB": paths.audit_db, "CODEB_API_KEY_SECRET": paths.key_secret,
-           "CODEB_API_INVENTORY": paths.inventory, "CODEB_API_PORT": str(port), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+    env = {
+        "CODEB_API_KEYS_DB": paths.keys_db,
+        "CODEB_API_AUDIT_DB": paths.audit_db,
+        "CODEB_API_KEY_SECRET": paths.key_secret,
+        "CODEB_API_INVENTORY": paths.inventory,
+        "CODEB_API_PORT": str(port),
+        "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+    }
     log = (tmp / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "codeb_infra.api.server"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "codeb_infra.api.server"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -175,7 +197,7 @@ def test_mcp_tools_come_from_the_registry_with_their_annotations(uvicorn_api: tu
     from codeb_infra.api.tools import TOOLS
 
     base, keys = uvicorn_api
-    _, dev = keys.create(role=Role.DEV, projects=("shop",))
+    record, dev = keys.create(role=Role.DEV, projects=("shop",))
     found = mcp_session(f"{base}/mcp", dev, calls=[("list_projects", {}), ("promote", {"project": "blog"})])
     assert set(found["tools"]) == set(TOOLS)
     assert found["tools"]["slot_status"].annotations.read_only_hint is True
@@ -185,12 +207,22 @@ def test_mcp_tools_come_from_the_registry_with_their_annotations(uvicorn_api: tu
     listed, refused = found["results"]
     assert not listed.is_error and "shop" in listed.content[0].text and "blog" not in listed.content[0].text
     assert refused.is_error and "limited to shop" in refused.content[0].text
+    from codeb_infra.api.audit import AuditLog
+
+    audit = AuditLog(str(Path(keys._db).with_name("audit.db")))
+    rows = [r for r in audit.rows(limit=5000) if r["key_id"] == record.id]
+    tools = [r["tool"] for r in rows]
+    assert {"mcp initialize", "mcp tools/list"} <= set(tools), tools  # every request, not only tool calls
+    assert tools.count("list_projects") == 1 and tools.count("promote") == 1, tools
 
 
 def test_mcp_without_a_valid_bearer_is_401(uvicorn_api: tuple[str, Any]) -> None:
     base, _ = uvicorn_api
-    response = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                          headers={"Authorization": "Bearer codeb_admin_" + "y" * 43, "Accept": "application/json, text/event-stream"})
+    response = httpx.post(
+        f"{base}/mcp",
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Authorization": "Bearer codeb_admin_" + "y" * 43, "Accept": "application/json, text/event-stream"},
+    )
     assert response.status_code == 401 and response.json()["error"] == "unknown API key"
 
 
@@ -198,7 +230,11 @@ def test_env_and_release_tools_keep_roles_and_never_log_values(api: Any) -> None
     client, plane, _ = api
     view, dev, admin = key(plane, Role.VIEW), key(plane, Role.DEV), key(plane, Role.ADMIN)
     for tool in ("env_list", "env_history", "env_set"):
-        refused = call(client, dev, tool, project="shop", values={"A": "b"}) if tool == "env_set" else call(client, dev, tool, project="shop")
+        refused = (
+            call(client, dev, tool, project="shop", values={"A": "b"})
+            if tool == "env_set"
+            else call(client, dev, tool, project="shop")
+        )
         assert refused.status_code == 403 and "needs admin" in refused.json()["error"], refused.text
     assert call(client, view, "releases", project="shop").json() == {"ok": True, "result": [], "request_id": ANY}
     protected = call(client, admin, "env_set", project="shop", values={"DATABASE_URL": "postgresql://x"})
@@ -206,11 +242,15 @@ def test_env_and_release_tools_keep_roles_and_never_log_values(api: Any) -> None
     assert call(client, admin, "rollback", project="shop", release=0).status_code == 400
 
     secret = "s3cret-" + "value-in-env"
-    call(client, admin, "env_set", project="shop", values={"GREETING": secret})  # stored here; the copy to a backup server fails
+    call(
+        client, admin, "env_set", project="shop", values={"GREETING": secret}
+    )  # stored here; the copy to a backup server fails
     listed = call(client, admin, "env_list", project="shop").json()
     assert listed["ok"] and listed["result"]["names"] == ["GREETING"] and listed["result"]["version"] == 1, listed
     history = call(client, admin, "env_history", project="shop").json()["result"]
-    assert history[-1]["actor"].startswith("key ") and history[-1]["actor"].endswith(", admin)"), history  # the key, not the API's user
+    assert history[-1]["actor"].startswith("key ") and history[-1]["actor"].endswith(", admin)"), (
+        history
+    )  # the key, not the API's user
     rows = plane.audit.rows(limit=5000)
     env_rows = [r for r in rows if r["tool"] == "env_set"]
     assert env_rows and "GREETING" in json.dumps(env_rows[-1]) and secret not in json.dumps(rows)
