@@ -102,13 +102,14 @@ def managed_zones(settings: DnsSettings) -> None:
             )
 
 
-# The system's documented names of its four servers, e.g. db.codeb.kr for the storage server.
-SERVER_NAMES = {"app": "app", "streaming": "ws", "storage": "db", "backup": "backup"}
+# The system's documented names of its four servers, e.g. db.codeb.kr for the storage server, and
+# the team's API, which the app server's Caddy serves.
+SERVER_NAMES = (("app", "app"), ("app", "api"), ("streaming", "ws"), ("storage", "db"), ("backup", "backup"))
 
 
 def _server_names(settings: DnsSettings) -> None:
-    """``app``, ``ws``, ``db`` and ``backup`` under the base domain, from the inventory's groups."""
-    for role, label in SERVER_NAMES.items():
+    """``app``, ``api``, ``ws``, ``db`` and ``backup`` under the base domain, from the inventory's groups."""
+    for role, label in SERVER_NAMES:
         for server in host.state.inventory.get_group(role, default=[]):
             address = server.data.get("public_address") or server.data.get("private_address")
             record_name = f"{label}.{settings.base_domain}"

@@ -135,6 +135,8 @@ def test_health_needs_no_key_and_the_api_listens_on_loopback_only(bootstrapped: 
     # listener must be on loopback alone.
     listening = on_app(bootstrapped, "ss -ltnpH 'sport = :9100' | grep -v prometheus-node | awk '{print $4}'").split()
     assert listening == ["127.0.0.1:9100"]
+    app = bootstrapped.info.servers["app"].address
+    assert on_app(bootstrapped, f"dig +short @{app} {API}").split() == [app]  # our PowerDNS names the API
 
 
 def test_roles_and_project_scope(bootstrapped: Bootstrapped, setup: dict[str, Any]) -> None:
