@@ -96,7 +96,9 @@ def network_keys() -> None:
     if not settings.mesh:
         return
     packages = ["wireguard-tools"] + (["wireguard-go"] if settings.wireguard_userspace else [])
-    apt.packages(name="WireGuard", packages=packages, update=True, cache_time=24 * 3600)
+    # wireguard-tools recommends "wireguard-modules", which any linux-image provides: a server
+    # (a container above all) would get a kernel it never boots. Debian's kernel has the module.
+    apt.packages(name="WireGuard", packages=packages, update=True, cache_time=24 * 3600, no_recommends=True)
     wireguard.key(name="WireGuard key made on this server")
 
 
@@ -109,7 +111,9 @@ def network() -> None:
     packages = ["nftables"] if settings.firewall_on else []
     if settings.mesh:
         packages += ["wireguard-tools"] + (["wireguard-go"] if settings.wireguard_userspace else [])
-    apt.packages(name="WireGuard and nftables", packages=packages, update=True, cache_time=24 * 3600)
+    apt.packages(
+        name="WireGuard and nftables", packages=packages, update=True, cache_time=24 * 3600, no_recommends=True
+    )
     if settings.mesh:
         mesh = members()
         wireguard.key(name="WireGuard key made on this server")
