@@ -47,10 +47,11 @@ def read(
     sites: str = "",
     upstreams: str = "",
     locks: str = "",
+    wireguard: str = "",
 ) -> StringCommand:
-    app: list[Part] = []
+    app: list[Part] = ["--wireguard", quoted(wireguard)] if wireguard else []
     if registry:
-        app = [
+        app += [
             "--registry",
             quoted(registry),
             "--sites",

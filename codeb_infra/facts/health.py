@@ -23,7 +23,8 @@ def _json(output: list[str]) -> dict[str, Any]:
 
 class HealthRead(FactBase[dict[str, Any]]):
     """`codeb-health read`: one `systemctl show` of the given units, disk and memory use, the
-    server's clock; with ``registry`` also the app server's registry, containers and pointers."""
+    server's clock and listening sockets; with ``wireguard`` the mesh's handshakes; with
+    ``registry`` also the app server's registry, containers and pointers."""
 
     def command(
         self,
@@ -33,9 +34,16 @@ class HealthRead(FactBase[dict[str, Any]]):
         sites: str = "",
         upstreams: str = "",
         locks: str = "",
+        wireguard: str = "",
     ) -> StringCommand:
         return health_commands.read(
-            units=units, disks=disks, registry=registry, sites=sites, upstreams=upstreams, locks=locks
+            units=units,
+            disks=disks,
+            registry=registry,
+            sites=sites,
+            upstreams=upstreams,
+            locks=locks,
+            wireguard=wireguard,
         )
 
     def process(self, output: list[str]) -> dict[str, Any]:

@@ -14,9 +14,10 @@ from typing import Any
 from pyinfra import host
 
 from codeb_infra.config.app import DnsSettings, HostSettings
+from codeb_infra.config.network import MESH_INTERFACE, STALE_HANDSHAKE_SECONDS, NetworkSettings, public_ports
 from codeb_infra.config.roles import StorageSettings
 from codeb_infra.controller import runner
-from codeb_infra.domain import health
+from codeb_infra.domain import health, mesh_health
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.facts.health import HealthProbe, HealthRead
 from codeb_infra.flows import backups
@@ -71,6 +72,7 @@ def _read_server(error: str | None) -> dict[str, Any]:
         "asked_at": None,
         "error": error,
         "layout": layout(host.data) if "app" in roles else None,
+        "network": None,
     }
     if error is not None:
         return found
@@ -83,9 +85,26 @@ def _read_server(error: str | None) -> dict[str, Any]:
             "upstreams": settings.upstreams_dir,
             "locks": settings.locks_dir,
         }
+    network = NetworkSettings.from_data(host.data)
     found["asked_at"] = time.time()
     found["read"] = read = host.get_fact(
-        HealthRead, units=[u.unit for u in units], disks=health.disk_paths(roles), **app
+        HealthRead,
+        units=[u.unit for u in units],
+        disks=health.disk_paths(roles),
+        wireguard=MESH_INTERFACE if network.mesh else "",
+        **app,
+    )
+    found["network"] = mesh_health.ServerNetwork(
+        host.name,
+        None if "error" in read else read,
+        # With the mesh, internal services leave the documented (private_address) one to the internet.
+        public_addresses=tuple(
+            str(a)
+            for a in {host.data.get("public_address"), host.data.get("private_address") if network.mesh else None}
+            if a
+        ),
+        allowed=public_ports(roles, network),
+        mesh=network.mesh,
     )
     if "app" in roles and "error" not in read:
         found["probe"] = _probe(read)
@@ -120,4 +139,7 @@ def check(inventory: str, now: datetime | None = None) -> health.Report:
     if app_layout is None:
         raise CodebError(f"{inventory} has no app server (group `app`)")
     moment = now or datetime.now(UTC)
-    return health.evaluate(health.Snapshot(servers, app_layout, moment, backups.checks(backup_found, moment)))
+    report = health.evaluate(health.Snapshot(servers, app_layout, moment, backups.checks(backup_found, moment)))
+    networks = [r["network"] for r in results.values() if r["network"] is not None]
+    found, checked = mesh_health.findings(networks, STALE_HANDSHAKE_SECONDS)
+    return health.Report(report.findings + found, report.checked + checked)

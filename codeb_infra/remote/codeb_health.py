@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """codeb-health: what a server can tell about its own health, as one JSON document per call.
 
-`read` reports systemd units, disk, memory and the clock on every server, and on the app server
+`read` reports systemd units, disk, memory, the clock, listening sockets and the mesh's handshakes
+on every server, and on the app server
 the registry, the codeb containers, upstream pointers (and whether their port answers), Caddy
 sites, Quadlet units and deploy locks. `probe` asks Caddy for a domain's health path over HTTPS
 with the domain as SNI and Host (as a visitor would), checks its certificate, and asks the local
@@ -149,13 +150,65 @@ def app_state(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# /proc/net/* socket states: a listening TCP socket, an unconnected (bound) UDP socket.
+SOCKET_TABLES = (("tcp", "/proc/net/tcp", "0A"), ("tcp", "/proc/net/tcp6", "0A"),
+                 ("udp", "/proc/net/udp", "07"), ("udp", "/proc/net/udp6", "07"))
+
+
+def _socket_address(hex_address: str) -> tuple[str, int]:
+    host, port = hex_address.split(":")
+    raw = bytes.fromhex(host)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1]), int(port, 16)
+    # IPv6: four 32-bit words, each in the kernel's (little-endian) byte order
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return socket.inet_ntop(socket.AF_INET6, words), int(port, 16)
+
+
+def listeners() -> list[dict[str, Any]]:
+    """Every listening TCP socket and bound UDP socket of this server's network namespace."""
+    found = set()
+    for proto, path, state in SOCKET_TABLES:
+        try:
+            with open(path) as handle:
+                lines = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == state:
+                found.add((proto, *_socket_address(fields[1])))
+    return [{"proto": proto, "address": address, "port": port} for proto, address, port in sorted(found)]
+
+
+def wireguard(interface: str) -> dict[str, Any]:
+    """The interface's own public key and each peer's latest handshake (epoch seconds, 0: never)."""
+    try:
+        key = subprocess.run(["wg", "show", interface, "public-key"], capture_output=True, text=True, timeout=10)
+        shakes = subprocess.run(["wg", "show", interface, "latest-handshakes"], capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return {"up": False, "error": str(error)[:200]}
+    if key.returncode != 0 or shakes.returncode != 0:
+        return {"up": False, "error": (key.stderr or shakes.stderr).strip()[:200]}
+    handshakes = {}
+    for line in shakes.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            handshakes[parts[0]] = int(parts[1])
+    return {"up": True, "public_key": key.stdout.strip(), "handshakes": handshakes}
+
+
 def read(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "time": time.time(),
         "units": units(args.unit),
         "disks": disks(args.disk),
         "memory": memory(),
+        "listeners": listeners(),
     }
+    if args.wireguard:
+        report["wireguard"] = wireguard(args.wireguard)
     if args.registry:
         report["app"] = app_state(args)
     return report
@@ -379,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upstreams", default="")
     p.add_argument("--locks", default="")
     p.add_argument("--quadlet", default="/etc/containers/systemd")
+    p.add_argument("--wireguard", default="", help="the mesh interface whose handshakes to report")
     p = sub.add_parser("probe")
     p.add_argument("--target", action="append", default=[], help="DOMAIN,PATH")
     p.add_argument("--dns", action="append", default=[], help="a domain to resolve")
