@@ -151,8 +151,12 @@ def app_state(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # /proc/net/* socket states: a listening TCP socket, an unconnected (bound) UDP socket.
-SOCKET_TABLES = (("tcp", "/proc/net/tcp", "0A"), ("tcp", "/proc/net/tcp6", "0A"),
-                 ("udp", "/proc/net/udp", "07"), ("udp", "/proc/net/udp6", "07"))
+SOCKET_TABLES = (
+    ("tcp", "/proc/net/tcp", "0A"),
+    ("tcp", "/proc/net/tcp6", "0A"),
+    ("udp", "/proc/net/udp", "07"),
+    ("udp", "/proc/net/udp6", "07"),
+)
 
 
 def _socket_address(hex_address: str) -> tuple[str, int]:
@@ -161,7 +165,7 @@ def _socket_address(hex_address: str) -> tuple[str, int]:
     if len(raw) == 4:
         return socket.inet_ntop(socket.AF_INET, raw[::-1]), int(port, 16)
     # IPv6: four 32-bit words, each in the kernel's (little-endian) byte order
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
     return socket.inet_ntop(socket.AF_INET6, words), int(port, 16)
 
 
@@ -185,8 +189,9 @@ def wireguard(interface: str) -> dict[str, Any]:
     """The interface's own public key and each peer's latest handshake (epoch seconds, 0: never)."""
     try:
         key = subprocess.run(["wg", "show", interface, "public-key"], capture_output=True, text=True, timeout=10)
-        shakes = subprocess.run(["wg", "show", interface, "latest-handshakes"], capture_output=True, text=True,
-                                timeout=10)
+        shakes = subprocess.run(
+            ["wg", "show", interface, "latest-handshakes"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return {"up": False, "error": str(error)[:200]}
     if key.returncode != 0 or shakes.returncode != 0:
