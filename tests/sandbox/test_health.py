@@ -97,6 +97,9 @@ def test_health_reports_each_inconsistency_with_its_fix(bootstrapped: Bootstrapp
             f"python3 -c '{EDIT_REGISTRY.format(registry=REGISTRY)}'",
         ]))
         on(info, "streaming", "systemctl stop centrifugo.service")
+        on(info, "storage", "systemctl stop wg-quick@wg0.service")
+        on(info, "backup", "systemd-run --unit=codeb-health-listener -p RuntimeMaxSec=300 python3 -m http.server 9999"
+                           " --bind 0.0.0.0 --directory /var/empty")
         hc_ports = json.loads(on(info, "app", f"cat {REGISTRY}/ssot.json"))["projects"]["hc"]["production"]["ports"]
 
         status, found, _ = findings(info)
@@ -114,6 +117,8 @@ def test_health_reports_each_inconsistency_with_its_fix(bootstrapped: Bootstrapp
             "slot hc-production-blue": ("app", "grace period ended", "codeb cleanup hc --env production"),
             "lock hc/staging": ("app", "deploy by a run that died", "--break-lock"),
             "unit centrifugo.service": ("streaming", "centrifugo.service is ", "systemctl restart centrifugo.service"),
+            "WireGuard wg0": ("storage", "the mesh interface is down", "on storage: systemctl restart wg-quick@wg0"),
+            "public listener tcp/9999": ("backup", "every address port 9999/tcp", "on backup: `ss -lnp 'sport = :9999'`"),
         }
         assert set(found) == set(wanted), json.dumps(found, indent=1)
         for check, (server, problem, fix) in wanted.items():
@@ -123,6 +128,10 @@ def test_health_reports_each_inconsistency_with_its_fix(bootstrapped: Bootstrapp
         assert found["lock hc/staging"]["since"].startswith("2026-01-01")
     finally:
         ssh(info, "streaming", "systemctl start centrifugo.service")
+        ssh(info, "backup", "systemctl stop codeb-health-listener")
+        # Back up, the interface greets every peer at once (persistent keepalive): wait for it.
+        ssh(info, "storage", "systemctl start wg-quick@wg0.service; for i in $(seq 60); do"
+                             " wg show wg0 latest-handshakes | awk '$2 == 0 {z=1} END {exit z}' && break; sleep 0.5; done")
         ssh(info, "app", " ; ".join([
             "podman rm -f ghost-production-blue", "rm -f /etc/caddy/sites/stray-production.caddy /opt/codeb/locks/hc.staging.lock",
             f"cp /root/ssot.json.saved {REGISTRY}/ssot.json", f"cp /root/slots.json.saved {REGISTRY}/slots.json",
