@@ -88,3 +88,7 @@ def probe(
         "--dns-port",
         str(int(dns_port)),
     )
+
+
+def reach(*, env_files: Sequence[str]) -> StringCommand:
+    return _tool("reach", *_repeat("--env-file", env_files))

@@ -107,3 +107,16 @@ def mesh_links(server: ServerNetwork, peers: Mapping[str, str], stale_after: flo
             )
         found.append(Finding(server.name, f"WireGuard peer {peer}", problem, fix))
     return found
+
+
+def unreachable_data(reach: Mapping[str, Any]) -> list[str]:
+    """What `codeb-health reach` found unreachable, one line per variable (empty: all answer, or
+    the server could not tell, e.g. an older tool)."""
+    if "error" in reach:
+        return []
+    return [
+        f"{name}'s server {found.get('address') or '(no address)'} does not answer "
+        f"({found.get('error') or 'no answer'})"
+        for name, found in sorted(reach.items())
+        if isinstance(found, Mapping) and not found.get("ok")
+    ]

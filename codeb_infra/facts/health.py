@@ -117,3 +117,19 @@ class RedisExporterEnv(FactBase[bool]):
     @staticmethod
     def default() -> bool:
         return False
+
+
+class DataReach(FactBase[dict[str, Any]]):
+    """`codeb-health reach`: whether the PostgreSQL and Redis servers the env files name answer
+    from this server, by variable (`{"DATABASE_URL": {"ok": false, "address": "10.77.0.3:5432",
+    "error": "timed out"}}`); never the URL itself."""
+
+    def command(self, env_files: Sequence[str]) -> StringCommand:
+        return health_commands.reach(env_files=env_files)
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        return _json(output)
+
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return {"error": "codeb-health gave no output"}

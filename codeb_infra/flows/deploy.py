@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -17,12 +18,14 @@ from pyinfra.operations import python
 
 from codeb_infra.config.app import HostSettings
 from codeb_infra.controller import images
-from codeb_infra.domain import decisions, names, plans
+from codeb_infra.domain import decisions, mesh_health, names, plans
 from codeb_infra.domain.changes import Plan
 from codeb_infra.domain.decisions import DeployDecision
+from codeb_infra.domain.errors import RunFailed
 from codeb_infra.domain.live import LiveDeploy
 from codeb_infra.domain.requests import DeployRequest
 from codeb_infra.facts.files import CaddySite
+from codeb_infra.facts.health import DataReach
 from codeb_infra.facts.podman import ImageId
 from codeb_infra.facts.registry import ProjectRegistry
 from codeb_infra.flows.common import LockedRun, env_files, project_site, read_slots, routing_steps, slot_runner, utcnow
@@ -89,6 +92,20 @@ def plan_deploy(request: DeployRequest) -> Plan:
     return _decide(request).decision.plan
 
 
+def _require_data_reachable(request: DeployRequest, env_files: tuple[str, ...]) -> None:
+    """A release whose database or Redis does not answer from the app server (the mesh to storage
+    down, say) would fail its health check or, worse, pass it and fail its users: refuse first."""
+    if not env_files:
+        return
+    reach: dict[str, Any] = host.get_fact(DataReach, env_files=list(env_files))
+    unreachable = mesh_health.unreachable_data(reach)
+    if unreachable:
+        raise RunFailed(
+            f"{request.project}/{request.env.value}: {'; '.join(unreachable)} from {host.name}; nothing was deployed"
+            " (`codeb health` says what is down)"
+        )
+
+
 def _remove_if_present(path: str) -> None:
     if os.path.exists(path):
         os.unlink(path)
@@ -110,6 +127,7 @@ def deploy_release(request: DeployRequest) -> str:
         run.finish(f"updating the routes of {request.project}/{request.env.value} failed")
         return preview_url
 
+    _require_data_reachable(request, decided.env_files)
     target = plan.target
     container = names.container_name(request.project, request.env, target)
     run = LockedRun(settings, request, f"deploy {request.image}", tool_current=decided.tool_current)

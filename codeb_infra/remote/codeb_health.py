@@ -6,8 +6,9 @@ on every server, and on the app server
 the registry, the codeb containers, upstream pointers (and whether their port answers), Caddy
 sites, Quadlet units and deploy locks. `probe` asks Caddy for a domain's health path over HTTPS
 with the domain as SNI and Host (as a visitor would), checks its certificate, and asks the local
-PowerDNS for the domain's A records. Reads only; standard library only. The verdicts are made on
-the controller (codeb_infra/domain/health.py).
+PowerDNS for the domain's A records. `reach` says whether the PostgreSQL and Redis servers that
+env files name answer from here (a deploy asks before it starts a slot). Reads only; standard
+library only. The verdicts are made on the controller (codeb_infra/domain/health.py).
 """
 
 import argparse
@@ -202,6 +203,50 @@ def wireguard(interface: str) -> dict[str, Any]:
         if len(parts) == 2 and parts[1].isdigit():
             handshakes[parts[0]] = int(parts[1])
     return {"up": True, "public_key": key.stdout.strip(), "handshakes": handshakes}
+
+
+DATA_PORTS = {"DATABASE_URL": 5432, "REDIS_URL": 6379}
+
+
+def _env_values(paths: list[str], wanted: tuple[str, ...]) -> dict[str, str]:
+    """The last value of each wanted name across the env files (a later file wins, as for podman)."""
+    found: dict[str, str] = {}
+    for path in paths:
+        try:
+            with open(path) as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            name, sep, value = line.partition("=")
+            if sep and name.strip() in wanted:
+                found[name.strip()] = value.strip().strip("'\"")
+    return found
+
+
+def reach(args: argparse.Namespace) -> dict[str, Any]:
+    """Whether the data servers the env files name answer from here: host and port only, never the
+    URL (it holds the password)."""
+    import urllib.parse
+
+    report: dict[str, Any] = {}
+    for name, url in sorted(_env_values(args.env_file, tuple(DATA_PORTS)).items()):
+        try:
+            parsed = urllib.parse.urlsplit(url)
+            host, port = parsed.hostname, parsed.port or DATA_PORTS[name]
+        except ValueError:
+            report[name] = {"ok": False, "address": "", "error": "not a URL"}
+            continue
+        if not host:
+            report[name] = {"ok": False, "address": "", "error": "no host in the URL"}
+            continue
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            socket.create_connection((host, port), timeout=args.timeout).close()
+            report[name] = {"ok": True, "address": address}
+        except OSError as error:
+            report[name] = {"ok": False, "address": address, "error": str(error) or type(error).__name__}
+    return report
 
 
 def read(args: argparse.Namespace) -> dict[str, Any]:
@@ -444,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     _probe_options(p)
     p.add_argument("--dns-server", default="127.0.0.1")
     p.add_argument("--dns-port", type=int, default=53)
+    p = sub.add_parser("reach")
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("--timeout", type=float, default=3.0)
     p = sub.add_parser("metrics")
     p.add_argument("--out", required=True, help="the textfile collector's .prom file")
     p.add_argument("--registry", default="", help="the app server's registry: slot and certificate metrics")
@@ -453,7 +501,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backup-user", default="codeb-backup")
     _probe_options(p)
     args = parser.parse_args(argv)
-    json.dump({"read": read, "probe": probe, "metrics": metrics}[args.command](args), sys.stdout, sort_keys=True)
+    json.dump(
+        {"read": read, "probe": probe, "reach": reach, "metrics": metrics}[args.command](args),
+        sys.stdout,
+        sort_keys=True,
+    )
     sys.stdout.write("\n")
     return 0
 

@@ -26,6 +26,7 @@ from codeb_infra.sandbox.model import LABEL, instance, network_name
 from codeb_infra.sandbox.servers import ULIMITS, find_containers
 from tests.sandbox.conftest import REPO, Bootstrapped, must
 from tests.support import isolated
+from tests.support.images import ensure_images
 from tests.support.sandbox_ssh import ssh
 
 pytestmark = pytest.mark.sandbox
@@ -165,6 +166,28 @@ def test_apps_reach_storage_over_the_mesh_and_the_wire_shows_no_canary_or_passwo
         assert password.encode() not in wire
     assert b"SCRAM-SHA-256" not in wire and b"AUTH" not in wire
     print(f"\ncapture: {len(wire)} bytes, {wireguard_packets} WireGuard packets, no canary, no password")
+
+
+def test_with_storage_off_the_mesh_a_deploy_refuses_and_nothing_is_lost(net: Bootstrapped) -> None:
+    info, project = net.info, "meshcheck"  # provisioned, with a canary row, by the test above
+    image = ensure_images()["v1"]
+    must(ssh(info, "storage", "systemctl stop wg-quick@wg0.service"))
+    try:
+        deploy = subprocess.run([sys.executable, "-m", "codeb_infra", "deploy", project, "--image", image, "--push",
+                                 "-i", str(info.inventory)], capture_output=True, text=True, timeout=600, cwd=REPO,
+                                check=False)
+        said = deploy.stdout + deploy.stderr
+        assert deploy.returncode == 1, said[-3000:]
+        storage = net.internal("storage")
+        assert f"DATABASE_URL's server {storage}:5432 does not answer" in said, said[-3000:]
+        assert "nothing was deployed" in said and master_env(info, project)["POSTGRES_PASSWORD"] not in said
+        assert must(ssh(info, "app", f"podman ps -a --format '{{{{.Names}}}}' | grep -c '^{project}-' || true")).strip() == "0"
+    finally:
+        must(ssh(info, "storage", "systemctl start wg-quick@wg0.service"))
+    count = must(ssh(info, "app", f"set -a; . /opt/codeb/env/{project}/master.env; set +a; for i in $(seq 20); do"
+                                  " psql -X -tA \"$DATABASE_URL\" -c 'select count(*) from canary' 2>/dev/null && break;"
+                                  " sleep 0.5; done"))
+    assert int(count.split()[-1]) >= 1  # the canary rows (one per run on a reused sandbox) are all there
 
 
 def test_every_peer_has_a_fresh_handshake(net: Bootstrapped) -> None:

@@ -72,3 +72,33 @@ def test_the_server_side_reader_decodes_proc_net_addresses() -> None:
     assert codeb_health._socket_address("0100007F:1F90") == ("127.0.0.1", 8080)
     assert codeb_health._socket_address("00000000000000000000000001000000:0016") == ("::1", 22)
     assert codeb_health._socket_address("0000000000000000FFFF00000300A8C0:14EB") == ("::ffff:192.168.0.3", 5355)
+
+
+def test_a_data_server_that_does_not_answer_is_named_without_its_url() -> None:
+    from codeb_infra.domain.mesh_health import unreachable_data
+
+    reach = {"DATABASE_URL": {"ok": False, "address": "10.77.0.3:5432", "error": "timed out"},
+             "REDIS_URL": {"ok": True, "address": "10.77.0.3:6379"}}
+    assert unreachable_data(reach) == ["DATABASE_URL's server 10.77.0.3:5432 does not answer (timed out)"]
+    assert unreachable_data({"error": "codeb-health is not installed on this server"}) == []
+
+
+def test_the_server_side_reach_reads_the_last_value_and_never_prints_the_url(tmp_path: Any) -> None:
+    import argparse
+    import json
+    import socket
+
+    from codeb_infra.remote import codeb_health
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        (tmp_path / "a.env").write_text(f"DATABASE_URL=postgresql://u:pw-secret@127.0.0.1:1/x\nOTHER=1\n")
+        (tmp_path / "master.env").write_text(f"DATABASE_URL=postgresql://u:pw-secret@127.0.0.1:{port}/x\n"
+                                             "REDIS_URL=redis://u:pw-secret@127.0.0.1:1\n")
+        found = codeb_health.reach(argparse.Namespace(env_file=[str(tmp_path / "a.env"), str(tmp_path / "master.env")],
+                                                      timeout=2.0))
+    assert found["DATABASE_URL"] == {"ok": True, "address": f"127.0.0.1:{port}"}
+    assert found["REDIS_URL"]["ok"] is False and found["REDIS_URL"]["address"] == "127.0.0.1:1"
+    assert "pw-secret" not in json.dumps(found)
