@@ -217,12 +217,15 @@ class BackupLab:
     # -- the live cluster
 
     def switch_wal(self, timeout: float = 60) -> str:
-        """Write something, switch WAL and wait until the finished segment is in the archive."""
+        """Write something, switch WAL and wait until the finished segment is in the archive and
+        PostgreSQL has recorded it as archived (it does so only after archive_command returns, a
+        moment after the file appears)."""
         self.psql("postgres", "CREATE TABLE IF NOT EXISTS ticks (at timestamptz DEFAULT now()); "
                               "INSERT INTO ticks DEFAULT VALUES")
         segment = self.psql("postgres", "SELECT pg_walfile_name(pg_switch_wal())")
         deadline = time.monotonic() + timeout
-        while not (self.root / "wal" / segment).exists():
+        recorded = f"SELECT coalesce(last_archived_wal, '') >= '{segment}' FROM pg_stat_archiver"
+        while not (self.root / "wal" / segment).exists() or self.psql("postgres", recorded) != "t":
             if time.monotonic() > deadline:
                 archiver = self.psql("postgres", "SELECT * FROM pg_stat_archiver")
                 raise AssertionError(f"{segment} not archived within {timeout:g}s: {archiver}")
