@@ -245,4 +245,5 @@ def project_site(settings: HostSettings, request: DeployRequest, entry: ProjectE
         tls=settings.tls,
         active_pointer=settings.pointer_file(request.project, request.env, "active"),
         preview_pointer=settings.pointer_file(request.project, request.env, "preview"),
+        access_log=settings.access_log(request.project, request.env),
     )
