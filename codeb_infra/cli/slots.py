@@ -253,8 +253,12 @@ def status(project: str, env: str, as_json: bool, host_data: tuple[str, ...], in
         watch = found.get("watch")
         if watch:
             click.echo(
-                f"  watch: {watch.get('state')} ({watch.get('slot')}, since {watch.get('since')}, until {watch.get('until')})"
-                + (f"  rolled back to {watch.get('rollback_to')} at {watch.get('at')}" if watch.get("state") == "rolled_back" else "")
+                f"  watch: {watch.get('state')} ({watch.get('slot')}, {watch.get('since')} to {watch.get('until')})"
+                + (
+                    f"  rolled back to {watch.get('rollback_to')} at {watch.get('at')}"
+                    if watch.get("state") == "rolled_back"
+                    else ""
+                )
                 + (f"  why: {watch['reason']}" if watch.get("reason") else "")
             )
 

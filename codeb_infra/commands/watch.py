@@ -14,7 +14,17 @@ def stop(unit: str) -> StringCommand:
     """End the watch if one runs (its SIGTERM handler records that it was ended); none is no error."""
     service = quoted(f"{unit}.service")
     return command(
-        "systemctl", "stop", service, "2>/dev/null", ";", "systemctl", "reset-failed", service, "2>/dev/null", ";", "true"
+        "systemctl",
+        "stop",
+        service,
+        "2>/dev/null",
+        ";",
+        "systemctl",
+        "reset-failed",
+        service,
+        "2>/dev/null",
+        ";",
+        "true",
     )
 
 
@@ -33,8 +43,10 @@ def start(unit: str, *, tool: str, spec: str) -> StringCommand:
         "systemd-run",
         "--quiet",
         "--collect",
-        quoted(f"--unit={unit}"),
-        quoted("--description=codeb watch of a promoted release"),
+        "--unit",
+        quoted(unit),
+        "--description",
+        quoted("codeb watch of a promoted release"),
         "python3",
         quoted(tool),
         "run",

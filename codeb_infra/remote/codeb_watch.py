@@ -130,9 +130,9 @@ class Watch:
             "release": spec.get("release"),
             "rollback_to": spec["rollback"]["to"],
             "since": _now(),
-            "until": (
-                datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=float(spec["minutes"]))
-            ).replace(microsecond=0).isoformat(),
+            "until": (datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=float(spec["minutes"])))
+            .replace(microsecond=0)
+            .isoformat(),
             "reason": None,
         }
 
@@ -220,7 +220,12 @@ class Watch:
             "env": self.spec["env"],
             "source": "watch",
             "outcome": "allowed" if ok else "failed",
-            "params": {"automatic": True, "reason": reason, "from": self.spec["slot"], "to": self.spec["rollback"]["to"]},
+            "params": {
+                "automatic": True,
+                "reason": reason,
+                "from": self.spec["slot"],
+                "to": self.spec["rollback"]["to"],
+            },
             "error": None if ok else self.record.get("error"),
         }
         encoded = base64.b64encode(json.dumps(entry, sort_keys=True).encode()).decode()
@@ -253,7 +258,9 @@ class Watch:
                 min_requests=int(spec["min_requests"]),
             )
             if reason is not None:
-                print(f"{spec['project']}/{spec['env']}: {reason}; rolling back to {spec['rollback']['to']}", flush=True)
+                print(
+                    f"{spec['project']}/{spec['env']}: {reason}; rolling back to {spec['rollback']['to']}", flush=True
+                )
                 return self.rollback(reason)
             time.sleep(max(0.0, interval - (time.monotonic() - now)))
         self.save(state="passed", reason=None, at=_now())
