@@ -188,6 +188,10 @@ class HostSettings(BaseModel):
         """Caddy's access log of the project's domain (what the watch counts 5xx answers in)."""
         return f"/var/log/caddy/{project}-{env.value}.access.log"
 
+    def watch_spec(self, project: str, env: names.Environment) -> str:
+        """What the promote hands its watch (names, paths, limits, the planned rollback; no secret)."""
+        return posixpath.join(self.codeb_dir, "watch", f"{project}.{env.value}.json")
+
     def watch_record(self, project: str, env: names.Environment) -> str:
         """The watch's state and, after a rollback, why (in the registry; `codeb status` shows it)."""
         return posixpath.join(self.registry_dir, "watch", f"{project}.{env.value}.json")

@@ -8,7 +8,6 @@ watches the new release (`codeb-watch`, with the rollback planned here); a rollb
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable
 from typing import Any
 
@@ -103,7 +102,7 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
         name=f"{'Watch' if spec else 'End any watch of'} {request.project}/{request.env.value}",
         unit=unit,
         tool=settings.watch_tool,
-        spec_path=posixpath.join(settings.codeb_dir, "watch", f"{request.project}.{request.env.value}.json"),
+        spec_path=settings.watch_spec(request.project, request.env),
         spec=spec,
     )
     return decision.plan
