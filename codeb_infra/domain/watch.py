@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from codeb_infra.domain import decisions, names
+from codeb_infra.domain.changes import Change
 from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.live import LiveSlots
@@ -55,6 +56,20 @@ def fallback(live: LiveSlots, promoted: SwitchDecision, *, now: datetime, grace:
     except CodebError:
         return None
     return decision if decision.plan.changed else None
+
+
+def announced(promoted: SwitchDecision, rollback: SwitchDecision, minutes: float, unit_name: str) -> SwitchDecision:
+    """The promote's plan with the watch it starts, so `--dry` names it too."""
+    to = rollback.wanted.active.value if rollback.wanted.active else "-"
+    watch = Change(
+        host=promoted.plan.host,
+        what="watch",
+        target=unit_name,
+        new=f"{minutes:g} min",
+        why=f"rolls back to {to} if the release fails its health path or answers too many 5xx",
+    )
+    plan = promoted.plan.model_copy(update={"changes": (*promoted.plan.changes, watch)})
+    return promoted.model_copy(update={"plan": plan})
 
 
 def spec(

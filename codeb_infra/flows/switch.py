@@ -31,7 +31,22 @@ Decide = Callable[[LiveSlots, HostSettings, SlotRequest], SwitchDecision]
 
 
 def _promote(live: LiveSlots, settings: HostSettings, request: SlotRequest) -> SwitchDecision:
-    return decisions.plan_promote(live, now=utcnow(), grace=settings.grace)
+    decision = decisions.plan_promote(live, now=utcnow(), grace=settings.grace)
+    rollback = _fallback(settings, live, decision, request)
+    if rollback is None:
+        return decision
+    return watch_domain.announced(
+        decision, rollback, settings.watch_minutes, watch_domain.unit(request.project, request.env)
+    )
+
+
+def _fallback(
+    settings: HostSettings, live: LiveSlots, decision: SwitchDecision, request: SlotRequest
+) -> SwitchDecision | None:
+    """The rollback a watch of this promote would run; None when the promote starts no watch."""
+    if not request.watch or settings.watch_minutes <= 0 or not decision.plan.changed:
+        return None
+    return watch_domain.fallback(live, decision, now=utcnow(), grace=settings.grace)
 
 
 def _rollback(live: LiveSlots, settings: HostSettings, request: SlotRequest) -> SwitchDecision:
@@ -44,11 +59,11 @@ def _decide(request: SlotRequest, decide: Decide) -> tuple[HostSettings, LiveSlo
     return settings, live, decide(live, settings, request), tool_current
 
 
-def _watch_spec(settings: HostSettings, live: LiveSlots, decision: SwitchDecision) -> dict[str, Any] | None:
+def _watch_spec(
+    settings: HostSettings, live: LiveSlots, decision: SwitchDecision, request: SlotRequest
+) -> dict[str, Any] | None:
     """What the app server's watch of this promote runs from; None when the release is not watched."""
-    if settings.watch_minutes <= 0:
-        return None
-    rollback = watch_domain.fallback(live, decision, now=utcnow(), grace=settings.grace)
+    rollback = _fallback(settings, live, decision, request)
     if rollback is None:
         return None
     limits = watch_domain.WatchLimits(
@@ -96,7 +111,7 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
     )
     # A refused switch fails the run (the lock line becomes exit 4), so only a done one is audited here.
     api.record_change(request=request, holder=who, ok=switched.did_succeed)
-    spec = _watch_spec(settings, live, decision) if action == "promote" and request.watch else None
+    spec = _watch_spec(settings, live, decision, request) if action == "promote" else None
     unit = watch_domain.unit(request.project, request.env)
     watch.release_watch(
         name=f"{'Watch' if spec else 'End any watch of'} {request.project}/{request.env.value}",
