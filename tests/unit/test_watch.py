@@ -95,7 +95,7 @@ def test_the_fallback_is_the_rollback_a_codeb_rollback_right_after_the_promote_w
     assert fallback.pointers[0] == (PATHS["active"], f"127.0.0.1:{entry.ports[Slot.BLUE]}")
     shown = watch_domain.announced(promote, fallback, 10, "codeb-watch-shop-production").plan.lines()
     assert shown[1:-1] == promote.plan.lines()[1:] and shown[-1].startswith(
-        "[app] watch codeb-watch-shop-production: - -> 10 min (rolls back to blue if the release fails")
+        "  [app] watch codeb-watch-shop-production: - -> 10 min (rolls back to blue if the release fails")
 
 
 def test_a_first_promote_has_nothing_to_fall_back_to():
