@@ -17,6 +17,7 @@ from pyinfra.api import deploy
 from codeb_infra.commands.health import HEALTH_TOOL
 from codeb_infra.config.app import HostSettings
 from codeb_infra.config.monitoring import TEXTFILE_DIR
+from codeb_infra.controller.probe import CADDY_LOCAL_ROOT
 from codeb_infra.domain import decisions
 from codeb_infra.domain import watch as watch_domain
 from codeb_infra.domain.changes import Plan
@@ -24,7 +25,6 @@ from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.domain.live import LiveSlots
 from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.flows.common import holder, read_slots, utcnow
-from codeb_infra.flows.health import CADDY_LOCAL_ROOT
 from codeb_infra.operations import api, registry, watch
 
 Decide = Callable[[LiveSlots, HostSettings, SlotRequest], SwitchDecision]
