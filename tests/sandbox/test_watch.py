@@ -62,7 +62,7 @@ def test_a_release_turning_to_500_is_rolled_back_by_its_watch(bootstrapped: Boot
     ok(codeb(b, "deploy", PROJECT, "--image", bad, "--push", "--health-path", TURNING_HEALTH_PATH))
     root = on_app(b, f"cat {probe.CADDY_LOCAL_ROOT}")
     port = b.info.servers["app"].https_port
-    started = int(on_app(b, f"curl -sf http://127.0.0.1:$(cat /etc/caddy/upstreams/{PROJECT}-production.preview)"
+    started = int(on_app(b, f"curl -sf http://$(cat /etc/caddy/upstreams/{PROJECT}-production.preview)"
                             "/cgi-bin/started"))
     turn = started + FAIL_AFTER - time.time() + time.monotonic()  # on this machine's monotonic clock
 
