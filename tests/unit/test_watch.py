@@ -220,3 +220,14 @@ def test_the_watch_of_a_healthy_release_ends_passed_and_a_changed_record_is_neve
     record = json.loads(Path(spec["record_path"]).read_text())
     assert record["state"] == "ended" and "the slots changed since the promote" in record["reason"]
     assert {p: Path(local).read_text() for p, local in pointers.items()} == before
+
+
+def test_the_api_promote_and_the_cli_can_skip_the_watch():
+    from click.testing import CliRunner
+
+    from codeb_infra.api.tools import TOOLS
+    from codeb_infra.cli.slots import promote
+
+    assert TOOLS["promote"].validate({"project": "shop"})[1].watch is True
+    assert TOOLS["promote"].validate({"project": "shop", "watch": False})[1].watch is False
+    assert "--no-watch" in CliRunner().invoke(promote, ["--help"]).output
