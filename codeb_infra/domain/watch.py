@@ -98,6 +98,7 @@ def spec(
         "max_5xx": limits.max_5xx,
         "window": limits.window,
         "min_requests": limits.min_requests,
+        "promoted": decisions.record_of(promoted.wanted),
         "rollback": {
             "to": rollback.wanted.active.value,
             "expect": rollback.expect,

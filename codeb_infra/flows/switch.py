@@ -3,7 +3,7 @@
 Read: one `codeb-state snapshot` (registry records, pointers, containers). Decide:
 `domain.decisions.plan_promote` / `plan_rollback`. Apply: one `codeb-state switch` that checks,
 locks, moves the pointers, records and unlocks on the server. After a promote the app server
-watches the new release (`codeb-watch`, with the rollback planned here); a rollback ends the watch.
+watches the new release (`codeb-watch`, with the rollback planned here); a later switch ends it.
 """
 
 from __future__ import annotations
@@ -111,15 +111,16 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
     )
     # A refused switch fails the run (the lock line becomes exit 4), so only a done one is audited here.
     api.record_change(request=request, holder=who, ok=switched.did_succeed)
+    # A watch running from an earlier promote ends by itself once slots.json moves on (this switch).
     spec = _watch_spec(settings, live, decision, request) if action == "promote" else None
-    unit = watch_domain.unit(request.project, request.env)
-    watch.release_watch(
-        name=f"{'Watch' if spec else 'End any watch of'} {request.project}/{request.env.value}",
-        unit=unit,
-        tool=settings.watch_tool,
-        spec_path=settings.watch_spec(request.project, request.env),
-        spec=spec,
-    )
+    if spec is not None:
+        watch.release_watch(
+            name=f"Watch {request.project}/{request.env.value}",
+            unit=watch_domain.unit(request.project, request.env),
+            tool=settings.watch_tool,
+            spec_path=settings.watch_spec(request.project, request.env),
+            spec=spec,
+        )
     return decision.plan
 
 

@@ -17,8 +17,9 @@ from codeb_infra.operations import Commands
 def release_watch(*, unit: str, tool: str, spec_path: str, spec: dict[str, Any] | None = None) -> Commands:
     """
     Start the watch of a release just promoted (``spec``: what `codeb-watch run` reads), replacing
-    any watch of the same project/env, or end it (``spec`` None). The switch flows call it only
-    when their switch changed something, so a re-run that changes nothing starts no second watch.
+    any watch of the same project/env, or end it (``spec`` None: a remove). A promote calls it only
+    when its switch changed something, so a re-run that changes nothing starts no second watch; a
+    rollback need not call it, as a watch ends by itself once slots.json moves on.
 
     + unit: the transient systemd unit, ``codeb-watch-{project}-{env}``
     + tool: codeb-watch on the server

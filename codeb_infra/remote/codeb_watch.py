@@ -10,7 +10,9 @@ back with `codeb-state switch`, the very switch `codeb rollback` runs, with the 
 the promote (a compare-and-swap: if anything switched meanwhile, nothing is written), records why
 in the registry (`{registry}/watch/{project}.{env}.json`, which `codeb status` shows), appends a row
 to the API's audit log (its hash chain) and sets `codeb_watch_rolled_back` for node-exporter's
-textfile collector (the `ReleaseRolledBack` alert). SIGTERM (a rollback or promote by hand) ends it.
+textfile collector (the `ReleaseRolledBack` alert). A rollback or promote since (slots.json no
+longer holds what the promote wrote) ends it at the next check; SIGTERM (the next promote's watch,
+a remove) ends it at once.
 Standard library only.
 """
 
@@ -140,6 +142,17 @@ class Watch:
         self.record.update(changes)
         _write_json(self.spec["record_path"], self.record)
 
+    def switched(self) -> bool:
+        """Whether slots.json no longer holds the record the promote wrote (a rollback or another
+        promote ran since): then the watch is over."""
+        try:
+            with open(os.path.join(self.spec["registry"], "slots.json")) as handle:
+                table = json.load(handle)
+        except (OSError, ValueError):
+            return False
+        current = (table.get("slots") or {}).get(self.spec["project"], {}).get(self.spec["env"])
+        return bool(current != self.spec["promoted"])
+
     def probe(self) -> tuple[bool, str]:
         spec = self.spec
         command = [
@@ -242,6 +255,12 @@ class Watch:
         self.save()
         _metric(spec, rolled_back=0, watching=1)
         while time.monotonic() < deadline:
+            if self.switched():
+                self.save(
+                    state="ended", reason="the slots changed since the promote (a rollback or promote)", at=_now()
+                )
+                _metric(spec, rolled_back=0, watching=0)
+                return 0
             healthy, last = self.probe()
             failing = 0 if healthy else failing + 1
             now = time.monotonic()
@@ -278,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         watch = Watch(json.load(handle))
 
     def stopped(signum: int, frame: Any) -> None:
-        watch.save(state="stopped", reason="ended by a promote or rollback", at=_now())
+        watch.save(state="stopped", reason="ended by the next promote or a remove", at=_now())
         _metric(watch.spec, rolled_back=0, watching=0)
         sys.exit(0)
 

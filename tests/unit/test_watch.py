@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -231,3 +232,23 @@ def test_the_api_promote_and_the_cli_can_skip_the_watch():
     assert TOOLS["promote"].validate({"project": "shop"})[1].watch is True
     assert TOOLS["promote"].validate({"project": "shop", "watch": False})[1].watch is False
     assert "--no-watch" in CliRunner().invoke(promote, ["--help"]).output
+
+
+def test_the_next_promote_or_a_remove_ends_a_running_watch_with_sigterm(tmp_path):
+    live, entry = promoted_twice()
+    App.log_path, App.broken = str(tmp_path / "access.log"), threading.Event()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), App)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        spec, _ = watch_setup(tmp_path, live, entry, server.server_address[1])
+        running = subprocess.Popen([sys.executable, codeb_watch.__file__, "run", "--spec", str(tmp_path / "spec.json")])
+        record = Path(spec["record_path"])
+        for _ in range(100):
+            if record.exists() and json.loads(record.read_text())["state"] == "watching":
+                break
+            time.sleep(0.05)
+        running.terminate()
+        assert running.wait(timeout=10) == 0
+    finally:
+        server.shutdown()
+    assert json.loads(record.read_text())["state"] == "stopped"
