@@ -45,6 +45,10 @@ class DeployParams(ProjectParams):
     force: bool = Field(False, description="deploy over a slot in its grace period")
 
 
+class PromoteParams(ProjectParams):
+    watch: bool = Field(True, description="the app server watches the new release and rolls back on failure")
+
+
 class RollbackParams(ProjectParams):
     to: str | None = Field(None, description="slot to make active (blue/green)")
     release: int | None = Field(None, ge=1, description="redeploy release N (its image and env version) and promote it")
@@ -183,8 +187,9 @@ for _tool in (
     ),
     Tool(
         "promote",
-        "Switch the domain to the deployed slot; the previous one enters its grace period.",
-        ProjectParams,
+        "Switch the domain to the deployed slot; the previous one enters its grace period. The app "
+        "server then watches the new release (watch=false: not) and rolls back when it fails.",
+        PromoteParams,
         Role.DEV,
         read_only=False,
         request=_slot(),

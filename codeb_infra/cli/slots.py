@@ -120,6 +120,7 @@ def deploy(
 
 @click.command()
 @click.argument("project")
+@click.option("--no-watch", is_flag=True, help="do not watch the new release afterwards (host data watch_minutes)")
 @env_option
 @lock_options
 @plan_options
@@ -127,6 +128,7 @@ def deploy(
 @inventory_option
 def promote(
     project: str,
+    no_watch: bool,
     env: str,
     lock_wait: float,
     break_lock: bool,
@@ -136,8 +138,8 @@ def promote(
     host_data: tuple[str, ...],
     inventory: str,
 ) -> None:
-    """Switch PROJECT's domain to its deployed slot."""
-    request = _slot_request(project, env, lock_wait, break_lock)
+    """Switch PROJECT's domain to its deployed slot; the app server then watches it and rolls back on failure."""
+    request = _slot_request(project, env, lock_wait, break_lock, watch=not no_watch)
     _plan_or_apply(inventory, flows.plan_promote, flows.promote, request, host_data, dry, as_json, expect_no_changes)
 
 
@@ -247,6 +249,17 @@ def status(project: str, env: str, as_json: bool, host_data: tuple[str, ...], in
                 f"  container: {info['container'] or '-'}"
                 + (f"  release {info['release']}" if info.get("release") else "")
                 + (f"  grace until {info['grace_until']}" if info["grace_until"] else "")
+            )
+        watch = found.get("watch")
+        if watch:
+            click.echo(
+                f"  watch: {watch.get('state')} ({watch.get('slot')}, {watch.get('since')} to {watch.get('until')})"
+                + (
+                    f"  rolled back to {watch.get('rollback_to')} at {watch.get('at')}"
+                    if watch.get("state") == "rolled_back"
+                    else ""
+                )
+                + (f"  why: {watch['reason']}" if watch.get("reason") else "")
             )
 
 

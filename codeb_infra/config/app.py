@@ -29,6 +29,12 @@ KEYS = (
     "acme_ca",
     "acme_ca_root",
     "acme_email",
+    "watch_minutes",
+    "watch_max_5xx",
+    "watch_interval_seconds",
+    "watch_window_seconds",
+    "watch_min_requests",
+    "watch_failures",
 )
 
 # What Caddy's global options accept as one plain token: no blanks, quotes, braces or shell syntax.
@@ -58,6 +64,15 @@ class HostSettings(BaseModel):
     acme_ca_root: str | None = None
     """PEM root on the app server that Caddy trusts for ``acme_ca`` (a private or test CA)."""
     acme_email: str | None = None
+    watch_minutes: float = 10.0
+    """How long the app server watches a release after its promote (0: no watch)."""
+    watch_max_5xx: float = 5.0
+    """Percent of 5xx answers for the domain, over ``watch_window_seconds``, that fails the watch."""
+    watch_interval_seconds: float = 10.0
+    watch_window_seconds: float = 60.0
+    watch_min_requests: int = 10
+    watch_failures: int = 3
+    """Health checks failing in a row that fail the watch."""
 
     @field_validator("base_domain")
     @classmethod
@@ -86,11 +101,25 @@ class HostSettings(BaseModel):
             raise ValueError("must be an absolute path")
         return value
 
-    @field_validator("grace_hours", "health_interval", "health_timeout")
+    @field_validator(
+        "grace_hours",
+        "health_interval",
+        "health_timeout",
+        "watch_interval_seconds",
+        "watch_window_seconds",
+        "watch_failures",
+    )
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be positive")
+        return value
+
+    @field_validator("watch_minutes", "watch_max_5xx", "watch_min_requests")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must not be negative")
         return value
 
     @classmethod
@@ -137,6 +166,10 @@ class HostSettings(BaseModel):
     def state_tool(self) -> str:
         return posixpath.join(self.codeb_dir, "bin", "codeb-state")
 
+    @property
+    def watch_tool(self) -> str:
+        return posixpath.join(self.codeb_dir, "bin", "codeb-watch")
+
     def env_file(self, project: str, env: names.Environment) -> str:
         return posixpath.join(self.codeb_dir, "env", project, f"{env.value}.env")
 
@@ -150,6 +183,18 @@ class HostSettings(BaseModel):
 
     def pointer_file(self, project: str, env: names.Environment, role: str) -> str:
         return posixpath.join(self.upstreams_dir, f"{project}-{env.value}.{role}")
+
+    def access_log(self, project: str, env: names.Environment) -> str:
+        """Caddy's access log of the project's domain (what the watch counts 5xx answers in)."""
+        return f"/var/log/caddy/{project}-{env.value}.access.log"
+
+    def watch_spec(self, project: str, env: names.Environment) -> str:
+        """What the promote hands its watch (names, paths, limits, the planned rollback; no secret)."""
+        return posixpath.join(self.codeb_dir, "watch", f"{project}.{env.value}.json")
+
+    def watch_record(self, project: str, env: names.Environment) -> str:
+        """The watch's state and, after a rollback, why (in the registry; `codeb status` shows it)."""
+        return posixpath.join(self.registry_dir, "watch", f"{project}.{env.value}.json")
 
 
 DNS_KEYS = (

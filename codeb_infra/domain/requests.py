@@ -27,10 +27,15 @@ class SlotRequest(BaseModel):
     to: Slot | None = None
     break_lock: bool = False
     lock_wait: float = 0.0
+    watch: bool = True  # promote: the app server watches the new release (host data watch_minutes)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> SlotRequest:
-        return cls(**_common(data), to=names.slot(data.get("to")) if data.get("to") else None)
+        return cls(
+            **_common(data),
+            to=names.slot(data.get("to")) if data.get("to") else None,
+            watch=flag(data.get("watch", True), "watch"),
+        )
 
 
 class DeployRequest(BaseModel):

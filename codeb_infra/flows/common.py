@@ -14,6 +14,7 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import Sha256File
+from pyinfra.operations import files
 
 from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.domain import names, plans
@@ -222,6 +223,16 @@ def routing_steps(
             prune=True,
             api=dns_settings.api,
         )
+    # Caddy's own user must own its access log: `caddy validate` runs as root and would otherwise
+    # create it root-only, and the running Caddy could then not open it.
+    run.step(
+        files.file,
+        name=f"Caddy access log of {request.project}-{request.env.value}",
+        path=settings.access_log(request.project, request.env),
+        user="caddy",
+        group="caddy",
+        mode="600",
+    )
     run.step(
         caddy.site,
         name=f"Caddy site {request.project}-{request.env.value}",
@@ -245,4 +256,5 @@ def project_site(settings: HostSettings, request: DeployRequest, entry: ProjectE
         tls=settings.tls,
         active_pointer=settings.pointer_file(request.project, request.env, "active"),
         preview_pointer=settings.pointer_file(request.project, request.env, "preview"),
+        access_log=settings.access_log(request.project, request.env),
     )

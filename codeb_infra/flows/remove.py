@@ -2,23 +2,25 @@
 
 Read: `read_slots`, the site file and the zones holding its records. Decide:
 `domain.decisions.plan_remove`. Apply: containers, site, pointers, records and registry entries
-removed under the deploy lock.
+removed under the deploy lock, and any watch of its last promote ended.
 """
 
 from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.operations import files
 
 from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.domain import decisions, names
+from codeb_infra.domain import watch as watch_domain
 from codeb_infra.domain.changes import Plan
 from codeb_infra.domain.names import Slot
 from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.facts.files import CaddySite
 from codeb_infra.flows.common import LockedRun, read_slots
 from codeb_infra.flows.dns import zones_with_records
-from codeb_infra.operations import caddy, podman, powerdns, registry
+from codeb_infra.operations import caddy, podman, powerdns, registry, watch
 
 
 def _decide(request: SlotRequest) -> tuple[HostSettings, Plan, list[tuple[str, str]], bool]:
@@ -63,6 +65,18 @@ def remove_project(request: SlotRequest) -> Plan:
         caddy_bin=settings.caddy_bin,
     )
     run.step(caddy.upstreams_removed, name="Remove upstream files", paths=pointers)
+    run.step(
+        watch.release_watch,
+        name=f"End any watch of {request.project}/{request.env.value}",
+        unit=watch_domain.unit(request.project, request.env),
+        tool=settings.watch_tool,
+        spec_path=settings.watch_spec(request.project, request.env),
+    )
+    for path in (
+        settings.watch_spec(request.project, request.env),
+        settings.watch_record(request.project, request.env),
+    ):
+        run.step(files.file, name=f"Remove {path}", path=path, present=False)
     for zone, owner in zones:
         run.step(
             powerdns.owner_records_removed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pyinfra import host
@@ -11,6 +12,7 @@ from codeb_infra.domain import names, slots
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.names import Slot
 from codeb_infra.domain.requests import SlotRequest
+from codeb_infra.facts.files import TextFile
 from codeb_infra.flows.common import read_slots
 from codeb_infra.flows.dns import (
     external_records,
@@ -36,6 +38,7 @@ def status(request: SlotRequest) -> dict[str, Any]:
         "slots": {},
         "grace_until": None,
         "serving": serving,
+        "watch": _watch(host.get_fact(TextFile, path=settings.watch_record(request.project, request.env))),
     }
     numbers = slot_releases(request.project, request.env)
     for s in Slot:
@@ -55,3 +58,14 @@ def status(request: SlotRequest) -> dict[str, Any]:
         if record.grace_until and record.state is slots.SlotState.GRACE:
             report["grace_until"] = record.grace_until.isoformat()
     return report
+
+
+def _watch(text: str | None) -> dict[str, Any] | None:
+    """The watch of the last promote as the app server recorded it (why, after a rollback)."""
+    if not text:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {"state": "unreadable", "reason": "the watch record is not JSON"}
+    return found if isinstance(found, dict) else None

@@ -2,44 +2,96 @@
 
 Read: one `codeb-state snapshot` (registry records, pointers, containers). Decide:
 `domain.decisions.plan_promote` / `plan_rollback`. Apply: one `codeb-state switch` that checks,
-locks, moves the pointers, records and unlocks on the server.
+locks, moves the pointers, records and unlocks on the server. After a promote the app server
+watches the new release (`codeb-watch`, with the rollback planned here); a later switch ends it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
 
+from codeb_infra.commands.health import HEALTH_TOOL
 from codeb_infra.config.app import HostSettings
+from codeb_infra.config.monitoring import TEXTFILE_DIR
+from codeb_infra.controller.probe import CADDY_LOCAL_ROOT
 from codeb_infra.domain import decisions
+from codeb_infra.domain import watch as watch_domain
 from codeb_infra.domain.changes import Plan
 from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.domain.live import LiveSlots
 from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.flows.common import holder, read_slots, utcnow
-from codeb_infra.operations import api, registry
+from codeb_infra.operations import api, registry, watch
 
 Decide = Callable[[LiveSlots, HostSettings, SlotRequest], SwitchDecision]
 
 
 def _promote(live: LiveSlots, settings: HostSettings, request: SlotRequest) -> SwitchDecision:
-    return decisions.plan_promote(live, now=utcnow(), grace=settings.grace)
+    decision = decisions.plan_promote(live, now=utcnow(), grace=settings.grace)
+    rollback = _fallback(settings, live, decision, request)
+    if rollback is None:
+        return decision
+    return watch_domain.announced(
+        decision, rollback, settings.watch_minutes, watch_domain.unit(request.project, request.env)
+    )
+
+
+def _fallback(
+    settings: HostSettings, live: LiveSlots, decision: SwitchDecision, request: SlotRequest
+) -> SwitchDecision | None:
+    """The rollback a watch of this promote would run; None when the promote starts no watch."""
+    if not request.watch or settings.watch_minutes <= 0 or not decision.plan.changed:
+        return None
+    return watch_domain.fallback(live, decision, now=utcnow(), grace=settings.grace)
 
 
 def _rollback(live: LiveSlots, settings: HostSettings, request: SlotRequest) -> SwitchDecision:
     return decisions.plan_rollback(live, to=request.to, now=utcnow(), grace=settings.grace)
 
 
-def _decide(request: SlotRequest, decide: Decide) -> tuple[HostSettings, SwitchDecision, bool]:
+def _decide(request: SlotRequest, decide: Decide) -> tuple[HostSettings, LiveSlots, SwitchDecision, bool]:
     settings = HostSettings.from_data(host.data)
     live, tool_current = read_slots(settings, request)
-    return settings, decide(live, settings, request), tool_current
+    return settings, live, decide(live, settings, request), tool_current
+
+
+def _watch_spec(
+    settings: HostSettings, live: LiveSlots, decision: SwitchDecision, request: SlotRequest
+) -> dict[str, Any] | None:
+    """What the app server's watch of this promote runs from; None when the release is not watched."""
+    rollback = _fallback(settings, live, decision, request)
+    if rollback is None:
+        return None
+    limits = watch_domain.WatchLimits(
+        minutes=settings.watch_minutes,
+        interval=settings.watch_interval_seconds,
+        failures=settings.watch_failures,
+        max_5xx=settings.watch_max_5xx,
+        window=settings.watch_window_seconds,
+        min_requests=settings.watch_min_requests,
+    )
+    paths = {
+        "scheme": "http" if settings.tls == "off" else "https",
+        "port": 80 if settings.tls == "off" else 443,
+        "ca": [CADDY_LOCAL_ROOT, *([settings.acme_ca_root] if settings.acme_ca_root else [])],
+        "health_tool": HEALTH_TOOL,
+        "state_tool": settings.state_tool,
+        "registry": settings.registry_dir,
+        "locks": settings.locks_dir,
+        "access_log": settings.access_log(live.project, live.env),
+        "record_path": settings.watch_record(live.project, live.env),
+        "audit_python": api.API_PYTHON,
+        "textfile": f"{TEXTFILE_DIR}/codeb-watch-{live.project}-{live.env.value}.prom",
+    }
+    return watch_domain.spec(live, decision, rollback, limits, paths)
 
 
 def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
-    settings, decision, tool_current = _decide(request, decide)
+    settings, live, decision, tool_current = _decide(request, decide)
     if not decision.plan.changed:
         host.noop(f"{request.project}/{request.env.value}: {decision.plan.note}")
         return decision.plan
@@ -59,17 +111,27 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
     )
     # A refused switch fails the run (the lock line becomes exit 4), so only a done one is audited here.
     api.record_change(request=request, holder=who, ok=switched.did_succeed)
+    # A watch running from an earlier promote ends by itself once slots.json moves on (this switch).
+    spec = _watch_spec(settings, live, decision, request) if action == "promote" else None
+    if spec is not None:
+        watch.release_watch(
+            name=f"Watch {request.project}/{request.env.value}",
+            unit=watch_domain.unit(request.project, request.env),
+            tool=settings.watch_tool,
+            spec_path=settings.watch_spec(request.project, request.env),
+            spec=spec,
+        )
     return decision.plan
 
 
 def plan_promote(request: SlotRequest) -> Plan:
     """What a promote would change here (reads only)."""
-    return _decide(request, _promote)[1].plan
+    return _decide(request, _promote)[2].plan
 
 
 def plan_rollback(request: SlotRequest) -> Plan:
     """What a rollback would change here (reads only)."""
-    return _decide(request, _rollback)[1].plan
+    return _decide(request, _rollback)[2].plan
 
 
 @deploy("codeb promote")

@@ -39,6 +39,7 @@ def role_tools(roles: set[str], data: Any) -> dict[str, Path]:
                 DnsSettings.from_data(data).api.tool: REMOTE / "codeb_pdns.py",
                 posixpath.join(bin_dir, "codeb-env"): REMOTE / "codeb_env.py",
                 posixpath.join(bin_dir, "codeb-releases"): REMOTE / "codeb_releases.py",
+                posixpath.join(bin_dir, "codeb-watch"): REMOTE / "codeb_watch.py",
             }
         )
     for role, tool in (("storage", STORAGE_TOOL), ("backup", BACKUP_TOOL)):
@@ -58,7 +59,7 @@ def version_file(roles: set[str]) -> None:
     too) and the version record naming them."""
     tools = role_tools(roles, host.data)
     for path, source in tools.items():
-        if source.name in ("codeb_env.py", "codeb_releases.py"):
+        if source.name in ("codeb_env.py", "codeb_releases.py", "codeb_watch.py"):
             files.put(
                 name=f"Install {posixpath.basename(path)}",
                 src=str(source),

@@ -55,3 +55,41 @@ def build_env_image(tag: str, body: str, version: str, repository: str = IMAGE_R
         port=APP_PORT,
         labels={"org.opencontainers.image.version": version},
     )
+
+
+# busybox httpd answers "/" from /cgi-bin/index.cgi when there is no index.html. Both scripts turn
+# to HTTP 500 once the container has run FAIL_AFTER seconds (never when it is empty); /cgi-bin/started
+# says when the container started (epoch seconds), so a test knows when the turn came.
+_TURNING_SCRIPT = """#!/bin/sh
+read started < /tmp/started
+now=$(/bin/busybox date +%s)
+if [ -n "{fail_after}" ] && [ $((now - started)) -ge {fail_after_or_zero} ]; then
+  printf 'HTTP/1.1 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nbroken\\n'
+else
+  printf 'Content-Type: text/plain\\r\\n\\r\\n{body}\\n'
+fi
+"""
+_STARTED_SCRIPT = (
+    b'#!/bin/sh\nread started < /tmp/started\nprintf "Content-Type: text/plain\\r\\n\\r\\n%s\\n" "$started"\n'
+)
+TURNING_HEALTH_PATH = "/cgi-bin/health"
+
+
+def build_turning_image(tag: str, body: str, fail_after: int | None, repository: str = IMAGE_REPOSITORY) -> str:
+    """An image answering ``body`` at ``/`` and 200 at ``/cgi-bin/health`` until it has run
+    ``fail_after`` seconds, then HTTP 500 ("broken") at both; None: it never turns."""
+    script = _TURNING_SCRIPT.format(
+        body=body, fail_after="" if fail_after is None else fail_after, fail_after_or_zero=fail_after or 0
+    ).encode()
+    files = {
+        "www/cgi-bin/index.cgi": (script, 0o755),
+        "www/cgi-bin/health": (script, 0o755),
+        "www/cgi-bin/started": (_STARTED_SCRIPT, 0o755),
+    }
+    command = [
+        "/bin/busybox",
+        "sh",
+        "-c",
+        f'/bin/busybox date +%s > /tmp/started; trap "exit 0" TERM; /bin/busybox httpd -f -p {APP_PORT} -h /www & wait',
+    ]
+    return build_busybox_image(image_reference(tag, repository), files=files, command=command, port=APP_PORT)

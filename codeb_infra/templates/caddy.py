@@ -25,6 +25,7 @@ def render_site(
     tls: str,
     active_pointer: str,
     preview_pointer: str,
+    access_log: str,
 ) -> str:
     return render(
         "site.caddy.j2",
@@ -35,4 +36,5 @@ def render_site(
         preview_addresses=", ".join(site_address(d, tls) for d in preview_domains),
         active_pointer=active_pointer,
         preview_pointer=preview_pointer,
+        access_log=access_log,
     )

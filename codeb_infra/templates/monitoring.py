@@ -82,8 +82,9 @@ def _rule(alert: str, expr: str, summary: str, fix: str, wait: str, severity: st
 
 
 def alert_rules(settings: MonitoringSettings) -> str:
-    """The alerts: a slot down, a server or exporter down, WAL archiving failing, a backup or drill
-    older than its schedule allows, a certificate expiring soon, a disk almost full."""
+    """The alerts: a slot down, a release rolled back by its watch, a server or exporter down, WAL
+    archiving failing, a backup or drill older than its schedule allows, a certificate expiring soon,
+    a disk almost full."""
     # Two rounds of codeb's own checks before a slot counts as down: one failed probe is not an outage.
     slot_wait = f"{2 * settings.monitoring_metrics_seconds}s"
     target_wait = f"{3 * settings.monitoring_scrape_seconds}s"
@@ -97,6 +98,14 @@ def alert_rules(settings: MonitoringSettings) -> str:
             "{{ $labels.domain }}'s health path through Caddy",
             "codeb health; codeb rollback {{ $labels.project }} --env {{ $labels.env }} if the slot in grace is good",
             slot_wait,
+        ),
+        _rule(
+            "ReleaseRolledBack",
+            "codeb_watch_rolled_back == 1",
+            "{{ $labels.project }}/{{ $labels.env }}: the release promoted last failed its watch on "
+            "{{ $labels.domain }} and was rolled back by the app server",
+            "codeb status {{ $labels.project }} --env {{ $labels.env }} (why); fix the release, deploy, promote",
+            "0s",
         ),
         _rule(
             "TargetDown",

@@ -7,5 +7,7 @@ from codeb_infra.sandbox.demo_app import (  # noqa: F401
     build_env_image,
     build_test_image,
     ensure_images,
+    TURNING_HEALTH_PATH,
+    build_turning_image,
     image_reference,
 )
