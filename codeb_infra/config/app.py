@@ -21,6 +21,8 @@ KEYS = (
     "caddyfile",
     "codeb_dir",
     "caddy_bin",
+    "caddy_user",
+    "caddy_log_dir",
     "grace_hours",
     "health_interval",
     "health_timeout",
@@ -54,6 +56,9 @@ class HostSettings(BaseModel):
     caddyfile: str = "/etc/caddy/Caddyfile"
     codeb_dir: str = "/opt/codeb"
     caddy_bin: str = "/usr/local/bin/caddy"
+    caddy_user: str = "caddy"
+    """The user Caddy runs as, who must own the sites' access logs."""
+    caddy_log_dir: str = "/var/log/caddy"
     grace_hours: float = 48.0
     health_interval: float = 1.0
     health_timeout: float = 30.0
@@ -79,7 +84,14 @@ class HostSettings(BaseModel):
     def _domain(cls, value: str) -> str:
         return names.domain_name(value)
 
-    @field_validator("caddyfile", "codeb_dir", "caddy_bin")
+    @field_validator("caddy_user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+            raise ValueError("must be a system user name")
+        return value
+
+    @field_validator("caddyfile", "codeb_dir", "caddy_bin", "caddy_log_dir")
     @classmethod
     def _path(cls, value: str) -> str:
         if value.startswith("-") or any(c in value for c in "\n\r\t '\"$`;&|<>{}*?"):
@@ -186,7 +198,7 @@ class HostSettings(BaseModel):
 
     def access_log(self, project: str, env: names.Environment) -> str:
         """Caddy's access log of the project's domain (what the watch counts 5xx answers in)."""
-        return f"/var/log/caddy/{project}-{env.value}.access.log"
+        return posixpath.join(self.caddy_log_dir, f"{project}-{env.value}.access.log")
 
     def watch_spec(self, project: str, env: names.Environment) -> str:
         """What the promote hands its watch (names, paths, limits, the planned rollback; no secret)."""

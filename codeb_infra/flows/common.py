@@ -229,9 +229,10 @@ def routing_steps(
         files.file,
         name=f"Caddy access log of {request.project}-{request.env.value}",
         path=settings.access_log(request.project, request.env),
-        user="caddy",
-        group="caddy",
+        user=settings.caddy_user,
+        group=settings.caddy_user,
         mode="600",
+        create_remote_dir=True,
     )
     run.step(
         caddy.site,

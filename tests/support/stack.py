@@ -3,6 +3,8 @@ the `codeb` CLI and `pyinfra @local deploys/*.py` exactly as users run them."""
 
 from __future__ import annotations
 
+import getpass
+
 import json
 import os
 import subprocess
@@ -35,6 +37,8 @@ class Stack:
             "caddyfile": str(self.caddy.config),
             "codeb_dir": str(self.directory / "codeb"),
             "caddy_bin": self.caddy.binary,
+            "caddy_user": getpass.getuser(),  # Caddy runs as this test's own user here
+            "caddy_log_dir": str(self.directory / "caddy" / "log"),
             "tls": "off",
             "base_domain": BASE_DOMAIN,
             "network": self.network,
