@@ -217,14 +217,18 @@ class Dashboard:
             return Answer(status, result=payload["result"])
         return Answer(status, error=payload["error"])
 
-    def render(self, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> Response:
+    def render(
+        self, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
+    ) -> Response:
         html = self.templates.get_template(template).render(**context)
         return HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
 
     def page(self, template: str, viewer: Viewer, **context: Any) -> Response:
         return self.render(template, viewer=viewer, csrf=viewer.session.csrf, **context)
 
-    def audit_sign_in(self, request: Request, record: KeyRecord | None, outcome: str, status: int, error: str = "") -> None:
+    def audit_sign_in(
+        self, request: Request, record: KeyRecord | None, outcome: str, status: int, error: str = ""
+    ) -> None:
         self.plane.audit.append(
             request_id=uuid.uuid4().hex[:16],
             actor="dashboard",
@@ -379,7 +383,9 @@ def mount_dashboard(app: FastAPI, plane: ControlPlane) -> None:
         viewer = await board.viewer(request)
         if viewer is None:
             return _to_sign_in(request)
-        slots, logs = await asyncio.gather(board.slots(request, viewer, project, env), board.logs(request, viewer, project, env))
+        slots, logs = await asyncio.gather(
+            board.slots(request, viewer, project, env), board.logs(request, viewer, project, env)
+        )
         return board.page("project.html", viewer, page="projects", logs=logs, **slots)
 
     @app.get("/p/{project}/{env}/slots")

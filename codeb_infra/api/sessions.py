@@ -32,7 +32,7 @@ class Session:
     expires: datetime
 
     def csrf_matches(self, given: str | None) -> bool:
-        return bool(given) and hmac.compare_digest(given.encode(), self.csrf.encode())
+        return given is not None and given != "" and hmac.compare_digest(given.encode(), self.csrf.encode())
 
 
 def _digest(session_id: str) -> str:
