@@ -33,9 +33,9 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
         yield client, app.state.plane
 
 
-def signed_in(client: TestClient, plane: Any, role: Role, *projects: str) -> tuple[str, str]:
-    """Sign in with a new key: the session cookie and the page's CSRF token."""
-    _, key = plane.keys.create(role=role, projects=projects)
+def signed_in(client: TestClient, plane: Any, role: Role, *projects: str) -> tuple[str, str, str]:
+    """Sign in with a new key: the session cookie, the page's CSRF token and the key's id."""
+    record, key = plane.keys.create(role=role, projects=projects)
     client.cookies.clear()
     response = client.post("/sign-in", data={"key": key})
     assert response.status_code == 303 and response.headers["location"] == "/projects"
@@ -46,7 +46,7 @@ def signed_in(client: TestClient, plane: Any, role: Role, *projects: str) -> tup
     session = client.cookies[COOKIE]
     page = client.get("/keys" if role is Role.ADMIN else "/projects")
     assert page.status_code == 200 and key not in page.text
-    return session, CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    return session, CSRF.search(page.text).group(1), record.id  # type: ignore[union-attr]
 
 
 def test_a_page_without_a_session_goes_to_sign_in_and_a_wrong_key_is_refused_in_the_apis_words(board: Any) -> None:
@@ -63,7 +63,7 @@ def test_a_page_without_a_session_goes_to_sign_in_and_a_wrong_key_is_refused_in_
 
 def test_the_session_store_keeps_hashes_only_in_a_0600_file(board: Any) -> None:
     client, plane = board
-    session, _ = signed_in(client, plane, Role.VIEW)
+    session, _, _ = signed_in(client, plane, Role.VIEW)
     db = plane.paths.sessions_db
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
     with sqlite3.connect(db) as connection:
@@ -86,7 +86,7 @@ def test_projects_come_from_the_tool_registry_and_a_view_key_gets_no_switch(boar
 
 def test_a_post_needs_the_sessions_csrf_token(board: Any) -> None:
     client, plane = board
-    _, csrf = signed_in(client, plane, Role.ADMIN)
+    _, csrf, _ = signed_in(client, plane, Role.ADMIN)
     before = len(plane.keys.list())
     forged = client.post("/keys", data={"role": "view", "name": "forged"})
     assert forged.status_code == 403 and "CSRF" in forged.text
@@ -104,7 +104,7 @@ def test_a_post_needs_the_sessions_csrf_token(board: Any) -> None:
 
 def test_a_view_key_promote_post_is_refused_by_the_apis_role_check(board: Any) -> None:
     client, plane = board
-    _, csrf = signed_in(client, plane, Role.VIEW)
+    _, csrf, _ = signed_in(client, plane, Role.VIEW)
     answer = client.post("/p/shop/production/promote", headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
     assert "a view key may not use promote (needs dev)" in answer.text
     rows = [r for r in plane.audit.rows(limit=5) if r["tool"] == "promote"]
@@ -113,7 +113,7 @@ def test_a_view_key_promote_post_is_refused_by_the_apis_role_check(board: Any) -
 
 def test_sign_out_ends_the_session_on_the_server(board: Any) -> None:
     client, plane = board
-    session, csrf = signed_in(client, plane, Role.ADMIN)
+    session, csrf, _ = signed_in(client, plane, Role.ADMIN)
     assert client.get("/keys").status_code == 200
     out = client.post("/sign-out", data={"csrf": csrf})
     assert out.status_code == 303 and out.headers["location"] == "/sign-in"
@@ -124,9 +124,8 @@ def test_sign_out_ends_the_session_on_the_server(board: Any) -> None:
 
 def test_a_revoked_key_ends_its_sessions(board: Any) -> None:
     client, plane = board
-    session, _ = signed_in(client, plane, Role.DEV)
-    record = plane.keys.list()[-1]
-    plane.keys.revoke(record.id)
+    session, _, key_id = signed_in(client, plane, Role.DEV)
+    plane.keys.revoke(key_id)
     assert client.cookies[COOKIE] == session
     assert client.get("/projects").headers["location"] == "/sign-in"
 

@@ -39,6 +39,7 @@ def site(bootstrapped: Bootstrapped, tmp_path_factory: pytest.TempPathFactory) -
     images = ensure_images()
     ok(codeb(b, "remove", PROJECT, "--force"))
     ok(codeb(b, "deploy", PROJECT, "--image", images["v1"], "--push"))
+    ok(codeb(b, "promote", PROJECT))
     push_image(b, images["v2"])
     keys = {role: new_key(b, role, name=f"dash {role}")[1] for role in ("admin", "dev", "view")}
     api = Api(b)
@@ -133,7 +134,7 @@ def test_a_view_key_sees_projects_but_no_switch_and_a_forged_post_is_refused(
     assert "a view key may not use promote (needs dev)" in with_token[1]
     errors = console_errors(browser)  # the forged POST's 403, and nothing else
     assert len(errors) == 1 and "403" in errors[0], errors
-    assert curl(site, f"{PROJECT}.codeb.test")[1] == "v1"
+    assert curl(site, f"{PROJECT}.codeb.test")[1].strip() == "v1"
 
     cookie = browser.get_cookie(COOKIE)
     assert cookie and cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
@@ -160,7 +161,7 @@ def test_a_dev_key_promotes_and_the_page_follows_without_a_reload(
         and d.find_elements(By.CSS_SELECTOR, "#result .done")
     )
     assert browser.execute_script("return window.notReloaded === true")
-    assert curl(site, f"{PROJECT}.codeb.test")[1] == "v2"
+    assert curl(site, f"{PROJECT}.codeb.test")[1].strip() == "v2"
     slot = browser.find_element(By.ID, f"slot-{before}")
     assert slot.get_attribute("data-state") == "grace" and "Grace left" in slot.text
     assert "v2" in browser.find_element(By.CSS_SELECTOR, f"#slot-{other} .release").text
