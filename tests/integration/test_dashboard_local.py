@@ -139,3 +139,13 @@ def test_admin_pages_refuse_other_roles_and_static_files_are_served(board: Any) 
     assert htmx.status_code == 200 and 'version:"2.0.11"' in htmx.text
     csp = client.get("/projects").headers["content-security-policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp
+
+
+def test_the_backups_and_audit_pages_render_for_an_admin(board: Any) -> None:
+    client, plane = board
+    signed_in(client, plane, Role.ADMIN)
+    backups = client.get("/backups")
+    assert backups.status_code == 200 and "<h2>Restore drills</h2>" in backups.text
+    audit = client.get("/audit", params={"outcome": "denied", "actor": "dashboard"})
+    assert audit.status_code == 200 and "a view key may not use promote (needs dev)" in audit.text
+    assert "sign_in" not in client.get("/audit", params={"outcome": "denied", "actor": "api"}).text

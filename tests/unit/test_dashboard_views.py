@@ -113,3 +113,41 @@ def test_the_csrf_token_must_match_exactly(tmp_path: Path) -> None:
     assert session.csrf_matches(session.csrf)
     assert not session.csrf_matches(None) and not session.csrf_matches("")
     assert not session.csrf_matches(session.csrf[:-1]) and not session.csrf_matches(session.csrf + "x")
+
+
+def _backups_page(store: dict[str, object]) -> str:
+    from types import SimpleNamespace
+
+    from codeb_infra.api.dashboard import _templates
+
+    drills = store.get("drills", [])
+    role = SimpleNamespace(value="admin")
+    viewer = SimpleNamespace(admin=True, record=SimpleNamespace(name="ops", role=role, projects=()))
+    answer = Answer(200, result={"ok": False, "checks": [{"name": "wal", "ok": False, "detail": "late", "at": None,
+                                                           "size": None}], "store": store})
+    return _templates().get_template("backups.html").render(
+        viewer=viewer, csrf="t", page="backups", answer=answer, drills=drills, chart=chart(drills)  # type: ignore[arg-type]
+    )
+
+
+def test_the_backups_page_renders_what_the_backup_server_holds_and_the_drill_chart() -> None:
+    store = {
+        "base": {"label": "base-20261201", "finished_at": "2026-12-01T09:00:00+00:00", "size": 3 * 1024 * 1024},
+        "wal": {"count": 12, "bytes": 12 * 16 * 1024 * 1024, "newest": "000000010000000000000012",
+                "newest_at": "2026-12-01T09:59:00+00:00"},
+        "dumps": {"shop": {"finished_at": "2026-12-01T03:00:00+00:00", "size": 2048}},
+        "rdb": {"finished_at": "2026-12-01T09:30:00+00:00", "size": 100},
+        "drills": [{"finished_at": "2026-11-30T04:00:00+00:00", "ok": True, "recovery_point_seconds": 1.5,
+                    "recovery_time_seconds": 20.0},
+                   {"finished_at": "2026-12-01T04:00:00+00:00", "ok": False, "recovery_point_seconds": 3.0,
+                    "recovery_time_seconds": 25.0}],
+    }
+    page = _backups_page(store)
+    assert "base-20261201, 2026-12-01 09:00:00 UTC, 3.0 MiB" in page and "12 files (192.0 MiB)" in page
+    assert "shop: 2026-12-01 03:00:00 UTC (2.0 KiB)" in page and 'id="drill-chart"' in page
+    assert page.count('class="drill ') == 2 and "FAILED" in page and "peak 25.0 s" in page
+
+
+def test_the_backups_page_renders_when_the_backup_server_could_not_be_asked() -> None:
+    page = _backups_page({})
+    assert 'id="base">none' in page and "No drill has run yet." in page and 'id="drill-chart"' not in page
