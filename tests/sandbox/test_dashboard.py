@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from codeb_infra.api.dashboard import COOKIE
 from tests.sandbox.conftest import Bootstrapped
-from tests.sandbox.test_api import API, Api, codeb, new_key, ok, push_image
+from tests.sandbox.test_api import API, Api, codeb, new_key, ok, on_app, push_image
 from tests.support.images import ensure_images
 
 pytestmark = pytest.mark.sandbox
@@ -49,7 +49,8 @@ def site(bootstrapped: Bootstrapped, tmp_path_factory: pytest.TempPathFactory) -
     root.write_text(api.root)
     shots = Path(os.environ.get("CODEB_ARTIFACTS") or tmp_path_factory.mktemp("dashboard")) / "dashboard"
     shots.mkdir(parents=True, exist_ok=True)
-    return {"keys": keys, "api": api, "root": str(root), "shots": shots, "base": f"https://{API}:{api.port}"}
+    return {"b": b, "keys": keys, "api": api, "root": str(root), "shots": shots, "base": f"https://{API}:{api.port}",
+            "sessions": []}
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,7 @@ def sign_in(driver: webdriver.Chrome, site: dict[str, Any], role: str) -> None:
     WebDriverWait(driver, 120).until(expected_conditions.presence_of_element_located((By.ID, "projects")))
     assert f"dash {role}" in driver.find_element(By.ID, "who").text
     assert site["keys"][role] not in driver.page_source and site["keys"][role] not in driver.current_url
+    site["sessions"].append(driver.get_cookie(COOKIE)["value"])  # type: ignore[index]
     assert console_errors(driver) == []
 
 
@@ -140,7 +142,7 @@ def test_a_view_key_sees_projects_but_no_switch_and_a_forged_post_is_refused(
     assert cookie and cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
     assert curl(site, API, "/projects", cookie["value"])[0] == "200"
     browser.find_element(By.ID, "sign-out").click()
-    WebDriverWait(browser, 60).until(expected_conditions.presence_of_element_located((By.ID, "key")))
+    WebDriverWait(browser, 120).until(expected_conditions.presence_of_element_located((By.ID, "key")))
     assert curl(site, API, "/projects", cookie["value"])[0] == f"303 https://{API}:{site['api'].port}/sign-in"
     assert console_errors(browser) == []
 
@@ -156,7 +158,7 @@ def test_a_dev_key_promotes_and_the_page_follows_without_a_reload(
     browser.execute_script("window.notReloaded = true;")
     browser.find_element(By.ID, "promote").click()
     WebDriverWait(browser, 10).until(expected_conditions.alert_is_present()).accept()
-    WebDriverWait(browser, 300).until(
+    WebDriverWait(browser, 120).until(
         lambda d: d.find_element(By.ID, "active-slot").text == other
         and d.find_elements(By.CSS_SELECTOR, "#result .done")
     )
@@ -183,3 +185,10 @@ def test_the_admin_pages_render_without_console_errors(browser: webdriver.Chrome
     visit(browser, site, "/keys", "keys")
     assert "dash view" in browser.page_source
     shutil.copy(site["shots"] / "project.png", site["shots"] / "readme.png")
+
+
+def test_no_key_or_session_id_reaches_the_journal_or_caddys_log(site: dict[str, Any]) -> None:
+    logs = on_app(site["b"], "journalctl --no-pager -o cat -u codeb-api -u caddy; cat /var/log/caddy/api.access.log")
+    assert "/sign-in" in logs and f"{COOKIE}=" not in logs
+    for secret in [*site["keys"].values(), *site["sessions"]]:
+        assert secret not in logs
