@@ -34,14 +34,16 @@ CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @pytest.fixture(scope="module")
-def site(bootstrapped: Bootstrapped, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def site(bootstrapped: Bootstrapped, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     b = bootstrapped
+    started = time.monotonic()
     images = ensure_images()
     ok(codeb(b, "remove", PROJECT, "--force"))
     ok(codeb(b, "deploy", PROJECT, "--image", images["v1"], "--push"))
     ok(codeb(b, "promote", PROJECT))
     push_image(b, images["v2"])
-    keys = {role: new_key(b, role, name=f"dash {role}")[1] for role in ("admin", "dev", "view")}
+    made = {role: new_key(b, role, name=f"dash {role}") for role in ("admin", "dev", "view")}
+    keys = {role: key for role, (_, key) in made.items()}
     api = Api(b)
     status, answer = api.call(keys["dev"], "deploy_project", project=PROJECT, image=images["v2"])
     assert status == 200, answer
@@ -49,8 +51,11 @@ def site(bootstrapped: Bootstrapped, tmp_path_factory: pytest.TempPathFactory) -
     root.write_text(api.root)
     shots = Path(os.environ.get("CODEB_ARTIFACTS") or tmp_path_factory.mktemp("dashboard")) / "dashboard"
     shots.mkdir(parents=True, exist_ok=True)
-    return {"b": b, "keys": keys, "api": api, "root": str(root), "shots": shots, "base": f"https://{API}:{api.port}",
-            "sessions": []}
+    print(f"\ndashboard test setup (deploy, promote, deploy through the API): {time.monotonic() - started:.1f}s")
+    yield {"b": b, "keys": keys, "api": api, "root": str(root), "shots": shots, "base": f"https://{API}:{api.port}",
+           "sessions": []}
+    for key_id, _ in made.values():
+        ok(codeb(b, "keys", "revoke", key_id))
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +189,21 @@ def test_the_admin_pages_render_without_console_errors(browser: webdriver.Chrome
     assert "promote" in browser.page_source and "dashboard" in browser.page_source
     visit(browser, site, "/keys", "keys")
     assert "dash view" in browser.page_source
+    browser.find_element(By.NAME, "name").send_keys("dash made")
+    browser.find_element(By.ID, "create-key").click()
+    made = WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#new-key pre"))[0].text
+    assert made.startswith("codeb_view_")
+    browser.save_screenshot(str(site["shots"] / "key-made.png"))
+    assert site["api"].call(made, "list_projects")[0] == 200
+    visit(browser, site, "/keys")
+    assert made not in browser.page_source  # shown once
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tr[id^=key-]") if "dash made" in r.text)
+    row_id = row.get_attribute("id")
+    row.find_element(By.CLASS_NAME, "revoke").click()
+    WebDriverWait(browser, 60).until(lambda d: "revoked" in d.find_element(By.ID, row_id).text)
+    status, answer = site["api"].call(made, "list_projects")
+    assert status == 401 and "was revoked" in answer["error"]
+    assert console_errors(browser) == []
     shutil.copy(site["shots"] / "project.png", site["shots"] / "readme.png")
 
 
