@@ -193,12 +193,14 @@ def test_the_admin_pages_render_without_console_errors(browser: webdriver.Chrome
     browser.find_element(By.ID, "create-key").click()
     made = WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#new-key pre"))[0].text
     assert made.startswith("codeb_view_")
+    site["keys"]["made"] = made  # grepped for in the logs below
+    row_id = "key-" + browser.find_element(By.ID, "new-key").text.split()[1]  # "Key ID (view) made. ..."
     browser.save_screenshot(str(site["shots"] / "key-made.png"))
     assert site["api"].call(made, "list_projects")[0] == 200
     visit(browser, site, "/keys")
     assert made not in browser.page_source  # shown once
-    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tr[id^=key-]") if "dash made" in r.text)
-    row_id = row.get_attribute("id")
+    row = browser.find_element(By.ID, row_id)
+    assert "dash made" in row.text
     row.find_element(By.CLASS_NAME, "revoke").click()
     WebDriverWait(browser, 60).until(lambda d: "revoked" in d.find_element(By.ID, row_id).text)
     status, answer = site["api"].call(made, "list_projects")
