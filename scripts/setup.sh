@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(python3 python3-venv podman runc netavark aardvark-dns iptables catatonit busybox-static curl ca-certificates openssh-client
-          mmdebstrap debian-archive-keyring pdns-server pdns-backend-sqlite3 dnsutils postgresql-15 redis-server sqlite3 tcpdump)
+          mmdebstrap debian-archive-keyring pdns-server pdns-backend-sqlite3 dnsutils postgresql-15 redis-server sqlite3 tcpdump
+          chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,4 +1,4 @@
-"""Where the API keeps its keys, audit log, secret and inventory on the app server (overridable by
+"""Where the API keeps its keys, audit log, dashboard sessions, secret and inventory on the app server (overridable by
 environment variables, which the systemd unit and the tests set)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 KEYS_DB = "/var/lib/codeb/keys.db"
 AUDIT_DB = "/var/lib/codeb/audit.db"
+SESSIONS_DB = "/var/lib/codeb/sessions.db"
 KEY_SECRET = "/etc/codeb/secrets/api-keys.secret"
 INVENTORY = "/etc/codeb/api/inventory.py"
 MAX_BODY = 2 * 1024 * 1024
@@ -19,6 +20,7 @@ class ApiPaths:
     audit_db: str = AUDIT_DB
     key_secret: str = KEY_SECRET
     inventory: str = INVENTORY
+    sessions_db: str = SESSIONS_DB
 
     @classmethod
     def from_environ(cls) -> ApiPaths:
@@ -27,4 +29,5 @@ class ApiPaths:
             audit_db=os.environ.get("CODEB_API_AUDIT_DB", AUDIT_DB),
             key_secret=os.environ.get("CODEB_API_KEY_SECRET", KEY_SECRET),
             inventory=os.environ.get("CODEB_API_INVENTORY", INVENTORY),
+            sessions_db=os.environ.get("CODEB_API_SESSIONS_DB", SESSIONS_DB),
         )

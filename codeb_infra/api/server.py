@@ -1,4 +1,4 @@
-"""The API app: `GET /health`, `POST /api/tool` and `/mcp`, each request checked in one order
+"""The API app: `GET /health`, `POST /api/tool`, `/mcp` and the dashboard's pages, each request checked in one order
 (body size, failed-key limit, key, JSON, tool, role, params, project scope, lock) and written to the
 audit log whatever its outcome; flows run in worker processes so a long deploy blocks no read."""
 
@@ -189,6 +189,17 @@ class ControlPlane:
     def _failed_key(self, source: str) -> None:
         self._failures[source].append(time.monotonic())
 
+    def sign_in(self, key: str | None, source: str) -> KeyRecord:
+        """The key's record, under the failed-key limit of its source (a request's key, or the key
+        a dashboard sign-in exchanges for a session)."""
+        if self._blocked(source):
+            raise KeyRejected(f"too many failed API keys from {source}; try again in a minute")
+        try:
+            return self.keys.authenticate(key)
+        except KeyRejected:
+            self._failed_key(source)
+            raise
+
     async def handle(
         self,
         *,
@@ -198,13 +209,15 @@ class ControlPlane:
         via: str,
         parsed: dict[str, Any] | None = None,
         too_large: bool = False,
+        principal: KeyRecord | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """One request: ``body`` is the raw JSON (None with ``parsed``, the call MCP already decoded)."""
+        """One request: ``body`` is the raw JSON (None with ``parsed``, the call MCP or the dashboard
+        already decoded); ``principal`` is the key a dashboard session stands for, already checked."""
         request_id = uuid.uuid4().hex[:16]
         started = time.monotonic()
         row: dict[str, Any] = {"request_id": request_id, "source": source, "actor": via, "params": {}}
         try:
-            outcome = await self._decide(body, key, source, parsed, row, too_large)
+            outcome = await self._decide(body, key, source, parsed, row, too_large, principal)
         except Exception:
             log.exception("request %s failed unexpectedly", request_id)
             outcome = Outcome(500, {"ok": False, "error": f"internal error (request id {request_id})"}, "failed")
@@ -232,17 +245,20 @@ class ControlPlane:
         parsed: dict[str, Any] | None,
         row: dict[str, Any],
         too_large: bool,
+        principal: KeyRecord | None,
     ) -> Outcome:
         request_id = row["request_id"]
         if too_large:
             return _error(413, f"request body larger than {MAX_BODY} bytes", "invalid")
-        if self._blocked(source):
-            return _error(429, f"too many failed API keys from {source}; try again in a minute", "denied")
-        try:
-            record = await asyncio.to_thread(self.keys.authenticate, key)
-        except KeyRejected as error:
-            self._failed_key(source)
-            return _error(401, str(error), "denied")
+        if principal is not None:
+            record = principal
+        else:
+            if self._blocked(source):
+                return _error(429, f"too many failed API keys from {source}; try again in a minute", "denied")
+            try:
+                record = await asyncio.to_thread(self.sign_in, key, source)
+            except KeyRejected as error:
+                return _error(401, str(error), "denied")
         row.update(key_id=record.id, key_name=record.name, role=record.role.value)
         if parsed is None:
             try:
@@ -447,9 +463,14 @@ def main() -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from codeb_infra.api.dashboard import mount_dashboard
     from codeb_infra.api.mcp import mount_mcp
 
-    app = create_app(extra=mount_mcp)
+    def mount(app: FastAPI, plane: ControlPlane) -> None:
+        mount_mcp(app, plane)
+        mount_dashboard(app, plane)
+
+    app = create_app(extra=mount)
     uvicorn.run(
         app,
         host=os.environ.get("CODEB_API_HOST", "127.0.0.1"),

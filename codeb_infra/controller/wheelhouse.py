@@ -35,7 +35,7 @@ def requirements() -> list[str]:
 def _source_digest() -> str:
     digest = hashlib.sha256()
     for path in sorted([ROOT / "pyproject.toml", *(ROOT / "codeb_infra").rglob("*")]):
-        if path.is_file() and path.suffix in (".py", ".j2", ".toml"):
+        if path.is_file() and path.suffix in (".py", ".j2", ".toml", ".html", ".css", ".js"):
             digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,13 +25,15 @@ from codeb_infra.facts.postgres import PostgresDatabases
 @dataclass(frozen=True)
 class Report:
     checks: list[data.Check]
+    store: dict[str, Any] = field(default_factory=dict)
+    """What the backup server said it holds (base, wal, dumps, rdb, aof, drills), as it said it."""
 
     @property
     def ok(self) -> bool:
         return all(check.ok for check in self.checks)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
+        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks], "store": self.store}
 
 
 def _storage() -> dict[str, Any]:
@@ -68,7 +70,7 @@ def checks(found: dict[str, Any], now: datetime) -> list[data.Check]:
 
 def status(inventory: str, now: datetime | None = None) -> Report:
     found = runner.read_groups(inventory, READERS)
-    return Report(checks(found, now or datetime.now(UTC)))
+    return Report(checks(found, now or datetime.now(UTC)), store=found.get("backup") or {})
 
 
 def _backup_paths(host_data: Any) -> tuple[str, str, str]:

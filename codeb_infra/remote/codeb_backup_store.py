@@ -152,6 +152,7 @@ def status(args: argparse.Namespace) -> int:
     if isinstance(aof, dict) and os.path.exists(os.path.join(root, "redis", "aof-latest.tar")):
         out["aof"] = {"file": "redis/aof-latest.tar", "finished_at": aof.get("finished_at"), "size": aof.get("size")}
     out["drill"] = _last_drill(root)
+    out["drills"] = _drill_history(root)
     print(json.dumps(out, indent=2, sort_keys=True))
     return 0
 
@@ -168,6 +169,28 @@ def _last_drill(root: str) -> dict[str, Any] | None:
         return json.loads(lines[-1])
     except ValueError:
         return {"error": "last line of drills/history.jsonl is not JSON"}
+
+
+DRILL_HISTORY = 50
+DRILL_FIELDS = ("started_at", "finished_at", "ok", "recovery_point_seconds", "recovery_time_seconds")
+
+
+def _drill_history(root: str) -> list[dict[str, Any]]:
+    """The last drills, oldest first, each as when, whether it passed and its recovery point and time."""
+    try:
+        with open(os.path.join(root, "drills", "history.jsonl")) as handle:
+            lines = [line for line in handle.read().splitlines() if line.strip()][-DRILL_HISTORY:]
+    except FileNotFoundError:
+        return []
+    history = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            history.append({field: record.get(field) for field in DRILL_FIELDS})
+    return history
 
 
 # ---------------------------------------------------------------- prune

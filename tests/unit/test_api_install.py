@@ -52,7 +52,7 @@ def test_the_api_inventory_holds_the_app_settings_and_no_ssh_or_secret_data() ->
 
 def test_the_api_site_drops_key_headers_from_its_log_and_follows_tls_modes() -> None:
     site = api_templates.render_site(base_domain="codeb.test", tls="internal", access_log="/var/log/caddy/api.access.log")
-    assert site.count("delete") == 3 and "request>headers>X-Api-Key delete" in site and "request>headers>Authorization delete" in site
+    assert site.count("delete") == 4 and "resp_headers>Set-Cookie delete" in site and "request>headers>X-Api-Key delete" in site and "request>headers>Authorization delete" in site
     assert "tls internal" in site and "reverse_proxy 127.0.0.1:9100" in site
     assert api_templates.render_site(base_domain="x.kr", tls="off", access_log="/l").count("http://api.x.kr {") == 1
     assert "tls internal" not in api_templates.render_site(base_domain="x.kr", tls="acme", access_log="/l")

@@ -259,3 +259,20 @@ def test_small_parsers() -> None:
     assert scratch.conf_value("cp '/a b'/%f %p") == "'cp ''/a b''/%f %p'"
     info = storage.parse_info("# Persistence\r\nrdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:ok\r\n")
     assert info == {"rdb_bgsave_in_progress": "0", "rdb_last_bgsave_status": "ok"}
+
+
+def test_the_drill_history_keeps_the_last_drills_oldest_first_with_their_recovery_figures(tmp_path: Path) -> None:
+    from codeb_infra.remote import codeb_backup_store as store
+
+    assert store._drill_history(str(tmp_path)) == []
+    (tmp_path / "drills").mkdir()
+    lines = [
+        f'{{"started_at": "s{i}", "finished_at": "f{i}", "ok": {str(i % 2 == 0).lower()}, '
+        f'"recovery_point_seconds": {i}.5, "recovery_time_seconds": 3, "databases": {{"shop": {{}}}}}}'
+        for i in range(store.DRILL_HISTORY + 3)
+    ]
+    (tmp_path / "drills" / "history.jsonl").write_text("\n".join([*lines[:2], "not json", *lines[2:]]) + "\n")
+    history = store._drill_history(str(tmp_path))
+    assert len(history) == store.DRILL_HISTORY and history[-1]["finished_at"] == f"f{store.DRILL_HISTORY + 2}"
+    assert history[0] == {"started_at": "s3", "finished_at": "f3", "ok": False,
+                          "recovery_point_seconds": 3.5, "recovery_time_seconds": 3}
