@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import atexit
 import os
+import posixpath
 from dataclasses import dataclass
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.files import File
 from pyinfra.operations import python
 
 from codeb_infra.config.app import HostSettings
@@ -92,6 +94,11 @@ def plan_deploy(request: DeployRequest) -> Plan:
     return _decide(request).decision.plan
 
 
+def _lock_left(settings: HostSettings, request: DeployRequest) -> bool:
+    lock = posixpath.join(settings.locks_dir, f"{request.project}.{request.env.value}.lock")
+    return bool(host.get_fact(File, path=lock))
+
+
 def _require_data_reachable(request: DeployRequest, env_files: tuple[str, ...]) -> None:
     """A release whose database or Redis does not answer from the app server (the mesh to storage
     down, say) would fail its health check or, worse, pass it and fail its users: refuse first."""
@@ -119,9 +126,11 @@ def deploy_release(request: DeployRequest) -> str:
     plan = decision.deploy
     preview_url = f"{'http' if settings.tls == 'off' else 'https'}://{plan.preview_domain}"
     if decision.routing_only:
-        if not decision.plan.changed:
+        if not decision.plan.changed and not _lock_left(settings, request):
             host.noop(f"{request.project}/{request.env.value}: {decision.plan.note}")
             return preview_url
+        # A lock left by a run that got this far and died: take it like any run (it names its
+        # holder; --break-lock or --lock-wait decide), so "no change" is never said over a held lock.
         run = LockedRun(settings, request, f"route {request.project}", tool_current=decided.tool_current)
         routing_steps(run, settings, request, plan, live.pair, decided.site, decided.records)
         run.finish(f"updating the routes of {request.project}/{request.env.value} failed")

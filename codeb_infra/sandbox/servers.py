@@ -6,6 +6,7 @@ Everything created here carries the label `codeb.sandbox=1`; nothing without it 
 from __future__ import annotations
 
 import io
+import ipaddress
 import socket
 import tarfile
 import time
@@ -24,6 +25,7 @@ from .model import (
     FIRST_WEB_PORT,
     LABEL,
     ROLE_LABEL,
+    ROLES,
     STATE_DIR_LABEL,
     SandboxError,
     ServerInfo,
@@ -143,7 +145,11 @@ def create_server(
             ports={"22/tcp": ("127.0.0.1", ssh_port), **_web_ports(engine, role)},
             ulimits=ULIMITS,
             network=network_name(),
-            networking_config={network_name(): engine.client.api.create_endpoint_config(aliases=[role])},
+            networking_config={
+                network_name(): engine.client.api.create_endpoint_config(
+                    aliases=[role], ipv4_address=_fixed_address(engine, role)
+                )
+            },
             **_systemd_options(engine, role),
         )
     except APIError as error:
@@ -151,6 +157,16 @@ def create_server(
     container.put_archive("/", _authorized_keys_archive(public_key))
     container.start()
     return container
+
+
+def _fixed_address(engine: Engine, role: str) -> str | None:
+    """The server's own address on the sandbox network (the subnet's 10th host on for app, and so
+    on): a restart keeps it, as a real server keeps its address, so the mesh's endpoints stay true."""
+    configs = (engine.client.networks.get(network_name()).attrs.get("IPAM") or {}).get("Config") or []
+    subnet = next((c["Subnet"] for c in configs if "." in str(c.get("Subnet", ""))), None)
+    if subnet is None:
+        return None
+    return str(ipaddress.ip_network(subnet).network_address + 10 + ROLES.index(role))
 
 
 def _web_ports(engine: Engine, role: str) -> dict[str, tuple[str, int]]:

@@ -83,8 +83,9 @@ def test_targets_up_and_slot_down_alert(bootstrapped: Bootstrapped) -> None:
         assert f"{storage}:{port} " in listening and f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening
     app = bootstrapped.internal("app")
     assert ssh(info, "app", f"curl -s -o /dev/null -w '%{{http_code}}' http://{app}:9180/metrics").stdout == "403"
-    slot_up = api(info, "9090/api/v1/query", f'codeb_slot_up{{project="{PROJECT}"}}')["data"]["result"]
-    assert [r["value"][1] for r in slot_up] == ["1"]
+    # codeb's own metrics come with the next run of the codeb-metrics timer and the scrape after it.
+    slot_up = lambda: [r["value"][1] for r in api(info, "9090/api/v1/query", f'codeb_slot_up{{project="{PROJECT}"}}')["data"]["result"]]
+    wait_for("codeb_slot_up of the new slot", lambda: slot_up() == ["1"], 90)
 
     assert ssh(info, "app", f"systemctl stop {PROJECT}-production-blue.service").returncode == 0
     try:
