@@ -37,5 +37,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     from tests.support.isolated import gevent_patched
 
     if gevent_patched():
-        pytest.fail(f"{item.nodeid} gevent-patched pytest's process (import of pyinfra_cli): "
-                    "drive pyinfra through tests.support.isolated.call", pytrace=False)
+        pytest.fail(
+            f"{item.nodeid} gevent-patched pytest's process (import of pyinfra_cli): "
+            "drive pyinfra through tests.support.isolated.call",
+            pytrace=False,
+        )

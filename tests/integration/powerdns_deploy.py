@@ -12,7 +12,7 @@ from codeb_infra.domain.errors import CodebError
 from codeb_infra.operations import powerdns as pdns
 from codeb_infra.roles import dns as dns_role
 
-LONG_TXT = 'k=' + "0123456789" * 30 + ' "quoted" \\ end'  # 300+ characters: two character-strings
+LONG_TXT = "k=" + "0123456789" * 30 + ' "quoted" \\ end'  # 300+ characters: two character-strings
 
 with clear_errors():
     settings = DnsSettings.from_data(host.data)

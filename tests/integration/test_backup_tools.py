@@ -24,8 +24,10 @@ from tests.support.backup_lab import PG_BIN, BackupLab
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.needs(os.geteuid() == 0, "root (creates a test user and runs PostgreSQL as it)"),
-    pytest.mark.needs(bool((PG_BIN / "initdb").exists() and shutil.which("redis-server")),
-                      "postgresql-15 and redis-server (scripts/setup.sh installs them)"),
+    pytest.mark.needs(
+        bool((PG_BIN / "initdb").exists() and shutil.which("redis-server")),
+        "postgresql-15 and redis-server (scripts/setup.sh installs them)",
+    ),
 ]
 
 SEGMENT = re.compile(r"[0-9A-F]{24}")
@@ -64,8 +66,11 @@ def backed_up(lab: BackupLab) -> dict[str, str]:
     lab.psql("postgres", "CREATE DATABASE appdb")
     lab.psql("postgres", "CREATE DATABASE otherdb")
     lab.psql("postgres", "COMMENT ON DATABASE appdb IS 'codeb project app'")
-    lab.psql("appdb", "CREATE TABLE items (id serial PRIMARY KEY, note text); "
-                      "INSERT INTO items (note) SELECT 'row ' || g FROM generate_series(1, 3) g")
+    lab.psql(
+        "appdb",
+        "CREATE TABLE items (id serial PRIMARY KEY, note text); "
+        "INSERT INTO items (note) SELECT 'row ' || g FROM generate_series(1, 3) g",
+    )
     lab.psql("otherdb", "CREATE TABLE t (x int)")
     ok(lab.storage("base-backup"))
     lab.psql("appdb", "INSERT INTO items (note) VALUES ('after base 1'), ('after base 2')")
@@ -81,16 +86,34 @@ def backed_up(lab: BackupLab) -> dict[str, str]:
 # ---------------------------------------------------------------- put and archive-wal
 
 
-@pytest.mark.parametrize("rel", [
-    "../etc/passwd", "/etc/passwd", "wal/../../x", "env/secret", "wal/00000001000000000000000G",
-    "wal/000000010000000000000001\n", "wal/sub/000000010000000000000001", "base/20261122T030000Z/other",
-    "base/latest/meta.json", "dumps/Bad-Name/20261122T030000Z.dump", "dumps/app/20261122T030000Z.sql",
-    "redis/aof-latest.rdb", "drills/history.jsonl", "",
-])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "../etc/passwd",
+        "/etc/passwd",
+        "wal/../../x",
+        "env/secret",
+        "wal/00000001000000000000000G",
+        "wal/000000010000000000000001\n",
+        "wal/sub/000000010000000000000001",
+        "base/20261122T030000Z/other",
+        "base/latest/meta.json",
+        "dumps/Bad-Name/20261122T030000Z.dump",
+        "dumps/app/20261122T030000Z.sql",
+        "redis/aof-latest.rdb",
+        "drills/history.jsonl",
+        "",
+    ],
+)
 def test_put_refuses_paths_outside_the_whitelist(lab: BackupLab, tmp_path: Path, rel: str) -> None:
     root = tmp_path / "root"
-    result = subprocess.run(["python3", lab.backup_tool, "--root", str(root), "put", rel, "0" * 64],
-                            input=b"data", capture_output=True, timeout=30, check=False)
+    result = subprocess.run(
+        ["python3", lab.backup_tool, "--root", str(root), "put", rel, "0" * 64],
+        input=b"data",
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 2, result
     assert b"refusing" in result.stderr
     assert not root.exists() or not any(root.rglob("*"))
@@ -100,8 +123,13 @@ def test_put_checks_sha_and_never_replaces_wal(lab: BackupLab, tmp_path: Path) -
     root = tmp_path / "root"
 
     def put(rel: str, data: bytes, digest: str, *extra: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["python3", lab.backup_tool, "--root", str(root), "put", rel, digest, *extra],
-                              input=data, capture_output=True, timeout=30, check=False)
+        return subprocess.run(
+            ["python3", lab.backup_tool, "--root", str(root), "put", rel, digest, *extra],
+            input=data,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
 
     good = hashlib.sha256(b"segment").hexdigest()
     cut = put("wal/000000010000000000000007", b"segm", good)
@@ -126,8 +154,14 @@ def test_archive_wal_is_idempotent_and_refuses_different_content(lab: BackupLab,
     segment.write_bytes(os.urandom(4096))
 
     def archive(path: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["python3", lab.storage_tool, "archive-wal", str(path), name],
-                              capture_output=True, text=True, env=env, timeout=30, check=False)
+        return subprocess.run(
+            ["python3", lab.storage_tool, "archive-wal", str(path), name],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            check=False,
+        )
 
     ok(archive(segment))
     stored = root / "wal" / name

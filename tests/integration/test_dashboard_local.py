@@ -55,8 +55,10 @@ def test_a_page_without_a_session_goes_to_sign_in_and_a_wrong_key_is_refused_in_
     assert client.get("/projects").headers["location"] == "/sign-in"
     assert client.get("/projects", headers={"HX-Request": "true"}).headers["hx-redirect"] == "/sign-in"
     refused = client.post("/sign-in", data={"key": "codeb_dev_" + "x" * 43})
-    assert refused.status_code == 401 and "unknown API key" in refused.text and COOKIE not in refused.headers.get(
-        "set-cookie", ""
+    assert (
+        refused.status_code == 401
+        and "unknown API key" in refused.text
+        and COOKIE not in refused.headers.get("set-cookie", "")
     )
     assert "not a codeb API key" in client.post("/sign-in", data={"key": "nope"}).text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -12,12 +13,14 @@ import pytest
 
 from tests.support.stack import ROOT
 
-
 pytestmark = pytest.mark.integration
 
 
 def running_ids(stack, project):
-    return {name: (row["Id"], row["State"]["StartedAt"], row["RestartCount"]) for name, row in stack.containers(project).items()}
+    return {
+        name: (row["Id"], row["State"]["StartedAt"], row["RestartCount"])
+        for name, row in stack.containers(project).items()
+    }
 
 
 def assert_consistent(stack, project, active, serving):
@@ -178,7 +181,13 @@ def test_a_deploy_during_a_running_deploy_gets_the_lock_error(stack, project, im
     stack.codeb("promote", project)
     stack.codeb("deploy", project, "--image", images["v2"])
     before = stack.slots_json()["slots"][project]["production"]
-    slow = subprocess.Popen(_command(stack, "cli", "deploy", project, image=images["v3"]), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    slow = subprocess.Popen(
+        _command(stack, "cli", "deploy", project, image=images["v3"]),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while (held := _read_lock(stack, project)) is None:
@@ -211,10 +220,8 @@ def test_a_rerun_repairs_what_an_interrupted_run_left(stack, project, images):
     site = stack.caddy.site_path(f"{project}-production")
     site.unlink()
     stack.caddy.reload()
-    try:
+    with contextlib.suppress(ConnectionRefusedError):  # no site left at all: Caddy closed the port
         assert stack.serves(project) != "v1"
-    except ConnectionRefusedError:
-        pass  # no site left at all: Caddy closed the port
     stack.codeb("deploy", project, "--image", images["v1"])
     assert site.exists() and stack.serves(project) == "v1"
 
@@ -269,12 +276,19 @@ def test_custom_domains_are_served_and_change_without_a_redeploy(stack, project,
     assert status["aliases"] == [f"www.{project}.example"]
     assert {"name": f"www.{project}.example", "type": "A", "value": None} in status["dns_to_create"]
     # a second alias: same release, so only the routing changes (no container is created)
-    stack.pyinfra("deploy", project=project, image=images["v1"], aliases=f"www.{project}.example,shop.{project}.example")
+    stack.pyinfra(
+        "deploy", project=project, image=images["v1"], aliases=f"www.{project}.example,shop.{project}.example"
+    )
     assert stack.get(f"shop.{project}.example")[1] == "v1"
     assert {name: row["Id"] for name, row in stack.containers(project).items()} == before
     assert stack.slots_json()["slots"][project]["production"]["green"]["state"] == "empty"
-    taken = stack.codeb("deploy", "other" + project[1:], "--image", images["v1"], "--alias", f"shop.{project}.example", check=False)
-    assert taken.returncode == 2 and f"domain shop.{project}.example already belongs to {project}/production" in taken.stdout
+    taken = stack.codeb(
+        "deploy", "other" + project[1:], "--image", images["v1"], "--alias", f"shop.{project}.example", check=False
+    )
+    assert (
+        taken.returncode == 2
+        and f"domain shop.{project}.example already belongs to {project}/production" in taken.stdout
+    )
 
 
 STATE_TOOL = Path(__file__).resolve().parents[2] / "codeb_infra" / "remote" / "codeb_state.py"
@@ -286,13 +300,41 @@ LOCKED_EXIT = 4
 
 def hold_lock(stack, project: str, holder: str = HOLDER) -> None:
     """Take the project's lock with the server-side tool itself, as another run would hold it."""
-    subprocess.run([sys.executable, str(STATE_TOOL), "lock", "--dir", str(stack.directory / "codeb" / "locks"),
-                    "--project", project, "--env", "production", "--holder", holder], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(STATE_TOOL),
+            "lock",
+            "--dir",
+            str(stack.directory / "codeb" / "locks"),
+            "--project",
+            project,
+            "--env",
+            "production",
+            "--holder",
+            holder,
+        ],
+        check=True,
+    )
 
 
 def release_lock(stack, project: str, holder: str = HOLDER) -> None:
-    subprocess.run([sys.executable, str(STATE_TOOL), "unlock", "--dir", str(stack.directory / "codeb" / "locks"),
-                    "--project", project, "--env", "production", "--holder", holder], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(STATE_TOOL),
+            "unlock",
+            "--dir",
+            str(stack.directory / "codeb" / "locks"),
+            "--project",
+            project,
+            "--env",
+            "production",
+            "--holder",
+            holder,
+        ],
+        check=True,
+    )
 
 
 def lock_file(stack, project: str) -> Path:
@@ -329,7 +371,11 @@ def test_a_run_meets_a_held_lock_and_changes_nothing(stack, project, images):
     for run in ("cli", "deploy script"):
         waiting = subprocess.Popen(
             _command(stack, run, "promote" if run == "cli" else "rollback", project, lock_wait="20"),
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         time.sleep(4)
         assert waiting.poll() is None, "the waiting run returned while the lock was held"
         released = time.monotonic()
@@ -355,4 +401,14 @@ def _command(stack, run: str, action: str, project: str, **options: str) -> list
     if run == "cli":
         flags = [part for k, v in options.items() for part in (f"--{k.replace('_', '-')}", v)]
         return [sys.executable, "-m", "codeb_infra.cli", action, project, *flags, "-i", "@local", *data_args]
-    return [sys.executable, "-m", "pyinfra", "-y", "@local", f"deploys/{action}.py", "--data", f"project={project}", *data_args]
+    return [
+        sys.executable,
+        "-m",
+        "pyinfra",
+        "-y",
+        "@local",
+        f"deploys/{action}.py",
+        "--data",
+        f"project={project}",
+        *data_args,
+    ]

@@ -20,8 +20,10 @@ import pytest
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.needs(bool(shutil.which("pdns_server") and shutil.which("dig")),
-                      "pdns-server, pdns-backend-sqlite3 and dnsutils (scripts/setup.sh installs them)"),
+    pytest.mark.needs(
+        bool(shutil.which("pdns_server") and shutil.which("dig")),
+        "pdns-server, pdns-backend-sqlite3 and dnsutils (scripts/setup.sh installs them)",
+    ),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,10 +74,17 @@ class PowerDns:
 
     def data(self, **overrides: str) -> list[str]:
         values = {
-            "codeb_dir": str(self.base / "codeb"), "base_domain": "codeb.test", "dns_zones": "codeb.test",
-            "dns_listen": "127.0.0.1", "dns_port": str(self.dns_port), "pdns_api_port": str(self.api_port),
-            "pdns_key_file": str(self.key_file), "public_address": "192.0.2.10", "public_address6": "2001:db8::10",
-            "pdns_dir": str(self.base), **overrides,
+            "codeb_dir": str(self.base / "codeb"),
+            "base_domain": "codeb.test",
+            "dns_zones": "codeb.test",
+            "dns_listen": "127.0.0.1",
+            "dns_port": str(self.dns_port),
+            "pdns_api_port": str(self.api_port),
+            "pdns_key_file": str(self.key_file),
+            "public_address": "192.0.2.10",
+            "public_address6": "2001:db8::10",
+            "pdns_dir": str(self.base),
+            **overrides,
         }
         return [arg for key, value in values.items() for arg in ("--data", f"{key}={value}")]
 
@@ -84,7 +93,11 @@ class PowerDns:
         done = subprocess.run(
             # pyinfra's default mode: detect changes (every operation checks its input) before executing.
             [sys.executable, "-m", "pyinfra", "-vvv", "@local", str(DEPLOY), *self.data(pdns_case=case, **overrides)],
-            cwd=ROOT, input="\n", capture_output=True, text=True, timeout=300,
+            cwd=ROOT,
+            input="\n",
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         run = Run(case, done.returncode, done.stdout + done.stderr, time.monotonic() - started)
         self.runs.append(run)

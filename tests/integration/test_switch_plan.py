@@ -17,8 +17,19 @@ pytestmark = pytest.mark.integration
 
 
 def lock_tool(stack, action, project, holder):
-    tool = [sys.executable, codeb_state.__file__, action, "--dir", str(stack.directory / "codeb" / "locks"),
-            "--project", project, "--env", "production", "--holder", holder]
+    tool = [
+        sys.executable,
+        codeb_state.__file__,
+        action,
+        "--dir",
+        str(stack.directory / "codeb" / "locks"),
+        "--project",
+        project,
+        "--env",
+        "production",
+        "--holder",
+        holder,
+    ]
     return subprocess.run(tool, capture_output=True, text=True, check=False)
 
 
@@ -49,7 +60,7 @@ def test_dry_promote_changes_nothing_and_names_the_pointer_move(stack, project, 
     pending = stack.codeb("promote", project, "--expect-no-changes", check=False)
     assert pending.returncode == 3, pending.stdout
     out = stack.codeb("promote", project, "--dry", "--json").stdout
-    plan = json.loads(out[out.index("{"):])
+    plan = json.loads(out[out.index("{") :])
     assert json.dumps(stack.slots_json()) == slots_before and stack.status(project)["serving"]["active"] is None
     [move] = [c for c in plan["plans"][0]["changes"] if c["what"] == "pointer" and c["target"].endswith(".active")]
     stack.codeb("promote", project)

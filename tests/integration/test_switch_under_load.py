@@ -8,8 +8,8 @@ import pytest
 
 from codeb_infra import flows
 from codeb_infra.controller import runner
-from tests.support import isolated
 from codeb_infra.domain.requests import SlotRequest
+from tests.support import isolated
 from tests.support.load import Switch, summarize_switches
 from tests.support.load_process import LoadProcess
 
@@ -27,8 +27,12 @@ def test_twenty_switches_under_load_drop_no_request(stack, project, images, keep
     data = stack.data()
     switches: list[Switch] = []
     load = LoadProcess(
-        f"http://127.0.0.1:{stack.http_port}/", f"{project}.codeb.test", clients=4,
-        keepalive=keepalive, max_seconds=240, max_requests=400_000,
+        f"http://127.0.0.1:{stack.http_port}/",
+        f"{project}.codeb.test",
+        clients=4,
+        keepalive=keepalive,
+        max_seconds=240,
+        max_requests=400_000,
     )
     with load:
         load.wait(0.5)

@@ -23,9 +23,7 @@ SHARED_SANDBOX = "shared_sandbox"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "sandbox: four local servers over SSH (slow)"
-    )
+    config.addinivalue_line("markers", "sandbox: four local servers over SSH (slow)")
     config.addinivalue_line("markers", "restarts_servers: restarts sandbox servers (runs last)")
 
 
@@ -34,10 +32,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # none: run them before the shared one is brought up. The sort is stable.
     # test_sandbox.py needs an empty engine, so it goes first; a restart of a server changes its
     # address (other servers' rules then name the old one), so tests that restart go last.
-    items.sort(key=lambda item: (
-        bool({SHARED_SANDBOX, "bootstrapped"} & set(getattr(item, "fixturenames", ()))),
-        item.get_closest_marker("restarts_servers") is not None,
-    ))
+    items.sort(
+        key=lambda item: (
+            bool({SHARED_SANDBOX, "bootstrapped"} & set(getattr(item, "fixturenames", ()))),
+            item.get_closest_marker("restarts_servers") is not None,
+        )
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,9 +54,7 @@ def _quiet(_: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def shared_sandbox(
-    containers_conf: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SandboxInfo]:
+def shared_sandbox(containers_conf: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxInfo]:
     """The sandbox that already runs on this engine (left running afterwards), else a new one,
     removed when the session ends. Only a sandbox made here is ever taken down here."""
     running = status(echo=_quiet)
@@ -116,7 +114,12 @@ def bootstrap(info: SandboxInfo) -> Run:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "pyinfra", "-y", "-vvv", str(info.inventory), "deploys/bootstrap.py"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800, check=False, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=1800,
+        check=False,
+        cwd=REPO,
     )
     seconds = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-6000:]
@@ -129,8 +132,10 @@ def bootstrapped(shared_sandbox: SandboxInfo) -> Bootstrapped:
     for role in ("storage", "backup"):
         release = must(ssh(shared_sandbox, role, ". /etc/os-release && echo $VERSION_CODENAME")).strip()
         if release != "bookworm":
-            pytest.fail(f"the sandbox's {role} server runs {release}, not bookworm; "
-                        "it predates per-role releases: `codeb sandbox down`, then up again")
+            pytest.fail(
+                f"the sandbox's {role} server runs {release}, not bookworm; "
+                "it predates per-role releases: `codeb sandbox down`, then up again"
+            )
     first = bootstrap(shared_sandbox)
     second = bootstrap(shared_sandbox)
     print(f"\nbootstrap of all four servers: first run {first.seconds:.1f}s, second run {second.seconds:.1f}s")

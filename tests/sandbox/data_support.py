@@ -20,8 +20,12 @@ def must(result, what: str = "") -> str:
 
 def sql(info: SandboxInfo, database: str, statements: str) -> str:
     """Statements as the postgres superuser on the storage server (SQL through stdin)."""
-    return must(ssh(info, "storage", f"runuser -u postgres -- psql -X -q -tA -v ON_ERROR_STOP=1 -d {database}",
-                    stdin=statements), statements[:200]).strip()
+    return must(
+        ssh(
+            info, "storage", f"runuser -u postgres -- psql -X -q -tA -v ON_ERROR_STOP=1 -d {database}", stdin=statements
+        ),
+        statements[:200],
+    ).strip()
 
 
 def sql_as_project(info: SandboxInfo, project: str, database: str, statements: str):

@@ -256,8 +256,13 @@ def test_a_second_acme_bootstrap_changes_nothing(acme_app: AcmeApp) -> None:
     # TLS mode may change with it (the API's site and inventory, the metrics' probe), nothing more.
     first = changed_operations(acme_app.first.stdout)
     assert {"Main Caddyfile", "Caddy running and enabled"} <= set(first), first
-    follows_tls = {"Caddy site api.codeb.test", "codeb API inventory", "codeb-api running and enabled",
-                   "codeb-metrics service", "codeb-metrics timer running"}
+    follows_tls = {
+        "Caddy site api.codeb.test",
+        "codeb API inventory",
+        "codeb-api running and enabled",
+        "codeb-metrics service",
+        "codeb-metrics timer running",
+    }
     assert set(first) <= {"Main Caddyfile", "Caddy running and enabled", *follows_tls}, first
     again = ok(bootstrap_app(acme_app.info, acme_app.data))
     assert "Main Caddyfile" in again and changed_operations(again) == [], again[-3000:]

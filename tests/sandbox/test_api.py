@@ -46,8 +46,14 @@ c.execute("CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RA
 
 
 def codeb(b: Bootstrapped, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(b.info.inventory)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(b.info.inventory)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -71,9 +77,13 @@ class Api:
     def post(self, body: bytes, headers: dict[str, str], path: str = "/api/tool") -> tuple[int, dict[str, Any]]:
         import ssl
 
-        connection = probe.PinnedHTTPSConnection(API, "127.0.0.1", self.port, ssl.create_default_context(cadata=self.root), 600)
+        connection = probe.PinnedHTTPSConnection(
+            API, "127.0.0.1", self.port, ssl.create_default_context(cadata=self.root), 600
+        )
         try:
-            connection.request("POST", path, body=body, headers={"Host": API, "Content-Type": "application/json", **headers})
+            connection.request(
+                "POST", path, body=body, headers={"Host": API, "Content-Type": "application/json", **headers}
+            )
             response = connection.getresponse()
             return response.status, json.loads(response.read() or b"{}")
         finally:
@@ -84,16 +94,28 @@ class Api:
 
 
 def new_key(b: Bootstrapped, role: str, *projects: str, name: str | None = None) -> tuple[str, str]:
-    out = ok(codeb(b, "keys", "create", "--role", role, *(a for p in projects for a in ("--project", p)),
-                   *(["--name", name] if name else [])))
+    out = ok(
+        codeb(
+            b,
+            "keys",
+            "create",
+            "--role",
+            role,
+            *(a for p in projects for a in ("--project", p)),
+            *(["--name", name] if name else []),
+        )
+    )
     key = out.strip().splitlines()[-1]
     assert key.startswith(f"codeb_{role}_")
     return out.split()[1], key  # "created ID ..."
 
 
 def audit_rows(b: Bootstrapped, after: int = 0) -> list[dict[str, Any]]:
-    out = on_app(b, "sqlite3 -json /var/lib/codeb/audit.db "
-                    f"'SELECT seq, key_id, role, tool, project, outcome, status, params, actor, error FROM audit WHERE seq > {after} ORDER BY seq'")
+    out = on_app(
+        b,
+        "sqlite3 -json /var/lib/codeb/audit.db "
+        f"'SELECT seq, key_id, role, tool, project, outcome, status, params, actor, error FROM audit WHERE seq > {after} ORDER BY seq'",
+    )
     return json.loads(out or "[]")
 
 
@@ -106,8 +128,22 @@ def push_image(b: Bootstrapped, image: str) -> None:
     archive = controller_images.save_to_archive(image)
     try:
         with open(archive, "rb") as stream:
-            subprocess.run(["ssh", "-i", str(b.info.ssh_key), "-p", str(b.info.servers["app"].ssh_port), *SSH_OPTIONS,
-                            "root@127.0.0.1", "podman load --quiet"], stdin=stream, check=True, capture_output=True, timeout=300)
+            subprocess.run(
+                [
+                    "ssh",
+                    "-i",
+                    str(b.info.ssh_key),
+                    "-p",
+                    str(b.info.servers["app"].ssh_port),
+                    *SSH_OPTIONS,
+                    "root@127.0.0.1",
+                    "podman load --quiet",
+                ],
+                stdin=stream,
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
     finally:
         os.unlink(archive)
 
@@ -118,8 +154,11 @@ def setup(bootstrapped: Bootstrapped) -> dict[str, Any]:
     images = ensure_images()
     for env in ("production", "staging"):
         ok(codeb(b, "remove", PROJECT, "--env", env, "--force"))
-    on_app(b, f"mkdir -p /opt/codeb/env/{PROJECT} && printf 'SECRET_TOKEN={ENV_SECRET}\\n' > /opt/codeb/env/{PROJECT}/production.env"
-              f" && chmod 600 /opt/codeb/env/{PROJECT}/production.env")
+    on_app(
+        b,
+        f"mkdir -p /opt/codeb/env/{PROJECT} && printf 'SECRET_TOKEN={ENV_SECRET}\\n' > /opt/codeb/env/{PROJECT}/production.env"
+        f" && chmod 600 /opt/codeb/env/{PROJECT}/production.env",
+    )
     deployed = ok(codeb(b, "deploy", PROJECT, "--image", images["v1"], "--push"))
     push_image(b, images["v2"])
     keys = {role: new_key(b, role, name=f"test {role}") for role in ("admin", "dev", "view")}
@@ -127,7 +166,9 @@ def setup(bootstrapped: Bootstrapped) -> dict[str, Any]:
     return {"images": images, "keys": keys, "api": Api(b), "cli_output": deployed}
 
 
-def test_health_needs_no_key_and_the_api_listens_on_loopback_only(bootstrapped: Bootstrapped, setup: dict[str, Any]) -> None:
+def test_health_needs_no_key_and_the_api_listens_on_loopback_only(
+    bootstrapped: Bootstrapped, setup: dict[str, Any]
+) -> None:
     api: Api = setup["api"]
     status, body = probe.get(API, address="127.0.0.1", port=api.port, https=True, root_pem=api.root, path="/health")
     assert status == 200 and json.loads(body)["ok"] is True
@@ -155,14 +196,20 @@ def test_roles_and_project_scope(bootstrapped: Bootstrapped, setup: dict[str, An
     assert status == 200 and all(p["project"] == OTHER for p in listed["result"])
     rows = audit_rows(b, before)
     assert [(r["tool"], r["outcome"], r["status"]) for r in rows] == [
-        ("promote", "denied", 403), ("promote", "denied", 403), ("promote", "allowed", 200), ("list_projects", "allowed", 200)]
+        ("promote", "denied", 403),
+        ("promote", "denied", 403),
+        ("promote", "allowed", 200),
+        ("list_projects", "allowed", 200),
+    ]
     assert rows[2]["key_id"] == keys["dev"][0] and rows[2]["role"] == "dev"
 
 
 def test_bad_input_is_refused_audited_and_runs_nothing(bootstrapped: Bootstrapped, setup: dict[str, Any]) -> None:
     b, api, keys = bootstrapped, setup["api"], setup["keys"]
     admin = keys["admin"][1]
-    registry = "md5sum /opt/codeb/registry/ssot.json /opt/codeb/registry/slots.json; ls /opt/codeb/locks; podman ps -aq | sort"
+    registry = (
+        "md5sum /opt/codeb/registry/ssot.json /opt/codeb/registry/slots.json; ls /opt/codeb/locks; podman ps -aq | sort"
+    )
     state = on_app(b, registry)
     before = last_seq(b)
     cases = [
@@ -172,7 +219,13 @@ def test_bad_input_is_refused_audited_and_runs_nothing(bootstrapped: Bootstrappe
         (api.call(admin, "promote", project="a;b"), 400),
         (api.call(admin, "promote", project="-rf"), 400),
         (api.call(admin, "deploy_project", project=PROJECT), 400),
-        (api.post(json.dumps({"tool": "promote", "params": {"project": "x" * (2 * 1024 * 1024)}}).encode(), {"X-API-Key": admin}), 413),
+        (
+            api.post(
+                json.dumps({"tool": "promote", "params": {"project": "x" * (2 * 1024 * 1024)}}).encode(),
+                {"X-API-Key": admin},
+            ),
+            413,
+        ),
         (api.call(admin[:-5] + ("AAAAA" if not admin.endswith("AAAAA") else "BBBBB"), "list_projects"), 401),
     ]
     for (status, answer), wanted in cases:
@@ -188,7 +241,10 @@ def test_revoked_and_expired_keys_are_refused(bootstrapped: Bootstrapped, setup:
     expired_id, expired = new_key(b, "view", name="to expire")
     assert api.call(revoked, "list_projects")[0] == 200
     ok(codeb(b, "keys", "revoke", revoked_id))
-    on_app(b, f"sqlite3 /var/lib/codeb/keys.db \"UPDATE keys SET expires = '2000-01-01T00:00:00+00:00' WHERE id = '{expired_id}'\"")
+    on_app(
+        b,
+        f"sqlite3 /var/lib/codeb/keys.db \"UPDATE keys SET expires = '2000-01-01T00:00:00+00:00' WHERE id = '{expired_id}'\"",
+    )
     status, answer = api.call(revoked, "list_projects")
     assert status == 401 and "revoked" in answer["error"]
     status, answer = api.call(expired, "list_projects")
@@ -198,8 +254,9 @@ def test_revoked_and_expired_keys_are_refused(bootstrapped: Bootstrapped, setup:
     assert revoked not in json.dumps(listed) and expired not in json.dumps(listed)
 
 
-def test_two_concurrent_deploys_one_runs_the_other_gets_409_and_reads_go_on(bootstrapped: Bootstrapped,
-                                                                            setup: dict[str, Any]) -> None:
+def test_two_concurrent_deploys_one_runs_the_other_gets_409_and_reads_go_on(
+    bootstrapped: Bootstrapped, setup: dict[str, Any]
+) -> None:
     api, keys = setup["api"], setup["keys"]
     dev = keys["dev"][1]
     results: list[tuple[int, dict[str, Any]]] = []
@@ -221,14 +278,21 @@ def test_two_concurrent_deploys_one_runs_the_other_gets_409_and_reads_go_on(boot
     assert "busy with deploy_project" in next(a for s, a in results if s == 409)["error"]
     deployed = next(a for s, a in results if s == 200)["result"]["status"]
     assert setup["images"]["v2"] in json.dumps(deployed["slots"])
-    assert probe.get(f"{PROJECT}-preview.codeb.test", address="127.0.0.1", port=api.port, https=True, root_pem=api.root) == (200, "v2")
+    assert probe.get(
+        f"{PROJECT}-preview.codeb.test", address="127.0.0.1", port=api.port, https=True, root_pem=api.root
+    ) == (200, "v2")
     print(f"\nslot_status while a deploy ran: {read_seconds:.2f}s")
 
 
 def test_mcp_through_caddy_with_the_official_client(bootstrapped: Bootstrapped, setup: dict[str, Any]) -> None:
     api, keys = setup["api"], setup["keys"]
-    found = mcp_session(f"https://{API}/mcp", keys["view"][1], pinned=("127.0.0.1", api.port), root_pem=api.root,
-                        calls=[("slot_status", {"project": PROJECT}), ("promote", {"project": PROJECT})])
+    found = mcp_session(
+        f"https://{API}/mcp",
+        keys["view"][1],
+        pinned=("127.0.0.1", api.port),
+        root_pem=api.root,
+        calls=[("slot_status", {"project": PROJECT}), ("promote", {"project": PROJECT})],
+    )
     assert found["tools"]["promote"].annotations.read_only_hint is False
     assert found["tools"]["remove_project"].annotations.destructive_hint is True
     assert found["tools"]["list_projects"].annotations.read_only_hint is True
@@ -243,13 +307,20 @@ def test_cli_changes_are_audited_with_the_ssh_actor(bootstrapped: Bootstrapped, 
     ok(codeb(bootstrapped, "remove", PROJECT, "--env", "staging", "--force"))
     rows = json.loads(ok(codeb(bootstrapped, "audit", "--project", PROJECT, "--json")))
     cli = [r for r in rows if r["source"] == "cli"]
-    assert any(r["tool"] == "deploy_project" and r["outcome"] == "allowed" and r["actor"].startswith("ssh root from ") for r in cli), cli
+    assert any(
+        r["tool"] == "deploy_project" and r["outcome"] == "allowed" and r["actor"].startswith("ssh root from ")
+        for r in cli
+    ), cli
     assert any(r["tool"] == "remove_project" for r in cli)
 
 
-def test_the_audit_log_refuses_changes_and_verify_catches_tampering(bootstrapped: Bootstrapped, setup: dict[str, Any]) -> None:
+def test_the_audit_log_refuses_changes_and_verify_catches_tampering(
+    bootstrapped: Bootstrapped, setup: dict[str, Any]
+) -> None:
     b = bootstrapped
-    refused = ssh(b.info, "app", "sqlite3 /var/lib/codeb/audit.db \"UPDATE audit SET outcome = 'allowed' WHERE seq = 1\"")
+    refused = ssh(
+        b.info, "app", "sqlite3 /var/lib/codeb/audit.db \"UPDATE audit SET outcome = 'allowed' WHERE seq = 1\""
+    )
     assert refused.returncode != 0 and "append-only" in refused.stderr
     assert ssh(b.info, "app", "sqlite3 /var/lib/codeb/audit.db 'DELETE FROM audit WHERE seq = 1'").returncode != 0
     on_app(b, "systemctl start codeb-audit-head.service")
@@ -261,17 +332,26 @@ def test_the_audit_log_refuses_changes_and_verify_catches_tampering(bootstrapped
         "edit": f"{untrigger} UPDATE audit SET error = 'edited' WHERE seq = 3;",
         "delete": f"{untrigger} DELETE FROM audit WHERE seq = 3;",
         "reorder": f"{untrigger} UPDATE audit SET seq = -1 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = 4;"
-                   " UPDATE audit SET seq = 4 WHERE seq = -1;",
+        " UPDATE audit SET seq = 4 WHERE seq = -1;",
     }
     for what, sql in tampers.items():
-        result = ssh(b.info, "app", f"cp /var/lib/codeb/audit.db /tmp/t.db && sqlite3 /tmp/t.db \"{sql}\" && "
-                                    f"CODEB_API_AUDIT_DB=/tmp/t.db {python} --local-only; rc=$?; rm -f /tmp/t.db; exit $rc")
+        result = ssh(
+            b.info,
+            "app",
+            f'cp /var/lib/codeb/audit.db /tmp/t.db && sqlite3 /tmp/t.db "{sql}" && '
+            f"CODEB_API_AUDIT_DB=/tmp/t.db {python} --local-only; rc=$?; rm -f /tmp/t.db; exit $rc",
+        )
         assert result.returncode == 1, (what, result.stdout, result.stderr)
         assert '"problem": "row 3' in result.stdout, (what, result.stdout)
     # The whole chain recomputed so that it verifies on its own: only the shipped head catches it.
-    result = ssh(b.info, "app", "cp /var/lib/codeb/audit.db /tmp/t.db && /opt/codeb/api/venv/bin/python - /tmp/t.db && "
-                                f"CODEB_API_AUDIT_DB=/tmp/t.db {python} --local-only && CODEB_API_AUDIT_DB=/tmp/t.db {python}; "
-                                "rc=$?; rm -f /tmp/t.db; exit $rc", stdin=REWRITE_CHAIN)
+    result = ssh(
+        b.info,
+        "app",
+        "cp /var/lib/codeb/audit.db /tmp/t.db && /opt/codeb/api/venv/bin/python - /tmp/t.db && "
+        f"CODEB_API_AUDIT_DB=/tmp/t.db {python} --local-only && CODEB_API_AUDIT_DB=/tmp/t.db {python}; "
+        "rc=$?; rm -f /tmp/t.db; exit $rc",
+        stdin=REWRITE_CHAIN,
+    )
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "differs from the head hash shipped to the backup server" in result.stdout
 
@@ -280,7 +360,9 @@ def test_keys_and_env_values_appear_in_no_log(bootstrapped: Bootstrapped, setup:
     b = bootstrapped
     secrets = [key for _, key in setup["keys"].values()] + [ENV_SECRET]
     secret_file = on_app(b, "cat /etc/codeb/secrets/api-keys.secret").strip()
-    logs = on_app(b, "journalctl --no-pager -o cat 2>/dev/null; cat /var/log/caddy/api.access.log /etc/codeb/api/inventory.py")
+    logs = on_app(
+        b, "journalctl --no-pager -o cat 2>/dev/null; cat /var/log/caddy/api.access.log /etc/codeb/api/inventory.py"
+    )
     access_log = on_app(b, "cat /var/log/caddy/api.access.log")
     assert "/api/tool" in access_log and "X-Api-Key" not in access_log and "Authorization" not in access_log
     audit = on_app(b, "sqlite3 /var/lib/codeb/audit.db 'SELECT * FROM audit'")
@@ -288,11 +370,14 @@ def test_keys_and_env_values_appear_in_no_log(bootstrapped: Bootstrapped, setup:
     for secret in [*secrets, secret_file]:
         for where, text in (("journal/caddy log", logs), ("audit log", audit), ("pyinfra output", pyinfra)):
             assert secret not in text, f"a secret is in the {where}"
-    assert on_app(b, "stat -c '%a %U' /etc/codeb/secrets/api-keys.secret /var/lib/codeb/audit.db /var/lib/codeb/keys.db").split() == [
-        "600", "root", "600", "root", "600", "root"]
+    assert on_app(
+        b, "stat -c '%a %U' /etc/codeb/secrets/api-keys.secret /var/lib/codeb/audit.db /var/lib/codeb/keys.db"
+    ).split() == ["600", "root", "600", "root", "600", "root"]
 
 
-def workflow_steps(path: Path, secrets: dict[str, str], overrides: dict[str, str]) -> list[tuple[str, str, dict[str, str]]]:
+def workflow_steps(
+    path: Path, secrets: dict[str, str], overrides: dict[str, str]
+) -> list[tuple[str, str, dict[str, str]]]:
     """The `run:` steps of a shipped workflow that talk to the API, each with the env the workflow
     declares (job-wide, then the step's), `${{ secrets.X }}` filled in, then ``overrides``."""
     import re
@@ -314,24 +399,48 @@ def workflow_steps(path: Path, secrets: dict[str, str], overrides: dict[str, str
     return steps
 
 
-def test_the_shipped_github_workflows_deploy_and_promote(bootstrapped: Bootstrapped, setup: dict[str, Any],
-                                                         tmp_path: Path) -> None:
+def test_the_shipped_github_workflows_deploy_and_promote(
+    bootstrapped: Bootstrapped, setup: dict[str, Any], tmp_path: Path
+) -> None:
     api, keys = setup["api"], setup["keys"]
     # curl reads its resolve and CA options from $CURL_HOME/.curlrc, so the steps run unedited.
     (tmp_path / "root.pem").write_text(api.root)
     (tmp_path / ".curlrc").write_text(f'resolve = "{API}:{api.port}:127.0.0.1"\ncacert = "{tmp_path / "root.pem"}"\n')
-    overrides = {"CODEB_API": f"https://{API}:{api.port}", "PROJECT": PROJECT, "IMAGE": setup["images"]["v2"],
-                 "CURL_HOME": str(tmp_path), "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    overrides = {
+        "CODEB_API": f"https://{API}:{api.port}",
+        "PROJECT": PROJECT,
+        "IMAGE": setup["images"]["v2"],
+        "CURL_HOME": str(tmp_path),
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+    }
     ran = []
     for workflow in ("deploy.yml", "preview.yml"):
-        for name, script, env in workflow_steps(ROOT / "examples" / "github-actions" / workflow,
-                                                {"CODEB_API_KEY": keys["dev"][1]}, overrides):
-            result = subprocess.run(["bash", "-e", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
-                                    timeout=600, check=False)
+        for name, script, env in workflow_steps(
+            ROOT / "examples" / "github-actions" / workflow, {"CODEB_API_KEY": keys["dev"][1]}, overrides
+        ):
+            result = subprocess.run(
+                ["bash", "-e", "-c", script],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
             assert result.returncode == 0, (workflow, name, result.stdout[-2000:], result.stderr[-2000:])
             assert keys["dev"][1] not in result.stdout + result.stderr
             ran.append(name)
-    assert ran == ["Deploy into the inactive slot", "Wait until the preview serves the new release", "Promote", "Deploy the preview"]
-    assert probe.get(f"{PROJECT}.codeb.test", address="127.0.0.1", port=api.port, https=True, root_pem=api.root) == (200, "v2")
-    assert probe.get(f"{PROJECT}-staging-preview.codeb.test", address="127.0.0.1", port=api.port, https=True,
-                     root_pem=api.root) == (200, "v2")
+    assert ran == [
+        "Deploy into the inactive slot",
+        "Wait until the preview serves the new release",
+        "Promote",
+        "Deploy the preview",
+    ]
+    assert probe.get(f"{PROJECT}.codeb.test", address="127.0.0.1", port=api.port, https=True, root_pem=api.root) == (
+        200,
+        "v2",
+    )
+    assert probe.get(
+        f"{PROJECT}-staging-preview.codeb.test", address="127.0.0.1", port=api.port, https=True, root_pem=api.root
+    ) == (200, "v2")

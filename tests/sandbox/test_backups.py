@@ -5,12 +5,13 @@ backup server."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -33,10 +34,14 @@ WAL_NAME = re.compile(r"^[0-9A-F]{24}$")
 def backed_up(bootstrapped: Bootstrapped) -> SandboxInfo:
     info = bootstrapped.info
     ok(codeb(info, "provision", PROJECT))
-    sql(info, PROJECT, "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());"
-                       "INSERT INTO orders SELECT g FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING;"
-                       # exactly 1000 on a reused sandbox too: rows other runs added go
-                       "DELETE FROM orders WHERE id > 1000;")
+    sql(
+        info,
+        PROJECT,
+        "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());"
+        "INSERT INTO orders SELECT g FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING;"
+        # exactly 1000 on a reused sandbox too: rows other runs added go
+        "DELETE FROM orders WHERE id > 1000;",
+    )
     redis_admin(info, "SET", f"{PROJECT}:seed", "1")
     started = time.monotonic()
     out = ok(codeb(info, "backup", "now"))
@@ -47,8 +52,14 @@ def backed_up(bootstrapped: Bootstrapped) -> SandboxInfo:
 def _background(info: SandboxInfo, unit: str, script: str) -> None:
     """A bounded writer loop on the storage server, as a transient unit (it ends by itself)."""
     must(ssh(info, "storage", f"cat > /tmp/{unit}.sh", stdin=script))
-    must(ssh(info, "storage", f"systemctl stop {unit} 2>/dev/null; systemd-run --quiet --collect --unit {unit} "
-                              f"--property=RuntimeMaxSec=600 bash /tmp/{unit}.sh"))
+    must(
+        ssh(
+            info,
+            "storage",
+            f"systemctl stop {unit} 2>/dev/null; systemd-run --quiet --collect --unit {unit} "
+            f"--property=RuntimeMaxSec=600 bash /tmp/{unit}.sh",
+        )
+    )
 
 
 def _start_after_kill(info: SandboxInfo, unit: str) -> None:
@@ -66,8 +77,10 @@ def _pitr(info: SandboxInfo, *args: str) -> dict:
 
 
 def _scratch_sql(info: SandboxInfo, restored: dict, statement: str) -> str:
-    command = (f"runuser -u codeb-backup -- psql -X -q -tA -h {restored['socket_dir']} -p {restored['port']} "
-               f"-U postgres -d {restored['database']}")
+    command = (
+        f"runuser -u codeb-backup -- psql -X -q -tA -h {restored['socket_dir']} -p {restored['port']} "
+        f"-U postgres -d {restored['database']}"
+    )
     return must(ssh(info, "backup", command, stdin=statement)).strip()
 
 
@@ -98,11 +111,17 @@ def test_status_is_green_after_backups_and_a_drill(backed_up: SandboxInfo) -> No
     info = backed_up
     verified = codeb(info, "backup", "verify", "--json")
     assert verified.returncode == 0, verified.stdout[-4000:]
-    record = json.loads(verified.stdout[verified.stdout.index("{"):])
+    record = json.loads(verified.stdout[verified.stdout.index("{") :])
     assert record["ok"] and record["databases"][PROJECT]["canary_ok"]
     assert record["databases"][PROJECT]["tables"]["public.orders"] == 1000
-    assert record["dumps"][PROJECT]["canary_ok"] and record["redis"]["rdb"]["canary_ok"] and record["redis"]["aof"]["canary_ok"]
-    print(f"\nrestore drill: recovery point {record['recovery_point_seconds']}s, recovery time {record['recovery_time_seconds']}s")
+    assert (
+        record["dumps"][PROJECT]["canary_ok"]
+        and record["redis"]["rdb"]["canary_ok"]
+        and record["redis"]["aof"]["canary_ok"]
+    )
+    print(
+        f"\nrestore drill: recovery point {record['recovery_point_seconds']}s, recovery time {record['recovery_time_seconds']}s"
+    )
     status = codeb(info, "backup", "status")
     print(status.stdout)
     assert status.returncode == 0, status.stdout
@@ -119,7 +138,13 @@ def test_the_drill_deploy_script_records_a_passed_drill(backed_up: SandboxInfo) 
 
 
 def test_timers_are_scheduled(backed_up: SandboxInfo) -> None:
-    storage = must(ssh(backed_up, "storage", "systemctl is-enabled codeb-pg-basebackup.timer codeb-pg-dump.timer codeb-redis-snapshot.timer"))
+    storage = must(
+        ssh(
+            backed_up,
+            "storage",
+            "systemctl is-enabled codeb-pg-basebackup.timer codeb-pg-dump.timer codeb-redis-snapshot.timer",
+        )
+    )
     backup = must(ssh(backed_up, "backup", "systemctl is-enabled codeb-backup-prune.timer codeb-restore-drill.timer"))
     assert storage.split() == ["enabled"] * 3 and backup.split() == ["enabled"] * 2
     calendar = must(ssh(backed_up, "storage", "systemctl show -p TimersCalendar codeb-pg-dump.timer"))
@@ -128,16 +153,24 @@ def test_timers_are_scheduled(backed_up: SandboxInfo) -> None:
 
 def test_point_in_time_restore_stops_at_the_given_time(backed_up: SandboxInfo) -> None:
     info = backed_up
-    sql(info, PROJECT, "CREATE TABLE IF NOT EXISTS events (name text PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());"
-                       "DELETE FROM events; INSERT INTO events (name) VALUES ('before');")
+    sql(
+        info,
+        PROJECT,
+        "CREATE TABLE IF NOT EXISTS events (name text PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());"
+        "DELETE FROM events; INSERT INTO events (name) VALUES ('before');",
+    )
     time.sleep(2)
-    target = datetime.now(timezone.utc)
+    target = datetime.now(UTC)
     time.sleep(2)
     # The segment that holds 'after', named before the switch: after it, pg_current_wal_lsn() is in
     # the next segment as soon as anything else writes, which would wait for another segment.
-    wanted = sql(info, PROJECT, "INSERT INTO events (name) VALUES ('after'); SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
+    wanted = sql(
+        info, PROJECT, "INSERT INTO events (name) VALUES ('after'); SELECT pg_walfile_name(pg_current_wal_insert_lsn())"
+    )
     sql(info, "postgres", "SELECT pg_switch_wal();")
-    wait_for("the segment holding 'after' to be archived", lambda: any(n >= wanted for n in _archived(info)), timeout=90)
+    wait_for(
+        "the segment holding 'after' to be archived", lambda: any(n >= wanted for n in _archived(info)), timeout=90
+    )
     with restored(info, PROJECT, "--to", target.isoformat()) as found:
         names = _scratch_sql(info, found, "SELECT string_agg(name, ',' ORDER BY name) FROM events")
         assert names == "before"
@@ -152,38 +185,51 @@ def test_postgres_killed_mid_stream_loses_nothing_archived(backed_up: SandboxInf
     # Each committed row is printed with the WAL insert position right after its commit: a row
     # whose position lies within the archived WAL has its commit record there.
     writer = (
-        "(for i in $(seq 1 20000); do echo \"INSERT INTO stream VALUES ($i, clock_timestamp()) RETURNING i; "
+        '(for i in $(seq 1 20000); do echo "INSERT INTO stream VALUES ($i, clock_timestamp()) RETURNING i; '
         "SELECT 'lsn ' || pg_current_wal_insert_lsn();\"; "
         "sleep 0.01; done) | runuser -u postgres -- psql -X -q -tA -d vault > /tmp/acked.txt 2>/dev/null\n"
     )
     _background(info, "codeb-test-pg-writer", writer)
     time.sleep(25)  # a few archive_timeout periods (10 s in the sandbox)
-    killed = must(ssh(info, "storage", "date -u +%s.%N; pkill -KILL -x postgres; sleep 1; pgrep -x postgres || echo gone")).split()
+    killed = must(
+        ssh(info, "storage", "date -u +%s.%N; pkill -KILL -x postgres; sleep 1; pgrep -x postgres || echo gone")
+    ).split()
     assert killed[-1] == "gone"
     printed = must(ssh(info, "storage", "cat /tmp/acked.txt")).split("\n")
     acked = [int(line) for line in printed if line.isdigit()]
     assert acked and acked == list(range(1, len(acked) + 1))
-    after_commit = {int(row): _lsn(lsn.split()[1]) for row, lsn in zip(printed, printed[1:])
-                    if row.isdigit() and lsn.startswith("lsn ")}
+    after_commit = {
+        int(row): _lsn(lsn.split()[1])
+        for row, lsn in itertools.pairwise(printed)
+        if row.isdigit() and lsn.startswith("lsn ")
+    }
     try:
         last = _archived(info)[-1]
         segment_end = (_segment_number(last) + 1) * SEGMENT
         with restored(info, PROJECT, "--to", "latest") as found:
-            rows = _scratch_sql(info, found, "SELECT i || ' ' || extract(epoch FROM at) FROM stream ORDER BY i").split("\n")
+            rows = _scratch_sql(info, found, "SELECT i || ' ' || extract(epoch FROM at) FROM stream ORDER BY i").split(
+                "\n"
+            )
         recovered = [(int(i), float(at)) for i, at in (r.split() for r in rows if r)]
     finally:
         _start_after_kill(info, "postgresql@15-main.service")
-    wait_for("PostgreSQL back", lambda: ssh(info, "storage", "runuser -u postgres -- psql -tA -c 'SELECT 1'").returncode == 0)
-    assert int(sql(info, PROJECT, "SELECT count(*) FROM stream")) >= len(acked), "crash recovery on the server keeps every acked row"
+    wait_for(
+        "PostgreSQL back", lambda: ssh(info, "storage", "runuser -u postgres -- psql -tA -c 'SELECT 1'").returncode == 0
+    )
+    assert int(sql(info, PROJECT, "SELECT count(*) FROM stream")) >= len(acked), (
+        "crash recovery on the server keeps every acked row"
+    )
     required = [i for i, lsn in after_commit.items() if lsn <= segment_end]
     assert required, "some committed rows lay in archived WAL"
     numbers = [i for i, _ in recovered]
     assert numbers == list(range(1, len(numbers) + 1)), "recovered rows are a prefix with no gaps"
     assert set(required) <= set(numbers), f"{len(set(required) - set(numbers))} archived rows missing"
     at_risk = float(killed[0]) - recovered[-1][1]
-    print(f"\nSIGKILL of PostgreSQL: {len(acked)} rows acknowledged, {len(numbers)} recovered from the backup server alone "
-          f"({len(required)} lay in archived WAL); {len(acked) - len(numbers)} rows, {at_risk:.1f}s of commits, were at risk "
-          f"(archive_timeout 10s)")
+    print(
+        f"\nSIGKILL of PostgreSQL: {len(acked)} rows acknowledged, {len(numbers)} recovered from the backup server alone "
+        f"({len(required)} lay in archived WAL); {len(acked) - len(numbers)} rows, {at_risk:.1f}s of commits, were at risk "
+        f"(archive_timeout 10s)"
+    )
     assert at_risk <= 10 + 5, "at most one archive_timeout (plus shipping) of commits is at risk"
 
 
@@ -191,24 +237,52 @@ def test_redis_killed_keeps_what_was_written_a_second_before(backed_up: SandboxI
     info = backed_up
     run = f"vault:kill:{int(time.time())}"  # keys of this run only
     writer = (
-        f"(for i in $(seq 1 20000); do echo \"SET {run}:$i $(date +%s.%N)\"; sleep 0.005; done) | "
+        f'(for i in $(seq 1 20000); do echo "SET {run}:$i $(date +%s.%N)"; sleep 0.005; done) | '
         'REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" redis-cli --no-auth-warning > /tmp/redis-acked.txt 2>&1\n'
     )
     _background(info, "codeb-test-redis-writer", writer)
     time.sleep(6)
     # redis-cli would reconnect to the restarted server and go on writing: stop it with the server.
-    killed_at = float(must(ssh(info, "storage", "pkill -KILL -x redis-cli; date -u +%s.%N; pkill -KILL -x redis-server")).split()[0])
+    killed_at = float(
+        must(ssh(info, "storage", "pkill -KILL -x redis-cli; date -u +%s.%N; pkill -KILL -x redis-server")).split()[0]
+    )
     time.sleep(1)
     _start_after_kill(info, "redis-server.service")
-    wait_for("Redis back", lambda: ssh(info, "storage", 'REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" '
-                                                       "redis-cli --no-auth-warning PING").stdout.strip() == "PONG")
+    wait_for(
+        "Redis back",
+        lambda: (
+            ssh(
+                info,
+                "storage",
+                'REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" redis-cli --no-auth-warning PING',
+            ).stdout.strip()
+            == "PONG"
+        ),
+    )
     acked = int(must(ssh(info, "storage", "grep -c '^OK$' /tmp/redis-acked.txt")).strip())
-    dump = must(ssh(info, "storage", 'REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" redis-cli --no-auth-warning '
-                                     f"--scan --pattern '{run}:*' | wc -l"))
+    dump = must(
+        ssh(
+            info,
+            "storage",
+            'REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" redis-cli --no-auth-warning '
+            f"--scan --pattern '{run}:*' | wc -l",
+        )
+    )
     survivors = int(dump)
-    values = [float(v) for v in redis_admin(info, "EVAL", "'local o={} for _,k in ipairs(redis.call(\"KEYS\", ARGV[1])) do o[#o+1]=redis.call(\"GET\", k) end return o'", "0", f"'{run}:*'").split()]
-    print(f"\nSIGKILL of Redis: {acked} writes acknowledged, {survivors} keys after restart (AOF, fsync every second); "
-          f"newest surviving write {killed_at - max(values):.2f}s before the kill")
+    values = [
+        float(v)
+        for v in redis_admin(
+            info,
+            "EVAL",
+            '\'local o={} for _,k in ipairs(redis.call("KEYS", ARGV[1])) do o[#o+1]=redis.call("GET", k) end return o\'',
+            "0",
+            f"'{run}:*'",
+        ).split()
+    ]
+    print(
+        f"\nSIGKILL of Redis: {acked} writes acknowledged, {survivors} keys after restart (AOF, fsync every second); "
+        f"newest surviving write {killed_at - max(values):.2f}s before the kill"
+    )
     assert survivors > 0 and killed_at - max(values) <= 1.0 + 0.5
     # Keys are numbered in write order: the survivors are every key up to the newest one, so every
     # write older than that (a second or less before the kill) survived; in fact every acknowledged
@@ -235,11 +309,19 @@ def test_unreachable_archive_fails_loudly_and_loses_no_wal(backed_up: SandboxInf
     try:
         for n in range(3):
             sql(info, PROJECT, f"INSERT INTO {table} (id) VALUES ({n}); SELECT pg_switch_wal();")
-        wait_for("archive failures", lambda: int(storage_status(info)["archiver"]["failed_count"] or 0) > failed_before, timeout=90)
+        wait_for(
+            "archive failures",
+            lambda: int(storage_status(info)["archiver"]["failed_count"] or 0) > failed_before,
+            timeout=90,
+        )
         status = codeb(info, "backup", "status")
-        print(f"\n`codeb backup status` with the backup server unreachable (exit {status.returncode}):\n{status.stdout}")
+        print(
+            f"\n`codeb backup status` with the backup server unreachable (exit {status.returncode}):\n{status.stdout}"
+        )
         assert status.returncode == 1, status.stdout
-        failed = {line[6:34].strip() for line in status.stdout.splitlines() if line.startswith("FAIL  ")}  # name: 28 wide
+        failed = {
+            line[6:34].strip() for line in status.stdout.splitlines() if line.startswith("FAIL  ")
+        }  # name: 28 wide
         assert {"WAL archiving", "backup server"} <= failed, status.stdout
         pending = storage_status(info)["ready"]["count"]
         assert pending >= 2, "segments wait on the storage server"
@@ -291,13 +373,22 @@ def test_dumps_and_redis_files_restore_with_the_stock_tools(backed_up: SandboxIn
     with what this test wrote just before the backup."""
     info, run = backed_up, f"{int(time.time())}"
     rows = {n: f"note-{run}-{n}" for n in range(1, 21)}
-    sql(info, PROJECT, f"CREATE TABLE evidence_{run} (id int PRIMARY KEY, note text NOT NULL);"
-                       + "".join(f"INSERT INTO evidence_{run} VALUES ({n}, '{note}');" for n, note in rows.items()))
+    sql(
+        info,
+        PROJECT,
+        f"CREATE TABLE evidence_{run} (id int PRIMARY KEY, note text NOT NULL);"
+        + "".join(f"INSERT INTO evidence_{run} VALUES ({n}, '{note}');" for n, note in rows.items()),
+    )
     for n in rows:
         redis_admin(info, "SET", f"{PROJECT}:evidence:{run}:{n}", f"value-{run}-{n}")
     ok(codeb(info, "backup", "now", "dump", "redis"))
-    shown = dict(line.split(" ", 1) for line in must(ssh(info, "backup", "bash -s", stdin=SCRATCH_SCRIPT.replace("RUN", run),
-                                                         timeout=300)).splitlines() if " " in line)
+    shown = dict(
+        line.split(" ", 1)
+        for line in must(
+            ssh(info, "backup", "bash -s", stdin=SCRATCH_SCRIPT.replace("RUN", run), timeout=300)
+        ).splitlines()
+        if " " in line
+    )
     assert shown["dump"] == ",".join(f"{n}={note}" for n, note in rows.items())
     assert shown["rdb"] == ",".join(f"value-{run}-{n}" for n in rows)
     assert shown["aof"] == ",".join(f"value-{run}-{n}" for n in rows)
@@ -310,13 +401,26 @@ def test_redis_fsyncs_its_aof_every_second(backed_up: SandboxInfo) -> None:
     fdatasync of the AOF about once a second while writes come in: counted here with strace on
     the running server (0 with `no`, one per write with `always`)."""
     info = backed_up
-    must(ssh(info, "storage", "command -v strace >/dev/null || { apt-get update -qq && "
-                              "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; }", timeout=600))
-    writer = (f"(for i in $(seq 1 2000); do echo \"SET {PROJECT}:fsync:$i $i\"; sleep 0.002; done) | "
-              'REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" redis-cli --no-auth-warning >/dev/null\n')
+    must(
+        ssh(
+            info,
+            "storage",
+            "command -v strace >/dev/null || { apt-get update -qq && "
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; }",
+            timeout=600,
+        )
+    )
+    writer = (
+        f'(for i in $(seq 1 2000); do echo "SET {PROJECT}:fsync:$i $i"; sleep 0.002; done) | '
+        'REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" redis-cli --no-auth-warning >/dev/null\n'
+    )
     _background(info, "codeb-test-redis-fsync-writer", writer)
-    traced = ssh(info, "storage", "timeout -s INT 4 strace -f -qq -e trace=fsync,fdatasync -p $(pidof redis-server) 2>&1; true",
-                 timeout=60)
+    traced = ssh(
+        info,
+        "storage",
+        "timeout -s INT 4 strace -f -qq -e trace=fsync,fdatasync -p $(pidof redis-server) 2>&1; true",
+        timeout=60,
+    )
     syncs = [line for line in traced.stdout.splitlines() if "fdatasync(" in line or "fsync(" in line]
     print(f"\nRedis AOF: {len(syncs)} fsync calls in 4 s of writes (appendfsync everysec)")
     assert 2 <= len(syncs) <= 8, traced.stdout[-2000:]

@@ -52,8 +52,15 @@ def site(bootstrapped: Bootstrapped, tmp_path_factory: pytest.TempPathFactory) -
     shots = Path(os.environ.get("CODEB_ARTIFACTS") or tmp_path_factory.mktemp("dashboard")) / "dashboard"
     shots.mkdir(parents=True, exist_ok=True)
     print(f"\ndashboard test setup (deploy, promote, deploy through the API): {time.monotonic() - started:.1f}s")
-    yield {"b": b, "keys": keys, "api": api, "root": str(root), "shots": shots, "base": f"https://{API}:{api.port}",
-           "sessions": []}
+    yield {
+        "b": b,
+        "keys": keys,
+        "api": api,
+        "root": str(root),
+        "shots": shots,
+        "base": f"https://{API}:{api.port}",
+        "sessions": [],
+    }
     for key_id, _ in made.values():
         ok(codeb(b, "keys", "revoke", key_id))
 
@@ -63,11 +70,18 @@ def browser(site: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> I
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
         f"--host-resolver-rules=MAP {API} 127.0.0.1, MAP * ~NOTFOUND",
-        "--ignore-certificate-errors", "--window-size=1280,900",
+        "--ignore-certificate-errors",
+        "--window-size=1280,900",
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -108,10 +122,24 @@ def curl(site: dict[str, Any], host: str, path: str = "/", cookie: str | None = 
     """(status and redirect target, body) of one GET through Caddy, by curl."""
     port = site["api"].port
     result = subprocess.run(
-        ["curl", "-sS", "--max-time", "20", "--resolve", f"{host}:{port}:127.0.0.1", "--cacert", site["root"],
-         "-w", "\n%{http_code} %{redirect_url}", *(["-H", f"Cookie: {COOKIE}={cookie}"] if cookie else []),
-         f"https://{host}:{port}{path}"],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "20",
+            "--resolve",
+            f"{host}:{port}:127.0.0.1",
+            "--cacert",
+            site["root"],
+            "-w",
+            "\n%{http_code} %{redirect_url}",
+            *(["-H", f"Cookie: {COOKIE}={cookie}"] if cookie else []),
+            f"https://{host}:{port}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     body, _, status = result.stdout.rpartition("\n")
     return status.strip(), body
@@ -164,8 +192,9 @@ def test_a_dev_key_promotes_and_the_page_follows_without_a_reload(
     browser.find_element(By.ID, "promote").click()
     WebDriverWait(browser, 10).until(expected_conditions.alert_is_present()).accept()
     WebDriverWait(browser, 120).until(
-        lambda d: d.find_element(By.ID, "active-slot").text == other
-        and d.find_elements(By.CSS_SELECTOR, "#result .done")
+        lambda d: (
+            d.find_element(By.ID, "active-slot").text == other and d.find_elements(By.CSS_SELECTOR, "#result .done")
+        )
     )
     assert browser.execute_script("return window.notReloaded === true")
     assert curl(site, f"{PROJECT}.codeb.test")[1].strip() == "v2"

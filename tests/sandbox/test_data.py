@@ -57,13 +57,18 @@ def test_bad_project_names_are_refused_before_any_command(provisioned: SandboxIn
 
 def test_master_env_on_the_app_server_is_root_only_and_holds_the_protected_variables(provisioned: SandboxInfo) -> None:
     info = provisioned
-    app = ssh(info, "app", "stat -c '%U %G %a' /opt/codeb/env/ledger/master.env; "
-                           "sha256sum < /opt/codeb/env/ledger/master.env").stdout.split("\n")
+    app = ssh(
+        info, "app", "stat -c '%U %G %a' /opt/codeb/env/ledger/master.env; sha256sum < /opt/codeb/env/ledger/master.env"
+    ).stdout.split("\n")
     storage = ssh(info, "storage", "sha256sum < /etc/codeb/secrets/projects/ledger.env").stdout
     assert app[0] == "root root 600" and app[1] == storage.strip()
     keys = ssh(info, "app", "cut -d= -f1 /opt/codeb/env/ledger/master.env").stdout.split()
     assert set(PROTECTED) <= set(keys)
-    url = ssh(info, "app", "sed -n 's/^DATABASE_URL=postgresql:\\/\\/\\([^:]*\\):.*@\\(.*\\)$/\\1 \\2/p' /opt/codeb/env/ledger/master.env").stdout.split()
+    url = ssh(
+        info,
+        "app",
+        "sed -n 's/^DATABASE_URL=postgresql:\\/\\/\\([^:]*\\):.*@\\(.*\\)$/\\1 \\2/p' /opt/codeb/env/ledger/master.env",
+    ).stdout.split()
     assert url == ["ledger", f"{internal_address(info, 'storage')}:5432/ledger"]
 
 

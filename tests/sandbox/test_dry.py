@@ -26,19 +26,27 @@ ACTIVE = f"/etc/caddy/upstreams/{PROJECT}-production.active"
 SITE = f"/etc/caddy/sites/{PROJECT}-production.caddy"
 MARKER = "/run/codeb-dry-marker"
 
-APP_STATE = " ; ".join([
-    "cat /opt/codeb/registry/ssot.json /opt/codeb/registry/slots.json 2>/dev/null | sha256sum",
-    "ls -la --time-style=full-iso /etc/caddy/upstreams /etc/caddy/sites /opt/codeb/locks",
-    "head -v -n1 /etc/caddy/upstreams/* 2>/dev/null",
-    "sha256sum /etc/caddy/sites/* /etc/caddy/Caddyfile 2>/dev/null",
-    "podman ps -aq | xargs -r podman inspect --format '{{.Name}} {{.Id}} {{.State.Status}} {{.State.StartedAt}}'",
-    "pdnsutil list-zone codeb.test 2>/dev/null | sort",
-])
+APP_STATE = " ; ".join(
+    [
+        "cat /opt/codeb/registry/ssot.json /opt/codeb/registry/slots.json 2>/dev/null | sha256sum",
+        "ls -la --time-style=full-iso /etc/caddy/upstreams /etc/caddy/sites /opt/codeb/locks",
+        "head -v -n1 /etc/caddy/upstreams/* 2>/dev/null",
+        "sha256sum /etc/caddy/sites/* /etc/caddy/Caddyfile 2>/dev/null",
+        "podman ps -aq | xargs -r podman inspect --format '{{.Name}} {{.Id}} {{.State.Status}} {{.State.StartedAt}}'",
+        "pdnsutil list-zone codeb.test 2>/dev/null | sort",
+    ]
+)
 
 
 def codeb(info: SandboxInfo, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(info.inventory)], cwd=ROOT,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(info.inventory)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -55,8 +63,14 @@ class Servers:
     def read(self) -> dict[str, str]:
         state = {"app": ok(ssh(self.info, "app", APP_STATE))}
         for role in ("streaming", "storage", "backup"):
-            state[role] = ok(ssh(self.info, role, "command -v podman >/dev/null && podman ps -aq | xargs -r podman inspect "
-                                                  "--format '{{.Name}} {{.Id}} {{.State.StartedAt}}'; true"))
+            state[role] = ok(
+                ssh(
+                    self.info,
+                    role,
+                    "command -v podman >/dev/null && podman ps -aq | xargs -r podman inspect "
+                    "--format '{{.Name}} {{.Id}} {{.State.StartedAt}}'; true",
+                )
+            )
         return state
 
     def mark(self) -> None:
@@ -64,8 +78,10 @@ class Servers:
             ok(ssh(self.info, role, f"touch {MARKER}"))
 
     def written_since_mark(self) -> dict[str, list[str]]:
-        return {role: ok(ssh(self.info, role, f"find /etc /opt /usr/local -xdev -newer {MARKER} -type f")).split()
-                for role in self.info.servers}
+        return {
+            role: ok(ssh(self.info, role, f"find /etc /opt /usr/local -xdev -newer {MARKER} -type f")).split()
+            for role in self.info.servers
+        }
 
 
 def dry(servers: Servers, *args: str) -> dict[str, Any]:
@@ -122,11 +138,20 @@ def test_dry_changes_nothing_and_names_what_the_run_changes(bootstrapped: Bootst
     plan = dry(servers, "cleanup", PROJECT, "--force")
     assert [c["target"] for c in changes(plan, "container")] == [f"{PROJECT}-production-green"]
     ok(codeb(info, "cleanup", PROJECT, "--force"))
-    assert app(info, f"podman ps -a --format '{{{{.Names}}}}' --filter label=codeb.project={PROJECT}") == f"{PROJECT}-production-blue"
+    assert (
+        app(info, f"podman ps -a --format '{{{{.Names}}}}' --filter label=codeb.project={PROJECT}")
+        == f"{PROJECT}-production-blue"
+    )
 
     plan = dry(servers, "remove", PROJECT, "--force")
     assert {c["what"] for c in plan["plans"][0]["changes"]} == {
-        "container", "Caddy site", "pointer", "DNS records", "slot records", "registry entry"}
+        "container",
+        "Caddy site",
+        "pointer",
+        "DNS records",
+        "slot records",
+        "registry entry",
+    }
     ok(codeb(info, "remove", PROJECT, "--force"))
     assert app(info, f"ls {SITE} {ACTIVE} 2>/dev/null; podman ps -aq --filter label=codeb.project={PROJECT}") == ""
     assert f"{PROJECT}.codeb.test" not in app(info, "pdnsutil list-zone codeb.test")

@@ -129,9 +129,16 @@ def slot_identity(info: SandboxInfo) -> list[str]:
     """Container ID, start time and restart count of both slots, and their Quadlet units' invocation
     IDs (a restart of the unit changes it): read with podman and systemctl, not codeb's facts."""
     names = [f"{PROJECT}-production-{slot}" for slot in ("blue", "green")]
-    containers = must(ssh(info, "app", "podman inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}} {{.RestartCount}}' "
-                               + " ".join(names))).splitlines()
-    units = must(ssh(info, "app", "systemctl show -p InvocationID --value " + " ".join(f"{n}.service" for n in names))).split()
+    containers = must(
+        ssh(
+            info,
+            "app",
+            "podman inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}} {{.RestartCount}}' " + " ".join(names),
+        )
+    ).splitlines()
+    units = must(
+        ssh(info, "app", "systemctl show -p InvocationID --value " + " ".join(f"{n}.service" for n in names))
+    ).split()
     assert len(containers) == 2 and len(units) == 2 and all(units), (containers, units)
     return containers + units
 

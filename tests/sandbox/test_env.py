@@ -27,8 +27,15 @@ CA = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
 
 def pyinfra_vvv(info: SandboxInfo, script: str, **data: str) -> subprocess.CompletedProcess[str]:
     args = [p for k, v in data.items() for p in ("--data", f"{k}={v}")]
-    return subprocess.run([sys.executable, "-m", "pyinfra", "-y", "-vvv", str(info.inventory), f"deploys/{script}.py", *args],
-                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", "-vvv", str(info.inventory), f"deploys/{script}.py", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 def on(info: SandboxInfo, role: str, command: str) -> str:
@@ -81,7 +88,12 @@ def test_env_versions_and_a_rollback_to_a_release_with_its_env(bootstrapped: Boo
         refused = codeb(info, *args)
         outputs.append(refused.stdout)
         assert refused.returncode == 2 and said in refused.stdout, refused.stdout
-    assert ssh(info, "app", f"test -e /opt/codeb/env-backup/{PROJECT} || test -e /opt/codeb/env/{PROJECT}/production.env").returncode == 1
+    assert (
+        ssh(
+            info, "app", f"test -e /opt/codeb/env-backup/{PROJECT} || test -e /opt/codeb/env/{PROJECT}/production.env"
+        ).returncode
+        == 1
+    )
 
     # Env version 1 from a file, through the deploy script with -vvv; a second run changes nothing.
     env_file = tmp_path / "production.env"
@@ -91,9 +103,14 @@ def test_env_versions_and_a_rollback_to_a_release_with_its_env(bootstrapped: Boo
     outputs += [made.stdout, again.stdout]
     assert made.returncode == 0 and again.returncode == 0, made.stdout[-3000:] + again.stdout[-3000:]
     assert changed_ops(again.stdout) == [], again.stdout[-3000:]
-    assert on(info, "app", f"stat -c '%U %a' {STORE}/1.env /opt/codeb/env/{PROJECT}/production.env").split("\n") == ["root 600"] * 2
+    assert (
+        on(info, "app", f"stat -c '%U %a' {STORE}/1.env /opt/codeb/env/{PROJECT}/production.env").split("\n")
+        == ["root 600"] * 2
+    )
     assert on(info, "backup", f"stat -c '%U %a' /srv/backup/env/{PROJECT}/production/1.env") == "codeb-backup 600"
-    assert on(info, "backup", f"sha256sum < /srv/backup/env/{PROJECT}/production/1.env") == on(info, "app", f"sha256sum < {STORE}/1.env")
+    assert on(info, "backup", f"sha256sum < /srv/backup/env/{PROJECT}/production/1.env") == on(
+        info, "app", f"sha256sum < {STORE}/1.env"
+    )
 
     # Release 1: v1 with env version 1, promoted.
     deployed = pyinfra_vvv(info, "deploy", project=PROJECT, image=v1, push="true")
@@ -142,14 +159,17 @@ def test_env_versions_and_a_rollback_to_a_release_with_its_env(bootstrapped: Boo
     assert ok(codeb(info, "env", "get", PROJECT, "GREETING")).strip() == first
 
     # No value in any output, pyinfra -vvv included, nor in the servers' journals.
-    journals = on(info, "app", "journalctl --no-pager -q -o cat") + on(info, "backup", "journalctl --no-pager -q -o cat")
+    journals = on(info, "app", "journalctl --no-pager -q -o cat") + on(
+        info, "backup", "journalctl --no-pager -q -o cat"
+    )
     for secret in (first, second):
         for text in (*outputs, journals):
             assert secret not in text
 
 
 def test_migrate_fails_a_deploy_and_contract_runs_once_after_grace_or_is_cancelled_by_a_rollback(
-        bootstrapped: Bootstrapped) -> None:
+    bootstrapped: Bootstrapped,
+) -> None:
     info = bootstrapped.info
     project = "migrapp"
     fresh(info, project)

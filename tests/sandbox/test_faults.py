@@ -40,8 +40,14 @@ class Live:
 
     def serves(self, domain: str | None = None) -> str:
         try:
-            status, body = probe.get(domain or self.domain, address="127.0.0.1", port=self.info.servers["app"].https_port,
-                                     https=True, root_pem=self.root_pem, timeout=3)
+            status, body = probe.get(
+                domain or self.domain,
+                address="127.0.0.1",
+                port=self.info.servers["app"].https_port,
+                https=True,
+                root_pem=self.root_pem,
+                timeout=3,
+            )
         except OSError as error:
             return f"{type(error).__name__}"
         return body if status == 200 else f"HTTP {status}"
@@ -82,8 +88,10 @@ def test_caddy_killed_is_restarted_and_serves_the_same_slot(live: Live) -> None:
     killed_at = time.monotonic()
     seconds = wait_until("the live slot serves again", lambda: live.serves() == "v1", timeout=60)
     after = int(must(ssh(info, "app", "systemctl show -p NRestarts --value caddy")).strip())
-    print(f"\nCaddy SIGKILLed: the active slot served again after {time.monotonic() - killed_at:.2f}s "
-          f"(restarts {restarts} -> {after})")
+    print(
+        f"\nCaddy SIGKILLed: the active slot served again after {time.monotonic() - killed_at:.2f}s "
+        f"(restarts {restarts} -> {after})"
+    )
     assert after == restarts + 1, "systemd restarted Caddy"
     assert must(ssh(info, "app", "systemctl show -p MainPID --value caddy")).strip() != killed
     assert live.pointer() == pointer, "the pointer is unchanged"
@@ -100,11 +108,17 @@ def test_a_full_registry_filesystem_fails_the_deploy_and_keeps_everything(live: 
     info, image = live.info, build_test_image("v4", "v4")
     before = registry_files(info)
     stash = f"/root/registry-{RUN}"
-    must(ssh(info, "app", f"set -e; cp -a {REGISTRY} {stash}; mount -t tmpfs -o size=1m codeb-test-full {REGISTRY}; "
-                          f"cp -a {stash}/. {REGISTRY}/; "
-                          f"dd if=/dev/zero of={REGISTRY}/.filler bs=64k 2>/dev/null || true; "
-                          f"while head -c 512 /dev/zero >> {REGISTRY}/.filler 2>/dev/null; do :; done; "
-                          f"df -B1 --output=avail {REGISTRY} | tail -1"))
+    must(
+        ssh(
+            info,
+            "app",
+            f"set -e; cp -a {REGISTRY} {stash}; mount -t tmpfs -o size=1m codeb-test-full {REGISTRY}; "
+            f"cp -a {stash}/. {REGISTRY}/; "
+            f"dd if=/dev/zero of={REGISTRY}/.filler bs=64k 2>/dev/null || true; "
+            f"while head -c 512 /dev/zero >> {REGISTRY}/.filler 2>/dev/null; do :; done; "
+            f"df -B1 --output=avail {REGISTRY} | tail -1",
+        )
+    )
     try:
         failed = codeb(info, "deploy", live.project, "--image", image, "--push")
         print(f"\ndeploy with the registry's filesystem full (exit {failed.returncode}):\n{failed.stdout[-1500:]}")
@@ -122,8 +136,14 @@ def test_a_full_registry_filesystem_fails_the_deploy_and_keeps_everything(live: 
         after = registry_files(info)
     finally:
         # Back onto the server's own filesystem, with whatever the registry holds now.
-        must(ssh(info, "app", f"set -e; rm -f {REGISTRY}/.filler; cp -a {REGISTRY}/. {stash}/; umount {REGISTRY}; "
-                              f"cp -a {stash}/. {REGISTRY}/; rm -rf {stash}"))
+        must(
+            ssh(
+                info,
+                "app",
+                f"set -e; rm -f {REGISTRY}/.filler; cp -a {REGISTRY}/. {stash}/; umount {REGISTRY}; "
+                f"cp -a {stash}/. {REGISTRY}/; rm -rf {stash}",
+            )
+        )
     assert registry_files(info) == after
     assert json.loads(after["slots.json"])["slots"][live.project]["production"]["green"]["release"]["image"] == image
 
@@ -133,9 +153,14 @@ def test_ten_projects_deployed_at_once_all_succeed_with_ports_of_their_own(live:
     projects = [f"many{RUN}-{n}" for n in range(10)]
 
     def deploy(project: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "codeb_infra.cli", "deploy", project, "--image", image,
-                               "-i", str(info.inventory)],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "codeb_infra.cli", "deploy", project, "--image", image, "-i", str(info.inventory)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=600,
+        )
 
     started = time.monotonic()
     try:
@@ -144,15 +169,19 @@ def test_ten_projects_deployed_at_once_all_succeed_with_ports_of_their_own(live:
         seconds = time.monotonic() - started
         # New projects plan their ports from the ssot.json they read; two that read it at the same
         # time may pick the same free port, and the registry write refuses the second one.
-        raced = [p for p, r in zip(projects, results) if r.returncode != 0]
-        unclear = [(p, [line for line in r.stdout.splitlines() if "rror" in line or "failed" in line.lower()][-12:])
-                   for p, r in zip(projects, results)
-                   if r.returncode != 0 and "was taken meanwhile by another deploy" not in r.stdout]
+        raced = [p for p, r in zip(projects, results, strict=True) if r.returncode != 0]
+        unclear = [
+            (p, [line for line in r.stdout.splitlines() if "rror" in line or "failed" in line.lower()][-12:])
+            for p, r in zip(projects, results, strict=True)
+            if r.returncode != 0 and "was taken meanwhile by another deploy" not in r.stdout
+        ]
         assert unclear == [], unclear
         for project in raced:
             ok(deploy(project))
-        print(f"\nten deploys of ten projects at once: done after {seconds:.1f}s, {len(raced)} refused a port "
-              f"another took meanwhile and succeeded when run again")
+        print(
+            f"\nten deploys of ten projects at once: done after {seconds:.1f}s, {len(raced)} refused a port "
+            f"another took meanwhile and succeeded when run again"
+        )
         ssot = json.loads(must(ssh(info, "app", f"cat {REGISTRY}/ssot.json")))["projects"]
         slots = json.loads(must(ssh(info, "app", f"cat {REGISTRY}/slots.json")))["slots"]
         assert set(projects) <= set(ssot) and set(projects) <= set(slots)
@@ -171,26 +200,40 @@ def state_agrees(live: Live) -> dict:
     """registry (status --json), slots.json, containers, pointer and site tell one story."""
     info = live.info
     printed = ok(codeb(info, "status", live.project, "--json"))
-    status = json.loads(printed[printed.index("{"):])
+    status = json.loads(printed[printed.index("{") :])
     recorded = json.loads(must(ssh(info, "app", f"cat {REGISTRY}/slots.json")))["slots"][live.project]["production"]
     active = status["active_slot"]
     assert recorded[active]["state"] == "active"
     port = status["slots"][active]["port"]
     assert live.pointer() == f"127.0.0.1:{port}"
-    assert must(ssh(info, "app", f"test -f /etc/caddy/sites/{live.project}-production.caddy && echo site")).strip() == "site"
+    assert (
+        must(ssh(info, "app", f"test -f /etc/caddy/sites/{live.project}-production.caddy && echo site")).strip()
+        == "site"
+    )
     for slot, entry in status["slots"].items():
         if entry["state"] in ("active", "deployed", "grace"):
-            image = must(ssh(info, "app", f"podman inspect --format '{{{{.ImageName}}}} {{{{.State.Running}}}}' "
-                                          f"{live.project}-production-{slot}")).split()
+            image = must(
+                ssh(
+                    info,
+                    "app",
+                    f"podman inspect --format '{{{{.ImageName}}}} {{{{.State.Running}}}}' "
+                    f"{live.project}-production-{slot}",
+                )
+            ).split()
             assert image == [recorded[slot]["release"]["image"], "true"], (slot, image)
-    assert not ssh(info, "app", f"test -e /opt/codeb/locks/{live.project}.production.lock").returncode == 0, "lock left"
+    assert ssh(info, "app", f"test -e /opt/codeb/locks/{live.project}.production.lock").returncode != 0, "lock left"
     return status
 
 
 def killed_at(live: Live, command: list[str], point: str, reached) -> tuple[int, str]:
     """Start `codeb ...`, SIGKILL it once ``reached()`` is true; (its pid, seconds to the point)."""
-    process = subprocess.Popen([sys.executable, "-m", "codeb_infra.cli", *command, "-i", str(live.info.inventory)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "codeb_infra.cli", *command, "-i", str(live.info.inventory)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     started = time.monotonic()
     try:
         while not reached():
@@ -215,7 +258,9 @@ def rerun(live: Live, pid: int, *command: str) -> str:
         ok(again)
         return "its lock was already released; the re-run converged"
     assert f" pid {pid} " in left, left
-    assert again.returncode != 0 and f" pid {pid} " in again.stdout and "break_lock" in again.stdout, again.stdout[-2000:]
+    assert again.returncode != 0 and f" pid {pid} " in again.stdout and "break_lock" in again.stdout, again.stdout[
+        -2000:
+    ]
     ok(codeb(info, command[0], live.project, *command[1:], "--break-lock"))
     return "the re-run named the dead run's lock, --break-lock converged"
 
@@ -234,17 +279,26 @@ def test_the_controller_killed_mid_deploy_and_mid_promote(live: Live) -> None:
     url = f"https://127.0.0.1:{info.servers['app'].https_port}/"
     with LoadProcess(url, live.domain, clients=4, keepalive=False, max_seconds=400, root_pem=live.root_pem) as load:
         load.wait(1.0)
-        running_new = lambda: ssh(info, "app", f"podman inspect --format '{{{{.ImageName}}}} {{{{.State.Running}}}}' {green}"
-                                  ).stdout.split() == [image, "true"]
-        pid, seconds = killed_at(live, ["deploy", live.project, "--image", image, "--push"], "the new container runs", running_new)
-        print(f"\ncontroller SIGKILLed {seconds}s into a deploy, its new container running; "
-              f"{rerun(live, pid, 'deploy', '--image', image, '--push')}")
+        running_new = lambda: (
+            ssh(
+                info, "app", f"podman inspect --format '{{{{.ImageName}}}} {{{{.State.Running}}}}' {green}"
+            ).stdout.split()
+            == [image, "true"]
+        )
+        pid, seconds = killed_at(
+            live, ["deploy", live.project, "--image", image, "--push"], "the new container runs", running_new
+        )
+        print(
+            f"\ncontroller SIGKILLed {seconds}s into a deploy, its new container running; "
+            f"{rerun(live, pid, 'deploy', '--image', image, '--push')}"
+        )
         assert state_agrees(live)["slots"]["green"]["state"] == "deployed"
         assert live.serves(f"{live.project}-preview.codeb.test") == "v5"
 
         green_port = before["slots"]["green"]["port"]
-        pid, seconds = killed_at(live, ["promote", live.project], "the pointer moved",
-                                 lambda: live.pointer() == f"127.0.0.1:{green_port}")
+        pid, seconds = killed_at(
+            live, ["promote", live.project], "the pointer moved", lambda: live.pointer() == f"127.0.0.1:{green_port}"
+        )
         print(f"controller SIGKILLed {seconds}s into a promote, the pointer moved; {rerun(live, pid, 'promote')}")
         assert state_agrees(live)["active_slot"] == "green"
         load.wait(1.0)

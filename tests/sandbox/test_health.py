@@ -24,8 +24,14 @@ REGISTRY = "/opt/codeb/registry"
 
 
 def codeb(info: SandboxInfo, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(info.inventory)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(info.inventory)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -47,7 +53,11 @@ def findings(info: SandboxInfo) -> tuple[int, dict[str, dict], float]:
     seconds = time.monotonic() - started
     report = json.loads(result.stdout)
     assert report["ok"] is (result.returncode == 0), result.stderr
-    kept = {f["check"]: f for f in report["findings"] if f["check"] not in BACKUP_FIXES and not f["check"].startswith("dump ")}
+    kept = {
+        f["check"]: f
+        for f in report["findings"]
+        if f["check"] not in BACKUP_FIXES and not f["check"].startswith("dump ")
+    }
     return result.returncode, kept, seconds
 
 
@@ -82,43 +92,91 @@ def test_health_reports_each_inconsistency_with_its_fix(bootstrapped: Bootstrapp
     print(f"\ncodeb health of the sandbox: {seconds:.1f}s")
 
     image = images["v1"]
-    on(info, "app", f"cp {REGISTRY}/ssot.json /root/ssot.json.saved && cp {REGISTRY}/slots.json /root/slots.json.saved"
-                    " && cp /etc/caddy/sites/hcdown-production.caddy /root/hcdown.caddy.saved")
+    on(
+        info,
+        "app",
+        f"cp {REGISTRY}/ssot.json /root/ssot.json.saved && cp {REGISTRY}/slots.json /root/slots.json.saved"
+        " && cp /etc/caddy/sites/hcdown-production.caddy /root/hcdown.caddy.saved",
+    )
     try:
-        on(info, "app", " && ".join([
-            f"podman run -d --name ghost-production-blue --label codeb.project=ghost --label codeb.environment=production"
-            f" --label codeb.slot=blue {image}",
-            "systemctl stop hcdown-production-blue.service",
-            "(podman rm -f hcdown-production-blue || true)",
-            "rm /etc/caddy/sites/hcdown-production.caddy",
-            "echo '# left by hand' > /etc/caddy/sites/stray-production.caddy",
-            "echo '{\"holder\": \"deploy by a run that died\", \"since\": \"2026-01-01T00:00:00+00:00\"}'"
-            " > /opt/codeb/locks/hc.staging.lock",
-            f"python3 -c '{EDIT_REGISTRY.format(registry=REGISTRY)}'",
-        ]))
+        on(
+            info,
+            "app",
+            " && ".join(
+                [
+                    f"podman run -d --name ghost-production-blue --label codeb.project=ghost --label codeb.environment=production"
+                    f" --label codeb.slot=blue {image}",
+                    "systemctl stop hcdown-production-blue.service",
+                    "(podman rm -f hcdown-production-blue || true)",
+                    "rm /etc/caddy/sites/hcdown-production.caddy",
+                    "echo '# left by hand' > /etc/caddy/sites/stray-production.caddy",
+                    'echo \'{"holder": "deploy by a run that died", "since": "2026-01-01T00:00:00+00:00"}\''
+                    " > /opt/codeb/locks/hc.staging.lock",
+                    f"python3 -c '{EDIT_REGISTRY.format(registry=REGISTRY)}'",
+                ]
+            ),
+        )
         on(info, "streaming", "systemctl stop centrifugo.service")
         on(info, "storage", "systemctl stop wg-quick@wg0.service")
-        on(info, "backup", "systemd-run --unit=codeb-health-listener -p RuntimeMaxSec=300 python3 -m http.server 9999"
-                           " --bind 0.0.0.0 --directory /var/empty")
+        on(
+            info,
+            "backup",
+            "systemd-run --unit=codeb-health-listener -p RuntimeMaxSec=300 python3 -m http.server 9999"
+            " --bind 0.0.0.0 --directory /var/empty",
+        )
         hc_ports = json.loads(on(info, "app", f"cat {REGISTRY}/ssot.json"))["projects"]["hc"]["production"]["ports"]
 
         status, found, _ = findings(info)
         assert status == 1
         wanted = {
-            "container ghost-production-blue": ("app", "has codeb labels but no registry entry", "on app: podman rm -f ghost-production-blue"),
-            "slot hcdown-production-blue": ("app", "container is missing", "codeb deploy hcdown --env production --image"),
-            "pointer hcdown-production.active": ("app", "where nothing listens", "codeb deploy hcdown --env production --image"),
-            "active hcdown/production": ("app", "https://hcdown.codeb.test/health through Caddy: HTTP 502", "codeb deploy hcdown"),
-            "Caddy site hcdown-production": ("app", "registry entry without a Caddy site", "codeb remove hcdown --env production"),
-            "Caddy site ghost-staging": ("app", "registry entry without a Caddy site", "codeb deploy ghost --env staging"),
-            "Caddy site stray-production": ("app", "a site without a registry entry", "rm /etc/caddy/sites/stray-production.caddy"),
-            **{f"port {port}": ("app", "used by ghost/staging and hc/production", "codeb remove hc --env production")
-               for port in hc_ports.values()},
+            "container ghost-production-blue": (
+                "app",
+                "has codeb labels but no registry entry",
+                "on app: podman rm -f ghost-production-blue",
+            ),
+            "slot hcdown-production-blue": (
+                "app",
+                "container is missing",
+                "codeb deploy hcdown --env production --image",
+            ),
+            "pointer hcdown-production.active": (
+                "app",
+                "where nothing listens",
+                "codeb deploy hcdown --env production --image",
+            ),
+            "active hcdown/production": (
+                "app",
+                "https://hcdown.codeb.test/health through Caddy: HTTP 502",
+                "codeb deploy hcdown",
+            ),
+            "Caddy site hcdown-production": (
+                "app",
+                "registry entry without a Caddy site",
+                "codeb remove hcdown --env production",
+            ),
+            "Caddy site ghost-staging": (
+                "app",
+                "registry entry without a Caddy site",
+                "codeb deploy ghost --env staging",
+            ),
+            "Caddy site stray-production": (
+                "app",
+                "a site without a registry entry",
+                "rm /etc/caddy/sites/stray-production.caddy",
+            ),
+            **{
+                f"port {port}": ("app", "used by ghost/staging and hc/production", "codeb remove hc --env production")
+                for port in hc_ports.values()
+            },
             "slot hc-production-blue": ("app", "grace period ended", "codeb cleanup hc --env production"),
             "lock hc/staging": ("app", "deploy by a run that died", "--break-lock"),
             "unit centrifugo.service": ("streaming", "centrifugo.service is ", "systemctl restart centrifugo.service"),
             "WireGuard wg0": ("storage", "the mesh interface is down", "on storage: systemctl restart wg-quick@wg0"),
-            "public listener tcp/9999": ("backup", "every address port 9999/tcp", "on backup: `ss -lnp 'sport = :9999'`"),
+            "public listener tcp/9999": (
+                "backup",
+                "every address port 9999/tcp",
+                "on backup: `ss -lnp 'sport = :9999'`",
+            ),
         }
         assert set(found) == set(wanted), json.dumps(found, indent=1)
         for check, (server, problem, fix) in wanted.items():
@@ -130,14 +188,26 @@ def test_health_reports_each_inconsistency_with_its_fix(bootstrapped: Bootstrapp
         ssh(info, "streaming", "systemctl start centrifugo.service")
         ssh(info, "backup", "systemctl stop codeb-health-listener")
         # Back up, the interface greets every peer at once (persistent keepalive): wait for it.
-        ssh(info, "storage", "systemctl start wg-quick@wg0.service; for i in $(seq 60); do"
-                             " wg show wg0 latest-handshakes | awk '$2 == 0 {z=1} END {exit z}' && break; sleep 0.5; done")
-        ssh(info, "app", " ; ".join([
-            "podman rm -f ghost-production-blue", "rm -f /etc/caddy/sites/stray-production.caddy /opt/codeb/locks/hc.staging.lock",
-            f"cp /root/ssot.json.saved {REGISTRY}/ssot.json", f"cp /root/slots.json.saved {REGISTRY}/slots.json",
-            "cp /root/hcdown.caddy.saved /etc/caddy/sites/hcdown-production.caddy",
-            "systemctl start hcdown-production-blue.service",
-        ]))
+        ssh(
+            info,
+            "storage",
+            "systemctl start wg-quick@wg0.service; for i in $(seq 60); do"
+            " wg show wg0 latest-handshakes | awk '$2 == 0 {z=1} END {exit z}' && break; sleep 0.5; done",
+        )
+        ssh(
+            info,
+            "app",
+            " ; ".join(
+                [
+                    "podman rm -f ghost-production-blue",
+                    "rm -f /etc/caddy/sites/stray-production.caddy /opt/codeb/locks/hc.staging.lock",
+                    f"cp /root/ssot.json.saved {REGISTRY}/ssot.json",
+                    f"cp /root/slots.json.saved {REGISTRY}/slots.json",
+                    "cp /root/hcdown.caddy.saved /etc/caddy/sites/hcdown-production.caddy",
+                    "systemctl start hcdown-production-blue.service",
+                ]
+            ),
+        )
     ok(codeb(info, "remove", "hcdown", "--force"))
     ok(codeb(info, "cleanup", "hc", "--force"))
     status, clean, _ = findings(info)

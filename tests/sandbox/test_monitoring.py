@@ -32,8 +32,14 @@ evaluations every 5 s, the rule's 20 s `for`, Alertmanager's intake; on a busy s
 
 
 def codeb(info: SandboxInfo, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(info.inventory)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(info.inventory)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result.stdout
 
@@ -60,8 +66,11 @@ def targets(info: SandboxInfo) -> dict[str, str]:
 
 
 def slot_alerts(info: SandboxInfo) -> list[dict]:
-    return [a for a in api(info, "9093/api/v2/alerts")
-            if a["labels"].get("alertname") == "SlotDown" and a["labels"].get("project") == PROJECT]
+    return [
+        a
+        for a in api(info, "9093/api/v2/alerts")
+        if a["labels"].get("alertname") == "SlotDown" and a["labels"].get("project") == PROJECT
+    ]
 
 
 def test_targets_up_and_slot_down_alert(bootstrapped: Bootstrapped) -> None:
@@ -70,8 +79,9 @@ def test_targets_up_and_slot_down_alert(bootstrapped: Bootstrapped) -> None:
     codeb(info, "promote", PROJECT)
 
     jobs = {"node": 4, "postgres": 1, "redis": 1, "caddy": 1, "powerdns": 1, "prometheus": 1, "alertmanager": 1}
-    wait_for("every target up", lambda: (len(targets(info)) == sum(jobs.values())
-                                         and set(targets(info).values()) == {"1"}), 90)
+    wait_for(
+        "every target up", lambda: len(targets(info)) == sum(jobs.values()) and set(targets(info).values()) == {"1"}, 90
+    )
     assert {key.split()[0] for key in targets(info)} == set(jobs)
     rules = {r["name"] for g in api(info, "9090/api/v1/rules")["data"]["groups"] for r in g["rules"]}
     assert {"SlotDown", "TargetDown", "WalArchivingFailing", "BackupTooOld", "CertificateExpiring", "DiskFull"} <= rules
@@ -80,16 +90,22 @@ def test_targets_up_and_slot_down_alert(bootstrapped: Bootstrapped) -> None:
     storage = bootstrapped.internal("storage")
     listening = ssh(info, "storage", "ss -Hltn").stdout
     for port in (9100, 9187, 9121):
-        assert f"{storage}:{port} " in listening and f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening
+        assert (
+            f"{storage}:{port} " in listening and f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening
+        )
     app = bootstrapped.internal("app")
     assert ssh(info, "app", f"curl -s -o /dev/null -w '%{{http_code}}' http://{app}:9180/metrics").stdout == "403"
     # codeb's own metrics come with the next run of the codeb-metrics timer and the scrape after it.
-    slot_up = lambda: [r["value"][1] for r in api(info, "9090/api/v1/query", f'codeb_slot_up{{project="{PROJECT}"}}')["data"]["result"]]
+    slot_up = lambda: [
+        r["value"][1] for r in api(info, "9090/api/v1/query", f'codeb_slot_up{{project="{PROJECT}"}}')["data"]["result"]
+    ]
     wait_for("codeb_slot_up of the new slot", lambda: slot_up() == ["1"], 90)
 
     assert ssh(info, "app", f"systemctl stop {PROJECT}-production-blue.service").returncode == 0
     try:
-        fired = wait_for("SlotDown firing", lambda: any(a["status"]["state"] == "active" for a in slot_alerts(info)), ALERT_BOUND)
+        fired = wait_for(
+            "SlotDown firing", lambda: any(a["status"]["state"] == "active" for a in slot_alerts(info)), ALERT_BOUND
+        )
     finally:
         assert ssh(info, "app", f"systemctl start {PROJECT}-production-blue.service").returncode == 0
     resolved = wait_for("SlotDown resolved", lambda: not slot_alerts(info), ALERT_BOUND)
@@ -111,17 +127,24 @@ def archiving_alerts() -> list[dict]:
 
 def test_archiving_alert_while_the_backup_server_is_unreachable(bootstrapped: Bootstrapped) -> None:
     info = bootstrapped.info
-    new_segment = ("cd / && runuser -u postgres -- psql -XAtq -c 'CREATE TABLE IF NOT EXISTS codeb_monitoring_probe (at timestamptz)'"
-                   " -c 'INSERT INTO codeb_monitoring_probe VALUES (now())' -c 'SELECT pg_switch_wal()'")
+    new_segment = (
+        "cd / && runuser -u postgres -- psql -XAtq -c 'CREATE TABLE IF NOT EXISTS codeb_monitoring_probe (at timestamptz)'"
+        " -c 'INSERT INTO codeb_monitoring_probe VALUES (now())' -c 'SELECT pg_switch_wal()'"
+    )
     assert not archiving_alerts()
     code, output = on_backup(["systemctl", "stop", "ssh.socket", "ssh.service"])
     try:
         assert ssh(info, "storage", new_segment).returncode == 0
-        fired = wait_for("WalArchivingFailing firing", lambda: any(a["status"]["state"] == "active" for a in archiving_alerts()),
-                         ALERT_BOUND)
+        fired = wait_for(
+            "WalArchivingFailing firing",
+            lambda: any(a["status"]["state"] == "active" for a in archiving_alerts()),
+            ALERT_BOUND,
+        )
     finally:
         code, output = on_backup(["systemctl", "start", "ssh.socket", "ssh.service"])
         assert code == 0, output
     assert ssh(info, "storage", new_segment).returncode == 0
     resolved = wait_for("WalArchivingFailing resolved", lambda: not archiving_alerts(), 2 * ALERT_BOUND)
-    print(f"\nWalArchivingFailing fired {fired:.0f}s after the backup server's sshd stopped, resolved {resolved:.0f}s after it started")
+    print(
+        f"\nWalArchivingFailing fired {fired:.0f}s after the backup server's sshd stopped, resolved {resolved:.0f}s after it started"
+    )

@@ -37,8 +37,25 @@ ROLES = ("app", "streaming", "storage", "backup")
 ALLOWED_OPEN = {"app": {22, 53, 80, 443}, "streaming": {22, 8000}, "storage": {22}, "backup": {22}}
 MUST_BE_OPEN = {"app": {22, 53}, "streaming": {22}, "storage": {22}, "backup": {22}}
 # Well-known ports, and every port a codeb service or a slot uses.
-SCAN_PORTS = sorted({*range(1, 1025), 2019, 5432, 6379, 7777, 8000, 8081, 9000, 9090, 9093, 9100, 9121, 9187,
-                     *range(4000, 4010), *range(4500, 4510)})
+SCAN_PORTS = sorted(
+    {
+        *range(1, 1025),
+        2019,
+        5432,
+        6379,
+        7777,
+        8000,
+        8081,
+        9000,
+        9090,
+        9093,
+        9100,
+        9121,
+        9187,
+        *range(4000, 4010),
+        *range(4500, 4510),
+    }
+)
 PROBE_PORT = 7777
 SCAN = r"""
 import asyncio, json, sys
@@ -71,9 +88,13 @@ def outsider_scan(info: object, targets: dict[str, str]) -> dict[str, set[int]]:
     with connect(_quiet) as engine:
         image = find_containers(engine)["storage"].image.id
         container = engine.client.containers.run(
-            image, ["python3", "-c", SCAN, json.dumps(targets), json.dumps(SCAN_PORTS)],
-            name=f"{instance()}-outsider", labels={LABEL: instance()}, network=network_name(),
-            ulimits=ULIMITS, detach=True,
+            image,
+            ["python3", "-c", SCAN, json.dumps(targets), json.dumps(SCAN_PORTS)],
+            name=f"{instance()}-outsider",
+            labels={LABEL: instance()},
+            network=network_name(),
+            ulimits=ULIMITS,
+            detach=True,
         )
         try:
             container.wait(timeout=300)
@@ -87,12 +108,25 @@ def outsider_scan(info: object, targets: dict[str, str]) -> dict[str, set[int]]:
 def net(bootstrapped: Bootstrapped) -> Iterator[Bootstrapped]:
     """A listener on every address of the storage server (one a firewall must hide), and the
     clients the app server's apps would use."""
-    must(ssh(bootstrapped.info, "app", "command -v psql >/dev/null && command -v redis-cli >/dev/null || "
-             "{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-             "postgresql-client redis-tools >/dev/null; }", timeout=600))
-    must(ssh(bootstrapped.info, "storage", "systemctl stop codeb-test-listener 2>/dev/null; "
-             f"systemd-run --unit=codeb-test-listener -p RuntimeMaxSec=600 python3 -m http.server {PROBE_PORT} "
-             "--bind 0.0.0.0 --directory /var/empty"))
+    must(
+        ssh(
+            bootstrapped.info,
+            "app",
+            "command -v psql >/dev/null && command -v redis-cli >/dev/null || "
+            "{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+            "postgresql-client redis-tools >/dev/null; }",
+            timeout=600,
+        )
+    )
+    must(
+        ssh(
+            bootstrapped.info,
+            "storage",
+            "systemctl stop codeb-test-listener 2>/dev/null; "
+            f"systemd-run --unit=codeb-test-listener -p RuntimeMaxSec=600 python3 -m http.server {PROBE_PORT} "
+            "--bind 0.0.0.0 --directory /var/empty",
+        )
+    )
     try:
         yield bootstrapped
     finally:
@@ -106,15 +140,24 @@ def test_an_outsider_finds_only_the_allowed_ports_open(net: Bootstrapped) -> Non
         assert MUST_BE_OPEN[role] <= open_ports[role] <= ALLOWED_OPEN[role], (role, open_ports[role])
         assert ALLOWED_OPEN[role] == set(public_ports([role], settings)["tcp"]), role
     # The same listener answers a mesh peer: everything else is open to the mesh only.
-    reply = must(ssh(net.info, "app", f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 "
-                                      f"http://{net.internal('storage')}:{PROBE_PORT}/"))
+    reply = must(
+        ssh(
+            net.info,
+            "app",
+            f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 http://{net.internal('storage')}:{PROBE_PORT}/",
+        )
+    )
     assert reply in {"200", "404"}
     print(f"\nopen to the outsider: {json.dumps({r: sorted(p) for r, p in open_ports.items()})}")
 
 
 def sandbox_bridge() -> str:
-    found = subprocess.run(["podman", "network", "inspect", network_name(), "--format", "{{.NetworkInterface}}"],
-                           capture_output=True, text=True, check=True)
+    found = subprocess.run(
+        ["podman", "network", "inspect", network_name(), "--format", "{{.NetworkInterface}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return found.stdout.strip()
 
 
@@ -135,8 +178,14 @@ redis-cli --no-auth-warning -u "$REDIS_URL" get "{project}:canary"
 
 def test_apps_reach_storage_over_the_mesh_and_the_wire_shows_no_canary_or_password(net: Bootstrapped) -> None:
     info, project = net.info, "meshcheck"
-    provision = subprocess.run([sys.executable, "-m", "codeb_infra", "provision", project, "-i", str(info.inventory)],
-                               capture_output=True, text=True, timeout=600, cwd=REPO, check=False)
+    provision = subprocess.run(
+        [sys.executable, "-m", "codeb_infra", "provision", project, "-i", str(info.inventory)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        check=False,
+    )
     assert provision.returncode == 0, provision.stdout[-3000:] + provision.stderr[-3000:]
     env = master_env(info, project)
     storage = net.internal("storage")
@@ -146,8 +195,11 @@ def test_apps_reach_storage_over_the_mesh_and_the_wire_shows_no_canary_or_passwo
 
     canary = f"canary-{secrets.token_hex(12)}"
     capture = Path(f"/tmp/{instance()}-mesh.pcap")
-    tcpdump = subprocess.Popen(["tcpdump", "-i", sandbox_bridge(), "-U", "-s", "0", "-w", str(capture)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tcpdump = subprocess.Popen(
+        ["tcpdump", "-i", sandbox_bridge(), "-U", "-s", "0", "-w", str(capture)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         time.sleep(2)
         out = must(ssh(info, "app", APP_CLIENT.format(project=project), stdin=canary + "\n"))
@@ -173,25 +225,50 @@ def test_with_storage_off_the_mesh_a_deploy_refuses_and_nothing_is_lost(net: Boo
     image = ensure_images()["v1"]
     must(ssh(info, "storage", "systemctl stop wg-quick@wg0.service"))
     try:
-        deploy = subprocess.run([sys.executable, "-m", "codeb_infra", "deploy", project, "--image", image, "--push",
-                                 "-i", str(info.inventory)], capture_output=True, text=True, timeout=600, cwd=REPO,
-                                check=False)
+        deploy = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "codeb_infra",
+                "deploy",
+                project,
+                "--image",
+                image,
+                "--push",
+                "-i",
+                str(info.inventory),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=REPO,
+            check=False,
+        )
         said = deploy.stdout + deploy.stderr
         assert deploy.returncode == 1, said[-3000:]
         storage = net.internal("storage")
         assert f"DATABASE_URL's server {storage}:5432 does not answer" in said, said[-3000:]
         assert "nothing was deployed" in said and master_env(info, project)["POSTGRES_PASSWORD"] not in said
-        assert must(ssh(info, "app", f"podman ps -a --format '{{{{.Names}}}}' | grep -c '^{project}-' || true")).strip() == "0"
+        assert (
+            must(ssh(info, "app", f"podman ps -a --format '{{{{.Names}}}}' | grep -c '^{project}-' || true")).strip()
+            == "0"
+        )
     finally:
         must(ssh(info, "storage", "systemctl start wg-quick@wg0.service"))
-    count = must(ssh(info, "app", f"set -a; . /opt/codeb/env/{project}/master.env; set +a; for i in $(seq 20); do"
-                                  " psql -X -tA \"$DATABASE_URL\" -c 'select count(*) from canary' 2>/dev/null && break;"
-                                  " sleep 0.5; done"))
+    count = must(
+        ssh(
+            info,
+            "app",
+            f"set -a; . /opt/codeb/env/{project}/master.env; set +a; for i in $(seq 20); do"
+            " psql -X -tA \"$DATABASE_URL\" -c 'select count(*) from canary' 2>/dev/null && break;"
+            " sleep 0.5; done",
+        )
+    )
     assert int(count.split()[-1]) >= 1  # the canary rows (one per run on a reused sandbox) are all there
 
 
 def test_every_peer_has_a_fresh_handshake(net: Bootstrapped) -> None:
-    ages = isolated.call(runner.read_groups, str(net.info.inventory), {role: handshake_ages for role in ROLES})
+    ages = isolated.call(runner.read_groups, str(net.info.inventory), dict.fromkeys(ROLES, handshake_ages))
     for role in ROLES:
         peers = ages[role]
         assert set(peers) == set(ROLES) - {role}, role
@@ -206,8 +283,14 @@ def test_wal_is_archived_to_the_backup_server_over_the_mesh(net: Bootstrapped) -
     assert f'from="{net.internal("storage")}"' in keys and f'from="{net.address("storage")}"' not in keys
     count = "select archived_count from pg_stat_archiver"
     before = int(must(ssh(info, "storage", f"runuser -u postgres -- psql -X -tA -c {shlex.quote(count)}")).strip())
-    must(ssh(info, "storage", "runuser -u postgres -- psql -X -tA -c 'create table if not exists mesh_wal (x int)' "
-                              "-c 'insert into mesh_wal values (1)' -c 'select pg_switch_wal()'"))
+    must(
+        ssh(
+            info,
+            "storage",
+            "runuser -u postgres -- psql -X -tA -c 'create table if not exists mesh_wal (x int)' "
+            "-c 'insert into mesh_wal values (1)' -c 'select pg_switch_wal()'",
+        )
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         now = int(must(ssh(info, "storage", f"runuser -u postgres -- psql -X -tA -c {shlex.quote(count)}")).strip())
@@ -231,9 +314,23 @@ def test_a_rule_set_that_locks_ssh_out_undoes_itself(net: Bootstrapped) -> None:
     before = must(ssh(info, "storage", "nft list table inet codeb"))
     started = time.monotonic()
     run = subprocess.run(
-        [sys.executable, "-m", "pyinfra", "-y", str(info.inventory), "deploys/bootstrap.py",
-         "--data", "ssh_allowed_from=192.0.2.1/32", "--data", "network_confirm_seconds=15"],
-        capture_output=True, text=True, timeout=600, cwd=REPO, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pyinfra",
+            "-y",
+            str(info.inventory),
+            "deploys/bootstrap.py",
+            "--data",
+            "ssh_allowed_from=192.0.2.1/32",
+            "--data",
+            "network_confirm_seconds=15",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        check=False,
     )
     seconds = time.monotonic() - started
     output = run.stdout + run.stderr
@@ -257,8 +354,13 @@ def test_a_restarted_server_comes_back_with_its_firewall_and_mesh_link(net: Boot
     reached = None
     while time.monotonic() < deadline:
         # From the app server, through the mesh: PostgreSQL and Redis are back on storage's mesh address.
-        reached = ssh(info, "app", f"timeout 3 bash -c '</dev/tcp/{net.internal('storage')}/5432' && "
-                                   f"timeout 3 bash -c '</dev/tcp/{net.internal('storage')}/6379'", timeout=30)
+        reached = ssh(
+            info,
+            "app",
+            f"timeout 3 bash -c '</dev/tcp/{net.internal('storage')}/5432' && "
+            f"timeout 3 bash -c '</dev/tcp/{net.internal('storage')}/6379'",
+            timeout=30,
+        )
         if reached.returncode == 0:
             break
         time.sleep(3)

@@ -34,9 +34,16 @@ ROLE_HOSTS = ("storage", "streaming", "backup")
 @pytest.fixture(scope="module")
 def roles(bootstrapped: Bootstrapped) -> Bootstrapped:
     # Clients on the app server, as the apps there will connect.
-    must(ssh(bootstrapped.info, "app", "command -v psql >/dev/null && command -v redis-cli >/dev/null || "
-             "{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-             "postgresql-client redis-tools >/dev/null; }", timeout=600))
+    must(
+        ssh(
+            bootstrapped.info,
+            "app",
+            "command -v psql >/dev/null && command -v redis-cli >/dev/null || "
+            "{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+            "postgresql-client redis-tools >/dev/null; }",
+            timeout=600,
+        )
+    )
     return bootstrapped
 
 
@@ -87,8 +94,12 @@ def redis_from_app(
     roles: Bootstrapped, password: str | None, command: str = "ping"
 ) -> subprocess.CompletedProcess[str]:
     prefix = 'read -r password; REDISCLI_AUTH="$password" ' if password is not None else ""
-    return ssh(roles.info, "app", f"{prefix}redis-cli --no-auth-warning -h {roles.internal('storage')} {command}",
-               stdin=f"{password}\n" if password is not None else "")
+    return ssh(
+        roles.info,
+        "app",
+        f"{prefix}redis-cli --no-auth-warning -h {roles.internal('storage')} {command}",
+        stdin=f"{password}\n" if password is not None else "",
+    )
 
 
 def test_postgres_answers_from_app_with_the_admin_password(roles: Bootstrapped) -> None:
@@ -150,23 +161,51 @@ def storage_answers_on_host_loopback(roles: Bootstrapped, postgres_port: int, re
     server's passwords in the environment, never on a command line.
     """
     found = []
-    system_id = must(ssh(roles.info, "storage", "runuser -u postgres -- psql -X -tA -c "
-                         "'select system_identifier from pg_control_system()'")).strip()
+    system_id = must(
+        ssh(
+            roles.info,
+            "storage",
+            "runuser -u postgres -- psql -X -tA -c 'select system_identifier from pg_control_system()'",
+        )
+    ).strip()
     run_id = must(redis_from_storage(roles, "info server")).split("run_id:")[1].split()[0]
     assert system_id and run_id
     postgres = subprocess.run(
-        ["psql", "-X", "-w", "-tA", "-h", "127.0.0.1", "-p", str(postgres_port), "-U", "codeb_admin", "-d", "postgres",
-         "-c", "select system_identifier from pg_control_system()"],
-        env={**os.environ, "PGPASSWORD": read_secret(roles, "storage", POSTGRES_ADMIN_PASSWORD).strip(),
-             "PGCONNECT_TIMEOUT": "5"},
-        capture_output=True, text=True, timeout=20, check=False,
+        [
+            "psql",
+            "-X",
+            "-w",
+            "-tA",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(postgres_port),
+            "-U",
+            "codeb_admin",
+            "-d",
+            "postgres",
+            "-c",
+            "select system_identifier from pg_control_system()",
+        ],
+        env={
+            **os.environ,
+            "PGPASSWORD": read_secret(roles, "storage", POSTGRES_ADMIN_PASSWORD).strip(),
+            "PGCONNECT_TIMEOUT": "5",
+        },
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
     )
     if system_id in postgres.stdout:
         found.append(f"PostgreSQL on 127.0.0.1:{postgres_port}")
     redis = subprocess.run(
         ["redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "-p", str(redis_port), "info", "server"],
         env={**os.environ, "REDISCLI_AUTH": read_secret(roles, "storage", REDIS_PASSWORD).strip()},
-        capture_output=True, text=True, timeout=20, check=False,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
     )
     if run_id in redis.stdout:
         found.append(f"Redis on 127.0.0.1:{redis_port}")
@@ -191,15 +230,28 @@ def test_the_reachability_check_sees_a_forwarded_storage_server(roles: Bootstrap
     postgres_port, redis_port = free_loopback_port(), free_loopback_port()
     # To the storage server's loopback: connections from its own private address are not in pg_hba.
     tunnel = subprocess.Popen(
-        ["ssh", "-i", str(roles.info.ssh_key), "-p", str(roles.info.servers["storage"].ssh_port), *SSH_OPTIONS,
-         "-N", "-L", f"127.0.0.1:{postgres_port}:127.0.0.1:5432", "-L", f"127.0.0.1:{redis_port}:127.0.0.1:6379",
-         "root@127.0.0.1"],
+        [
+            "ssh",
+            "-i",
+            str(roles.info.ssh_key),
+            "-p",
+            str(roles.info.servers["storage"].ssh_port),
+            *SSH_OPTIONS,
+            "-N",
+            "-L",
+            f"127.0.0.1:{postgres_port}:127.0.0.1:5432",
+            "-L",
+            f"127.0.0.1:{redis_port}:127.0.0.1:6379",
+            "root@127.0.0.1",
+        ],
     )
     try:
         wait_for_port(postgres_port)
         wait_for_port(redis_port)
         assert storage_answers_on_host_loopback(roles, postgres_port, redis_port) == [
-            f"PostgreSQL on 127.0.0.1:{postgres_port}", f"Redis on 127.0.0.1:{redis_port}"]
+            f"PostgreSQL on 127.0.0.1:{postgres_port}",
+            f"Redis on 127.0.0.1:{redis_port}",
+        ]
     finally:
         tunnel.terminate()
         tunnel.wait(timeout=10)
@@ -296,7 +348,9 @@ def backup_ssh(
     roles: Bootstrapped, role: str, user: str, home: str, command: str, *options: str
 ) -> subprocess.CompletedProcess[str]:
     key = f"{home}/.ssh/{BACKUP_KEY_NAME}"
-    ssh_command = shlex.join(["ssh", "-i", key, "-o", "BatchMode=yes", *options, f"codeb-backup@{roles.internal('backup')}", command])
+    ssh_command = shlex.join(
+        ["ssh", "-i", key, "-o", "BatchMode=yes", *options, f"codeb-backup@{roles.internal('backup')}", command]
+    )
     return ssh(roles.info, role, f"runuser -u {user} -- {ssh_command}")
 
 

@@ -141,8 +141,7 @@ def test_podman_runs_containers_inside_the_app_server(sandbox: Sandbox) -> None:
     install = ssh(
         sandbox.info,
         "app",
-        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive"
-        " apt-get install -y -qq podman busybox-static",
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman busybox-static",
         timeout=600,
     )
     assert install.returncode == 0, install.stderr

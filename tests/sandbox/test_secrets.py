@@ -41,8 +41,22 @@ class Outputs:
 def verbose_pyinfra(bootstrapped: Bootstrapped, script: str, **data: str) -> str:
     args = [p for k, v in data.items() for p in ("--data", f"{k}={v}")]
     result = subprocess.run(
-        [sys.executable, "-m", "pyinfra", "-y", "-vvv", str(bootstrapped.info.inventory), f"deploys/{script}.py", *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pyinfra",
+            "-y",
+            "-vvv",
+            str(bootstrapped.info.inventory),
+            f"deploys/{script}.py",
+            *args,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:]
     return result.stdout
@@ -55,7 +69,9 @@ def outputs(bootstrapped: Bootstrapped) -> Iterator[Outputs]:
     info = bootstrapped.info
     runs = {"bootstrap (first)": bootstrapped.first.output, "bootstrap (second)": bootstrapped.second.output}
     runs["provision -vvv"] = verbose_pyinfra(bootstrapped, "provision", project=PROJECT)
-    runs["deploy -vvv"] = verbose_pyinfra(bootstrapped, "deploy", project=PROJECT, image=ensure_images()["v1"], push="true")
+    runs["deploy -vvv"] = verbose_pyinfra(
+        bootstrapped, "deploy", project=PROJECT, image=ensure_images()["v1"], push="true"
+    )
     runs["backup now"] = ok(codeb(info, "backup", "now"))
     runs["restore drill -vvv"] = verbose_pyinfra(bootstrapped, "restore_drill")
     runs["backup verify --json"] = ok(codeb(info, "backup", "verify", "--json"))
@@ -85,7 +101,8 @@ def all_secrets(bootstrapped: Bootstrapped) -> dict[str, str]:
     }
     for key, value in zip(
         [line.split("=", 1)[0] for line in must(ssh(info, "streaming", f"cat {CENTRIFUGO_SECRETS}")).splitlines()],
-        env_values(must(ssh(info, "streaming", f"cat {CENTRIFUGO_SECRETS}"))), strict=True,
+        env_values(must(ssh(info, "streaming", f"cat {CENTRIFUGO_SECRETS}"))),
+        strict=True,
     ):
         found[f"Centrifugo {key}"] = value
     projects = must(ssh(info, "storage", f"ls {PROJECT_ENVS}")).split()
@@ -108,8 +125,12 @@ def test_every_secret_is_absent_from_every_flows_output(bootstrapped: Bootstrapp
     secrets = all_secrets(bootstrapped)
     assert len(set(secrets.values())) == len(secrets), "each secret is its own"
     assert {"PowerDNS API key", f"{PROJECT} database password", f"{PROJECT} Redis password"} <= set(secrets)
-    assert PROJECT in outputs.runs["deploy -vvv"] and "master.env" in outputs.runs["deploy -vvv"], "commands were captured"
-    leaks = [f"{name} in {run}" for run, text in outputs.runs.items() for name, value in secrets.items() if value in text]
+    assert PROJECT in outputs.runs["deploy -vvv"] and "master.env" in outputs.runs["deploy -vvv"], (
+        "commands were captured"
+    )
+    leaks = [
+        f"{name} in {run}" for run, text in outputs.runs.items() for name, value in secrets.items() if value in text
+    ]
     assert leaks == []
 
 
@@ -120,12 +141,19 @@ def server_leaks(bootstrapped: Bootstrapped, role: str, values: list[str]) -> li
     patterns = f"/root/.codeb-test-patterns-{uuid.uuid4().hex[:8]}"
     must(ssh(info, role, f"umask 077; cat > {patterns}", stdin="\n".join(values) + "\n"))
     try:
-        found = must(ssh(info, role, (
-            f"journalctl --no-pager -o cat | grep -cF -f {patterns} || true; "
-            f"grep -rlF -f {patterns} /var/log /var/lib/caddy 2>/dev/null; "
-            # containers' own logs (podman keeps their env in its root-only config: that is no log)
-            f"find /var/lib/containers/storage/overlay-containers -name ctr.log -exec grep -lF -f {patterns} {{}} + "
-            "2>/dev/null; true")))
+        found = must(
+            ssh(
+                info,
+                role,
+                (
+                    f"journalctl --no-pager -o cat | grep -cF -f {patterns} || true; "
+                    f"grep -rlF -f {patterns} /var/log /var/lib/caddy 2>/dev/null; "
+                    # containers' own logs (podman keeps their env in its root-only config: that is no log)
+                    f"find /var/lib/containers/storage/overlay-containers -name ctr.log -exec grep -lF -f {patterns} {{}} + "
+                    "2>/dev/null; true"
+                ),
+            )
+        )
     finally:
         ssh(info, role, f"rm -f {patterns}")
     count, *files = found.split()

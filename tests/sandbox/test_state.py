@@ -23,17 +23,13 @@ from codeb_infra.sandbox.state import (
 )
 
 
-def test_state_dir_argument_wins_over_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_state_dir_argument_wins_over_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CODEB_SANDBOX_DIR", str(tmp_path / "from-env"))
     assert resolve_state_dir(tmp_path / "given") == tmp_path / "given"
     assert resolve_state_dir() == tmp_path / "from-env"
 
 
-def test_state_dir_defaults_under_local_share(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_state_dir_defaults_under_local_share(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CODEB_SANDBOX_DIR", raising=False)
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

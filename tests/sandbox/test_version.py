@@ -24,7 +24,8 @@ def test_every_server_records_its_version_and_check_sees_a_changed_tool(bootstra
         assert recorded["version"] == __version__ and recorded["roles"] == [role]
     assert "/opt/codeb/bin/codeb-state" in json.loads(ssh(info, "app", "cat /opt/codeb/version.json").stdout)["tools"]
     assert "version.json" not in " ".join(
-        line for line in bootstrapped.second.output.splitlines() if "Success" in line), "a second bootstrap rewrote it"
+        line for line in bootstrapped.second.output.splitlines() if "Success" in line
+    ), "a second bootstrap rewrote it"
 
     checked = codeb(info, "version", "--check")
     assert checked.returncode == 0, checked.stdout
@@ -34,7 +35,13 @@ def test_every_server_records_its_version_and_check_sees_a_changed_tool(bootstra
     drifted = codeb(info, "version", "--check")
     assert drifted.returncode == 1 and "codeb-state differs" in drifted.stdout, drifted.stdout
 
-    again = subprocess.run([sys.executable, "-m", "pyinfra", "-y", str(info.inventory), "deploys/bootstrap.py"],
-                           cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    again = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", str(info.inventory), "deploys/bootstrap.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert again.returncode == 0, again.stdout[-3000:]
     assert codeb(info, "version", "--check").returncode == 0

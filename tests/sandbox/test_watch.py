@@ -29,16 +29,28 @@ UNIT = f"codeb-watch-{PROJECT}-production"
 RECORD = f"/opt/codeb/registry/watch/{PROJECT}.production.json"
 FAIL_AFTER = 40  # seconds after its container starts; deploy and promote take part of it
 INTERVAL = 2.0
-WATCH_DATA = ("--data", f"watch_interval_seconds={INTERVAL:g}", "--data", "watch_window_seconds=10",
-              "--data", "watch_minutes=3")
+WATCH_DATA = (
+    "--data",
+    f"watch_interval_seconds={INTERVAL:g}",
+    "--data",
+    "watch_window_seconds=10",
+    "--data",
+    "watch_minutes=3",
+)
 # Health failing 3 checks in a row (each at most INTERVAL apart plus a probe's 2 s timeout), the
 # switch itself, and the clients' 5 s timeout for requests in flight.
 BOUND = 3 * (INTERVAL + 2.0) + 5.0
 
 
 def codeb(b: Bootstrapped, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(b.info.inventory)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(b.info.inventory)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -62,12 +74,14 @@ def test_a_release_turning_to_500_is_rolled_back_by_its_watch(bootstrapped: Boot
     ok(codeb(b, "deploy", PROJECT, "--image", bad, "--push", "--health-path", TURNING_HEALTH_PATH))
     root = on_app(b, f"cat {probe.CADDY_LOCAL_ROOT}")
     port = b.info.servers["app"].https_port
-    started = int(on_app(b, f"curl -sf http://$(cat /etc/caddy/upstreams/{PROJECT}-production.preview)"
-                            "/cgi-bin/started"))
+    started = int(
+        on_app(b, f"curl -sf http://$(cat /etc/caddy/upstreams/{PROJECT}-production.preview)/cgi-bin/started")
+    )
     turn = started + FAIL_AFTER - time.time() + time.monotonic()  # on this machine's monotonic clock
 
-    with LoadProcess(f"https://127.0.0.1:{port}/", DOMAIN, clients=4, keepalive=False, max_seconds=150,
-                     root_pem=root) as load:
+    with LoadProcess(
+        f"https://127.0.0.1:{port}/", DOMAIN, clients=4, keepalive=False, max_seconds=150, root_pem=root
+    ) as load:
         load.wait(1.0)
         ok(codeb(b, "promote", PROJECT, *WATCH_DATA))
         watching = on_app(b, f"systemctl show -p InvocationID --value {UNIT}")
@@ -90,9 +104,11 @@ def test_a_release_turning_to_500_is_rolled_back_by_its_watch(bootstrapped: Boot
     assert others == [], f"requests failed beyond the app's own 500s: {others[:5]}"
     assert result.failed == len(broken)
     served_bad_for = broken[-1].start - turn
-    print(f"\nwatch: {result.total} requests, {len(broken)} answered 500 by the app itself, none else failed; "
-          f"the last 500 started {served_bad_for:.1f}s after the release turned (bound {BOUND:.0f}s); "
-          f"reason: {record['reason']}")
+    print(
+        f"\nwatch: {result.total} requests, {len(broken)} answered 500 by the app itself, none else failed; "
+        f"the last 500 started {served_bad_for:.1f}s after the release turned (bound {BOUND:.0f}s); "
+        f"reason: {record['reason']}"
+    )
     assert served_bad_for <= BOUND
     late = [s for s in result.samples if s.start > broken[-1].end]
     assert late and {s.text for s in late} == {"good"}, "after the rollback the domain serves the old release"
@@ -100,13 +116,16 @@ def test_a_release_turning_to_500_is_rolled_back_by_its_watch(bootstrapped: Boot
     assert (status, body.strip()) == (200, "good")
 
     printed = ok(codeb(b, "status", PROJECT, "--json"))
-    shown = json.loads(printed[printed.index("{"):])
+    shown = json.loads(printed[printed.index("{") :])
     assert shown["active_slot"] == "blue" and shown["watch"]["reason"] == record["reason"]
     assert f"why: {record['reason']}" in ok(codeb(b, "status", PROJECT))
     rows = json.loads(ok(codeb(b, "audit", "--project", PROJECT, "--json")))
     assert [(r["tool"], r["outcome"], r["params"]["reason"]) for r in rows if r["source"] == "watch"][-1:] == [
-        ("rollback", "allowed", record["reason"])]
-    assert "codeb_watch_rolled_back{" in on_app(b, f"cat /var/lib/prometheus/node-exporter/codeb-watch-{PROJECT}-production.prom")
+        ("rollback", "allowed", record["reason"])
+    ]
+    assert "codeb_watch_rolled_back{" in on_app(
+        b, f"cat /var/lib/prometheus/node-exporter/codeb-watch-{PROJECT}-production.prom"
+    )
     assert on_app(b, f"systemctl is-active {UNIT} || true") != "active"
     # The release that failed waits in grace: promoting again is a no-op and starts no watch.
     assert ok(codeb(b, "promote", PROJECT, *WATCH_DATA)).strip().endswith("no change")

@@ -25,20 +25,32 @@ class PinnedTransport(httpx2.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
-def mcp_session(url: str, key: str, *, pinned: tuple[str, int] | None = None, root_pem: str | None = None,
-                calls: list[tuple[str, dict[str, Any]]] = ()) -> dict[str, Any]:
+def mcp_session(
+    url: str,
+    key: str,
+    *,
+    pinned: tuple[str, int] | None = None,
+    root_pem: str | None = None,
+    calls: list[tuple[str, dict[str, Any]]] = (),
+) -> dict[str, Any]:
     """Initialize an MCP session at ``url`` with ``key`` as Bearer, list the tools, make ``calls``."""
 
     async def run() -> dict[str, Any]:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=root_pem) if root_pem else True
         transport = PinnedTransport(*pinned, verify=verify) if pinned else None
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, transport=transport, verify=verify,
-                                      timeout=httpx2.Timeout(120)) as client:
-            async with streamable_http_client(url, http_client=client) as (read, write, *_):
-                async with ClientSession(read, write) as session:
-                    await session.initialize()
-                    tools = (await session.list_tools()).tools
-                    results = [await session.call_tool(name, arguments) for name, arguments in calls]
+        async with (
+            httpx2.AsyncClient(
+                headers={"Authorization": f"Bearer {key}"},
+                transport=transport,
+                verify=verify,
+                timeout=httpx2.Timeout(120),
+            ) as client,
+            streamable_http_client(url, http_client=client) as (read, write, *_),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            tools = (await session.list_tools()).tools
+            results = [await session.call_tool(name, arguments) for name, arguments in calls]
         return {"tools": {t.name: t for t in tools}, "results": results}
 
     return anyio.run(run)

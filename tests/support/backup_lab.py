@@ -32,8 +32,20 @@ def ensure_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                        "--shell", "/usr/sbin/nologin", USER], check=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                USER,
+            ],
+            check=True,
+        )
         return pwd.getpwnam(USER)
 
 
@@ -84,42 +96,94 @@ class BackupLab:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "REDISCLI"))}
-        env.update(PGHOST=str(self.base), PGPORT=str(self.port), PGUSER="postgres", HOME=str(self.base),
-                   CODEB_SHIP=self.ship_command())
+        env.update(
+            PGHOST=str(self.base),
+            PGPORT=str(self.port),
+            PGUSER="postgres",
+            HOME=str(self.base),
+            CODEB_SHIP=self.ship_command(),
+        )
         env.update(extra)
         return env
 
     def storage(self, *args: str, root: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
         """codeb-storage as the test user (the servers' postgres) or, with root=True, as root."""
-        argv = [SERVER_PYTHON, self.storage_tool, "--pg-bin", str(PG_BIN), "--pgdata", str(self.pgdata),
-                "--work-dir", str(self.work), "--redis-port", str(self.redis_port),
-                "--redis-password-file", str(self.password_file), "--redis-dir", str(self.redis_dir), *args]
+        argv = [
+            SERVER_PYTHON,
+            self.storage_tool,
+            "--pg-bin",
+            str(PG_BIN),
+            "--pgdata",
+            str(self.pgdata),
+            "--work-dir",
+            str(self.work),
+            "--redis-port",
+            str(self.redis_port),
+            "--redis-password-file",
+            str(self.password_file),
+            "--redis-dir",
+            str(self.redis_dir),
+            *args,
+        ]
         if root:
             env.setdefault("CODEB_SHIP", self.ship_command(as_test_user=True))
-        return subprocess.run(argv if root else as_user(argv), capture_output=True, text=True,
-                              env=self.env(**env), timeout=300, check=False)
+        return subprocess.run(
+            argv if root else as_user(argv),
+            capture_output=True,
+            text=True,
+            env=self.env(**env),
+            timeout=300,
+            check=False,
+        )
 
     def backup(self, *args: str, root: Path | None = None) -> subprocess.CompletedProcess[str]:
         """codeb-backup as the test user (the servers' codeb-backup)."""
         argv = [SERVER_PYTHON, self.backup_tool, "--root", str(root or self.root), *args]
-        return subprocess.run(as_user(argv), capture_output=True, text=True, env=self.env(), timeout=300,
-                              check=False)
+        return subprocess.run(as_user(argv), capture_output=True, text=True, env=self.env(), timeout=300, check=False)
 
     def backup_scratch(self, command: str, *args: str) -> subprocess.CompletedProcess[str]:
         return self.backup(command, "--pg-bin", str(PG_BIN), "--scratch", str(self.scratch), *args)
 
     def psql(self, database: str, sql: str, *, host: str | None = None, port: int | None = None) -> str:
         result = subprocess.run(
-            as_user([str(PG_BIN / "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", host or str(self.base),
-                     "-p", str(port or self.port), "-U", "postgres", "-d", database, "-c", sql]),
-            capture_output=True, text=True, timeout=60, check=False)
+            as_user(
+                [
+                    str(PG_BIN / "psql"),
+                    "-X",
+                    "-q",
+                    "-tA",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-h",
+                    host or str(self.base),
+                    "-p",
+                    str(port or self.port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    database,
+                    "-c",
+                    sql,
+                ]
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
     def redis_cli(self, *words: str) -> str:
         env = dict(os.environ, REDISCLI_AUTH=self.password_file.read_text().strip())
-        result = subprocess.run(["redis-cli", "-e", "-h", LOOPBACK, "-p", str(self.redis_port), *words],
-                                capture_output=True, text=True, env=env, timeout=30, check=False)
+        result = subprocess.run(
+            ["redis-cli", "-e", "-h", LOOPBACK, "-p", str(self.redis_port), *words],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            check=False,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout.strip()
 
@@ -145,8 +209,12 @@ class BackupLab:
         self._start_redis()
 
     def _start_postgres(self) -> None:
-        subprocess.run(as_user([str(PG_BIN / "initdb"), "-U", "postgres", "--auth=trust", "--no-sync",
-                                "-D", str(self.pgdata)]), check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            as_user([str(PG_BIN / "initdb"), "-U", "postgres", "--auth=trust", "--no-sync", "-D", str(self.pgdata)]),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         archive = shlex.join([SERVER_PYTHON, self.storage_tool, "archive-wal"]) + " %p %f"
         with open(self.pgdata / "postgresql.conf", "a") as conf:
             conf.write(
@@ -155,9 +223,25 @@ class BackupLab:
                 f"archive_command = '{archive.replace(chr(39), chr(39) * 2)}'\n"
                 "fsync = off\nshared_buffers = 32MB\nmax_wal_size = 256MB\n"
             )
-        subprocess.run(as_user([str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.base / "live.log"),
-                                "-w", "-t", "60", "start"]),
-                       check=True, capture_output=True, env=self.env(), timeout=120)
+        subprocess.run(
+            as_user(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.base / "live.log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            env=self.env(),
+            timeout=120,
+        )
         self.pg_started = True
 
     def _start_redis(self) -> None:
@@ -165,11 +249,12 @@ class BackupLab:
         config = self.redis_dir / "redis.conf"  # the password goes in a file, not on the command line
         config.write_text(
             f"bind {LOOPBACK}\nport {self.redis_port}\nrequirepass {password}\nappendonly yes\n"
-            f"dir {self.redis_dir}\ndbfilename dump.rdb\nsave \"\"\ndaemonize no\n"
+            f'dir {self.redis_dir}\ndbfilename dump.rdb\nsave ""\ndaemonize no\n'
             f"logfile {self.redis_dir / 'redis.log'}\n"
         )
-        self.redis_proc = subprocess.Popen(["redis-server", str(config)], stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL)
+        self.redis_proc = subprocess.Popen(
+            ["redis-server", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -192,8 +277,12 @@ class BackupLab:
                     self.redis_proc.kill()
                     self.redis_proc.wait()
             if self.pg_started:
-                subprocess.run(as_user([str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-m", "immediate", "-w",
-                                        "stop"]), capture_output=True, timeout=120, check=False)
+                subprocess.run(
+                    as_user([str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-m", "immediate", "-w", "stop"]),
+                    capture_output=True,
+                    timeout=120,
+                    check=False,
+                )
             for pid in self.leftover_pids():  # a restore-pitr cluster a failed test left running
                 os.kill(pid, signal.SIGKILL)
         finally:
@@ -220,8 +309,10 @@ class BackupLab:
         """Write something, switch WAL and wait until the finished segment is in the archive and
         PostgreSQL has recorded it as archived (it does so only after archive_command returns, a
         moment after the file appears)."""
-        self.psql("postgres", "CREATE TABLE IF NOT EXISTS ticks (at timestamptz DEFAULT now()); "
-                              "INSERT INTO ticks DEFAULT VALUES")
+        self.psql(
+            "postgres",
+            "CREATE TABLE IF NOT EXISTS ticks (at timestamptz DEFAULT now()); INSERT INTO ticks DEFAULT VALUES",
+        )
         segment = self.psql("postgres", "SELECT pg_walfile_name(pg_switch_wal())")
         deadline = time.monotonic() + timeout
         recorded = f"SELECT coalesce(last_archived_wal, '') >= '{segment}' FROM pg_stat_archiver"

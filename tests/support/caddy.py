@@ -136,8 +136,7 @@ class CaddyProcess(StartStop):
                 pass
             time.sleep(0.05)
         raise TimeoutError(
-            f"Caddy admin at {self.admin_address} did not answer within "
-            f"{self.start_timeout:.0f}s:\n{self.log_tail()}"
+            f"Caddy admin at {self.admin_address} did not answer within {self.start_timeout:.0f}s:\n{self.log_tail()}"
         )
 
     def reload(self, *, timeout: float = 30.0) -> None:
@@ -172,4 +171,3 @@ class CaddyProcess(StartStop):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
-

@@ -4,10 +4,10 @@ from codeb_infra.sandbox.demo_app import (  # noqa: F401
     APP_PORT,
     IMAGE_REPOSITORY,
     STANDARD_IMAGES,
+    TURNING_HEALTH_PATH,
     build_env_image,
     build_test_image,
-    ensure_images,
-    TURNING_HEALTH_PATH,
     build_turning_image,
+    ensure_images,
     image_reference,
 )

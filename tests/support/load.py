@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 from codeb_infra.controller.probe import PinnedHTTPSConnection
 
-from .running import StartStop
 from .net import split_loopback_url
+from .running import StartStop
 
 MAX_FAILURES_KEPT = 20
 
@@ -106,9 +106,7 @@ class LoadResult:
         """Samples whose request started in [since, until)."""
         return self.samples[bisect_left(self._starts, since) : bisect_left(self._starts, until)]
 
-    def first_response(
-        self, body: str, *, ended_after: float, since: float, until: float
-    ) -> Sample | None:
+    def first_response(self, body: str, *, ended_after: float, since: float, until: float) -> Sample | None:
         """The earliest-ending ok response with ``body`` that ended after ``ended_after``.
 
         Only requests started in [since, until) count, so a later switch back to the same body
@@ -149,9 +147,7 @@ class LoadResult:
             returned=switch.returned,
             old_body=switch.old_body,
             new_body=switch.new_body,
-            first_new=self.first_response(
-                switch.new_body, ended_after=switch.started, since=lower, until=upper
-            ),
+            first_new=self.first_response(switch.new_body, ended_after=switch.started, since=lower, until=upper),
             late_old=self.last_started_after(switch.old_body, after=switch.returned, until=upper),
         )
 
@@ -183,9 +179,7 @@ def summarize_switches(checks: Sequence[SwitchCheck]) -> SwitchSummary:
         switches=len(checks),
         latency_median=statistics.median(latencies) if latencies else None,
         latency_max=max(latencies) if latencies else None,
-        command_median=statistics.median(check.command_seconds for check in checks)
-        if checks
-        else 0.0,
+        command_median=statistics.median(check.command_seconds for check in checks) if checks else 0.0,
         missing_new=sum(1 for check in checks if check.first_new is None),
         late_old=sum(1 for check in checks if check.late_old is not None),
     )
@@ -280,7 +274,6 @@ class LoadLoop(StartStop):
         while self.running and time.monotonic() < end:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
-
     def saw(self, body: str, since: float) -> bool:
         """Whether any client got ``body`` in a response that ended at or after ``since`` (its
         last few requests are looked at; safe to call while the clients run)."""
@@ -304,7 +297,9 @@ class LoadLoop(StartStop):
 
     def _connect(self) -> http.client.HTTPConnection:
         if self.https:
-            context = ssl.create_default_context(cadata=self.root_pem) if self.root_pem else ssl.create_default_context()
+            context = (
+                ssl.create_default_context(cadata=self.root_pem) if self.root_pem else ssl.create_default_context()
+            )
             return PinnedHTTPSConnection(self.host_header, self.host, self.port, context, self.timeout)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
@@ -361,7 +356,11 @@ class LoadLoop(StartStop):
                 problems.append(f"load-client-{index} sent no request")
             elif self._alive_at_stop and not self._alive_at_stop[index] and not self._bound_hit:
                 problems.append(f"load-client-{index} had stopped before the loop was stopped")
-            elif self._stopped_at is not None and records[-1].end < self._stopped_at - (self.timeout + 1.0) and not self._bound_hit:
+            elif (
+                self._stopped_at is not None
+                and records[-1].end < self._stopped_at - (self.timeout + 1.0)
+                and not self._bound_hit
+            ):
                 problems.append(
                     f"load-client-{index} stopped counting {self._stopped_at - records[-1].end:.1f}s before the end"
                 )
@@ -380,8 +379,7 @@ class LoadLoop(StartStop):
             failed=len(failures),
             failures=[sample.describe() for sample in failures[:MAX_FAILURES_KEPT]],
             bodies=bodies,
-            duration=max((sample.end for sample in samples), default=self._started_at)
-            - self._started_at,
+            duration=max((sample.end for sample in samples), default=self._started_at) - self._started_at,
             client_problems=self.client_problems(),
         )
 

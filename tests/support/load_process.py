@@ -14,8 +14,8 @@ import multiprocessing.synchronize
 import time
 from typing import Any
 
-from .running import StartStop
 from .load import LoadLoop, LoadResult, checked
+from .running import StartStop
 
 
 def _run_child(
@@ -111,12 +111,9 @@ class LoadProcess(StartStop):
                 self._process.kill()
                 self._process.join(timeout=5)
         if self._result is None:
-            raise RuntimeError(
-                f"load process ended without a result (exit {self._process.exitcode})"
-            )
+            raise RuntimeError(f"load process ended without a result (exit {self._process.exitcode})")
 
     def result(self) -> LoadResult:
         if self._result is None:
             raise RuntimeError("stop the load process before reading its result")
         return checked(self._result)
-

@@ -70,9 +70,7 @@ def http_get(url: str, *, host_header: str | None = None, timeout: float = 2.0) 
         connection.close()
 
 
-def wait_for_body(
-    url: str, body: str, *, host_header: str | None = None, timeout: float = 20.0
-) -> None:
+def wait_for_body(url: str, body: str, *, host_header: str | None = None, timeout: float = 20.0) -> None:
     """Poll ``url`` until it answers 200 with ``body``; a container or proxy is up only then."""
     deadline = time.monotonic() + timeout
     last: str = "no answer yet"

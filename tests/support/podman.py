@@ -25,9 +25,7 @@ def podman_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def podman(
-    *args: str, check: bool = True, timeout: float = 120.0
-) -> subprocess.CompletedProcess[str]:
+def podman(*args: str, check: bool = True, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run ``podman ARGS`` (an argument list, never a shell string) and capture its output."""
     result = subprocess.run(
         ["podman", *args],
@@ -38,9 +36,7 @@ def podman(
         check=False,
     )
     if check and result.returncode != 0:
-        raise RuntimeError(
-            f"podman {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}"
-        )
+        raise RuntimeError(f"podman {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
     return result
 
 

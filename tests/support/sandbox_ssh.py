@@ -7,11 +7,16 @@ import subprocess
 from codeb_infra.sandbox import SandboxInfo
 
 SSH_OPTIONS = [
-    "-o", "BatchMode=yes",
-    "-o", "IdentitiesOnly=yes",
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
 ]
 
 
@@ -22,5 +27,9 @@ def ssh(
     port = str(info.servers[role].ssh_port)
     return subprocess.run(
         ["ssh", "-i", str(info.ssh_key), "-p", port, *SSH_OPTIONS, "root@127.0.0.1", command],
-        input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

@@ -4,7 +4,6 @@ the `codeb` CLI and `pyinfra @local deploys/*.py` exactly as users run them."""
 from __future__ import annotations
 
 import getpass
-
 import json
 import os
 import subprocess

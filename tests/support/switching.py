@@ -53,10 +53,7 @@ class AppSlots:
 
     def __init__(self, bodies: Sequence[str] = ("v1", "v2"), prefix: str = "codeb-test") -> None:
         run = uuid.uuid4().hex[:8]
-        self.slots = [
-            Slot(container=f"{prefix}-{run}-{body}", port=free_loopback_port(), body=body)
-            for body in bodies
-        ]
+        self.slots = [Slot(container=f"{prefix}-{run}-{body}", port=free_loopback_port(), body=body) for body in bodies]
 
     def __enter__(self) -> list[Slot]:
         try:

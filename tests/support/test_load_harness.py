@@ -15,7 +15,7 @@ from .net import LOOPBACK
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         body = b"v1"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

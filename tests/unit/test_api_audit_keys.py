@@ -17,8 +17,14 @@ from codeb_infra.domain.errors import CodebError
 def log(tmp_path: Path) -> AuditLog:
     audit = AuditLog(str(tmp_path / "audit.db"))
     for n in range(5):
-        audit.append(tool="promote", project=f"p{n}", env="production", outcome="allowed", status=200,
-                     params={"project": f"p{n}"})
+        audit.append(
+            tool="promote",
+            project=f"p{n}",
+            env="production",
+            outcome="allowed",
+            status=200,
+            params={"project": f"p{n}"},
+        )
     return audit
 
 
@@ -83,14 +89,31 @@ def test_a_whole_rewritten_chain_is_caught_by_the_shipped_head(log: AuditLog) ->
         prev = digest
     restore_triggers(log)
     assert log.verify() is None  # consistent on its own...
-    assert log.verify([shipped]) == "row 5 differs from the head hash shipped to the backup server (the chain was rewritten)"
+    assert (
+        log.verify([shipped])
+        == "row 5 differs from the head hash shipped to the backup server (the chain was rewritten)"
+    )
 
 
 def test_secrets_and_keys_never_reach_the_log() -> None:
-    kept = redact({"project": "shop", "env": "production", "password": "hunter2", "env_values": {"A": "1"},
-                   "note": "codeb_admin_" + "x" * 43, "nested": [{"api_key": "k"}]})
-    assert kept == {"project": "shop", "env": "production", "password": "[redacted]", "env_values": "[redacted]",
-                    "note": "[redacted]", "nested": [{"api_key": "[redacted]"}]}
+    kept = redact(
+        {
+            "project": "shop",
+            "env": "production",
+            "password": "hunter2",
+            "env_values": {"A": "1"},
+            "note": "codeb_admin_" + "x" * 43,
+            "nested": [{"api_key": "k"}],
+        }
+    )
+    assert kept == {
+        "project": "shop",
+        "env": "production",
+        "password": "[redacted]",
+        "env_values": "[redacted]",
+        "note": "[redacted]",
+        "nested": [{"api_key": "[redacted]"}],
+    }
 
 
 @pytest.fixture

@@ -17,7 +17,11 @@ def test_a_venv_built_from_the_same_wheelhouse_is_left_alone(monkeypatch) -> Non
     current = wheelhouse.digest("3.13", "x86_64")
     built: list[str] = []
     monkeypatch.setattr(wheelhouse, "build", lambda *a: built.append("built") or "/tmp/w.tar")
-    out, noops = commands(api.venv, {PythonRelease: "3.13", Arch: "x86_64", fact(VenvDigest, venv="/opt/codeb/api/venv"): current}, path="/opt/codeb/api/venv")
+    out, noops = commands(
+        api.venv,
+        {PythonRelease: "3.13", Arch: "x86_64", fact(VenvDigest, venv="/opt/codeb/api/venv"): current},
+        path="/opt/codeb/api/venv",
+    )
     assert out == [] and noops == [f"/opt/codeb/api/venv is built from wheelhouse {current}"] and built == []
 
 
@@ -27,7 +31,11 @@ def test_a_stale_venv_is_reinstalled_without_an_index_and_the_digest_written_las
     monkeypatch.setattr(wheelhouse, "build", lambda python, machine: str(archive))
     # files.put itself is pyinfra's (needs a whole state): stands for "upload src to dest" here.
     monkeypatch.setattr(api.files.put, "_inner", lambda src, dest, mode: iter([f"upload {src} {dest} {mode}"]))
-    out, _ = commands(api.venv, {PythonRelease: "3.13", Arch: "aarch64", fact(VenvDigest, venv="/opt/codeb/api/venv"): "old"}, path="/opt/codeb/api/venv")
+    out, _ = commands(
+        api.venv,
+        {PythonRelease: "3.13", Arch: "aarch64", fact(VenvDigest, venv="/opt/codeb/api/venv"): "old"},
+        path="/opt/codeb/api/venv",
+    )
     upload, install = out
     assert upload.startswith(f"upload {archive} /opt/codeb/api/wheelhouse-") and upload.endswith(" 600")
     assert install.count("--no-index") == 2 and "--index-url" not in install
@@ -42,21 +50,47 @@ def test_the_wheelhouse_digest_follows_python_machine_and_pins() -> None:
 
 
 def test_the_api_inventory_holds_the_app_settings_and_no_ssh_or_secret_data() -> None:
-    text = api_templates.render_inventory({"base_domain": "codeb.test", "tls": "internal", "ssh_key": "/k", "ssh_port": 22,
-                                           "private_address": "10.0.0.2", "pdns_key_file": "/etc/codeb/secrets/pdns-api.key"})
+    text = api_templates.render_inventory(
+        {
+            "base_domain": "codeb.test",
+            "tls": "internal",
+            "ssh_key": "/k",
+            "ssh_port": 22,
+            "private_address": "10.0.0.2",
+            "pdns_key_file": "/etc/codeb/secrets/pdns-api.key",
+        }
+    )
     scope: dict = {}
-    exec(text, scope)  # noqa: S102 - it is a pyinfra inventory: Python
-    assert scope["app"] == [("@local", {"base_domain": "codeb.test", "private_address": "10.0.0.2",
-                                        "pdns_key_file": "/etc/codeb/secrets/pdns-api.key", "tls": "internal"})]
+    exec(text, scope)
+    assert scope["app"] == [
+        (
+            "@local",
+            {
+                "base_domain": "codeb.test",
+                "private_address": "10.0.0.2",
+                "pdns_key_file": "/etc/codeb/secrets/pdns-api.key",
+                "tls": "internal",
+            },
+        )
+    ]
 
 
 def test_the_api_site_drops_key_headers_from_its_log_and_follows_tls_modes() -> None:
-    site = api_templates.render_site(base_domain="codeb.test", tls="internal", access_log="/var/log/caddy/api.access.log")
-    assert site.count("delete") == 4 and "resp_headers>Set-Cookie delete" in site and "request>headers>X-Api-Key delete" in site and "request>headers>Authorization delete" in site
+    site = api_templates.render_site(
+        base_domain="codeb.test", tls="internal", access_log="/var/log/caddy/api.access.log"
+    )
+    assert (
+        site.count("delete") == 4
+        and "resp_headers>Set-Cookie delete" in site
+        and "request>headers>X-Api-Key delete" in site
+        and "request>headers>Authorization delete" in site
+    )
     assert "tls internal" in site and "reverse_proxy 127.0.0.1:9100" in site
     assert api_templates.render_site(base_domain="x.kr", tls="off", access_log="/l").count("http://api.x.kr {") == 1
     assert "tls internal" not in api_templates.render_site(base_domain="x.kr", tls="acme", access_log="/l")
-    unit = api_templates.render_unit(python="/opt/codeb/api/venv/bin/python", paths=ApiPaths(), state_dir="/var/lib/codeb/api")
+    unit = api_templates.render_unit(
+        python="/opt/codeb/api/venv/bin/python", paths=ApiPaths(), state_dir="/var/lib/codeb/api"
+    )
     assert "Environment=CODEB_API_HOST=127.0.0.1" in unit and "Environment=CODEB_API_PORT=9100" in unit
 
 

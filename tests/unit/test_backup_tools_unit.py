@@ -274,5 +274,10 @@ def test_the_drill_history_keeps_the_last_drills_oldest_first_with_their_recover
     (tmp_path / "drills" / "history.jsonl").write_text("\n".join([*lines[:2], "not json", *lines[2:]]) + "\n")
     history = store._drill_history(str(tmp_path))
     assert len(history) == store.DRILL_HISTORY and history[-1]["finished_at"] == f"f{store.DRILL_HISTORY + 2}"
-    assert history[0] == {"started_at": "s3", "finished_at": "f3", "ok": False,
-                          "recovery_point_seconds": 3.5, "recovery_time_seconds": 3}
+    assert history[0] == {
+        "started_at": "s3",
+        "finished_at": "f3",
+        "ok": False,
+        "recovery_point_seconds": 3.5,
+        "recovery_time_seconds": 3,
+    }

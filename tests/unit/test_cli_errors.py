@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def codeb(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codeb_infra", *args], capture_output=True, text=True,
-                          timeout=120, cwd=REPO, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "codeb_infra", *args], capture_output=True, text=True, timeout=120, cwd=REPO, check=False
+    )
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -59,8 +60,10 @@ def test_inventory_that_does_not_import_is_named(tmp_path: Path) -> None:
 def test_unreachable_host_is_named_with_its_ssh_error(tmp_path: Path) -> None:
     port = closed_port()
     inventory = tmp_path / "inventory.py"
-    inventory.write_text(f"app = [('app', {{'ssh_hostname': '127.0.0.1', 'ssh_port': {port}, "
-                         "'ssh_known_hosts_file': '/dev/null', 'ssh_connect_retries': 0})]\n")
+    inventory.write_text(
+        f"app = [('app', {{'ssh_hostname': '127.0.0.1', 'ssh_port': {port}, "
+        "'ssh_known_hosts_file': '/dev/null', 'ssh_connect_retries': 0})]\n"
+    )
     result = codeb("promote", "shop", "-i", str(inventory))
     assert result.returncode == ExitStatus.FAILED
     line = one_error_line(result)

@@ -43,18 +43,37 @@ def test_grace_left() -> None:
 
 def _status(active: str, green_state: str = "deployed", container: str = "running") -> Answer:
     slots = {
-        "blue": {"state": "active" if active == "blue" else "grace", "release": 1, "image": "app:v1",
-                 "container": container, "matches_record": True},
-        "green": {"state": "active" if active == "green" else green_state, "release": 2, "image": "app:v2",
-                  "container": "running", "matches_record": True},
+        "blue": {
+            "state": "active" if active == "blue" else "grace",
+            "release": 1,
+            "image": "app:v1",
+            "container": container,
+            "matches_record": True,
+        },
+        "green": {
+            "state": "active" if active == "green" else green_state,
+            "release": 2,
+            "image": "app:v2",
+            "container": "running",
+            "matches_record": True,
+        },
     }
     return Answer(200, result={"active_slot": active, "preview_domain": "shop-preview.codeb.test", "slots": slots})
 
 
-RELEASES = Answer(200, result=[
-    {"number": 1, "image": "app:v1", "app_version": None, "actor": "ci", "time": "2026-12-01T09:00:00+00:00"},
-    {"number": 2, "image": "app:v2", "app_version": "2.0.0", "actor": "dev key", "time": "2026-12-01T09:30:00+00:00"},
-])
+RELEASES = Answer(
+    200,
+    result=[
+        {"number": 1, "image": "app:v1", "app_version": None, "actor": "ci", "time": "2026-12-01T09:00:00+00:00"},
+        {
+            "number": 2,
+            "image": "app:v2",
+            "app_version": "2.0.0",
+            "actor": "dev key",
+            "time": "2026-12-01T09:30:00+00:00",
+        },
+    ],
+)
 ENTRY = {"project": "shop", "env": "production", "domain": "shop.codeb.test", "active_slot": "blue"}
 
 
@@ -123,24 +142,53 @@ def _backups_page(store: dict[str, object]) -> str:
     drills = store.get("drills", [])
     role = SimpleNamespace(value="admin")
     viewer = SimpleNamespace(admin=True, record=SimpleNamespace(name="ops", role=role, projects=()))
-    answer = Answer(200, result={"ok": False, "checks": [{"name": "wal", "ok": False, "detail": "late", "at": None,
-                                                           "size": None}], "store": store})
-    return _templates().get_template("backups.html").render(
-        viewer=viewer, csrf="t", page="backups", answer=answer, drills=drills, chart=chart(drills)  # type: ignore[arg-type]
+    answer = Answer(
+        200,
+        result={
+            "ok": False,
+            "checks": [{"name": "wal", "ok": False, "detail": "late", "at": None, "size": None}],
+            "store": store,
+        },
+    )
+    return (
+        _templates()
+        .get_template("backups.html")
+        .render(
+            viewer=viewer,
+            csrf="t",
+            page="backups",
+            answer=answer,
+            drills=drills,
+            chart=chart(drills),  # type: ignore[arg-type]
+        )
     )
 
 
 def test_the_backups_page_renders_what_the_backup_server_holds_and_the_drill_chart() -> None:
     store = {
         "base": {"label": "base-20261201", "finished_at": "2026-12-01T09:00:00+00:00", "size": 3 * 1024 * 1024},
-        "wal": {"count": 12, "bytes": 12 * 16 * 1024 * 1024, "newest": "000000010000000000000012",
-                "newest_at": "2026-12-01T09:59:00+00:00"},
+        "wal": {
+            "count": 12,
+            "bytes": 12 * 16 * 1024 * 1024,
+            "newest": "000000010000000000000012",
+            "newest_at": "2026-12-01T09:59:00+00:00",
+        },
         "dumps": {"shop": {"finished_at": "2026-12-01T03:00:00+00:00", "size": 2048}},
         "rdb": {"finished_at": "2026-12-01T09:30:00+00:00", "size": 100},
-        "drills": [{"finished_at": "2026-11-30T04:00:00+00:00", "ok": True, "recovery_point_seconds": 1.5,
-                    "recovery_time_seconds": 20.0},
-                   {"finished_at": "2026-12-01T04:00:00+00:00", "ok": False, "recovery_point_seconds": 3.0,
-                    "recovery_time_seconds": 25.0}],
+        "drills": [
+            {
+                "finished_at": "2026-11-30T04:00:00+00:00",
+                "ok": True,
+                "recovery_point_seconds": 1.5,
+                "recovery_time_seconds": 20.0,
+            },
+            {
+                "finished_at": "2026-12-01T04:00:00+00:00",
+                "ok": False,
+                "recovery_point_seconds": 3.0,
+                "recovery_time_seconds": 25.0,
+            },
+        ],
     }
     page = _backups_page(store)
     assert "base-20261201, 2026-12-01 09:00:00 UTC, 3.0 MiB" in page and "12 files (192.0 MiB)" in page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -16,7 +16,7 @@ from codeb_infra.domain.errors import CodebError
 NAMES = st.from_regex(r"\A[A-Z_][A-Z0-9_]{0,30}\Z", fullmatch=True).filter(lambda n: n not in PROTECTED_VARIABLES)
 VALUES = st.text(st.characters(blacklist_characters="\0\n\r", blacklist_categories=("Cs",)), max_size=40)
 ENVS = st.dictionaries(NAMES, VALUES, max_size=8)
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("bad", ["lower", "1ABC", "A-B", "A B", "", "É", "A=B", None, 3])
@@ -102,8 +102,19 @@ def _index(*values: dict[str, str]) -> EnvIndex:
     versions, before = [], {}
     for number, current in enumerate(values, start=1):
         found = env.diff(before, current)
-        versions.append(EnvVersion(version=number, time=NOW, actor="a@b", digest=env.digest(current), names=tuple(current),
-                                   added=found.added, changed=found.changed, removed=found.removed, shipped=True))
+        versions.append(
+            EnvVersion(
+                version=number,
+                time=NOW,
+                actor="a@b",
+                digest=env.digest(current),
+                names=tuple(current),
+                added=found.added,
+                changed=found.changed,
+                removed=found.removed,
+                shipped=True,
+            )
+        )
         before = current
     return EnvIndex(versions=tuple(versions))
 
@@ -129,7 +140,9 @@ def test_a_restore_is_a_new_version_that_says_what_it_restored():
 
 def test_unshipped_versions_are_listed():
     index = _index({"A": "1"})
-    pending = index.model_copy(update={"versions": (*index.versions, index.versions[0].model_copy(update={"version": 2, "shipped": False}))})
+    pending = index.model_copy(
+        update={"versions": (*index.versions, index.versions[0].model_copy(update={"version": 2, "shipped": False}))}
+    )
     assert pending.unshipped == (2,)
 
 

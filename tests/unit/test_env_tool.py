@@ -10,7 +10,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from codeb_infra.domain.env import EnvIndex
 from codeb_infra.remote import tool_files
 
 REMOTE = Path(__file__).resolve().parents[2] / "codeb_infra" / "remote"
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 class Tool:
@@ -33,9 +33,23 @@ class Tool:
         self.ship = f"{shlex.quote(sys.executable)} {self.backup_tool} --root {self.backup}"
 
     def run(self, *args: str, ship: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(REMOTE / "codeb_env.py"), "--root", str(self.root), *args,
-                               "--project", "shop", "--env", "production"],
-                              env={**os.environ, "CODEB_SHIP": ship or self.ship}, capture_output=True, text=True, check=False)
+        return subprocess.run(
+            [
+                sys.executable,
+                str(REMOTE / "codeb_env.py"),
+                "--root",
+                str(self.root),
+                *args,
+                "--project",
+                "shop",
+                "--env",
+                "production",
+            ],
+            env={**os.environ, "CODEB_SHIP": ship or self.ship},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     def index(self) -> EnvIndex:
         return EnvIndex.model_validate_json((self.root / "env-backup/shop/production/index.json").read_text())
@@ -105,6 +119,10 @@ def test_fetch_brings_back_a_lost_store_from_the_backup_server(tool: Tool) -> No
 
 def test_the_backup_server_hands_back_env_files_only(tool: Tool) -> None:
     assert tool.commit({"A": "1"}).returncode == 0
-    refused = subprocess.run([sys.executable, str(tool.backup_tool), "--root", str(tool.backup), "get",
-                              "dumps/shop/20261201T000000Z.dump"], capture_output=True, text=True, check=False)
+    refused = subprocess.run(
+        [sys.executable, str(tool.backup_tool), "--root", str(tool.backup), "get", "dumps/shop/20261201T000000Z.dump"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert refused.returncode == 2 and "only env files" in refused.stderr

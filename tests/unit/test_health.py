@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,17 +11,26 @@ import pytest
 from codeb_infra.domain import data, health
 from codeb_infra.domain.health import AppLayout, ServerSnapshot, Snapshot
 
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 T = NOW.timestamp()
 LAYOUT = AppLayout(base_domain="codeb.test", zones=("codeb.test.",), addresses=("10.0.0.2",))
 RELEASE = {"image": "localhost/demo:v1", "port": 4000, "container_port": 3000, "health_path": "/health"}
 
 
-def unit(state: str = "active", sub: str = "running", result: str = "success", restarts: int = 0,
-         status: str = "0") -> dict[str, str]:
-    return {"Id": "x", "LoadState": "loaded", "ActiveState": state, "SubState": sub, "Result": result,
-            "NRestarts": str(restarts), "StateChangeTimestamp": f"@{int(T) - 600}", "ExecMainStatus": status,
-            "ExecMainExitTimestamp": f"@{int(T) - 300}"}
+def unit(
+    state: str = "active", sub: str = "running", result: str = "success", restarts: int = 0, status: str = "0"
+) -> dict[str, str]:
+    return {
+        "Id": "x",
+        "LoadState": "loaded",
+        "ActiveState": state,
+        "SubState": sub,
+        "Result": result,
+        "NRestarts": str(restarts),
+        "StateChangeTimestamp": f"@{int(T) - 600}",
+        "ExecMainStatus": status,
+        "ExecMainExitTimestamp": f"@{int(T) - 300}",
+    }
 
 
 def units_of(roles: set[str]) -> tuple[health.Unit, ...]:
@@ -29,25 +38,54 @@ def units_of(roles: set[str]) -> tuple[health.Unit, ...]:
 
 
 def base_read(roles: set[str]) -> dict[str, Any]:
-    return {"time": T, "units": {u.unit: unit() for u in units_of(roles) if not u.optional},
-            "disks": {"/": {"used_percent": 40.0, "inodes_used_percent": 5.0}},
-            "memory": {"total_bytes": 4 << 30, "available_bytes": 2 << 30}}
+    return {
+        "time": T,
+        "units": {u.unit: unit() for u in units_of(roles) if not u.optional},
+        "disks": {"/": {"used_percent": 40.0, "inodes_used_percent": 5.0}},
+        "memory": {"total_bytes": 4 << 30, "available_bytes": 2 << 30},
+    }
 
 
 def app_read() -> dict[str, Any]:
     read = base_read({"app"})
     read["app"] = {
-        "projects": {"version": 1, "projects": {"demo": {"production": {
-            "domain": "demo.codeb.test", "container_port": 3000, "health_path": "/health",
-            "ports": {"blue": 4000, "green": 4001}}}}},
-        "slots": {"version": 1, "slots": {"demo": {"production": {
-            "blue": {"state": "active", "release": RELEASE, "deployed_at": "2026-12-01T10:00:00+00:00"},
-            "green": {"state": "empty"}}}}},
-        "containers": [{"name": "demo-production-blue", "state": "running", "exited_at": 0,
-                        "labels": {"codeb.project": "demo", "codeb.environment": "production", "codeb.slot": "blue"}}],
-        "pointers": {"demo-production.active": {"address": "127.0.0.1:4000", "answers": True},
-                     # the preview of an empty slot: nothing listens there, and that is expected
-                     "demo-production.preview": {"address": "127.0.0.1:4001", "answers": False}},
+        "projects": {
+            "version": 1,
+            "projects": {
+                "demo": {
+                    "production": {
+                        "domain": "demo.codeb.test",
+                        "container_port": 3000,
+                        "health_path": "/health",
+                        "ports": {"blue": 4000, "green": 4001},
+                    }
+                }
+            },
+        },
+        "slots": {
+            "version": 1,
+            "slots": {
+                "demo": {
+                    "production": {
+                        "blue": {"state": "active", "release": RELEASE, "deployed_at": "2026-12-01T10:00:00+00:00"},
+                        "green": {"state": "empty"},
+                    }
+                }
+            },
+        },
+        "containers": [
+            {
+                "name": "demo-production-blue",
+                "state": "running",
+                "exited_at": 0,
+                "labels": {"codeb.project": "demo", "codeb.environment": "production", "codeb.slot": "blue"},
+            }
+        ],
+        "pointers": {
+            "demo-production.active": {"address": "127.0.0.1:4000", "answers": True},
+            # the preview of an empty slot: nothing listens there, and that is expected
+            "demo-production.preview": {"address": "127.0.0.1:4001", "answers": False},
+        },
         "sites": ["demo-production"],
         "quadlet": ["demo-production-blue"],
         "locks": {},
@@ -56,29 +94,52 @@ def app_read() -> dict[str, Any]:
 
 
 def app_probe() -> dict[str, Any]:
-    return {"time": T, "probes": [{"domain": "demo.codeb.test", "path": "/health", "status": 200,
-                                   "certificate": {"valid": True, "not_after": (NOW + timedelta(days=60)).isoformat()}}],
-            "dns": {"demo.codeb.test": {"addresses": ["10.0.0.2"]}}}
+    return {
+        "time": T,
+        "probes": [
+            {
+                "domain": "demo.codeb.test",
+                "path": "/health",
+                "status": 200,
+                "certificate": {"valid": True, "not_after": (NOW + timedelta(days=60)).isoformat()},
+            }
+        ],
+        "dns": {"demo.codeb.test": {"addresses": ["10.0.0.2"]}},
+    }
 
 
 def servers() -> dict[str, ServerSnapshot]:
     made = {}
     for role in ("app", "streaming", "storage", "backup"):
-        made[role] = ServerSnapshot(role, frozenset({role}), read=app_read() if role == "app" else base_read({role}),
-                                    probe=app_probe() if role == "app" else None, asked_at=T, units=units_of({role}))
+        made[role] = ServerSnapshot(
+            role,
+            frozenset({role}),
+            read=app_read() if role == "app" else base_read({role}),
+            probe=app_probe() if role == "app" else None,
+            asked_at=T,
+            units=units_of({role}),
+        )
     return made
 
 
-def evaluate(changed: dict[str, ServerSnapshot] | None = None, backups: list[data.Check] | None = None) -> health.Report:
+def evaluate(
+    changed: dict[str, ServerSnapshot] | None = None, backups: list[data.Check] | None = None
+) -> health.Report:
     return health.evaluate(Snapshot(list((changed or servers()).values()), LAYOUT, NOW, backups or []))
 
 
 def edit(role: str, *, read: dict | None = None, probe: dict | None = None, **extra: Any) -> dict[str, ServerSnapshot]:
     found = servers()
     old = found[role]
-    found[role] = ServerSnapshot(old.name, old.roles, read=read if read is not None else old.read,
-                                 probe=probe if probe is not None else old.probe,
-                                 asked_at=extra.get("asked_at", old.asked_at), units=old.units, error=extra.get("error"))
+    found[role] = ServerSnapshot(
+        old.name,
+        old.roles,
+        read=read if read is not None else old.read,
+        probe=probe if probe is not None else old.probe,
+        asked_at=extra.get("asked_at", old.asked_at),
+        units=old.units,
+        error=extra.get("error"),
+    )
     return found
 
 
@@ -104,12 +165,15 @@ def test_reader_missing_says_bootstrap():
     assert finding.fix == "codeb bootstrap -i INVENTORY"
 
 
-@pytest.mark.parametrize(("props", "wanted"), [
-    (unit("failed", "failed", "exit-code"), "caddy.service is failed"),
-    (unit("inactive", "dead"), "caddy.service is inactive"),
-    (unit(restarts=5), "restarts in a loop (5"),
-    (unit("activating", "auto-restart", restarts=1), "restarts in a loop"),
-])
+@pytest.mark.parametrize(
+    ("props", "wanted"),
+    [
+        (unit("failed", "failed", "exit-code"), "caddy.service is failed"),
+        (unit("inactive", "dead"), "caddy.service is inactive"),
+        (unit(restarts=5), "restarts in a loop (5"),
+        (unit("activating", "auto-restart", restarts=1), "restarts in a loop"),
+    ],
+)
 def test_unit_down_or_looping(props, wanted):
     read = app_read()
     read["units"]["caddy.service"] = props
@@ -173,14 +237,18 @@ def _app(change) -> health.Report:
 def test_active_container_stopped_names_its_unit():
     def change(app, probe):
         app["containers"][0].update(state="exited", exited_at=int(T) - 60)
+
     finding = only(_app(change))
     assert finding.check == "slot demo-production-blue" and "exited" in finding.problem
-    assert finding.fix == "on app: systemctl start demo-production-blue.service" and finding.since == NOW - timedelta(seconds=60)
+    assert finding.fix == "on app: systemctl start demo-production-blue.service" and finding.since == NOW - timedelta(
+        seconds=60
+    )
 
 
 def test_registry_slot_whose_container_is_missing():
     def change(app, probe):
         app["containers"].clear()
+
     finding = only(_app(change))
     assert "container is missing" in finding.problem
     assert finding.fix.startswith("codeb deploy demo --env production --image localhost/demo:v1")
@@ -189,13 +257,28 @@ def test_registry_slot_whose_container_is_missing():
 def test_health_through_caddy_failing_offers_rollback_when_a_slot_is_in_grace():
     def change(app, probe):
         app["slots"]["slots"]["demo"]["production"]["green"] = {
-            "state": "grace", "release": {**RELEASE, "port": 4001}, "grace_until": (NOW + timedelta(hours=1)).isoformat()}
-        app["containers"].append({"name": "demo-production-green", "state": "running", "labels": {
-            "codeb.project": "demo", "codeb.environment": "production", "codeb.slot": "green"}})
+            "state": "grace",
+            "release": {**RELEASE, "port": 4001},
+            "grace_until": (NOW + timedelta(hours=1)).isoformat(),
+        }
+        app["containers"].append(
+            {
+                "name": "demo-production-green",
+                "state": "running",
+                "labels": {"codeb.project": "demo", "codeb.environment": "production", "codeb.slot": "green"},
+            }
+        )
         app["pointers"]["demo-production.preview"]["answers"] = True
         probe["probes"][0]["status"] = 502
-        probe["probes"].append({"domain": "demo-preview.codeb.test", "path": "/health", "status": 200,
-                                "certificate": {"valid": True, "not_after": (NOW + timedelta(days=60)).isoformat()}})
+        probe["probes"].append(
+            {
+                "domain": "demo-preview.codeb.test",
+                "path": "/health",
+                "status": 200,
+                "certificate": {"valid": True, "not_after": (NOW + timedelta(days=60)).isoformat()},
+            }
+        )
+
     report = _app(change)
     finding = only(report)
     assert finding.check == "active demo/production" and "HTTP 502" in finding.problem
@@ -205,24 +288,50 @@ def test_health_through_caddy_failing_offers_rollback_when_a_slot_is_in_grace():
 
 def test_preview_failing():
     def change(app, probe):
-        app["slots"]["slots"]["demo"]["production"]["green"] = {"state": "deployed", "release": {**RELEASE, "port": 4001}}
-        app["containers"].append({"name": "demo-production-green", "state": "running", "labels": {
-            "codeb.project": "demo", "codeb.environment": "production", "codeb.slot": "green"}})
+        app["slots"]["slots"]["demo"]["production"]["green"] = {
+            "state": "deployed",
+            "release": {**RELEASE, "port": 4001},
+        }
+        app["containers"].append(
+            {
+                "name": "demo-production-green",
+                "state": "running",
+                "labels": {"codeb.project": "demo", "codeb.environment": "production", "codeb.slot": "green"},
+            }
+        )
         app["pointers"]["demo-production.preview"]["answers"] = True
-        probe["probes"].append({"domain": "demo-preview.codeb.test", "path": "/health", "status": None, "error": "timed out"})
+        probe["probes"].append(
+            {"domain": "demo-preview.codeb.test", "path": "/health", "status": None, "error": "timed out"}
+        )
+
     finding = only(_app(change))
     assert finding.check == "preview demo/production" and "timed out" in finding.problem
     assert "podman logs --tail 50 demo-production-green" in finding.fix
 
 
-@pytest.mark.parametrize(("certificate", "wanted"), [
-    ({"valid": False, "error": "certificate has expired"}, "certificate not valid: certificate has expired"),
-    ({"valid": True, "not_after": (NOW + timedelta(days=10)).isoformat()}, "(10 days left)"),
-    ({"valid": True, "not_before": (NOW - timedelta(days=80)).isoformat(), "not_after": (NOW + timedelta(days=10)).isoformat()},
-     "(10 days left)"),
-    ({"valid": True, "not_before": (NOW - timedelta(hours=10)).isoformat(), "not_after": (NOW + timedelta(hours=2)).isoformat()},
-     "(2.0 hours left)"),
-])
+@pytest.mark.parametrize(
+    ("certificate", "wanted"),
+    [
+        ({"valid": False, "error": "certificate has expired"}, "certificate not valid: certificate has expired"),
+        ({"valid": True, "not_after": (NOW + timedelta(days=10)).isoformat()}, "(10 days left)"),
+        (
+            {
+                "valid": True,
+                "not_before": (NOW - timedelta(days=80)).isoformat(),
+                "not_after": (NOW + timedelta(days=10)).isoformat(),
+            },
+            "(10 days left)",
+        ),
+        (
+            {
+                "valid": True,
+                "not_before": (NOW - timedelta(hours=10)).isoformat(),
+                "not_after": (NOW + timedelta(hours=2)).isoformat(),
+            },
+            "(2.0 hours left)",
+        ),
+    ],
+)
 def test_certificate_invalid_or_expiring(certificate, wanted):
     finding = only(_app(lambda app, probe: probe["probes"][0].update(certificate=certificate)))
     assert finding.check == "TLS demo.codeb.test" and wanted in finding.problem
@@ -230,7 +339,11 @@ def test_certificate_invalid_or_expiring(certificate, wanted):
 
 def test_short_lived_certificate_within_its_renewal_margin_is_fine():
     # Caddy's internal CA: 12-hour certificates, renewed when a third of the lifetime is left.
-    certificate = {"valid": True, "not_before": (NOW - timedelta(hours=2)).isoformat(), "not_after": (NOW + timedelta(hours=10)).isoformat()}
+    certificate = {
+        "valid": True,
+        "not_before": (NOW - timedelta(hours=2)).isoformat(),
+        "not_after": (NOW + timedelta(hours=10)).isoformat(),
+    }
     assert _app(lambda app, probe: probe["probes"][0].update(certificate=certificate)).ok
 
 
@@ -242,10 +355,19 @@ def test_dns_answer_other_than_the_app_server():
 
 def test_container_with_labels_but_no_registry_entry():
     def change(app, probe):
-        app["containers"].append({"name": "ghost-production-blue", "state": "running", "labels": {
-            "codeb.project": "ghost", "codeb.environment": "production", "codeb.slot": "blue"}})
+        app["containers"].append(
+            {
+                "name": "ghost-production-blue",
+                "state": "running",
+                "labels": {"codeb.project": "ghost", "codeb.environment": "production", "codeb.slot": "blue"},
+            }
+        )
+
     finding = only(_app(change))
-    assert finding.check == "container ghost-production-blue" and finding.fix == "on app: podman rm -f ghost-production-blue"
+    assert (
+        finding.check == "container ghost-production-blue"
+        and finding.fix == "on app: podman rm -f ghost-production-blue"
+    )
 
 
 def test_pointer_to_a_port_where_nothing_listens():
@@ -261,19 +383,30 @@ def test_pointer_naming_another_address_than_the_registry():
 def test_sites_without_registry_entry_and_entry_without_site():
     def change(app, probe):
         app["sites"] = ["ghost-staging"]
+
     report = _app(change)
     checks = {f.check: f for f in report.findings}
     assert set(checks) == {"Caddy site ghost-staging", "Caddy site demo-production"}
-    assert checks["Caddy site ghost-staging"].fix == "on app: rm /etc/caddy/sites/ghost-staging.caddy && systemctl reload caddy"
+    assert (
+        checks["Caddy site ghost-staging"].fix
+        == "on app: rm /etc/caddy/sites/ghost-staging.caddy && systemctl reload caddy"
+    )
     assert "codeb remove demo --env production" in checks["Caddy site demo-production"].fix
 
 
 def test_two_projects_on_one_port():
     def change(app, probe):
-        app["projects"]["projects"]["other"] = {"staging": {
-            "domain": "other.codeb.test", "container_port": 3000, "health_path": "/health", "ports": {"blue": 4001, "green": 4502}}}
+        app["projects"]["projects"]["other"] = {
+            "staging": {
+                "domain": "other.codeb.test",
+                "container_port": 3000,
+                "health_path": "/health",
+                "ports": {"blue": 4001, "green": 4502},
+            }
+        }
         app["sites"].append("other-staging")
         probe["dns"]["other.codeb.test"] = {"addresses": ["10.0.0.2"]}
+
     finding = only(_app(change))
     assert finding.check == "port 4001" and "demo/production and other/staging" in finding.problem
     assert finding.fix.startswith("codeb remove other --env staging")
@@ -282,19 +415,31 @@ def test_two_projects_on_one_port():
 def test_grace_ended_but_not_cleaned_up():
     def change(app, probe):
         app["slots"]["slots"]["demo"]["production"]["green"] = {
-            "state": "grace", "release": {**RELEASE, "port": 4001}, "grace_until": (NOW - timedelta(hours=2)).isoformat()}
-        app["containers"].append({"name": "demo-production-green", "state": "running", "labels": {
-            "codeb.project": "demo", "codeb.environment": "production", "codeb.slot": "green"}})
+            "state": "grace",
+            "release": {**RELEASE, "port": 4001},
+            "grace_until": (NOW - timedelta(hours=2)).isoformat(),
+        }
+        app["containers"].append(
+            {
+                "name": "demo-production-green",
+                "state": "running",
+                "labels": {"codeb.project": "demo", "codeb.environment": "production", "codeb.slot": "green"},
+            }
+        )
         app["pointers"]["demo-production.preview"]["answers"] = True
         probe["probes"].append({"domain": "demo-preview.codeb.test", "path": "/health", "status": 200})
+
     finding = only(_app(change))
     assert finding.fix == "codeb cleanup demo --env production" and finding.since == NOW - timedelta(hours=2)
 
 
 def test_lock_older_than_an_hour():
     def change(app, probe):
-        app["locks"] = {"demo.production": {"holder": "deploy by ci", "since": (NOW - timedelta(hours=3)).isoformat()},
-                        "other.staging": {"holder": "deploy by me", "since": (NOW - timedelta(minutes=5)).isoformat()}}
+        app["locks"] = {
+            "demo.production": {"holder": "deploy by ci", "since": (NOW - timedelta(hours=3)).isoformat()},
+            "other.staging": {"holder": "deploy by me", "since": (NOW - timedelta(minutes=5)).isoformat()},
+        }
+
     finding = only(_app(change))
     assert finding.check == "lock demo/production" and "deploy by ci" in finding.problem
     assert "--break-lock" in finding.fix and "/opt/codeb/locks/demo.production.lock" in finding.fix
@@ -306,8 +451,11 @@ def test_broken_registry_is_one_finding():
 
 
 def test_backup_checks_become_findings_on_their_server():
-    checks = [data.Check("WAL archiving", False, "FAILING since x", NOW - timedelta(minutes=3)),
-              data.Check("dump demo", False, "none yet"), data.Check("base backup", True, "1h ago")]
+    checks = [
+        data.Check("WAL archiving", False, "FAILING since x", NOW - timedelta(minutes=3)),
+        data.Check("dump demo", False, "none yet"),
+        data.Check("base backup", True, "1h ago"),
+    ]
     report = evaluate(backups=checks)
     found = {f.check: f for f in report.findings}
     assert set(found) == {"WAL archiving", "dump demo"}
@@ -323,7 +471,10 @@ def test_probe_targets_follow_the_slots():
     assert [(t.role, t.domain, t.slot.value) for t in targets] == [("active", "demo.codeb.test", "blue")]
     assert resolve == ["demo.codeb.test"]
     deployed = copy.deepcopy(read)
-    deployed["app"]["slots"]["slots"]["demo"]["production"]["green"] = {"state": "deployed", "release": {**RELEASE, "port": 4001}}
+    deployed["app"]["slots"]["slots"]["demo"]["production"]["green"] = {
+        "state": "deployed",
+        "release": {**RELEASE, "port": 4001},
+    }
     targets, _ = health.probe_targets(health.app_state(deployed), LAYOUT)
     assert ("preview", "demo-preview.codeb.test", "green") in [(t.role, t.domain, t.slot.value) for t in targets]
 

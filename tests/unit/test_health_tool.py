@@ -36,8 +36,21 @@ def test_read_reports_pointers_that_answer_sites_and_locks(tmp_path):
     (upstreams / "demo-production.preview").write_text(f"127.0.0.1:{closed_port}\n")
     (locks / "demo.production.lock").write_text('{"holder": "deploy by ci", "since": "2026-12-01T10:00:00+00:00"}')
     try:
-        found = run("read", "--disk", str(tmp_path), "--registry", str(registry), "--sites", str(sites),
-                    "--upstreams", str(upstreams), "--locks", str(locks), "--quadlet", str(tmp_path / "none"))
+        found = run(
+            "read",
+            "--disk",
+            str(tmp_path),
+            "--registry",
+            str(registry),
+            "--sites",
+            str(sites),
+            "--upstreams",
+            str(upstreams),
+            "--locks",
+            str(locks),
+            "--quadlet",
+            str(tmp_path / "none"),
+        )
     finally:
         listener.close()
     app = found["app"]
@@ -51,7 +64,7 @@ def test_read_reports_pointers_that_answer_sites_and_locks(tmp_path):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         ok = self.headers["Host"] == "demo.codeb.test" and self.path == "/health"
         self.send_response(200 if ok else 404)
         self.end_headers()
@@ -64,8 +77,17 @@ def test_probe_sends_the_domain_as_host():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        found = run("probe", "--scheme", "http", "--port", str(server.server_address[1]),
-                    "--target", "demo.codeb.test,/health", "--target", "other.codeb.test,/health")
+        found = run(
+            "probe",
+            "--scheme",
+            "http",
+            "--port",
+            str(server.server_address[1]),
+            "--target",
+            "demo.codeb.test,/health",
+            "--target",
+            "other.codeb.test,/health",
+        )
     finally:
         server.shutdown()
     assert [p["status"] for p in found["probes"]] == [200, 404]
@@ -74,6 +96,11 @@ def test_probe_sends_the_domain_as_host():
 def test_commands_never_fail_when_the_tool_is_missing():
     line = str(health_commands.read(units=["caddy.service"], disks=["/"]))
     assert line.startswith(f"if [ -f {health_commands.HEALTH_TOOL} ]") and "--unit caddy.service --disk /" in line
-    out = subprocess.run(line.replace(health_commands.HEALTH_TOOL, "/nonexistent/codeb-health"), shell=True,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        line.replace(health_commands.HEALTH_TOOL, "/nonexistent/codeb-health"),
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout) == {"error": "codeb-health is not installed on this server"}

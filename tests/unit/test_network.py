@@ -49,14 +49,17 @@ def settings(**data: Any) -> NetworkSettings:
 
 
 def members() -> Any:
-    return mesh_hosts([
-        ("app", ["app"], {**MESH, "private_address": "192.0.2.10"}),
-        ("storage", ["storage"], {**MESH, "private_address": "192.0.2.12", "public_address": "198.51.100.12"}),
-        ("backup", ["backup"], {**MESH, "private_address": "192.0.2.13", "wireguard_port": 51000}),
-    ])
+    return mesh_hosts(
+        [
+            ("app", ["app"], {**MESH, "private_address": "192.0.2.10"}),
+            ("storage", ["storage"], {**MESH, "private_address": "192.0.2.12", "public_address": "198.51.100.12"}),
+            ("backup", ["backup"], {**MESH, "private_address": "192.0.2.13", "wireguard_port": 51000}),
+        ]
+    )
 
 
 # --- settings and addresses -------------------------------------------------------------------
+
 
 def test_mesh_addresses_follow_the_role_order_unless_given():
     found = {m.host: (m.address, m.endpoint, m.port) for m in members()}
@@ -75,17 +78,20 @@ def test_no_mesh_without_mesh_network():
     assert settings().firewall_on and not settings(firewall=False).firewall_on
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"mesh_network": "8.8.8.0/24"}, "private range"),
-    ({"mesh_network": "10.77.0.0/30"}, "private range"),
-    ({"mesh_network": "10.77.0.1/24"}, "CIDR"),
-    ({"mesh_network": "nonsense"}, "CIDR"),
-    ({**MESH, "wireguard_port": 0}, "between 1 and 65535"),
-    ({**MESH, "ssh_allowed_from": []}, "at least one"),
-    ({**MESH, "ssh_allowed_from": ["10.0.0.0/8", "evil; drop"]}, "invalid network"),
-    ({**MESH, "network_confirm_seconds": 5}, "between 10 and 600"),
-    ({**MESH, "firewall_trusted_interfaces": ["eth0\nx"]}, "invalid interface"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"mesh_network": "8.8.8.0/24"}, "private range"),
+        ({"mesh_network": "10.77.0.0/30"}, "private range"),
+        ({"mesh_network": "10.77.0.1/24"}, "CIDR"),
+        ({"mesh_network": "nonsense"}, "CIDR"),
+        ({**MESH, "wireguard_port": 0}, "between 1 and 65535"),
+        ({**MESH, "ssh_allowed_from": []}, "at least one"),
+        ({**MESH, "ssh_allowed_from": ["10.0.0.0/8", "evil; drop"]}, "invalid network"),
+        ({**MESH, "network_confirm_seconds": 5}, "between 10 and 600"),
+        ({**MESH, "firewall_trusted_interfaces": ["eth0\nx"]}, "invalid interface"),
+    ],
+)
 def test_bad_network_settings_are_one_clear_error(data: dict[str, Any], message: str):
     with pytest.raises(CodebError, match=message):
         NetworkSettings.from_data(data)
@@ -95,26 +101,44 @@ def test_mesh_address_outside_the_network_or_taken_twice_is_refused():
     with pytest.raises(CodebError, match="not a host address of 10.77.0.0/24"):
         mesh_hosts([("app", ["app"], {**MESH, "private_address": "192.0.2.1", "mesh_address": "10.78.0.1"})])
     with pytest.raises(CodebError, match="same mesh address 10.77.0.1"):
-        mesh_hosts([("a", ["app"], {**MESH, "private_address": "192.0.2.1"}),
-                    ("b", ["app"], {**MESH, "private_address": "192.0.2.2"})])
+        mesh_hosts(
+            [
+                ("a", ["app"], {**MESH, "private_address": "192.0.2.1"}),
+                ("b", ["app"], {**MESH, "private_address": "192.0.2.2"}),
+            ]
+        )
     with pytest.raises(CodebError, match="different mesh networks"):
-        mesh_hosts([("a", ["app"], {**MESH, "private_address": "192.0.2.1"}),
-                    ("b", ["storage"], {"mesh_network": "10.78.0.0/24", "private_address": "192.0.2.2"})])
+        mesh_hosts(
+            [
+                ("a", ["app"], {**MESH, "private_address": "192.0.2.1"}),
+                ("b", ["storage"], {"mesh_network": "10.78.0.0/24", "private_address": "192.0.2.2"}),
+            ]
+        )
 
 
 # --- rendered text ----------------------------------------------------------------------------
 
+
 def test_wireguard_config_names_each_peer_and_holds_no_private_key():
-    peers = [Peer(host="storage", address="10.77.0.3", endpoint="198.51.100.12", port=51820, public_key=KEYS["storage"]),
-             Peer(host="backup", address="10.77.0.4", endpoint="2001:db8::4", port=51000, public_key=KEYS["backup"])]
+    peers = [
+        Peer(host="storage", address="10.77.0.3", endpoint="198.51.100.12", port=51820, public_key=KEYS["storage"]),
+        Peer(host="backup", address="10.77.0.4", endpoint="2001:db8::4", port=51000, public_key=KEYS["backup"]),
+    ]
     text = wireguard_config(address="10.77.0.1", mesh_network="10.77.0.0/24", port=51820, peers=peers)
     assert "Address = 10.77.0.1/24\nListenPort = 51820\nPostUp = wg set %i private-key /etc/wireguard/codeb.key" in text
     assert "PrivateKey" not in text
     assert text.index(KEYS["storage"]) < text.index(KEYS["backup"])
-    assert f"PublicKey = {KEYS['backup']}\nAllowedIPs = 10.77.0.4/32\nEndpoint = [2001:db8::4]:51000\nPersistentKeepalive = 25" in text
+    assert (
+        f"PublicKey = {KEYS['backup']}\nAllowedIPs = 10.77.0.4/32\nEndpoint = [2001:db8::4]:51000\nPersistentKeepalive = 25"
+        in text
+    )
     with pytest.raises(CodebError, match="not a WireGuard public key"):
-        wireguard_config(address="10.77.0.1", mesh_network="10.77.0.0/24", port=51820,
-                         peers=[Peer(host="x", address="10.77.0.9", endpoint="192.0.2.9", port=1, public_key="a\nb")])
+        wireguard_config(
+            address="10.77.0.1",
+            mesh_network="10.77.0.0/24",
+            port=51820,
+            peers=[Peer(host="x", address="10.77.0.9", endpoint="192.0.2.9", port=1, public_key="a\nb")],
+        )
 
 
 def rule_lines(text: str) -> list[str]:
@@ -167,17 +191,23 @@ def test_handshake_ages_and_stale_peers():
 
 # --- facts -------------------------------------------------------------------------------------
 
+
 def test_handshake_fact_parses_wg_show_and_knows_a_missing_interface():
     fact = WireguardHandshakes()
-    assert fact.process([f"{KEYS['app']}\t1700000000", f"{KEYS['storage']}\t0"]) == {KEYS["app"]: 1700000000, KEYS["storage"]: 0}
+    assert fact.process([f"{KEYS['app']}\t1700000000", f"{KEYS['storage']}\t0"]) == {
+        KEYS["app"]: 1700000000,
+        KEYS["storage"]: 0,
+    }
     assert fact.process(["__codeb_no_interface__"]) is None
     with pytest.raises(CodebError, match="unexpected"):
         fact.process(["garbage"])
 
 
 def listing(*rules: dict[str, Any], handle_base: int = 1) -> str:
-    items: list[dict[str, Any]] = [{"metainfo": {"version": "1.0.6"}},
-                                   {"table": {"family": "inet", "name": "codeb", "handle": handle_base}}]
+    items: list[dict[str, Any]] = [
+        {"metainfo": {"version": "1.0.6"}},
+        {"table": {"family": "inet", "name": "codeb", "handle": handle_base}},
+    ]
     items += [{"rule": {**rule, "handle": handle_base + i}} for i, rule in enumerate(rules)]
     return json.dumps({"nftables": items})
 
@@ -197,6 +227,7 @@ def test_firewall_fact_tells_drift_but_not_renumbered_handles():
 
 
 # --- operations --------------------------------------------------------------------------------
+
 
 class Inventory:
     def __init__(self) -> None:
@@ -235,8 +266,11 @@ def marker_operations(monkeypatch: pytest.MonkeyPatch) -> None:
     def marker(verb: str):
         def inner(**kwargs: Any) -> Iterator[StringCommand]:
             target = kwargs.get("dest") or kwargs.get("path") or kwargs.get("service")
-            flags = " ".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if k in ("restarted", "running", "daemon_reload"))
+            flags = " ".join(
+                f"{k}={v}" for k, v in sorted(kwargs.items()) if k in ("restarted", "running", "daemon_reload")
+            )
             yield StringCommand(verb, target, flags) if flags else StringCommand(verb, target)
+
         return inner
 
     for module in (nftables, wireguard):
@@ -247,8 +281,7 @@ def marker_operations(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run(op: Any, host: Host, **kwargs: Any) -> list[str]:
     with ctx_host.use(host):
-        return [c.function.__name__ if isinstance(c, FunctionCommand) else str(c).strip()
-                for c in op._inner(**kwargs)]
+        return [c.function.__name__ if isinstance(c, FunctionCommand) else str(c).strip() for c in op._inner(**kwargs)]
 
 
 def mesh_state(executing: bool, keys: dict[str, str]) -> State:
@@ -265,8 +298,11 @@ def test_mesh_config_is_made_from_the_other_servers_public_keys_then_confirmed()
     out = run(wireguard.mesh, app, mesh_network="10.77.0.0/24", members=members(), confirm_seconds=30)
     assert out[0].startswith("if systemctl is-active --quiet codeb-network-revert.timer")
     assert "--on-active=30s" in out[0] and "systemctl restart wg-quick@wg0.service" in out[0]
-    assert out[1:] == [f"put {WIREGUARD_CONFIG}", "service wg-quick@wg0.service restarted=True running=True",
-                       "confirm_change"]
+    assert out[1:] == [
+        f"put {WIREGUARD_CONFIG}",
+        "service wg-quick@wg0.service restarted=True running=True",
+        "confirm_change",
+    ]
 
 
 def test_mesh_unchanged_is_a_noop_and_a_missing_peer_key_fails_only_when_running():
@@ -279,10 +315,14 @@ def test_mesh_unchanged_is_a_noop_and_a_missing_peer_key_fails_only_when_running
 
     state = mesh_state(True, KEYS)
     app = state.inventory.hosts["app"]
-    peers = [Peer(host=m.host, address=m.address, endpoint=m.endpoint, port=m.port, public_key=KEYS[m.host])
-             for m in members() if m.host != "app"]
+    peers = [
+        Peer(host=m.host, address=m.address, endpoint=m.endpoint, port=m.port, public_key=KEYS[m.host])
+        for m in members()
+        if m.host != "app"
+    ]
     app.facts[(TextFile, WIREGUARD_CONFIG)] = wireguard_config(
-        address="10.77.0.1", mesh_network="10.77.0.0/24", port=51820, peers=peers).rstrip("\n")
+        address="10.77.0.1", mesh_network="10.77.0.0/24", port=51820, peers=peers
+    ).rstrip("\n")
     out = run(wireguard.mesh, app, mesh_network="10.77.0.0/24", members=members())
     assert out == ["service wg-quick@wg0.service running=True"]
     assert app.noops == ["/etc/wireguard/wg0.conf as wanted, 2 peers"]
@@ -295,6 +335,7 @@ def test_key_is_made_on_the_server_once():
     assert "wg genkey" in line and "umask 077" in line and "chmod 600 /etc/wireguard/codeb.key" in line
     assert "[ -s /etc/wireguard/codeb.key ] ||" in line  # an existing key is never replaced
     from pyinfra.facts.files import File
+
     kept = Host("app2", {File: {"mode": 600}, WireguardPublicKey: KEYS["app"]}, state)
     assert run(wireguard.key, kept) == [] and kept.noops == ["/etc/wireguard/codeb.key exists"]
 
@@ -303,23 +344,38 @@ def test_firewall_change_is_checked_armed_loaded_recorded_then_confirmed():
     rules = firewall_rules(["storage"], settings(), ["10.77.0.1"])
     host = Host("storage", {}, State(True))
     out = run(nftables.firewall, host, rules=rules, confirm_seconds=20)
-    assert out[:2] == ["put /etc/systemd/system/nftables.service.d/codeb.conf",
-                       "service nftables.service daemon_reload=True"]
-    assert out[2:5] == ["directory /etc/codeb/nftables", "put /etc/codeb/nftables/codeb.nft.new",
-                        "nft -c -f /etc/codeb/nftables/codeb.nft.new"]
-    assert out[5].startswith("if systemctl is-active --quiet codeb-network-revert.timer") and "--on-active=20s" in out[5]
-    assert out[6:] == ["mv -f /etc/codeb/nftables/codeb.nft.new /etc/codeb/nftables/codeb.nft", "put /etc/nftables.conf",
-                       "nft -f /etc/codeb/nftables/codeb.nft",
-                       "nft -j list table inet codeb > /etc/codeb/nftables/loaded.json", "confirm_change"]
+    assert out[:2] == [
+        "put /etc/systemd/system/nftables.service.d/codeb.conf",
+        "service nftables.service daemon_reload=True",
+    ]
+    assert out[2:5] == [
+        "directory /etc/codeb/nftables",
+        "put /etc/codeb/nftables/codeb.nft.new",
+        "nft -c -f /etc/codeb/nftables/codeb.nft.new",
+    ]
+    assert (
+        out[5].startswith("if systemctl is-active --quiet codeb-network-revert.timer") and "--on-active=20s" in out[5]
+    )
+    assert out[6:] == [
+        "mv -f /etc/codeb/nftables/codeb.nft.new /etc/codeb/nftables/codeb.nft",
+        "put /etc/nftables.conf",
+        "nft -f /etc/codeb/nftables/codeb.nft",
+        "nft -j list table inet codeb > /etc/codeb/nftables/loaded.json",
+        "confirm_change",
+    ]
 
 
 def test_firewall_as_loaded_is_a_noop_and_drift_reloads_it():
     from codeb_infra.config.network import FIREWALL_RULES, NFTABLES_CONF, nftables_conf
+
     rules = firewall_rules(["storage"], settings(), ["10.77.0.1"])
     loaded = [{"rule": {"expr": []}}]
-    facts = {(TextFile, FIREWALL_RULES): rules.rstrip("\n"), (TextFile, NFTABLES_CONF): nftables_conf().rstrip("\n"),
-             (TextFile, nftables.SERVICE_DROP_IN): nftables.SERVICE_OVERRIDE.rstrip("\n"),
-             FirewallState: Firewall(live=loaded, recorded=loaded)}
+    facts = {
+        (TextFile, FIREWALL_RULES): rules.rstrip("\n"),
+        (TextFile, NFTABLES_CONF): nftables_conf().rstrip("\n"),
+        (TextFile, nftables.SERVICE_DROP_IN): nftables.SERVICE_OVERRIDE.rstrip("\n"),
+        FirewallState: Firewall(live=loaded, recorded=loaded),
+    }
     host = Host("storage", facts, State(True))
     # The service stays enabled; no daemon-reload when nothing changed (that would count as a change).
     assert run(nftables.firewall, host, rules=rules) == ["service nftables.service daemon_reload=False"]
@@ -340,7 +396,8 @@ def test_a_peer_change_is_applied_to_the_running_interface_without_a_restart():
     app = state.inventory.hosts["app"]
     old_peer = Peer(host="storage", address="10.77.0.3", endpoint="192.0.2.99", port=51820, public_key=KEYS["storage"])
     app.facts[(TextFile, WIREGUARD_CONFIG)] = wireguard_config(
-        address="10.77.0.1", mesh_network="10.77.0.0/24", port=51820, peers=[old_peer])
+        address="10.77.0.1", mesh_network="10.77.0.0/24", port=51820, peers=[old_peer]
+    )
     out = run(wireguard.mesh, app, mesh_network="10.77.0.0/24", members=members())
     assert out[1:3] == [f"put {WIREGUARD_CONFIG}", "service wg-quick@wg0.service running=True"]
     assert out[3].startswith("bash -c 'wg syncconf wg0 <(wg-quick strip /etc/wireguard/wg0.conf")

@@ -1,10 +1,10 @@
 from pyinfra.context import ctx_host
 
+from codeb_infra.config.app import DnsSettings
 from codeb_infra.domain.dns import Zone
 from codeb_infra.domain.names import Environment
 from codeb_infra.facts.powerdns import PowerDnsZone
 from codeb_infra.flows.dns import planned_records
-from codeb_infra.config.app import DnsSettings
 from tests.unit.fake_host import FakeHost, fact
 
 NAMES = ["shop.codeb.test", "shop-preview.codeb.test"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,18 +12,33 @@ from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.names import Environment, Slot
 from codeb_infra.domain.releases import ReleaseLog, ReleaseRecord
 
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-def _release(number: int, slot: Slot, health: str = "passed", image_id: str | None = None, **more: object) -> ReleaseRecord:
-    return ReleaseRecord(number=number, image=f"localhost/app:v{number}", image_id=image_id or f"id{number}",
-                         tag=f"localhost/codeb-release/app:production-{number}" if health == "passed" else None,
-                         actor="me@here", time=NOW, slot=slot, health=health, **more)  # type: ignore[arg-type]
+def _release(
+    number: int, slot: Slot, health: str = "passed", image_id: str | None = None, **more: object
+) -> ReleaseRecord:
+    return ReleaseRecord(
+        number=number,
+        image=f"localhost/app:v{number}",
+        image_id=image_id or f"id{number}",
+        tag=f"localhost/codeb-release/app:production-{number}" if health == "passed" else None,
+        actor="me@here",
+        time=NOW,
+        slot=slot,
+        health=health,
+        **more,
+    )  # type: ignore[arg-type]
 
 
-LOG = ReleaseLog(releases=(
-    _release(1, Slot.BLUE), _release(2, Slot.GREEN), _release(3, Slot.BLUE, "failed"), _release(4, Slot.BLUE),
-))
+LOG = ReleaseLog(
+    releases=(
+        _release(1, Slot.BLUE),
+        _release(2, Slot.GREEN),
+        _release(3, Slot.BLUE, "failed"),
+        _release(4, Slot.BLUE),
+    )
+)
 
 
 def test_a_slot_runs_its_newest_healthy_release():
@@ -63,10 +78,21 @@ def test_keep_releases_and_release_numbers_are_validated(bad):
 
 
 def test_the_record_handed_to_the_server_carries_no_env_value_only_its_version():
-    meta = json.loads(releases.record_meta(
-        project="shop", env=Environment.PRODUCTION, image="localhost/app:v1", slot=Slot.BLUE, env_version=3,
-        actor="me@here", time=NOW, health="passed", container_port=3000, health_path="/health", contract="DROP x",
-    ))
+    meta = json.loads(
+        releases.record_meta(
+            project="shop",
+            env=Environment.PRODUCTION,
+            image="localhost/app:v1",
+            slot=Slot.BLUE,
+            env_version=3,
+            actor="me@here",
+            time=NOW,
+            health="passed",
+            container_port=3000,
+            health_path="/health",
+            contract="DROP x",
+        )
+    )
     assert meta["env_version"] == 3 and meta["slot"] == "blue" and meta["contract_state"] == "pending"
     assert releases.release_tag("shop", Environment.STAGING, 7) == "localhost/codeb-release/shop:staging-7"
 
@@ -89,7 +115,9 @@ def test_a_rollback_within_grace_cancels_the_contract_step_and_a_preview_keeps_i
     assert due == [] and [r.number for r in cancelled] == [2]
     due, cancelled = releases.contract_decisions(log, active=Slot.BLUE, deployed=Slot.GREEN, grace_over=True)
     assert (due, cancelled) == ([], [])
-    done = ReleaseLog(releases=(_release(1, Slot.BLUE), _with_contract(2, Slot.GREEN).model_copy(update={"contract_state": "done"})))
+    done = ReleaseLog(
+        releases=(_release(1, Slot.BLUE), _with_contract(2, Slot.GREEN).model_copy(update={"contract_state": "done"}))
+    )
     assert releases.contract_decisions(done, active=Slot.GREEN, deployed=None, grace_over=True) == ([], [])
 
 

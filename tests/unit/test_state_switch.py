@@ -28,7 +28,9 @@ def setup(tmp_path, record=BLUE_ACTIVE):
     registry, locks, upstreams = tmp_path / "registry", tmp_path / "locks", tmp_path / "upstreams"
     registry.mkdir()
     (registry / "slots.json").write_text(json.dumps({"version": 1, "slots": {"app": {"production": record}}}))
-    (registry / "ssot.json").write_text(json.dumps({"version": 1, "projects": {"app": {"production": {"domain": "app.x"}}, "other": {}}}))
+    (registry / "ssot.json").write_text(
+        json.dumps({"version": 1, "projects": {"app": {"production": {"domain": "app.x"}}, "other": {}}})
+    )
     upstreams.mkdir()
     (upstreams / "app.active").write_text("127.0.0.1:4000\n")
     return registry, locks, upstreams
@@ -36,18 +38,46 @@ def setup(tmp_path, record=BLUE_ACTIVE):
 
 def switch(registry, locks, upstreams, *, expect, record=GREEN_ACTIVE, holder="promote by test", extra=()):
     return run(
-        "switch", "--registry", str(registry), "--locks", str(locks), "--project", "app", "--env", "production",
-        "--holder", holder, "--expect", expect, "--record", b64(record),
-        "--pointer", f"{upstreams}/app.active=127.0.0.1:4001", "--pointer", f"{upstreams}/app.preview=127.0.0.1:4000",
+        "switch",
+        "--registry",
+        str(registry),
+        "--locks",
+        str(locks),
+        "--project",
+        "app",
+        "--env",
+        "production",
+        "--holder",
+        holder,
+        "--expect",
+        expect,
+        "--record",
+        b64(record),
+        "--pointer",
+        f"{upstreams}/app.active=127.0.0.1:4001",
+        "--pointer",
+        f"{upstreams}/app.preview=127.0.0.1:4000",
         *extra,
     )
 
 
 def test_snapshot_is_one_project_and_its_pointers(tmp_path):
     registry, _, upstreams = setup(tmp_path)
-    found = run("snapshot", "--registry", str(registry), "--project", "app", "--env", "production",
-                "--pointer", str(upstreams / "app.active"), "--pointer", str(upstreams / "app.preview"),
-                "--podman", str(tmp_path / "no-podman"))
+    found = run(
+        "snapshot",
+        "--registry",
+        str(registry),
+        "--project",
+        "app",
+        "--env",
+        "production",
+        "--pointer",
+        str(upstreams / "app.active"),
+        "--pointer",
+        str(upstreams / "app.preview"),
+        "--podman",
+        str(tmp_path / "no-podman"),
+    )
     assert found.returncode == 0, found.stderr
     snap = json.loads(found.stdout)
     assert snap["project"] == {"domain": "app.x"} and snap["slots"] == BLUE_ACTIVE
@@ -87,7 +117,9 @@ def test_switch_under_another_runs_lock_names_it_waits_or_breaks_it(tmp_path):
     assert held.returncode == codeb_state.EXIT_LOCKED
     assert held.stderr.startswith(codeb_state.LOCK_HELD) and "locked by deploy by ci since 20" in held.stderr
     assert (upstreams / "app.active").read_text() == "127.0.0.1:4000\n"
-    assert json.loads((locks / "app.production.lock").read_text())["holder"] == "deploy by ci", "the holder's lock stays"
+    assert json.loads((locks / "app.production.lock").read_text())["holder"] == "deploy by ci", (
+        "the holder's lock stays"
+    )
 
     release = threading.Timer(0.5, lambda: run("unlock", *lock, "--holder", "deploy by ci"))
     release.start()
@@ -98,7 +130,8 @@ def test_switch_under_another_runs_lock_names_it_waits_or_breaks_it(tmp_path):
     assert (upstreams / "app.active").read_text() == "127.0.0.1:4001\n"
 
     assert run("lock", *lock, "--holder", "a run that died").returncode == 0
-    broken = switch(registry, locks, upstreams, expect=codeb_state.digest(GREEN_ACTIVE), record=BLUE_ACTIVE,
-                    extra=("--break-lock",))
+    broken = switch(
+        registry, locks, upstreams, expect=codeb_state.digest(GREEN_ACTIVE), record=BLUE_ACTIVE, extra=("--break-lock",)
+    )
     assert broken.returncode == 0 and "breaking lock held by a run that died" in broken.stderr
     assert list(locks.iterdir()) == []

@@ -149,8 +149,19 @@ def test_remove_drops_only_that_record(tmp_path):
 
 def put_project(registry, project, ports, expect="none"):
     record = {"domain": f"{project}.codeb.kr", "container_port": 3000, "health_path": "/health", "ports": ports}
-    return run("put-project", "--registry", str(registry), "--project", project, "--env", "production",
-               "--expect", expect, "--record", b64(record))
+    return run(
+        "put-project",
+        "--registry",
+        str(registry),
+        "--project",
+        project,
+        "--env",
+        "production",
+        "--expect",
+        expect,
+        "--record",
+        b64(record),
+    )
 
 
 def test_a_port_another_project_took_meanwhile_is_refused(tmp_path):

@@ -47,8 +47,13 @@ def tree(tmp_path: Path) -> Path:
 
 def _script(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # -I: the copy's own package, not the installed one (whose metadata belongs to the real tree)
-    return subprocess.run([sys.executable, "-I", str(tree / "scripts" / "version.py"), *args],
-                          capture_output=True, text=True, check=False, cwd=tree)
+    return subprocess.run(
+        [sys.executable, "-I", str(tree / "scripts" / "version.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tree,
+    )
 
 
 def test_check_passes_then_fails_when_a_tool_carries_another_version_and_bump_moves_the_source(tree: Path):

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -55,8 +54,14 @@ def log_line(host, status):
 
 
 def test_answers_are_counted_for_the_domain_only_and_garbage_is_skipped():
-    lines = [log_line("shop.codeb.kr", 200), log_line("shop.codeb.kr:443", 502), log_line("other.kr", 500),
-             "not json", json.dumps({"status": 500}), log_line("WWW.shop.kr", 503)]
+    lines = [
+        log_line("shop.codeb.kr", 200),
+        log_line("shop.codeb.kr:443", 502),
+        log_line("other.kr", 500),
+        "not json",
+        json.dumps({"status": 500}),
+        log_line("WWW.shop.kr", 503),
+    ]
     assert count_answers(lines, {"shop.codeb.kr", "www.shop.kr"}) == (3, 2)
 
 
@@ -96,7 +101,8 @@ def test_the_fallback_is_the_rollback_a_codeb_rollback_right_after_the_promote_w
     assert fallback.pointers[0] == (PATHS["active"], f"127.0.0.1:{entry.ports[Slot.BLUE]}")
     shown = watch_domain.announced(promote, fallback, 10, "codeb-watch-shop-production").plan.lines()
     assert shown[1:-1] == promote.plan.lines()[1:] and shown[-1].startswith(
-        "  [app] watch codeb-watch-shop-production: - -> 10 min (rolls back to blue if the release fails")
+        "  [app] watch codeb-watch-shop-production: - -> 10 min (rolls back to blue if the release fails"
+    )
 
 
 def test_a_first_promote_has_nothing_to_fall_back_to():
@@ -119,8 +125,13 @@ def test_watch_settings_and_request_flag_are_validated():
 
 
 def test_the_watch_unit_replaces_any_earlier_one_and_stopping_none_is_no_error():
-    start = str(watch_commands.start("codeb-watch-shop-production", tool="/opt/codeb/bin/codeb-watch",
-                                     spec="/opt/codeb/watch/shop.production.json"))
+    start = str(
+        watch_commands.start(
+            "codeb-watch-shop-production",
+            tool="/opt/codeb/bin/codeb-watch",
+            spec="/opt/codeb/watch/shop.production.json",
+        )
+    )
     assert start.index("systemctl stop codeb-watch-shop-production.service") < start.index("systemd-run")
     assert "--unit codeb-watch-shop-production" in start and "--collect" in start
     assert str(watch_commands.stop("codeb-watch-shop-production")).endswith("; true")
@@ -148,17 +159,26 @@ def watch_setup(tmp_path, live, entry, port):
     rollback = watch_domain.fallback(live, promote, now=NOW, grace=GRACE)
     registry, locks = tmp_path / "registry", tmp_path / "locks"
     registry.mkdir()
-    pointers = {path: address for path, address in promote.pointers}
+    pointers = dict(promote.pointers)
     local = {p: tmp_path / Path(p).name for p in pointers}
     for path, address in pointers.items():
         local[path].write_text(address + "\n")
     table = {"version": 1, "slots": {"shop": {"production": decisions.record_of(promote.wanted)}}}
     (registry / "slots.json").write_text(json.dumps(table))
     limits = watch_domain.WatchLimits(minutes=0.5, interval=0.2, failures=3, max_5xx=5, window=5, min_requests=1000)
-    paths = {"scheme": "http", "port": port, "ca": [], "health_tool": codeb_health.__file__,
-             "state_tool": codeb_state.__file__, "registry": str(registry), "locks": str(locks),
-             "access_log": str(tmp_path / "access.log"), "record_path": str(registry / "watch" / "shop.production.json"),
-             "audit_python": sys.executable, "textfile": str(tmp_path / "codeb-watch-shop-production.prom")}
+    paths = {
+        "scheme": "http",
+        "port": port,
+        "ca": [],
+        "health_tool": codeb_health.__file__,
+        "state_tool": codeb_state.__file__,
+        "registry": str(registry),
+        "locks": str(locks),
+        "access_log": str(tmp_path / "access.log"),
+        "record_path": str(registry / "watch" / "shop.production.json"),
+        "audit_python": sys.executable,
+        "textfile": str(tmp_path / "codeb-watch-shop-production.prom"),
+    }
     spec = watch_domain.spec(live, promote, rollback, limits, paths)
     spec["rollback"]["pointers"] = [[str(local[p]), a] for p, a in spec["rollback"]["pointers"]]
     (tmp_path / "spec.json").write_text(json.dumps(spec))
@@ -176,8 +196,12 @@ def test_the_watch_rolls_back_a_release_whose_health_fails_records_why_audits_an
         monkeypatch.setenv("CODEB_API_AUDIT_DB", str(tmp_path / "audit.db"))
         timer = threading.Timer(1.0, App.broken.set)
         timer.start()
-        done = subprocess.run([sys.executable, codeb_watch.__file__, "run", "--spec", str(tmp_path / "spec.json")],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, codeb_watch.__file__, "run", "--spec", str(tmp_path / "spec.json")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         server.shutdown()
     assert done.returncode == 0, done.stderr
@@ -190,10 +214,13 @@ def test_the_watch_rolls_back_a_release_whose_health_fails_records_why_audits_an
     assert table == spec["rollback"]["record"] and table["blue"]["state"] == "active"
     rows = AuditLog(str(tmp_path / "audit.db")).rows()
     assert [(r["tool"], r["source"], r["outcome"], r["params"]["reason"]) for r in rows] == [
-        ("rollback", "watch", "allowed", record["reason"])]
+        ("rollback", "watch", "allowed", record["reason"])
+    ]
     assert AuditLog(str(tmp_path / "audit.db")).verify() is None
-    assert 'codeb_watch_rolled_back{project="shop",env="production",domain="shop.codeb.kr"} 1' in (
-        tmp_path / "codeb-watch-shop-production.prom").read_text()
+    assert (
+        'codeb_watch_rolled_back{project="shop",env="production",domain="shop.codeb.kr"} 1'
+        in (tmp_path / "codeb-watch-shop-production.prom").read_text()
+    )
 
 
 def test_the_watch_of_a_healthy_release_ends_passed_and_a_changed_record_is_never_rolled_back(tmp_path):
@@ -209,8 +236,9 @@ def test_the_watch_of_a_healthy_release_ends_passed_and_a_changed_record_is_neve
         assert subprocess.run(run, capture_output=True, timeout=60).returncode == 0
         assert json.loads(Path(spec["record_path"]).read_text())["state"] == "passed"
         # a rollback by hand happened meanwhile: the watch's compare-and-swap finds another record
-        (tmp_path / "registry" / "slots.json").write_text(json.dumps(
-            {"version": 1, "slots": {"shop": {"production": spec["rollback"]["record"]}}}))
+        (tmp_path / "registry" / "slots.json").write_text(
+            json.dumps({"version": 1, "slots": {"shop": {"production": spec["rollback"]["record"]}}})
+        )
         before = {p: Path(local).read_text() for p, local in pointers.items()}
         App.broken.set()
         spec["minutes"] = 0.5
