@@ -30,8 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Tests that make and remove a sandbox of their own (test_sandbox.py) need the engine to hold
     # none: run them before the shared one is brought up. The sort is stable.
-    # test_sandbox.py needs an empty engine, so it goes first; a restart of a server changes its
-    # address (other servers' rules then name the old one), so tests that restart go last.
+    # test_sandbox.py needs an empty engine, so it goes first; tests that restart a server go last
+    # (it keeps its address, but its services come back one by one).
     items.sort(
         key=lambda item: (
             bool({SHARED_SANDBOX, "bootstrapped"} & set(getattr(item, "fixturenames", ()))),
