@@ -99,6 +99,23 @@ class Bootstrapped:
         return internal_address(self.info, role)
 
 
+def start_wireguard(b: Bootstrapped, role: str) -> None:
+    """Start a server's mesh interface again and wait until it has greeted every peer: it greets a
+    peer when it has something to send it (an idle peer would rekey by itself only within two
+    minutes), so each peer is sent a connection."""
+    peers = " ".join(b.internal(other) for other in ("app", "streaming", "storage", "backup") if other != role)
+    must(
+        ssh(
+            b.info,
+            role,
+            f"systemctl start wg-quick@wg0.service; for i in $(seq 60); do"
+            f' for a in {peers}; do timeout 1 bash -c "</dev/tcp/$a/9100" 2>/dev/null; done;'
+            " wg show wg0 latest-handshakes | awk '$2 == 0 {z=1} END {exit z}' && exit 0; sleep 0.5;"
+            " done; echo 'a peer never greeted'; exit 1",
+        )
+    )
+
+
 def internal_address(info: SandboxInfo, role: str) -> str:
     """Where the other servers reach a server's services: its mesh address when the sandbox's
     inventory turns the mesh on, else its address on the sandbox network."""

@@ -13,7 +13,7 @@ import pytest
 
 from codeb_infra.domain.health import BACKUP_FIXES
 from codeb_infra.sandbox import SandboxInfo
-from tests.sandbox.conftest import Bootstrapped
+from tests.sandbox.conftest import Bootstrapped, start_wireguard
 from tests.support.images import ensure_images
 from tests.support.sandbox_ssh import ssh
 
@@ -187,13 +187,7 @@ def test_health_reports_each_inconsistency_with_its_fix(bootstrapped: Bootstrapp
     finally:
         ssh(info, "streaming", "systemctl start centrifugo.service")
         ssh(info, "backup", "systemctl stop codeb-health-listener")
-        # Back up, the interface greets every peer at once (persistent keepalive): wait for it.
-        ssh(
-            info,
-            "storage",
-            "systemctl start wg-quick@wg0.service; for i in $(seq 60); do"
-            " wg show wg0 latest-handshakes | awk '$2 == 0 {z=1} END {exit z}' && break; sleep 0.5; done",
-        )
+        start_wireguard(bootstrapped, "storage")
         ssh(
             info,
             "app",

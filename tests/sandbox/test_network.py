@@ -24,7 +24,7 @@ from codeb_infra.sandbox.engine import connect
 from codeb_infra.sandbox.inventory import SHARED_DATA
 from codeb_infra.sandbox.model import LABEL, instance, network_name
 from codeb_infra.sandbox.servers import ULIMITS, find_containers
-from tests.sandbox.conftest import REPO, Bootstrapped, must
+from tests.sandbox.conftest import REPO, Bootstrapped, must, start_wireguard
 from tests.support import isolated
 from tests.support.images import ensure_images
 from tests.support.sandbox_ssh import ssh
@@ -254,7 +254,7 @@ def test_with_storage_off_the_mesh_a_deploy_refuses_and_nothing_is_lost(net: Boo
             == "0"
         )
     finally:
-        must(ssh(info, "storage", "systemctl start wg-quick@wg0.service"))
+        start_wireguard(net, "storage")
     count = must(
         ssh(
             info,
