@@ -220,8 +220,41 @@ def test_apps_reach_storage_over_the_mesh_and_the_wire_shows_no_canary_or_passwo
     print(f"\ncapture: {len(wire)} bytes, {wireguard_packets} WireGuard packets, no canary, no password")
 
 
+def test_every_peer_has_a_fresh_handshake(net: Bootstrapped) -> None:
+    ages = isolated.call(runner.read_groups, str(net.info.inventory), dict.fromkeys(ROLES, handshake_ages))
+    for role in ROLES:
+        peers = ages[role]
+        assert set(peers) == set(ROLES) - {role}, role
+        assert all(age is not None and age < 180 for age in peers.values()), (role, peers)
+
+
+def test_wal_is_archived_to_the_backup_server_over_the_mesh(net: Bootstrapped) -> None:
+    info = net.info
+    alias = must(ssh(info, "storage", "cat /etc/ssh/ssh_config.d/codeb-backup.conf"))
+    assert re.search(rf"HostName\s+{re.escape(net.internal('backup'))}\b", alias), alias
+    keys = must(ssh(info, "backup", "cat /var/lib/codeb-backup/.ssh/authorized_keys"))
+    assert f'from="{net.internal("storage")}"' in keys and f'from="{net.address("storage")}"' not in keys
+    count = "select archived_count from pg_stat_archiver"
+    before = int(must(ssh(info, "storage", f"runuser -u postgres -- psql -X -tA -c {shlex.quote(count)}")).strip())
+    must(
+        ssh(
+            info,
+            "storage",
+            "runuser -u postgres -- psql -X -tA -c 'create table if not exists mesh_wal (x int)' "
+            "-c 'insert into mesh_wal values (1)' -c 'select pg_switch_wal()'",
+        )
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = int(must(ssh(info, "storage", f"runuser -u postgres -- psql -X -tA -c {shlex.quote(count)}")).strip())
+        if now > before:
+            return
+        time.sleep(2)
+    pytest.fail("no WAL segment was archived over the mesh within 60 s")
+
+
 def test_with_storage_off_the_mesh_a_deploy_refuses_and_nothing_is_lost(net: Bootstrapped) -> None:
-    info, project = net.info, "meshcheck"  # provisioned, with a canary row, by the test above
+    info, project = net.info, "meshcheck"  # provisioned, with a canary row, by the mesh test above
     image = ensure_images()["v1"]
     must(ssh(info, "storage", "systemctl stop wg-quick@wg0.service"))
     try:
@@ -265,39 +298,6 @@ def test_with_storage_off_the_mesh_a_deploy_refuses_and_nothing_is_lost(net: Boo
         )
     )
     assert int(count.split()[-1]) >= 1  # the canary rows (one per run on a reused sandbox) are all there
-
-
-def test_every_peer_has_a_fresh_handshake(net: Bootstrapped) -> None:
-    ages = isolated.call(runner.read_groups, str(net.info.inventory), dict.fromkeys(ROLES, handshake_ages))
-    for role in ROLES:
-        peers = ages[role]
-        assert set(peers) == set(ROLES) - {role}, role
-        assert all(age is not None and age < 180 for age in peers.values()), (role, peers)
-
-
-def test_wal_is_archived_to_the_backup_server_over_the_mesh(net: Bootstrapped) -> None:
-    info = net.info
-    alias = must(ssh(info, "storage", "cat /etc/ssh/ssh_config.d/codeb-backup.conf"))
-    assert re.search(rf"HostName\s+{re.escape(net.internal('backup'))}\b", alias), alias
-    keys = must(ssh(info, "backup", "cat /var/lib/codeb-backup/.ssh/authorized_keys"))
-    assert f'from="{net.internal("storage")}"' in keys and f'from="{net.address("storage")}"' not in keys
-    count = "select archived_count from pg_stat_archiver"
-    before = int(must(ssh(info, "storage", f"runuser -u postgres -- psql -X -tA -c {shlex.quote(count)}")).strip())
-    must(
-        ssh(
-            info,
-            "storage",
-            "runuser -u postgres -- psql -X -tA -c 'create table if not exists mesh_wal (x int)' "
-            "-c 'insert into mesh_wal values (1)' -c 'select pg_switch_wal()'",
-        )
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        now = int(must(ssh(info, "storage", f"runuser -u postgres -- psql -X -tA -c {shlex.quote(count)}")).strip())
-        if now > before:
-            return
-        time.sleep(2)
-    pytest.fail("no WAL segment was archived over the mesh within 60 s")
 
 
 def test_second_bootstrap_left_mesh_and_firewall_alone(net: Bootstrapped) -> None:
