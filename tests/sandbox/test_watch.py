@@ -130,3 +130,5 @@ def test_a_release_turning_to_500_is_rolled_back_by_its_watch(bootstrapped: Boot
     # The release that failed waits in grace: promoting again is a no-op and starts no watch.
     assert ok(codeb(b, "promote", PROJECT, *WATCH_DATA)).strip().endswith("no change")
     assert on_app(b, f"systemctl is-active {UNIT} || true") != "active"
+    # The rolled-back release answers 500 on the preview: leave no broken project to the tests after.
+    ok(codeb(b, "remove", PROJECT, "--force"))
