@@ -21,7 +21,18 @@ def _json(output: list[str]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"error": "codeb-health gave no JSON object"}
 
 
-class HealthRead(FactBase[dict[str, Any]]):
+class _HealthReport(FactBase[dict[str, Any]]):
+    """A codeb-health subcommand's one JSON document (an `error` key when it gave none)."""
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        return _json(output)
+
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return {"error": "codeb-health gave no output"}
+
+
+class HealthRead(_HealthReport):
     """`codeb-health read`: one `systemctl show` of the given units, disk and memory use, the
     server's clock and listening sockets; with ``wireguard`` the mesh's handshakes; with
     ``registry`` also the app server's registry, containers and pointers."""
@@ -46,15 +57,8 @@ class HealthRead(FactBase[dict[str, Any]]):
             wireguard=wireguard,
         )
 
-    def process(self, output: list[str]) -> dict[str, Any]:
-        return _json(output)
 
-    @staticmethod
-    def default() -> dict[str, Any]:
-        return {"error": "codeb-health gave no output"}
-
-
-class HealthProbe(FactBase[dict[str, Any]]):
+class HealthProbe(_HealthReport):
     """`codeb-health probe`: each domain's health path through Caddy (SNI and Host set to the
     domain), its certificate, and our PowerDNS's A records for the given domains."""
 
@@ -77,13 +81,6 @@ class HealthProbe(FactBase[dict[str, Any]]):
             dns_server=dns_server,
             dns_port=dns_port,
         )
-
-    def process(self, output: list[str]) -> dict[str, Any]:
-        return _json(output)
-
-    @staticmethod
-    def default() -> dict[str, Any]:
-        return {"error": "codeb-health gave no output"}
 
 
 class PostgresMonitorRole(FactBase[bool]):
@@ -119,17 +116,10 @@ class RedisExporterEnv(FactBase[bool]):
         return False
 
 
-class DataReach(FactBase[dict[str, Any]]):
+class DataReach(_HealthReport):
     """`codeb-health reach`: whether the PostgreSQL and Redis servers the env files name answer
     from this server, by variable (`{"DATABASE_URL": {"ok": false, "address": "10.77.0.3:5432",
     "error": "timed out"}}`); never the URL itself."""
 
     def command(self, env_files: Sequence[str]) -> StringCommand:
         return health_commands.reach(env_files=env_files)
-
-    def process(self, output: list[str]) -> dict[str, Any]:
-        return _json(output)
-
-    @staticmethod
-    def default() -> dict[str, Any]:
-        return {"error": "codeb-health gave no output"}
