@@ -73,6 +73,23 @@ def shared_sandbox(containers_conf: None, tmp_path_factory: pytest.TempPathFacto
 REPO = Path(__file__).resolve().parents[2]
 
 
+def codeb(b: Bootstrapped, *args: str) -> subprocess.CompletedProcess[str]:
+    """`codeb ARGS -i` the sandbox's inventory, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(b.info.inventory)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
 def must(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result.stdout

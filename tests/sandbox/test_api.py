@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from codeb_infra.controller import images as controller_images
 from codeb_infra.controller import probe
-from tests.sandbox.conftest import Bootstrapped
+from tests.sandbox.conftest import Bootstrapped, codeb, ok
 from tests.support.api_client import mcp_session
 from tests.support.images import ensure_images
 from tests.support.sandbox_ssh import SSH_OPTIONS, ssh
@@ -43,22 +42,6 @@ for row in c.execute("SELECT * FROM audit ORDER BY seq").fetchall():
     prev = digest
 c.execute("CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'append-only'); END")
 """
-
-
-def codeb(b: Bootstrapped, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(b.info.inventory)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
 
 
 def on_app(b: Bootstrapped, command: str) -> str:

@@ -7,22 +7,18 @@ audit log."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from codeb_infra.controller import probe
-from tests.sandbox.conftest import Bootstrapped
+from tests.sandbox.conftest import Bootstrapped, codeb, ok
 from tests.support.images import TURNING_HEALTH_PATH, build_turning_image
 from tests.support.load_process import LoadProcess
 from tests.support.sandbox_ssh import ssh
 
 pytestmark = pytest.mark.sandbox
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "watched"
 DOMAIN = f"{PROJECT}.codeb.test"
 UNIT = f"codeb-watch-{PROJECT}-production"
@@ -40,22 +36,6 @@ WATCH_DATA = (
 # Health failing 3 checks in a row (each at most INTERVAL apart plus a probe's 2 s timeout), the
 # switch itself, and the clients' 5 s timeout for requests in flight.
 BOUND = 3 * (INTERVAL + 2.0) + 5.0
-
-
-def codeb(b: Bootstrapped, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(b.info.inventory)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
 
 
 def on_app(b: Bootstrapped, command: str) -> str:
