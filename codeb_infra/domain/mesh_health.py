@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeb_infra.config.network import MESH_INTERFACE as INTERFACE
+from codeb_infra.config.network import handshake_ages
 from codeb_infra.domain.health import Finding
 
 WILDCARDS = ("0.0.0.0", "::")
-INTERFACE = "wg0"
 
 
 @dataclass(frozen=True)
@@ -86,20 +87,19 @@ def mesh_links(server: ServerNetwork, peers: Mapping[str, str], stale_after: flo
             )
         ]
     found: list[Finding] = []
-    handshakes: Mapping[str, int] = wireguard.get("handshakes") or {}
-    now = float(read.get("time") or 0)
+    ages = handshake_ages(wireguard.get("handshakes") or {}, float(read.get("time") or 0))
     for peer, key in sorted(peers.items()):
-        if key not in handshakes:
+        if key not in ages:
             problem = f"{peer} is not a peer of {INTERFACE} here"
             fix = "codeb bootstrap -i INVENTORY (writes every server's mesh config)"
         else:
-            stamp = handshakes[key]
-            if stamp and now - stamp <= stale_after:
+            age = ages[key]
+            if age is not None and age <= stale_after:
                 continue
             problem = (
                 f"no handshake with {peer} yet"
-                if not stamp
-                else f"last handshake with {peer} {now - stamp:.0f} s ago (more than {stale_after:.0f} s)"
+                if age is None
+                else f"last handshake with {peer} {age:.0f} s ago (more than {stale_after:.0f} s)"
             )
             fix = (
                 f"check that {peer} is up and runs wg-quick@{INTERFACE}, and that UDP reaches its WireGuard "
