@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from codeb_infra.domain import names
+from codeb_infra.domain.changes import Change
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.names import Environment, Slot
 
@@ -123,6 +124,34 @@ def contract_decisions(
     cancel = [r for r in pending if r.number not in keep]
     run = [r for r in pending if current is not None and r.number == current.number and r.tag and grace_over]
     return run, cancel
+
+
+def contract_changes(host: str, due: list[ReleaseRecord], cancelled: list[ReleaseRecord]) -> tuple[Change, ...]:
+    """The plan lines of a cleanup's contract work: steps it runs now, and steps it cancels."""
+    return (
+        *(
+            Change(
+                host=host,
+                what="contract",
+                target=f"release {r.number}",
+                old="pending",
+                new="cancelled",
+                why="rolled back within its grace period",
+            )
+            for r in cancelled
+        ),
+        *(
+            Change(
+                host=host,
+                what="contract",
+                target=f"release {r.number}",
+                old="pending",
+                new="done",
+                why=f"runs {r.contract!r} once: no release is left to roll back to",
+            )
+            for r in due
+        ),
+    )
 
 
 def record_meta(

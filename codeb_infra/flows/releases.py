@@ -154,15 +154,27 @@ def migrate_step(run: LockedRun, settings: HostSettings, request: DeployRequest,
         )
 
 
-def contract_steps(run: LockedRun, settings: HostSettings, request: Any, pair: SlotPair, gone: list[Slot]) -> None:
-    """In a cleanup: the active release's pending contract step once no slot is left in its grace
-    period (then recorded done, so it runs once); pending steps of releases rolled back within
-    grace recorded cancelled."""
+def contract_work(
+    settings: HostSettings, request: Any, pair: SlotPair, gone: list[Slot]
+) -> tuple[list[domain.ReleaseRecord], list[domain.ReleaseRecord]]:
+    """A cleanup's contract work, read and decided: the active release's pending step once no slot
+    is left in its grace period (after removing ``gone``), and pending steps of releases rolled back
+    within grace (to cancel)."""
     log = read_log(settings, request.project, request.env)
     deployed = next((s for s in Slot if pair.record(s).state is SlotState.DEPLOYED), None)
-    due, cancelled = domain.contract_decisions(
+    return domain.contract_decisions(
         log, active=pair.active, deployed=deployed, grace_over=pair.in_grace is None or pair.in_grace in gone
     )
+
+
+def contract_steps(
+    run: LockedRun,
+    settings: HostSettings,
+    request: Any,
+    due: list[domain.ReleaseRecord],
+    cancelled: list[domain.ReleaseRecord],
+) -> None:
+    """Run the due contract steps (then recorded done, so each runs once); record the cancelled."""
     for release in cancelled:
         run.step(
             ops.contract_state,

@@ -13,6 +13,7 @@ import pytest
 
 from codeb_infra.controller import probe
 from tests.sandbox.conftest import Bootstrapped, codeb, ok
+from tests.sandbox.test_monitoring import api, wait_for
 from tests.support.images import TURNING_HEALTH_PATH, build_turning_image
 from tests.support.load_process import LoadProcess
 from tests.support.sandbox_ssh import ssh
@@ -105,6 +106,17 @@ def test_a_release_turning_to_500_is_rolled_back_by_its_watch(bootstrapped: Boot
     ]
     assert "codeb_watch_rolled_back{" in on_app(
         b, f"cat /var/lib/prometheus/node-exporter/codeb-watch-{PROJECT}-production.prom"
+    )
+
+    def alerted() -> bool:
+        return any(
+            a["labels"].get("alertname") == "ReleaseRolledBack" and a["labels"].get("project") == PROJECT
+            for a in api(b.info, "9093/api/v2/alerts")
+            if a["status"]["state"] == "active"
+        )
+
+    print(
+        f"ReleaseRolledBack active in Alertmanager {wait_for('ReleaseRolledBack', alerted, 90):.0f}s after the record"
     )
     assert on_app(b, f"systemctl is-active {UNIT} || true") != "active"
     # The release that failed waits in grace: promoting again is a no-op and starts no watch.

@@ -121,6 +121,22 @@ def test_a_rollback_within_grace_cancels_the_contract_step_and_a_preview_keeps_i
     assert releases.contract_decisions(done, active=Slot.GREEN, deployed=None, grace_over=True) == ([], [])
 
 
+def test_a_cleanup_plans_its_contract_work_even_when_no_slot_goes():
+    """A first release's contract step (no release before it to roll back to) is due at once."""
+    log = ReleaseLog(releases=(_with_contract(1, Slot.BLUE),))
+    due, cancelled = releases.contract_decisions(log, active=Slot.BLUE, deployed=None, grace_over=True)
+    lines = [c.line() for c in releases.contract_changes("app", due, cancelled)]
+    assert lines == [
+        "[app] contract release 1: pending -> done (runs 'ALTER TABLE t DROP COLUMN old' once: no release is left"
+        " to roll back to)"
+    ]
+    rolled_back = ReleaseLog(releases=(_release(1, Slot.BLUE), _with_contract(2, Slot.GREEN)))
+    due, cancelled = releases.contract_decisions(rolled_back, active=Slot.BLUE, deployed=None, grace_over=False)
+    assert [c.line() for c in releases.contract_changes("app", due, cancelled)] == [
+        "[app] contract release 2: pending -> cancelled (rolled back within its grace period)"
+    ]
+
+
 @pytest.mark.parametrize("bad", ["a\nb", "-x", "x" * 5000, "a\0"])
 def test_release_steps_are_one_line(bad):
     assert releases.release_step("psql -c 'ALTER TABLE t ADD c int'", "migrate") == "psql -c 'ALTER TABLE t ADD c int'"

@@ -280,3 +280,20 @@ def test_the_next_promote_or_a_remove_ends_a_running_watch_with_sigterm(tmp_path
     finally:
         server.shutdown()
     assert json.loads(record.read_text())["state"] == "stopped"
+
+
+def test_a_promote_with_the_watch_off_plans_and_starts_no_watch():
+    from codeb_infra.flows import switch
+
+    live, _ = promoted_twice()
+    settings = HostSettings.from_data({})
+    watched, unwatched = (SlotRequest.from_data({"project": "shop", "watch": w}) for w in ("true", "false"))
+
+    def watches(request: SlotRequest, settings: HostSettings = settings) -> tuple[bool, bool]:
+        decision = switch._promote(live, settings, request)
+        planned = any(change.what == "watch" for change in decision.plan.changes)
+        return planned, switch._watch_spec(settings, live, decision, request) is not None
+
+    assert watches(watched) == (True, True)
+    assert watches(unwatched) == (False, False)
+    assert watches(watched, HostSettings.from_data({"watch_minutes": 0})) == (False, False)
