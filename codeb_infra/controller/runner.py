@@ -6,6 +6,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import random
+import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,8 +25,8 @@ from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 from codeb_infra import flows
 from codeb_infra.domain.changes import Change, Plan
-from codeb_infra.domain.errors import CodebError, LockHeld, RunFailed
-from codeb_infra.remote.codeb_state import LOCK_HELD
+from codeb_infra.domain.errors import CodebError, LockHeld, PortTaken, RunFailed
+from codeb_infra.remote.codeb_state import LOCK_HELD, PORT_TAKEN
 
 # The module (pyinfra.api re-exports its decorator under the same name), typed Any: its
 # solve_operation_consistency is untyped and is swapped for a recording wrapper below.
@@ -145,6 +148,19 @@ def _lock_held(state: State, hosts: list[Any]) -> LockHeld | None:
     return None
 
 
+def _port_taken(state: State, hosts: list[Any]) -> PortTaken | None:
+    """The server-side tool's line, when a failed step's planned port went to another deploy."""
+    for host in hosts:
+        for op_data in state.ops.get(host, {}).values():
+            meta = op_data.operation_meta
+            if not meta.is_complete() or meta.did_succeed() or meta._combined_output is None:
+                continue
+            for line in meta._combined_output.stderr_lines:
+                if line.startswith(PORT_TAKEN):
+                    return PortTaken(f"on {host.name}: {line.removeprefix(PORT_TAKEN)}")
+    return None
+
+
 def _step_failed(state: State, hosts: list[Any]) -> RunFailed | None:
     """The last line the last failed step wrote to stderr (a flow's own failure report comes last),
     naming its host."""
@@ -201,6 +217,9 @@ def _planned(state: State, hosts: list[Any], action: str, names: dict[tuple[str,
     return plans
 
 
+PORT_ATTEMPTS = 8
+
+
 def run_flow(
     inventory: str,
     flow: Callable[..., Any],
@@ -211,7 +230,28 @@ def run_flow(
 ) -> RunResult:
     """Prepare ``flow`` on the app host(s) of ``inventory`` (or on every host) and execute it.
 
-    A step refused because another run holds the project's lock raises LockHeld."""
+    A step refused because another run holds the project's lock raises LockHeld. A new project
+    whose planned port another deploy took meanwhile (nothing written) is planned and run again,
+    after a short random pause, up to PORT_ATTEMPTS times."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            return _run_flow_once(inventory, flow, *args, data=data, verbose=verbose, every_host=every_host)
+        except PortTaken as taken:
+            if attempt == PORT_ATTEMPTS:
+                raise
+            print(f"{taken}; planning again ({attempt}/{PORT_ATTEMPTS})", file=sys.stderr, flush=True)
+            time.sleep(random.uniform(0.2, 1.5))
+    raise AssertionError("unreachable")
+
+
+def _run_flow_once(
+    inventory: str,
+    flow: Callable[..., Any],
+    *args: Any,
+    data: dict[str, Any] | None,
+    verbose: bool,
+    every_host: bool,
+) -> RunResult:
     _configure_logging(verbose)
     state = _state(inventory, data, app_only=not every_host)
     try:
@@ -227,14 +267,15 @@ def run_flow(
             # Every host failed ("No hosts remaining!"): say why, from the step that failed.
             raise (
                 _lock_held(state, hosts)
+                or _port_taken(state, hosts)
                 or _step_failed(state, hosts)
                 or RunFailed(f"failed on {', '.join(sorted(h.name for h in state.failed_hosts))}")
             ) from None
         changed = sum(state.get_meta_for_host(h).ops_change for h in hosts)
         failed = [h.name for h in state.failed_hosts]
-        held = _lock_held(state, hosts) if failed else None
-        if held is not None:
-            raise held
+        refused = (_lock_held(state, hosts) or _port_taken(state, hosts)) if failed else None
+        if refused is not None:
+            raise refused
         return RunResult(ok=not failed, changed=changed, failed_hosts=failed)
     finally:
         disconnect_all(state)

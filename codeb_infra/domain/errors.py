@@ -23,6 +23,11 @@ class RunFailed(CodebError):
     changed_nothing = False
 
 
+class PortTaken(RunFailed):
+    """A new project's planned port went to another deploy between the read and the write; nothing
+    was written, so the run can be planned again."""
+
+
 class LockHeld(CodebError):
     """Another run holds the project's deploy lock."""
 

@@ -27,6 +27,9 @@ EXIT_CONFLICT = 3
 EXIT_LOCKED = 4
 # Starts the one line that says a lock is held, so the controller can tell it from other failures.
 LOCK_HELD = "codeb-state: lock held: "
+# Starts the line that says a new project's planned port went to another deploy meanwhile (nothing
+# written): the controller then plans again from the registry as it is now.
+PORT_TAKEN = "codeb-state: port taken: "
 
 
 def digest(record: Any) -> str:
@@ -87,9 +90,10 @@ def put_record(args: argparse.Namespace, filename: str, table: str) -> int:
         shared = _ports_of_others(data, table, args.project, args.env) & set((new or {}).get("ports", {}).values())
         if shared:
             # Two new projects planned their ports from the same ssot.json at the same time.
+            ports = ", ".join(map(str, sorted(shared)))
             sys.stderr.write(
-                f"{args.project}/{args.env}: port {', '.join(map(str, sorted(shared)))} was taken meanwhile by "
-                "another deploy; nothing written, run again\n"
+                f"{PORT_TAKEN}{args.project}/{args.env}: port {ports} was taken meanwhile by another deploy; "
+                "nothing written, run again\n"
             )
             return EXIT_CONFLICT
         envs = data.setdefault(table, {}).setdefault(args.project, {})

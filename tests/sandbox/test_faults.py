@@ -168,19 +168,17 @@ def test_ten_projects_deployed_at_once_all_succeed_with_ports_of_their_own(live:
             results = list(pool.map(deploy, projects))
         seconds = time.monotonic() - started
         # New projects plan their ports from the ssot.json they read; two that read it at the same
-        # time may pick the same free port, and the registry write refuses the second one.
-        raced = [p for p, r in zip(projects, results, strict=True) if r.returncode != 0]
-        unclear = [
+        # time may pick the same free port: the registry write refuses the second one, and its
+        # deploy plans again from the registry as it is then, by itself.
+        failed = [
             (p, [line for line in r.stdout.splitlines() if "rror" in line or "failed" in line.lower()][-12:])
             for p, r in zip(projects, results, strict=True)
-            if r.returncode != 0 and "was taken meanwhile by another deploy" not in r.stdout
+            if r.returncode != 0
         ]
-        assert unclear == [], unclear
-        for project in raced:
-            ok(deploy(project))
+        assert failed == [], failed
+        replanned = sum(r.stdout.count("was taken meanwhile by another deploy") for r in results)
         print(
-            f"\nten deploys of ten projects at once: done after {seconds:.1f}s, {len(raced)} refused a port "
-            f"another took meanwhile and succeeded when run again"
+            f"\nten deploys of ten projects at once: all done after {seconds:.1f}s; {replanned} port clashes replanned"
         )
         ssot = json.loads(must(ssh(info, "app", f"cat {REGISTRY}/ssot.json")))["projects"]
         slots = json.loads(must(ssh(info, "app", f"cat {REGISTRY}/slots.json")))["slots"]

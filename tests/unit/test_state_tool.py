@@ -169,6 +169,6 @@ def test_a_port_another_project_took_meanwhile_is_refused(tmp_path):
     assert put_project(tmp_path, "shop", {"blue": 4426, "green": 4427}).returncode == 0
     clash = put_project(tmp_path, "shop2", {"blue": 4427, "green": 4428})
     assert clash.returncode == codeb_state.EXIT_CONFLICT
-    assert "port 4427 was taken meanwhile by another deploy; nothing written, run again" in clash.stderr
+    assert clash.stderr.startswith(f"{codeb_state.PORT_TAKEN}shop2/production: port 4427 was taken meanwhile")
     assert set(json.loads((tmp_path / "ssot.json").read_text())["projects"]) == {"shop"}
     assert put_project(tmp_path, "shop2", {"blue": 4428, "green": 4429}).returncode == 0
