@@ -14,9 +14,11 @@ import pytest
 
 from codeb_infra.sandbox import SandboxInfo
 from tests.sandbox.conftest import REPO, Bootstrapped
+from tests.sandbox.data_support import sql
 from tests.sandbox.test_e2e import changed_ops, codeb, ok
 from tests.support.images import build_env_image
 from tests.support.sandbox_ssh import ssh
+from tests.support.schema_app import build_schema_image
 
 pytestmark = pytest.mark.sandbox
 
@@ -167,44 +169,75 @@ def test_env_versions_and_a_rollback_to_a_release_with_its_env(bootstrapped: Boo
             assert secret not in text
 
 
-def test_migrate_fails_a_deploy_and_contract_runs_once_after_grace_or_is_cancelled_by_a_rollback(
-    bootstrapped: Bootstrapped,
-) -> None:
+def test_expand_contract_with_a_real_schema_change_tied_to_the_grace_period(bootstrapped: Bootstrapped) -> None:
+    """s1 writes `notes.body`; s2's migrate step adds `title` (s2 writes it) and its contract step
+    drops `body`. A failing migrate step fails its deploy; during the grace period s1 keeps writing
+    against the expanded schema and a rollback to it works (the contract step is then cancelled);
+    a contract step runs once, only after the previous release's grace period."""
     info = bootstrapped.info
     project = "migrapp"
     fresh(info, project)
-    v1, v2 = build_env_image("env1", "v1", "1.0.0"), build_env_image("env2", "v2", "2.0.0")
+    ok(codeb(info, "provision", project))
+    sql(info, project, "DROP TABLE IF EXISTS notes")
+    s1, s2 = build_schema_image("s1", "body"), build_schema_image("s2", "title")
+    psql = 'psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -c'
+    create = f'{psql} "CREATE TABLE notes (id serial PRIMARY KEY, body text)"'
+    expand, contract = (
+        f'{psql} "ALTER TABLE notes ADD COLUMN IF NOT EXISTS title text"',
+        f'{psql} "ALTER TABLE notes DROP COLUMN body"',
+    )
 
-    def serves() -> str:
+    def domain(path: str = "/") -> str:
         name = f"{project}.codeb.test"
-        return on(info, "app", f"curl -sS --max-time 10 --cacert {CA} --resolve {name}:443:127.0.0.1 https://{name}/")
+        return on(
+            info, "app", f"curl -sS --max-time 20 --cacert {CA} --resolve {name}:443:127.0.0.1 https://{name}{path}"
+        )
+
+    def slot_note(slot: str) -> str:
+        """A write through the slot itself (its port on the app server), not through the domain."""
+        port = json.loads(ok(codeb(info, "status", project, "--json")))["slots"][slot]["port"]
+        return on(info, "app", f"curl -sS --max-time 20 http://127.0.0.1:{port}/cgi-bin/note")
+
+    def columns() -> str:
+        return sql(
+            info,
+            project,
+            "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'notes'",
+        )
 
     def contract_states() -> list[tuple[int, str | None]]:
         found = json.loads(ok(codeb(info, "releases", project, "--json")))
         return [(r["number"], r["contract_state"]) for r in found]
 
-    ok(codeb(info, "deploy", project, "--image", v1, "--push"))
+    ok(codeb(info, "deploy", project, "--image", s1, "--push", "--migrate", create))
     ok(codeb(info, "promote", project))
-    failed = codeb(info, "deploy", project, "--image", v2, "--push", "--migrate", "echo migrating; exit 3")
+    first = json.loads(ok(codeb(info, "status", project, "--json")))["active_slot"]
+    assert domain("/cgi-bin/note").startswith("s1 wrote ")
+    failed = codeb(info, "deploy", project, "--image", s2, "--push", "--migrate", "echo migrating; exit 3")
     assert failed.returncode == 1, failed.stdout[-3000:]
-    assert serves() == "v1"
-    assert json.loads(ok(codeb(info, "status", project, "--json")))["slots"]["green"]["state"] == "empty"
-    assert ssh(info, "app", f"podman container exists {project}-production-green").returncode == 1
+    assert domain() == "s1" and columns() == "body,id"
+    second = "green" if first == "blue" else "blue"
+    assert json.loads(ok(codeb(info, "status", project, "--json")))["slots"][second]["state"] == "empty"
 
-    # A contract step waits for the previous release's grace period, then runs once.
-    ok(codeb(info, "deploy", project, "--image", v2, "--push", "--migrate", "true", "--contract", "true"))
+    # Expanded: s2 writes the new column while s1, in its grace period, still writes the old one.
+    ok(codeb(info, "deploy", project, "--image", s2, "--push", "--migrate", expand, "--contract", contract))
     ok(codeb(info, "promote", project))
-    assert contract_states()[-1] == (2, "pending")
-    ok(codeb(info, "cleanup", project))  # grace still running: nothing to clean, the step waits
-    assert contract_states()[-1] == (2, "pending")
-    ok(codeb(info, "cleanup", project, "--force"))
-    assert contract_states()[-1] == (2, "done")
-    assert ok(codeb(info, "cleanup", project, "--force")).strip().endswith("no change")
-
-    # A rollback within grace cancels the contract step: a step that would fail never runs.
-    ok(codeb(info, "deploy", project, "--image", v1, "--contract", "exit 7"))
-    ok(codeb(info, "promote", project))
+    assert columns() == "body,id,title"
+    assert domain("/cgi-bin/note").startswith("s2 wrote ") and slot_note(first).startswith("s1 wrote ")
     ok(codeb(info, "rollback", project))
-    assert serves() == "v2"
+    assert domain() == "s1" and domain("/cgi-bin/note").startswith("s1 wrote ")
     ok(codeb(info, "cleanup", project, "--force"))
-    assert contract_states()[-1] == (3, "cancelled")
+    assert contract_states()[-1] == (2, "cancelled") and columns() == "body,id,title"
+
+    # Deployed again: the contract step waits for the grace period, then runs once.
+    ok(codeb(info, "deploy", project, "--image", s2, "--migrate", expand, "--contract", contract))
+    ok(codeb(info, "promote", project))
+    ok(codeb(info, "cleanup", project))  # grace still running: nothing to clean, the step waits
+    assert contract_states()[-1] == (3, "pending") and columns() == "body,id,title"
+    ok(codeb(info, "cleanup", project, "--force"))
+    assert contract_states()[-1] == (3, "done") and columns() == "id,title"
+    assert domain("/cgi-bin/note").startswith("s2 wrote ")
+    # A second run of `DROP COLUMN body` would fail: the step is not run again.
+    assert ok(codeb(info, "cleanup", project, "--force")).strip().endswith("no change")
+    # Every write kept: three by s1 (whose column is gone now), two by s2.
+    assert sql(info, project, "SELECT count(*) || ' ' || count(title) FROM notes") == "5 2"
