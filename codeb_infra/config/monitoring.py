@@ -20,6 +20,8 @@ NODE_EXPORTER_PORT = 9100
 POSTGRES_EXPORTER_PORT = 9187
 REDIS_EXPORTER_PORT = 9121
 APP_METRICS_PORT = 9180
+# What the monitoring server scrapes on the others' mesh addresses, and no other peer may ask.
+EXPORTER_PORTS = (NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT, APP_METRICS_PORT)
 """Caddy's own metrics, and PowerDNS's through Caddy, on the app server's private address."""
 PROMETHEUS_LISTEN = "127.0.0.1:9090"
 ALERTMANAGER_LISTEN = "127.0.0.1:9093"

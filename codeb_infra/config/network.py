@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from codeb_infra.config.monitoring import EXPORTER_PORTS
 from codeb_infra.config.roles import HostData, _from_data, ip_address, network
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.templates import render
@@ -281,10 +282,13 @@ def public_ports(roles: Iterable[str], settings: NetworkSettings) -> dict[str, t
     return {protocol: tuple(sorted(ports)) for protocol, ports in found.items()}
 
 
-def firewall_rules(roles: Iterable[str], settings: NetworkSettings, mesh_peers: Iterable[str]) -> str:
+def firewall_rules(
+    roles: Iterable[str], settings: NetworkSettings, mesh_peers: Iterable[str], monitor: str | None = None
+) -> str:
     """The `inet codeb` table: inbound dropped but for the role's ports, the mesh peers (over
     wg0 only) and the server's own container networks. Replaced as a whole, in one transaction,
-    and no other table is touched (podman's own rules live in theirs)."""
+    and no other table is touched (podman's own rules live in theirs). With ``monitor`` (the
+    monitoring server's internal address), the exporters answer that peer only."""
     family, table = FIREWALL_TABLE
     peers = sorted({ip_address(p) for p in mesh_peers}, key=ipaddress.ip_address)
     rules = []
@@ -307,7 +311,17 @@ def firewall_rules(roles: Iterable[str], settings: NetworkSettings, mesh_peers: 
         peers4=[p for p in peers if ":" not in p],
         trusted=settings.firewall_trusted_interfaces,
         rules=rules,
+        exporters=_exporters_rule(monitor),
     )
+
+
+def _exporters_rule(monitor: str | None) -> str | None:
+    """The match of mesh traffic to an exporter from anyone but the monitoring server (dropped)."""
+    if monitor is None:
+        return None
+    address = ip_address(monitor)
+    kind = "ip6" if ":" in address else "ip"
+    return f"{kind} saddr != {address} tcp dport {{ {', '.join(map(str, sorted(EXPORTER_PORTS)))} }}"
 
 
 def nftables_conf() -> str:

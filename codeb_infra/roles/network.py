@@ -87,6 +87,15 @@ def peer_addresses(server: Host) -> list[str]:
     return found
 
 
+def monitoring_address(server: Host) -> str | None:
+    """The internal address of the server that scrapes the exporters (the backup server); None on
+    the monitoring server itself (it reaches its own exporters over loopback)."""
+    backup = next(iter(server.state.inventory.get_group("backup", default=[])), None)
+    if backup is None or backup.name == server.name:
+        return None
+    return internal_address(backup)
+
+
 @deploy("WireGuard keys")
 def network_keys() -> None:
     """Each server's WireGuard key pair, before any server's mesh config reads its peers' public
@@ -135,7 +144,7 @@ def network() -> None:
     if settings.firewall_on:
         nftables.firewall(
             name="Firewall: inbound only what the role serves, the rest from mesh peers",
-            rules=firewall_rules(roles, settings, peer_addresses(host)),
+            rules=firewall_rules(roles, settings, peer_addresses(host), monitor=monitoring_address(host)),
             confirm_seconds=settings.network_confirm_seconds,
         )
 

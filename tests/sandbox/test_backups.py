@@ -335,6 +335,62 @@ def test_unreachable_archive_fails_loudly_and_loses_no_wal(backed_up: SandboxInf
         assert _scratch_sql(info, found, f"SELECT count(*) FROM {table}") == "3"
 
 
+def test_a_full_backup_disk_fails_archiving_loudly_keeps_no_partial_segment_and_catches_up(
+    backed_up: SandboxInfo,
+) -> None:
+    """The WAL area moved onto a 24 MiB tmpfs (room for one segment) and filled to the last byte;
+    afterwards its segments join the real area again."""
+    info, wal, stash = backed_up, "/srv/backup/wal", "/srv/backup/.wal-full-test"
+    table = f"diskfull_{int(time.time())}"  # this run's own: the sandbox may be reused
+    sql(info, PROJECT, f"CREATE TABLE {table} (id int PRIMARY KEY)")
+    wait_for("the archive to be idle", lambda: storage_status(info)["ready"]["count"] == 0, timeout=180)
+    failed_before = int(storage_status(info)["archiver"]["failed_count"] or 0)
+    must(
+        ssh(
+            info,
+            "backup",
+            f"set -e; owner=$(stat -c %u:%g {wal}); mode=$(stat -c %a {wal}); "
+            f"mount -t tmpfs -o size=24m,mode=$mode codeb-test-full {wal}; chown $owner {wal}; "
+            f"dd if=/dev/zero of={wal}/.filler bs=64k 2>/dev/null || true; test $(df --output=avail {wal} | tail -1) -eq 0",
+        ),
+        "fill the WAL area",
+    )
+    try:
+        for n in range(2):
+            sql(info, PROJECT, f"INSERT INTO {table} (id) VALUES ({n}); SELECT pg_switch_wal();")
+        wait_for(
+            "archive failures",
+            lambda: int(storage_status(info)["archiver"]["failed_count"] or 0) > failed_before,
+            timeout=90,
+        )
+        status = codeb(info, "backup", "status")
+        print(f"\n`codeb backup status` with the backup disk full (exit {status.returncode}):\n{status.stdout}")
+        assert status.returncode == 1 and re.search(r"^FAIL +WAL archiving", status.stdout, re.M), status.stdout
+        journal = must(ssh(info, "storage", "journalctl -q --no-pager -o cat -u 'postgresql@*' --since -5min"))
+        assert "No space left on device" in journal, journal[-3000:]
+        listed = must(ssh(info, "backup", f"find {wal} -type f -printf '%f %s\\n'")).split("\n")
+        partial = [line for line in listed if WAL_NAME.match(line.split()[0]) and int(line.split()[1]) != SEGMENT]
+        assert partial == [], f"a partial segment was accepted: {partial}"
+        assert not [line for line in listed if line.startswith(".tmp-")], listed
+        must(ssh(info, "backup", f"rm {wal}/.filler; mount -o remount,size=512m {wal}"), "free the space")
+        wait_for("the archive to catch up", lambda: storage_status(info)["ready"]["count"] == 0, timeout=180)
+    finally:
+        must(
+            ssh(
+                info,
+                "backup",
+                f"set -e; rm -f {wal}/.filler; mkdir -p {stash}; cp -a {wal}/. {stash}/; umount {wal}; "
+                f"cp -an {stash}/. {wal}/; rm -rf {stash}",
+            ),
+            "return the WAL area to its disk",
+        )
+    names = _archived(info)
+    numbers = [_segment_number(n) for n in names]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "no gap in the archived WAL"
+    with restored(info, PROJECT, "--to", "latest") as found:
+        assert _scratch_sql(info, found, f"SELECT count(*) FROM {table}") == "2"
+
+
 SCRATCH_SCRIPT = r"""
 set -e
 pg=/usr/lib/postgresql/15/bin

@@ -228,6 +228,16 @@ def test_every_peer_has_a_fresh_handshake(net: Bootstrapped) -> None:
         assert all(age is not None and age < 180 for age in peers.values()), (role, peers)
 
 
+def test_exporters_answer_the_monitoring_server_only(net: Bootstrapped) -> None:
+    """Another mesh peer (the app server) gets no answer from storage's exporters; backup does."""
+    for port in (9100, 9187):
+        url = f"http://{net.internal('storage')}:{port}/metrics"
+        scraped = ssh(net.info, "backup", f"curl -sf -o /dev/null --max-time 10 {url}")
+        assert scraped.returncode == 0, (url, scraped.stderr)
+        asked = ssh(net.info, "app", f"curl -sf -o /dev/null --max-time 3 {url}")
+        assert asked.returncode == 28, (url, asked.returncode, asked.stderr)  # 28: timed out (dropped)
+
+
 def test_wal_is_archived_to_the_backup_server_over_the_mesh(net: Bootstrapped) -> None:
     info = net.info
     alias = must(ssh(info, "storage", "cat /etc/ssh/ssh_config.d/codeb-backup.conf"))

@@ -177,6 +177,15 @@ def test_storage_firewall_opens_nothing_but_ssh_and_wireguard_and_ssh_only_from_
     assert public_ports(["app"], settings()) == {"tcp": (22, 53, 80, 443), "udp": (53, 443, 51820)}
 
 
+def test_exporters_answer_the_monitoring_server_only_and_the_rule_comes_before_the_mesh_accept():
+    rules = rule_lines(firewall_rules(["storage"], settings(), ["10.77.0.1", "10.77.0.4"], monitor="10.77.0.4"))
+    drop = 'ip saddr != 10.77.0.4 tcp dport { 9100, 9121, 9180, 9187 } drop comment "exporters: the monitoring server only"'
+    assert rules.index(drop) < rules.index(
+        'iifname "wg0" ip saddr { 10.77.0.1, 10.77.0.4 } accept comment "mesh peers"'
+    )
+    assert not any("saddr !=" in r for r in rule_lines(firewall_rules(["backup"], settings(), ["10.77.0.1"])))
+
+
 def test_firewall_without_mesh_lets_peers_in_by_address_on_any_interface():
     text = firewall_rules(["storage"], NetworkSettings.from_data({"firewall": True}), ["192.0.2.10"])
     assert 'ip saddr { 192.0.2.10 } accept comment "mesh peers"' in rule_lines(text)
