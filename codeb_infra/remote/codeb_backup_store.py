@@ -22,6 +22,7 @@ from .codeb_common import EXIT_USAGE, SEGMENT_PATTERN, STAMP
 
 EXIT_CONFLICT = 3
 EXIT_CORRUPT = 4
+EXIT_UNWRITTEN = 5
 LEFTOVER_SECONDS = 86400
 
 # ---------------------------------------------------------------- put
@@ -64,6 +65,15 @@ def put(args: argparse.Namespace) -> int:
                 size += len(block)
             out.flush()
             os.fsync(out.fileno())
+    except OSError as error:  # a full disk above all: say so in one line, keep nothing partial
+        free = shutil.disk_usage(parent).free
+        sys.stderr.write(
+            f"{args.rel}: not stored: {error.strerror} on the backup server ({free} bytes free in {parent}); "
+            "nothing stored\n"
+        )
+        os.unlink(tmp)
+        return EXIT_UNWRITTEN
+    try:
         if digest.hexdigest() != args.sha256:
             sys.stderr.write(
                 f"{args.rel}: received {size} bytes with sha256 {digest.hexdigest()}, expected {args.sha256} "
