@@ -11,6 +11,8 @@ from pyinfra.api import FactBase, StringCommand
 
 from codeb_infra.commands import ssh as ssh_commands
 
+NO_REPORTS = "no reports over SSH with the API's report key (codeb bootstrap authorizes it)"
+
 
 def parse(output: list[str]) -> dict[str, Any]:
     """``{"outputs": {report: its output lines}}`` or ``{"error": one line}``."""
@@ -33,7 +35,7 @@ def parse(output: list[str]) -> dict[str, Any]:
             }
         }
     said = " ".join(line.strip() for line in output if line.strip())
-    return {"error": f"no reports over SSH: {said[-300:] or 'no answer'}"}
+    return {"error": f"{NO_REPORTS}: {said[-300:] or 'no answer'}"}
 
 
 class ServerReports(FactBase[dict[str, Any]]):
@@ -47,4 +49,4 @@ class ServerReports(FactBase[dict[str, Any]]):
 
     @staticmethod
     def default() -> dict[str, Any]:
-        return {"error": "no reports over SSH: no answer"}
+        return {"error": f"{NO_REPORTS}: no answer"}

@@ -8,12 +8,14 @@ from typing import Any
 
 from codeb_infra.api.config import MAX_BODY, ApiPaths
 from codeb_infra.config.app import DNS_KEYS, KEYS
+from codeb_infra.config.network import NetworkSettings
 from codeb_infra.config.roles import REPORT_SERVERS_KEY, HostData
 from codeb_infra.templates import render
 from codeb_infra.templates.caddy import site_address
 
 PORT = 9100
-INVENTORY_KEYS = (*KEYS, *DNS_KEYS, "private_address")
+INVENTORY_KEYS = (*KEYS, *DNS_KEYS, *NetworkSettings.model_fields, "private_address", "public_address")
+"""The app host's settings the API's flows read (the mesh's too: `health_check` reads wg0 as `codeb health` does)."""
 
 
 def render_inventory(host_data: HostData, report_servers: Sequence[Mapping[str, Any]] = ()) -> str:

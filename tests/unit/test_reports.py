@@ -18,7 +18,7 @@ from codeb_infra.domain.errors import CodebError
 from codeb_infra.facts.backups import BackupStoreStatus, StorageBackupStatus
 from codeb_infra.facts.health import HealthRead
 from codeb_infra.facts.postgres import PostgresDatabases
-from codeb_infra.facts.reports import parse
+from codeb_infra.facts.reports import NO_REPORTS, parse
 from codeb_infra.flows import backups, health, reports
 from codeb_infra.remote import codeb_report
 from codeb_infra.roles.reports import report_lines
@@ -93,8 +93,8 @@ def test_the_answer_over_ssh_parses_into_outputs_or_one_clear_error() -> None:
     refused = parse(['{"error": "refused: not a report: \'id\'"}'])
     assert refused["error"].startswith("codeb-report said: refused")
     denied = parse(["root@10.77.0.4: Permission denied (publickey)."])
-    assert denied == {"error": "no reports over SSH: root@10.77.0.4: Permission denied (publickey)."}
-    assert parse([])["error"] == "no reports over SSH: no answer"
+    assert denied == {"error": f"{NO_REPORTS}: root@10.77.0.4: Permission denied (publickey)."}
+    assert parse([])["error"] == f"{NO_REPORTS}: no answer"
 
 
 def test_the_whitelist_holds_the_same_command_lines_the_cli_facts_run() -> None:
