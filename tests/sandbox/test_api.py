@@ -429,9 +429,10 @@ def test_the_shipped_github_workflows_deploy_and_promote(
     ) == (200, "v2")
 
 
+REPORT_KEY = "-F /dev/null -i /etc/codeb/api/report_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10"
 REPORT_KEY_SSH = (
-    "ssh -F /dev/null -i /etc/codeb/api/report_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes"
-    " -o UserKnownHostsFile=/etc/codeb/api/known_hosts -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10"
+    f"ssh {REPORT_KEY} -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/codeb/api/known_hosts"
+    " -o GlobalKnownHostsFile=/dev/null"
 )
 
 
@@ -496,7 +497,7 @@ def test_the_report_key_runs_the_whitelist_only_and_only_from_the_app_server(
     outside = ssh(
         b.info,
         "app",
-        f"{REPORT_KEY_SSH} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+        f"ssh {REPORT_KEY} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
         f" -b {b.address('app')} root@{b.address('storage')} health",
     )
     assert outside.returncode == 255 and "Permission denied" in outside.stderr, outside
