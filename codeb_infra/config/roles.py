@@ -38,6 +38,17 @@ BACKUP_AREAS = ("wal", "base", "dumps", "env", "redis", "drills")
 BACKUP_SCRATCH = f"{BACKUP_HOME}/scratch"
 BACKUP_KEY_NAME = "codeb_backup_ed25519"
 BACKUP_SSH_ALIAS = "codeb-backup"
+REPORT_TOOL = "/usr/local/lib/codeb/codeb-report"  # TOOLS_DIR of domain.data
+REPORT_CONFIG = "/etc/codeb/report.json"
+"""The whitelist of read-only reports codeb-report answers on storage and backup (root's own file)."""
+REPORT_USER = "root"
+"""The account the API's report key logs in to: its reports read PostgreSQL's WAL status, the Redis
+password file, the mesh's handshakes and the backup areas. The key's forced command allows nothing else."""
+REPORT_SERVERS_KEY = "codeb_report_servers"
+"""Host data of the API's app server (its inventory): the servers it reads through their reports,
+as dicts of name, roles, address and the host data their checks are judged by."""
+API_REPORT_KEY = "/etc/codeb/api/report_ed25519"
+API_KNOWN_HOSTS = "/etc/codeb/api/known_hosts"
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
@@ -382,6 +393,31 @@ def authorized_key_line(key: str, addresses: Iterable[str]) -> str:
     if not sources:
         raise CodebError("a backup key needs at least one source address")
     return f'from="{sources}",restrict {public_key(key)}'
+
+
+REPORT_KEY_COMMENT = "codeb-api-reports"
+"""The comment the report key's line ends with in authorized_keys: how it is found again."""
+
+
+def report_key_line(key: str, address: str) -> str:
+    """The API's report key: from the app server's internal address only, no terminal or forwarding,
+    and whatever the client asks, sshd runs codeb-report, which answers only its whitelist."""
+    kind, blob = public_key(key).split()[:2]
+    return (
+        f'restrict,from="{ip_address(address)}",command="python3 {REPORT_TOOL} {REPORT_CONFIG}" '
+        f"{kind} {blob} {REPORT_KEY_COMMENT}"
+    )
+
+
+def with_report_key(authorized: str | None, line: str | None) -> str:
+    """``authorized`` (an authorized_keys file) with the report key's line replaced by ``line``
+    (removed for None); every other line kept as it is."""
+    kept = [
+        entry
+        for entry in (authorized or "").splitlines()
+        if not entry.rstrip().endswith(f" {REPORT_KEY_COMMENT}") and entry.strip()
+    ]
+    return "".join(f"{entry}\n" for entry in [*kept, *([line] if line else [])])
 
 
 def known_hosts_line(hosts: Iterable[str], key: str) -> str:

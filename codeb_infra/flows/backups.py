@@ -19,7 +19,8 @@ from codeb_infra.controller import runner
 from codeb_infra.domain import data
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.facts.backups import BackupStoreStatus, StorageBackupStatus
-from codeb_infra.facts.postgres import PostgresDatabases
+from codeb_infra.facts.postgres import Database, PostgresDatabases
+from codeb_infra.flows import reports
 
 
 @dataclass(frozen=True)
@@ -36,20 +37,43 @@ class Report:
         return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks], "store": self.store}
 
 
-def _storage() -> dict[str, Any]:
-    settings = StorageSettings.from_data(host.data)
-    projects = sorted(
-        d.name for d in host.get_fact(PostgresDatabases).values() if d.comment.startswith("codeb project ")
-    )
+def storage_found(status: dict[str, Any] | None, databases: dict[str, Database], host_data: Any) -> dict[str, Any]:
+    """What `checks` is given of the storage server, from its StorageBackupStatus and PostgresDatabases."""
+    projects = sorted(d.name for d in databases.values() if d.comment.startswith("codeb project "))
     return {
-        "status": host.get_fact(StorageBackupStatus),
+        "status": status,
         "databases": projects,
-        "archive_timeout": settings.archive_timeout,
+        "archive_timeout": StorageSettings.from_data(host_data).archive_timeout,
     }
+
+
+def _storage() -> dict[str, Any]:
+    return storage_found(host.get_fact(StorageBackupStatus), host.get_fact(PostgresDatabases), host.data)
 
 
 def _store() -> dict[str, Any] | None:
     return host.get_fact(BackupStoreStatus, root=BackupSettings.from_data(host.data).backup_root)
+
+
+def from_reports(remote: reports.RemoteRead) -> dict[str, Any]:
+    """What READERS would have found on a server read through its reports instead."""
+    found: dict[str, Any] = {}
+    if "storage" in remote.roles:
+        found["storage"] = storage_found(
+            remote.parsed("storage", StorageBackupStatus), remote.parsed("databases", PostgresDatabases), remote.data
+        )
+    if "backup" in remote.roles:
+        found["backup"] = remote.parsed("backup", BackupStoreStatus)
+    return found
+
+
+def _remote() -> dict[str, Any]:
+    """On the API's app server: what READERS find on the servers it reads through reports."""
+    found: dict[str, Any] = {}
+    for remote in reports.read_remote():
+        for group, value in ({} if remote.error else from_reports(remote)).items():
+            found.setdefault(group, value)
+    return found
 
 
 READERS = {"storage": _storage, "backup": _store}
@@ -69,7 +93,10 @@ def checks(found: dict[str, Any], now: datetime) -> list[data.Check]:
 
 
 def status(inventory: str, now: datetime | None = None) -> Report:
-    found = runner.read_groups(inventory, READERS)
+    found = runner.read_groups(inventory, {**READERS, "app": _remote})
+    for group, value in (found.pop("app") or {}).items():
+        if found.get(group) is None:
+            found[group] = value
     return Report(checks(found, now or datetime.now(UTC)), store=found.get("backup") or {})
 
 

@@ -8,11 +8,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pyinfra import host
+from pyinfra.api import StringCommand
 
+from codeb_infra.commands import health as health_commands
 from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.config.network import MESH_INTERFACE, STALE_HANDSHAKE_SECONDS, NetworkSettings, public_ports
 from codeb_infra.config.roles import StorageSettings
@@ -20,7 +23,7 @@ from codeb_infra.controller import runner
 from codeb_infra.domain import health, mesh_health
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.facts.health import HealthProbe, HealthRead
-from codeb_infra.flows import backups
+from codeb_infra.flows import backups, reports
 from codeb_infra.roles import host_roles
 
 CADDY_LOCAL_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
@@ -60,22 +63,73 @@ def _probe(read: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+@dataclass(frozen=True)
+class ServerPlan:
+    """What to ask one server and how to judge its network, from its name, roles and host data
+    (the same for a server read over pyinfra's SSH and one read through its reports)."""
+
+    name: str
+    roles: frozenset[str]
+    units: tuple[health.Unit, ...]
+    disks: tuple[str, ...]
+    wireguard: str
+    public_addresses: tuple[str, ...]
+    allowed: dict[str, tuple[int, ...]]
+    mesh: bool
+
+
+def plan(name: str, roles: set[str] | frozenset[str], data: Any) -> ServerPlan:
+    postgres_unit = StorageSettings.from_data(data).postgres_unit if "storage" in roles else ""
+    network = NetworkSettings.from_data(data)
+    # With the mesh, internal services leave the documented (private_address) one to the internet.
+    public = {data.get("public_address"), data.get("private_address") if network.mesh else None}
+    return ServerPlan(
+        name,
+        frozenset(roles),
+        tuple(health.role_units(set(roles), *([postgres_unit] if postgres_unit else []))),
+        tuple(health.disk_paths(set(roles))),
+        MESH_INTERFACE if network.mesh else "",
+        tuple(str(a) for a in public if a),
+        public_ports(set(roles), network),
+        network.mesh,
+    )
+
+
+def read_command(server: ServerPlan, **app: str) -> StringCommand:
+    """The `codeb-health read` of this server (what its HealthRead fact and its report both run)."""
+    return health_commands.read(
+        units=[u.unit for u in server.units], disks=list(server.disks), wireguard=server.wireguard, **app
+    )
+
+
+def _found(
+    server: ServerPlan, read: dict[str, Any] | None, asked_at: float | None, error: str | None, data: Any
+) -> dict[str, Any]:
+    return {
+        "roles": server.roles,
+        "units": server.units,
+        "read": read,
+        "probe": None,
+        "asked_at": asked_at,
+        "error": error,
+        "layout": layout(data) if "app" in server.roles else None,
+        "network": None
+        if read is None
+        else mesh_health.ServerNetwork(
+            server.name,
+            None if "error" in read else read,
+            public_addresses=server.public_addresses,
+            allowed=server.allowed,
+            mesh=server.mesh,
+        ),
+    }
+
+
 def _read_server(error: str | None) -> dict[str, Any]:
     roles = host_roles()
-    postgres_unit = StorageSettings.from_data(host.data).postgres_unit if "storage" in roles else ""
-    units = health.role_units(roles, *([postgres_unit] if postgres_unit else []))
-    found: dict[str, Any] = {
-        "roles": frozenset(roles),
-        "units": tuple(units),
-        "read": None,
-        "probe": None,
-        "asked_at": None,
-        "error": error,
-        "layout": layout(host.data) if "app" in roles else None,
-        "network": None,
-    }
+    server = plan(host.name, roles, host.data)
     if error is not None:
-        return found
+        return _found(server, None, None, error, host.data)
     app: dict[str, str] = {}
     if "app" in roles:
         settings = HostSettings.from_data(host.data)
@@ -85,32 +139,32 @@ def _read_server(error: str | None) -> dict[str, Any]:
             "upstreams": settings.upstreams_dir,
             "locks": settings.locks_dir,
         }
-    network = NetworkSettings.from_data(host.data)
-    found["asked_at"] = time.time()
-    found["read"] = read = host.get_fact(
+    asked_at = time.time()
+    read = host.get_fact(
         HealthRead,
-        units=[u.unit for u in units],
-        disks=health.disk_paths(roles),
-        wireguard=MESH_INTERFACE if network.mesh else "",
+        units=[u.unit for u in server.units],
+        disks=list(server.disks),
+        wireguard=server.wireguard,
         **app,
     )
-    found["network"] = mesh_health.ServerNetwork(
-        host.name,
-        None if "error" in read else read,
-        # With the mesh, internal services leave the documented (private_address) one to the internet.
-        public_addresses=tuple(
-            str(a)
-            for a in {host.data.get("public_address"), host.data.get("private_address") if network.mesh else None}
-            if a
-        ),
-        allowed=public_ports(roles, network),
-        mesh=network.mesh,
-    )
+    found = _found(server, read, asked_at, None, host.data)
     if "app" in roles and "error" not in read:
         found["probe"] = _probe(read)
     for group, reader in backups.READERS.items():
         if group in roles:
             found[group] = reader()
+    if "app" in roles:
+        found["remote"] = {r.name: _remote_found(r) for r in reports.read_remote()}
+    return found
+
+
+def _remote_found(remote: reports.RemoteRead) -> dict[str, Any]:
+    """A server read through its reports, as if read over pyinfra's SSH."""
+    server = plan(remote.name, remote.roles, remote.data)
+    if remote.error is not None:
+        return _found(server, None, None, remote.error, remote.data)
+    found = _found(server, remote.parsed("health", HealthRead), remote.asked_at, None, remote.data)
+    found.update(backups.from_reports(remote))
     return found
 
 
@@ -118,6 +172,9 @@ def check(inventory: str, now: datetime | None = None) -> health.Report:
     """Every server, project and backup of ``inventory`` checked; the report lists each finding
     with the command that fixes it (``report.ok`` when there is none)."""
     results = runner.read_every_host(inventory, _read_server)
+    for result in list(results.values()):
+        for name, remote in result.pop("remote", {}).items():
+            results.setdefault(name, remote)
     servers = [
         health.ServerSnapshot(
             name,

@@ -17,6 +17,7 @@ from pyinfra.operations import files
 from codeb_infra import __version__
 from codeb_infra.commands.health import HEALTH_TOOL
 from codeb_infra.config.app import DnsSettings, HostSettings
+from codeb_infra.config.roles import REPORT_TOOL
 from codeb_infra.domain import versions
 from codeb_infra.domain.data import BACKUP_TOOL, STORAGE_TOOL, TOOLS_DIR
 from codeb_infra.domain.versions import ServerVersion
@@ -42,6 +43,8 @@ def role_tools(roles: set[str], data: Any) -> dict[str, Path]:
                 posixpath.join(bin_dir, "codeb-watch"): REMOTE / "codeb_watch.py",
             }
         )
+    if roles & {"storage", "backup"}:  # the API's report key runs it (roles/reports.py)
+        tools[REPORT_TOOL] = REMOTE / "codeb_report.py"
     for role, tool in (("storage", STORAGE_TOOL), ("backup", BACKUP_TOOL)):
         if role in roles:  # the entry script and the modules installed beside it
             tools.update(

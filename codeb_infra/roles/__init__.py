@@ -9,6 +9,7 @@ from codeb_infra.roles.app import app
 from codeb_infra.roles.backup import backup, backup_access
 from codeb_infra.roles.monitoring import monitoring
 from codeb_infra.roles.network import network, network_keys
+from codeb_infra.roles.reports import report_access, report_tool
 from codeb_infra.roles.storage import storage
 from codeb_infra.roles.streaming import streaming
 
@@ -32,19 +33,27 @@ def bootstrap_roles() -> None:
         storage()
     if "backup" in roles:
         backup()
+    if roles & {"storage", "backup"}:
+        report_tool(roles)
     monitoring()
     if roles:
         version_file(roles)
 
 
+def server_access() -> None:
+    """What spans servers once every role is in place: backup access, and the API's report key."""
+    backup_access()
+    report_access()
+
+
 def bootstrap_current_host() -> None:
-    """The WireGuard keys, every role of this host, then backup access, which needs keys that the
-    roles of *other* hosts make: in a deploy file pyinfra orders operations by call site, so these two calls run
-    as two phases across all hosts. Through pyinfra's API (the `codeb` CLI) run them as two runs:
-    see BOOTSTRAP_PHASES."""
+    """The WireGuard keys, every role of this host, then backup access and the API's report key,
+    which need keys that the roles of *other* hosts make: in a deploy file pyinfra orders
+    operations by call site, so these calls run as phases across all hosts. Through pyinfra's API
+    (the `codeb` CLI) run them as separate runs: see BOOTSTRAP_PHASES."""
     network_keys()
     bootstrap_roles()
-    backup_access()
+    server_access()
 
 
-BOOTSTRAP_PHASES = (network_keys, bootstrap_roles, backup_access)
+BOOTSTRAP_PHASES = (network_keys, bootstrap_roles, server_access)

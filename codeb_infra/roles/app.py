@@ -17,6 +17,7 @@ from codeb_infra.config.app import HostSettings
 from codeb_infra.domain.data import Schedule
 from codeb_infra.operations import api, caddy, podman, registry, secrets, timers
 from codeb_infra.roles.dns import powerdns
+from codeb_infra.roles.reports import report_servers
 from codeb_infra.templates import api as api_templates
 from codeb_infra.templates import render
 from codeb_infra.templates.caddy import render_caddyfile
@@ -101,7 +102,7 @@ def control_plane(settings: HostSettings) -> None:
     secrets.secret(name="API key secret", path=paths.key_secret, length=64)
     inventory = files.put(
         name="codeb API inventory",
-        src=StringIO(api_templates.render_inventory(host.data)),
+        src=StringIO(api_templates.render_inventory(host.data, report_servers())),
         dest=paths.inventory,
         mode="600",
     )

@@ -3,20 +3,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from codeb_infra.api.config import MAX_BODY, ApiPaths
 from codeb_infra.config.app import DNS_KEYS, KEYS
-from codeb_infra.config.roles import HostData
+from codeb_infra.config.network import NetworkSettings
+from codeb_infra.config.roles import REPORT_SERVERS_KEY, HostData
 from codeb_infra.templates import render
 from codeb_infra.templates.caddy import site_address
 
 PORT = 9100
-INVENTORY_KEYS = (*KEYS, *DNS_KEYS, "private_address")
+INVENTORY_KEYS = (*KEYS, *DNS_KEYS, *NetworkSettings.model_fields, "private_address", "public_address")
+"""The app host's settings the API's flows read (the mesh's too: `health_check` reads wg0 as `codeb health` does)."""
 
 
-def render_inventory(host_data: HostData) -> str:
+def render_inventory(host_data: HostData, report_servers: Sequence[Mapping[str, Any]] = ()) -> str:
     """The API's own inventory: this app server as `@local`, with the app host's settings (none
-    of them secret: secrets stay in their files under /etc/codeb/secrets)."""
-    data = {key: host_data.get(key) for key in INVENTORY_KEYS if host_data.get(key) is not None}
+    of them secret: secrets stay in their files under /etc/codeb/secrets), and the storage and
+    backup servers it reads through their reports (`flows.reports`), never as pyinfra hosts."""
+    data: dict[str, Any] = {key: host_data.get(key) for key in INVENTORY_KEYS if host_data.get(key) is not None}
+    if report_servers:
+        data[REPORT_SERVERS_KEY] = [dict(server) for server in report_servers]
     return (
         "# The codeb API's inventory, written by codeb-infra: the flows run on this server as @local.\n"
         f"app = [('@local', {dict(sorted(data.items()))!r})]\n"

@@ -427,3 +427,93 @@ def test_the_shipped_github_workflows_deploy_and_promote(
     assert probe.get(
         f"{PROJECT}-staging-preview.codeb.test", address="127.0.0.1", port=api.port, https=True, root_pem=api.root
     ) == (200, "v2")
+
+
+REPORT_KEY = "-F /dev/null -i /etc/codeb/api/report_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10"
+REPORT_KEY_SSH = (
+    f"ssh {REPORT_KEY} -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/codeb/api/known_hosts"
+    " -o GlobalKnownHostsFile=/dev/null"
+)
+
+
+READ_CHECKS = ("SSH", "codeb-health")
+"""The findings of a server that could not be read at all."""
+
+
+def _last_archived(b: Bootstrapped) -> str:
+    return on_server(b, "storage", "runuser -u postgres -- psql -XtAc 'select last_archived_wal from pg_stat_archiver'")
+
+
+def on_server(b: Bootstrapped, role: str, command: str) -> str:
+    result = ssh(b.info, role, command)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_health_check_and_backup_status_read_storage_and_backup_through_the_report_key(
+    bootstrapped: Bootstrapped, setup: dict[str, Any]
+) -> None:
+    b, api, keys = bootstrapped, setup["api"], setup["keys"]
+    # What pg_stat_archiver says on storage, and what backup_status says through the API, read
+    # until no segment was archived in between (archive_timeout is 10 s in the sandbox).
+    for _ in range(5):
+        before = _last_archived(b)
+        status, answer = api.call(keys["admin"][1], "backup_status")
+        assert status == 200, answer
+        newest = on_server(b, "backup", "ls /srv/backup/wal | grep -v '\\.' | sort | tail -n 1")
+        if _last_archived(b) == before:
+            break
+    checks = {c["name"]: c for c in answer["result"]["checks"]}
+    assert before and before in checks["WAL archiving"]["detail"], checks["WAL archiving"]
+    assert "storage server" not in checks and "backup server" not in checks, checks  # both were asked
+    assert answer["result"]["store"]["wal"]["newest"] == newest
+
+    status, answer = api.call(keys["view"][1], "health_check")
+    assert status == 200, answer
+    checked = answer["result"]["checked"]
+    for role in ("storage", "backup"):
+        assert any(line.startswith(f"{role}: SSH, ") for line in checked), checked
+        assert f"{role}: listeners on public addresses" in checked, checked
+        assert f"{role}: WireGuard wg0 and 2 peers" in checked, checked  # app and the other (not streaming)
+        unread = [f for f in answer["result"]["findings"] if f["server"] == role and f["check"] in READ_CHECKS]
+        assert not unread, unread
+    assert "@local: WireGuard wg0 and 2 peers" in checked, checked
+    assert "backup: WAL archiving" in checked
+
+
+def test_the_report_key_runs_the_whitelist_only_and_only_from_the_app_server(
+    bootstrapped: Bootstrapped, setup: dict[str, Any]
+) -> None:
+    b, api, keys = bootstrapped, setup["api"], setup["keys"]
+    storage = b.internal("storage")
+    answer = json.loads(on_app(b, f"{REPORT_KEY_SSH} root@{storage} health || true"))
+    assert answer["health"]["exit"] == 0 and json.loads(answer["health"]["output"])["units"]
+    for asked in ("id", "'health; id'", "bash", "cat /etc/codeb/secrets/redis.password"):
+        result = ssh(b.info, "app", f"{REPORT_KEY_SSH} root@{storage} {asked}")
+        assert result.returncode == 2, (asked, result.stdout, result.stderr)
+        assert json.loads(result.stdout)["error"].startswith("refused: "), result.stdout
+        assert "uid=" not in result.stdout
+    # The same key from another of the app server's addresses (its sandbox network one) is refused.
+    outside = ssh(
+        b.info,
+        "app",
+        f"ssh {REPORT_KEY} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+        f" -b {b.address('app')} root@{b.address('storage')} health",
+    )
+    assert outside.returncode == 255 and "Permission denied" in outside.stderr, outside
+
+    # Revoked on storage: a finding on that server and a failed check, not an error.
+    on_server(b, "storage", "cp -p /root/.ssh/authorized_keys /root/.ssh/authorized_keys.kept")
+    try:
+        on_server(b, "storage", "sed -i '/ codeb-api-reports$/d' /root/.ssh/authorized_keys")
+        status, answer = api.call(keys["view"][1], "health_check")
+        assert status == 200, answer
+        findings = [f for f in answer["result"]["findings"] if f["server"] == "storage"]
+        assert any("Permission denied" in f["problem"] for f in findings), answer["result"]["findings"]
+        assert not [f for f in answer["result"]["findings"] if f["server"] == "backup" and f["check"] in READ_CHECKS]
+        status, answer = api.call(keys["admin"][1], "backup_status")
+        checks = {c["name"]: c for c in answer["result"]["checks"]}
+        assert status == 200 and not answer["result"]["ok"] and not checks["storage server"]["ok"], answer
+        assert "backup server" not in checks and "WAL on backup server" in checks, checks
+    finally:
+        on_server(b, "storage", "mv /root/.ssh/authorized_keys.kept /root/.ssh/authorized_keys")
