@@ -74,7 +74,5 @@ def read_remote() -> list[RemoteRead]:
         )
         missing = [r for r in wanted if r not in answer.get("outputs", {})]
         error = answer.get("error") or (f"codeb-report gave no {', '.join(missing)} report" if missing else None)
-        found.append(
-            RemoteRead(entry["name"], roles, dict(entry["data"]), asked_at, answer.get("outputs", {}), error)
-        )
+        found.append(RemoteRead(entry["name"], roles, dict(entry["data"]), asked_at, answer.get("outputs", {}), error))
     return found
