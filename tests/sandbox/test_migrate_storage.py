@@ -1,0 +1,201 @@
+"""`codeb migrate storage --to storage-target` on the migration sandbox, with a writer on the app
+server inserting numbered rows and Redis keys through the project's master env the whole time:
+nothing acknowledged is lost, nothing is written twice, the longest gap between acknowledged
+writes is printed, and the replication lag at promote is 0 bytes. The preflight of a bad target
+exits 1 naming the problem and changes nothing; the controller killed mid-way, a re-run converges."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.sandbox.conftest import REPO, Bootstrapped, must
+from tests.support.sandbox_ssh import ssh
+
+pytestmark = pytest.mark.sandbox
+
+PROJECT = "mig"
+TARGET = "storage-target"
+RATE = 25
+WRITER = Path(__file__).resolve().parents[1] / "support" / "migration_writer.py"
+OUT = "/root/migration-writer"
+MASTER_ENV = f"/opt/codeb/env/{PROJECT}/master.env"
+RECORD = "/opt/codeb/migration/storage.json"
+APT_PIN = "/etc/apt/preferences.d/codeb-test-no-postgresql"
+
+
+def codeb(m: Bootstrapped, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(m.info.inventory)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def psql(m: Bootstrapped, server: str, sql: str) -> str:
+    return must(ssh(m.info, server, f'runuser -u postgres -- psql -X -tA -d {PROJECT} -c "{sql}"')).strip()
+
+
+def untouched(m: Bootstrapped) -> str:
+    """What a preflight must leave as it was: the source's pg_hba and settings, the target's packages."""
+    source = must(
+        ssh(m.info, "storage", "sha256sum /etc/postgresql/15/main/pg_hba.conf; ls /etc/postgresql/15/main/conf.d")
+    )
+    target = must(
+        ssh(m.info, TARGET, f"test -e {RECORD} && echo record; dpkg -l 'postgresql-1*' 2>/dev/null | grep ^ii")
+    )
+    return source + target
+
+
+@pytest.fixture(scope="module")
+def provisioned(migration_sandbox: Bootstrapped) -> Bootstrapped:
+    must(codeb(migration_sandbox, "provision", PROJECT))
+    psql(
+        migration_sandbox,
+        "storage",
+        "CREATE TABLE IF NOT EXISTS migration_writes (seq int, at timestamptz DEFAULT clock_timestamp())",
+    )
+    psql(migration_sandbox, "storage", f"ALTER TABLE migration_writes OWNER TO {PROJECT}")
+    install = "command -v psql >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null"
+    must(ssh(migration_sandbox.info, "app", install, timeout=300))
+    return migration_sandbox
+
+
+def test_a_host_not_marked_as_target_is_refused_before_any_remote_command(provisioned: Bootstrapped) -> None:
+    result = codeb(provisioned, "migrate", "storage", "--to", "backup", "--dry-run")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "backup: host data must have migrate_target: 'storage'" in result.stderr
+
+
+def test_preflight_of_a_target_that_cannot_install_postgresql_15_fails_and_changes_nothing(
+    provisioned: Bootstrapped,
+) -> None:
+    before = untouched(provisioned)
+    good = codeb(provisioned, "migrate", "storage", "--to", TARGET, "--dry-run")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "[ok] free disk on the target" in good.stdout and "preflight passed" in good.stdout
+    # The target's apt refuses every PostgreSQL 15 package: what a target of another release says.
+    must(
+        ssh(
+            provisioned.info,
+            TARGET,
+            f"printf 'Package: postgresql-15\\nPin: release *\\nPin-Priority: -1\\n' > {APT_PIN}",
+        )
+    )
+    try:
+        bad = codeb(provisioned, "migrate", "storage", "--to", TARGET, "--dry-run")
+    finally:
+        must(ssh(provisioned.info, TARGET, f"rm -f {APT_PIN}"))
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "[FAIL] PostgreSQL major version: source runs 15, target installs none" in bad.stdout
+    assert "preflight failed: PostgreSQL major version" in bad.stdout
+    assert untouched(provisioned) == before
+
+
+def _start_writer(m: Bootstrapped) -> None:
+    must(ssh(m.info, "app", f"rm -rf {OUT}; mkdir -p {OUT}; cat > {OUT}/writer.py", stdin=WRITER.read_text()))
+    must(ssh(m.info, "app", f"cd {OUT} && (setsid python3 writer.py {MASTER_ENV} {OUT} {RATE} >{OUT}/err 2>&1 &)"))
+    deadline = time.monotonic() + 30
+    while _acked(m, "rows.log")[-1:] < [20] or _acked(m, "keys.log")[-1:] < [20]:
+        assert time.monotonic() < deadline, must(ssh(m.info, "app", f"cat {OUT}/err"))
+        time.sleep(0.5)
+
+
+def _acked(m: Bootstrapped, log: str) -> list[int]:
+    text = must(ssh(m.info, "app", f"cat {OUT}/{log} 2>/dev/null || true"))
+    return [int(line.split()[0]) for line in text.splitlines() if line.strip()]
+
+
+def _acked_times(m: Bootstrapped, log: str) -> list[float]:
+    text = must(ssh(m.info, "app", f"cat {OUT}/{log}"))
+    return [float(line.split()[1]) for line in text.splitlines() if line.strip()]
+
+
+def _migrate_killed_at_standby(m: Bootstrapped) -> None:
+    """The controller SIGKILLed while the target takes its base backup (after `standby:` shows)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "codeb_infra.cli", "migrate", "storage", "--to", TARGET, "-i", str(m.info.inventory)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("standby:"):
+            time.sleep(1.0)
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "".join(seen)
+
+
+def test_storage_moves_with_nothing_lost(provisioned: Bootstrapped) -> None:
+    m = provisioned
+    _start_writer(m)
+    started = time.monotonic()
+    _migrate_killed_at_standby(m)
+    assert '"step": 1' in must(ssh(m.info, TARGET, f"cat {RECORD}"))  # prepared, standby not done
+    result = codeb(m, "migrate", "storage", "--to", TARGET)
+    migration_s = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    time.sleep(2)  # writes keep going to the target
+    must(ssh(m.info, "app", f"touch {OUT}/stop; sleep 1"))
+
+    rows, keys = _acked(m, "rows.log"), _acked(m, "keys.log")
+    stored = [int(s) for s in psql(m, TARGET, "SELECT seq FROM migration_writes ORDER BY seq").split()]
+    stored_keys = must(
+        ssh(
+            m.info,
+            TARGET,
+            f'REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" redis-cli --no-auth-warning --scan --pattern "{PROJECT}:mig:*"',
+        )
+    ).split()
+    rows_lost = len(set(rows) - set(stored))
+    keys_lost = len({f"{PROJECT}:mig:{k}" for k in keys} - set(stored_keys))
+    duplicates = len(stored) - len(set(stored))
+    times = sorted(_acked_times(m, "rows.log") + _acked_times(m, "keys.log"))
+    row_times = _acked_times(m, "rows.log")
+    write_unavailable_s = max(b - a for a, b in zip(row_times, row_times[1:], strict=False))
+    lag = re.search(r"lag at promote (\S+) bytes", output)
+    print(
+        f"\nstorage migration: {migration_s:.1f}s (a kill included), rows acked {len(rows)}, keys acked {len(keys)}, "
+        f"rows lost {rows_lost}, keys lost {keys_lost}, duplicates {duplicates}, "
+        f"write_unavailable_s {write_unavailable_s:.2f}, lag at promote {lag.group(1) if lag else '?'} bytes"
+    )
+    assert rows and keys and len(times) > 2
+    assert rows_lost == 0 and keys_lost == 0 and duplicates == 0
+    assert lag is not None and lag.group(1) == "0"
+    # The app server's master env names the target for PostgreSQL and Redis.
+    assert must(ssh(m.info, "app", f"grep -c @10.77.0.5: {MASTER_ENV}")).strip() == "2"
+    # The source is fenced: PostgreSQL refuses writes, Redis follows the target.
+    refused = ssh(
+        m.info, "storage", f"runuser -u postgres -- psql -X -d {PROJECT} -c 'INSERT INTO migration_writes VALUES (0)'"
+    )
+    assert refused.returncode != 0 and "read-only transaction" in refused.stderr
+    role = must(
+        ssh(
+            m.info,
+            "storage",
+            'REDISCLI_AUTH="$(cat /etc/codeb/secrets/redis.password)" redis-cli --no-auth-warning ROLE',
+        )
+    )
+    assert role.split()[0] == "slave"
+    # A second run changes nothing and says it is done.
+    again = codeb(m, "migrate", "storage", "--to", TARGET)
+    assert again.returncode == 0 and "done: storage runs on storage-target" in again.stdout
+    assert "standby:" not in again.stdout and "repoint:" not in again.stdout
