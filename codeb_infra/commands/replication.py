@@ -159,7 +159,28 @@ def base_backup(*, source: str, version: int, data_dir: str, unit: str) -> Strin
         f"application_name={STANDBY_NAME}"
     )
     conf = f"/etc/postgresql/{int(version)}/main/conf.d/{REPLICA_CONF}"
+    # A base backup left running by a controller that died mid-way is ended first: two must never
+    # write into one data directory.
     return command(
+        "{",
+        "pkill",
+        "-x",
+        "pg_basebackup",
+        ";",
+        "while",
+        "pgrep",
+        "-x",
+        "pg_basebackup",
+        ">/dev/null",
+        ";",
+        "do",
+        "sleep",
+        "0.2",
+        ";",
+        "done",
+        ";",
+        "}",
+        "&&",
         "systemctl",
         "stop",
         quoted(unit),

@@ -31,9 +31,11 @@ RECORD = "/opt/codeb/migration/storage.json"
 APT_PIN = "/etc/apt/preferences.d/codeb-test-no-postgresql"
 
 
-def codeb(m: Bootstrapped, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def codeb(
+    m: Bootstrapped, *args: str, inventory: str | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(m.info.inventory)],
+        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", inventory or str(m.info.inventory)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -143,7 +145,19 @@ def _migrate_killed_at_standby(m: Bootstrapped) -> None:
     assert process.returncode == -signal.SIGKILL, "".join(seen)
 
 
-def test_storage_moves_with_nothing_lost(provisioned: Bootstrapped) -> None:
+def _moved_inventory(m: Bootstrapped, tmp_path: Path) -> str:
+    """The sandbox's inventory as a user edits it after the move: the target is the storage server."""
+    path = tmp_path / "moved_inventory.py"
+    path.write_text(
+        f"exec(open({str(m.info.inventory)!r}).read())\n"
+        "storage = [(n, {k: v for k, v in d.items() if k != 'migrate_target'}) for n, d in targets if n == 'storage-target']\n"
+        "targets = [t for t in targets if t[0] != 'storage-target']\n"
+        "all = ([n for n in all[0] if n != 'storage'], all[1])\n"
+    )
+    return str(path)
+
+
+def test_storage_moves_with_nothing_lost(provisioned: Bootstrapped, tmp_path: Path) -> None:
     m = provisioned
     _start_writer(m)
     started = time.monotonic()
@@ -168,16 +182,20 @@ def test_storage_moves_with_nothing_lost(provisioned: Bootstrapped) -> None:
     rows_lost = len(set(rows) - set(stored))
     keys_lost = len({f"{PROJECT}:mig:{k}" for k in keys} - set(stored_keys))
     duplicates = len(stored) - len(set(stored))
-    times = sorted(_acked_times(m, "rows.log") + _acked_times(m, "keys.log"))
-    row_times = _acked_times(m, "rows.log")
-    write_unavailable_s = max(b - a for a, b in zip(row_times, row_times[1:], strict=False))
+    row_times, key_times = _acked_times(m, "rows.log"), _acked_times(m, "keys.log")
+    postgres_gap = max(b - a for a, b in zip(row_times, row_times[1:], strict=False))
+    redis_gap = max(b - a for a, b in zip(key_times, key_times[1:], strict=False))
+    write_unavailable_s = max(postgres_gap, redis_gap)
+    switch = re.search(r"switch: fence to repoint (\S+)s", output)
     lag = re.search(r"lag at promote (\S+) bytes", output)
     print(
         f"\nstorage migration: {migration_s:.1f}s (a kill included), rows acked {len(rows)}, keys acked {len(keys)}, "
         f"rows lost {rows_lost}, keys lost {keys_lost}, duplicates {duplicates}, "
-        f"write_unavailable_s {write_unavailable_s:.2f}, lag at promote {lag.group(1) if lag else '?'} bytes"
+        f"write_unavailable_s {write_unavailable_s:.2f} (PostgreSQL {postgres_gap:.2f}, Redis {redis_gap:.2f}), "
+        f"fence to repoint {switch.group(1) if switch else '?'}s, lag at promote {lag.group(1) if lag else '?'} bytes"
     )
-    assert rows and keys and len(times) > 2
+    assert len(rows) > 20 and len(keys) > 20
+    assert write_unavailable_s < 30
     assert rows_lost == 0 and keys_lost == 0 and duplicates == 0
     assert lag is not None and lag.group(1) == "0"
     # The app server's master env names the target for PostgreSQL and Redis.
@@ -195,6 +213,13 @@ def test_storage_moves_with_nothing_lost(provisioned: Bootstrapped) -> None:
         )
     )
     assert role.split()[0] == "slave"
+    # With the inventory naming the target as storage, backups come from it and a drill passes.
+    moved = _moved_inventory(m, tmp_path)
+    must(codeb(m, "backup", "now", inventory=moved))
+    drill = codeb(m, "backup", "verify", inventory=moved)
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    restored = re.search(r"'public.migration_writes': (\d+)", drill.stdout)
+    assert restored is not None and int(restored.group(1)) >= len(rows), drill.stdout
     # A second run changes nothing and says it is done.
     again = codeb(m, "migrate", "storage", "--to", TARGET)
     assert again.returncode == 0 and "done: storage runs on storage-target" in again.stdout
