@@ -54,7 +54,7 @@ def untouched(m: Bootstrapped) -> str:
         ssh(m.info, "storage", "sha256sum /etc/postgresql/15/main/pg_hba.conf; ls /etc/postgresql/15/main/conf.d")
     )
     target = must(
-        ssh(m.info, TARGET, f"test -e {RECORD} && echo record; dpkg -l 'postgresql-1*' 2>/dev/null | grep ^ii")
+        ssh(m.info, TARGET, f"test -e {RECORD} && echo record; dpkg -l 'postgresql-1*' 2>/dev/null | grep ^ii; true")
     )
     return source + target
 
@@ -198,6 +198,16 @@ def test_storage_moves_with_nothing_lost(provisioned: Bootstrapped, tmp_path: Pa
     assert write_unavailable_s < 30
     assert rows_lost == 0 and keys_lost == 0 and duplicates == 0
     assert lag is not None and lag.group(1) == "0"
+    # No password in what the controller printed, nor in the target's PostgreSQL settings.
+    secrets = must(
+        ssh(m.info, "storage", "cat /etc/codeb/secrets/postgres-replication.password /etc/codeb/secrets/redis.password")
+    ).split()
+    settings = must(
+        ssh(m.info, TARGET, "cat /var/lib/postgresql/15/main/postgresql.auto.conf /etc/postgresql/15/main/conf.d/*")
+    )
+    assert len(secrets) == 2 and all(len(s) >= 20 for s in secrets)
+    for secret in secrets:
+        assert secret not in output and secret not in settings
     # The app server's master env names the target for PostgreSQL and Redis.
     assert must(ssh(m.info, "app", f"grep -c @10.77.0.5: {MASTER_ENV}")).strip() == "2"
     # The source is fenced: PostgreSQL refuses writes, Redis follows the target.
