@@ -387,3 +387,26 @@ def run_command(
         return CommandResult(hosts[0].name, ok, output.stdout, output.stderr)
     finally:
         disconnect_all(state)
+
+
+@contextmanager
+def connected(inventory: str, data: dict[str, Any] | None = None) -> Iterator[State]:
+    """Every host of ``inventory`` connected, for a flow that runs its steps one by one across
+    servers and waits between them (a migration); disconnected at the end."""
+    _configure_logging(False)
+    state = _state(inventory, data)
+    try:
+        _require_connected(state, list(state.inventory))
+        yield state
+    finally:
+        disconnect_all(state)
+
+
+def inventory_hosts(inventory: str, data: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Each host's data as the inventory gives it, without connecting to any (checks of input
+    that come before the first remote command)."""
+    state = State()
+    state.cwd = os.getcwd()
+    with ctx_state.use(state):
+        loaded = _load_inventory(inventory, state, data)
+    return {h.name: dict(h.data.dict()) for h in loaded}

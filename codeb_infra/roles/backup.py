@@ -94,15 +94,19 @@ def restore_drills(settings: BackupSettings) -> None:
 
 
 @deploy("Backup access")
-def backup_access() -> None:
-    """Keys on storage and app, known to and authorized on the backup server; call on every host."""
+def backup_access(*, migration_target: str | None = None) -> None:
+    """Keys on storage and app, known to and authorized on the backup server; call on every host.
+
+    ``migration_target``: also that inventory host (`migrate_target: storage`), once it was
+    bootstrapped as storage, so WAL archiving goes on from it after the move."""
     inventory = host.state.inventory
-    access = BackupAccess.from_groups(
-        {
-            role: [(h.name, internal_address(h)) for h in inventory.get_group(role, default=[])]
-            for role in ("backup", "storage", "app")
-        }
-    )
+
+    def members(role: str) -> list[tuple[str, str | None]]:
+        hosts = list(inventory.get_group(role, default=[]))
+        hosts += [h for h in inventory if h.name == migration_target and h.data.get("migrate_target") == role]
+        return [(h.name, internal_address(h)) for h in hosts]
+
+    access = BackupAccess.from_groups({role: members(role) for role in ("backup", "storage", "app")})
     backup_ops.client_key(name="Backup key of this server", access=access)
     backup_ops.server_alias(name="Backup server's host key and ssh alias", access=access)
     backup_ops.authorized_clients(name="Backup clients authorized on the backup server", access=access)

@@ -42,7 +42,10 @@ WAIT_FOR_MESH = (
 
 
 def _roles(server: Host) -> tuple[str, ...]:
-    return tuple(role for role in ROLE_ORDER if role in server.groups)
+    """The server's roles; a migration target (`migrate_target: ROLE`) has its role's firewall
+    openings already, so the role can move to it (its mesh address is given, never derived)."""
+    target = server.data.get("migrate_target")
+    return tuple(role for role in ROLE_ORDER if role in server.groups or role == target)
 
 
 def internal_address(server: Host) -> str | None:

@@ -12,6 +12,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
 from codeb_infra.commands import backups as backup_commands
+from codeb_infra.commands.replication import REPLICATION_PASSWORD, REPLICATION_ROLE
 from codeb_infra.config.roles import (
     POSTGRES_ADMIN_PASSWORD,
     REDIS_ACL,
@@ -24,8 +25,9 @@ from codeb_infra.domain.data import (
     REDIS_USERS_DIR,
     STORAGE_SCHEDULES,
 )
+from codeb_infra.domain.migrate import TARGET_KEY
 from codeb_infra.operations import postgres, redis, secrets, timers
-from codeb_infra.roles.network import internal_data, peer_addresses
+from codeb_infra.roles.network import internal_address, internal_data, peer_addresses
 from codeb_infra.roles.tools import remote_tool
 from codeb_infra.templates import render
 
@@ -41,6 +43,10 @@ def storage() -> None:
     peers = peer_addresses(host)
     networks = settings.client_networks(a for a in peers if a)
     version = settings.postgres_version
+    # A host the inventory marks as this role's migration target may stream a base backup and WAL.
+    replicas = [
+        a for a in (internal_address(h) for h in host.state.inventory if h.data.get(TARGET_KEY) == "storage") if a
+    ]
 
     apt.packages(
         name=f"PostgreSQL {version}, Redis and the SSH client",
@@ -61,7 +67,7 @@ def storage() -> None:
     )
     hba = files.put(
         name="PostgreSQL lets the private network in by password (scram-sha-256)",
-        src=StringIO(render("pg_hba.conf.j2", networks=networks)),
+        src=StringIO(render("pg_hba.conf.j2", networks=networks, replication_from=replicas)),
         dest=f"{settings.postgres_dir}/pg_hba.conf",
         user="postgres",
         group="postgres",
@@ -81,6 +87,14 @@ def storage() -> None:
         password_file=POSTGRES_ADMIN_PASSWORD,
         attributes=ADMIN_ATTRIBUTES,
     )
+    if replicas:
+        secrets.secret(name="PostgreSQL replication password", path=REPLICATION_PASSWORD)
+        postgres.login_role(
+            name=f"PostgreSQL role {REPLICATION_ROLE} for the migration target",
+            role=REPLICATION_ROLE,
+            password_file=REPLICATION_PASSWORD,
+            attributes=["LOGIN", "REPLICATION"],
+        )
 
     for directory in (POSTGRES_PASSWORDS_DIR, REDIS_USERS_DIR):
         files.directory(name=f"Directory {directory}", path=directory, user="root", group="root", mode="700")
