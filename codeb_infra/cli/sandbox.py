@@ -24,11 +24,18 @@ def sandbox() -> None:
 
 @sandbox.command("up")
 @_state_dir
-def sandbox_up(state_dir: Path | None) -> None:
-    """Create (or start) the four servers and write their inventory."""
+@click.option(
+    "--spare",
+    "spares",
+    multiple=True,
+    type=click.Choice(["storage", "app"]),
+    help="also a spare server ROLE-target (group `targets`) to migrate ROLE to; repeatable",
+)
+def sandbox_up(state_dir: Path | None, spares: tuple[str, ...]) -> None:
+    """Create (or start) the four servers (and spares) and write their inventory."""
     from codeb_infra import sandbox as sandbox_lib
 
-    sandbox_lib.up(state_dir, echo=click.echo)
+    sandbox_lib.up(state_dir, spares=spares, echo=click.echo)
 
 
 @sandbox.command("down")

@@ -1,8 +1,9 @@
-"""`up`, `down` and `status` of the local sandbox: four Debian servers with systemd and sshd."""
+"""`up`, `down` and `status` of the local sandbox: four Debian servers with systemd and sshd, and
+the spare servers asked for with `up(spares=...)`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from docker.errors import APIError
@@ -12,13 +13,16 @@ from .engine import Engine, connect
 from .image import ImageRecipe, ensure_image
 from .inventory import local_artifacts, render_inventory
 from .model import (
-    ROLES,
     STATE_DIR_LABEL,
     SandboxError,
     SandboxInfo,
     ServerInfo,
+    base_role,
     container_name,
     network_name,
+    server_names,
+    spare_name,
+    spare_role,
 )
 from .servers import (
     create_server,
@@ -36,27 +40,32 @@ from .state import StatePaths, ensure_key, remove_files, resolve_state_dir, writ
 Echo = Callable[[str], None]
 
 
-def up(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo:
+def up(state_dir: Path | None = None, *, spares: Sequence[str] = (), echo: Echo = print) -> SandboxInfo:
     """Create and start whatever part of the sandbox is missing, then write its inventory.
 
-    On a sandbox that already runs this changes nothing and says so (`changed` is False).
+    `spares` adds a spare server per role (`storage-target`, ...) for a migration to move that
+    role to; spares made before are kept. On a sandbox that already runs this changes nothing and
+    says so (`changed` is False).
     """
+    for role in spares:
+        spare_name(role)  # an unknown role is refused before anything is made
     paths = StatePaths(resolve_state_dir(state_dir))
     with connect(echo) as engine:
         containers = find_containers(engine)
+        names = server_names([*spares, *(r for r in map(spare_role, containers) if r)])
         _check_owner(containers, paths)
         if containers and not paths.key.exists():
             raise SandboxError(
                 f"The sandbox runs but its key {paths.key} is gone; run `codeb sandbox down`, then `codeb sandbox up`."
             )
         changed = ensure_key(paths)
-        booting = _create_missing(engine, containers, paths, echo)
+        booting = _create_missing(engine, containers, names, paths, echo)
         for role, container in containers.items():
-            if role in ROLES and role not in booting and container.status != "running":
+            if role in names and role not in booting and container.status != "running":
                 echo(f"Starting {container.name}")
                 container.start()
                 booting.append(role)
-        booting += _revive_unreachable(engine, containers, booting, paths, echo)
+        booting += _revive_unreachable(engine, containers, names, booting, paths, echo)
         for role in booting:
             container = containers[role]
             container.reload()
@@ -65,7 +74,7 @@ def up(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo:
                 echo(f"Warning: {container.name} booted {verdict}")
         for container in containers.values():
             container.reload()
-        servers = {role: server_info(containers[role]) for role in ROLES}
+        servers = {role: server_info(containers[role]) for role in names}
     changed = bool(booting) or changed
     inventory = render_inventory(servers, paths.key, local_artifacts(paths.root))
     changed = write_text(paths.inventory, inventory) or changed
@@ -99,15 +108,18 @@ def status(state_dir: Path | None = None, *, echo: Echo = print) -> SandboxInfo 
         return None
     labelled = _state_dirs(containers)
     paths = StatePaths(labelled[0] if labelled else resolve_state_dir(state_dir))
-    servers = {role: server_info(c) for role, c in containers.items() if role in ROLES}
+    names = server_names([r for r in map(spare_role, containers) if r])
+    servers = {role: server_info(c) for role, c in containers.items() if role in names}
     return _info(paths, servers, changed=False)
 
 
-def _create_missing(engine: Engine, containers: dict[str, Container], paths: StatePaths, echo: Echo) -> list[str]:
-    missing = [role for role in ROLES if role not in containers]
+def _create_missing(
+    engine: Engine, containers: dict[str, Container], names: Sequence[str], paths: StatePaths, echo: Echo
+) -> list[str]:
+    missing = [role for role in names if role not in containers]
     if not missing:
         return []
-    images = {role: ensure_image(engine, ImageRecipe.for_role(role), echo) for role in missing}
+    images = {role: ensure_image(engine, ImageRecipe.for_role(base_role(role)), echo) for role in missing}
     ensure_network(engine)
     taken = published_ports(engine) | {port for port in (server_info(c).ssh_port for c in containers.values()) if port}
     public_key = paths.public_key.read_text()
@@ -125,7 +137,12 @@ def _create_missing(engine: Engine, containers: dict[str, Container], paths: Sta
 
 
 def _revive_unreachable(
-    engine: Engine, containers: dict[str, Container], booting: list[str], paths: StatePaths, echo: Echo
+    engine: Engine,
+    containers: dict[str, Container],
+    names: Sequence[str],
+    booting: list[str],
+    paths: StatePaths,
+    echo: Echo,
 ) -> list[str]:
     """Restart each server the engine calls running but whose sshd does not answer, and make it anew
     when it cannot be restarted.
@@ -134,7 +151,7 @@ def _revive_unreachable(
     or rebooted with /run on disk, lists servers as running that nothing runs.
     """
     revived: list[str] = []
-    for role in ROLES:
+    for role in names:
         container = containers[role]
         port = server_info(container).ssh_port
         if role in booting or (port and ssh_answers(port)):
@@ -150,7 +167,7 @@ def _revive_unreachable(
                 echo(f"{container.name} does not start ({error.explanation or error}); making it anew")
                 container.remove(force=True)
                 del containers[role]
-                _create_missing(engine, containers, paths, echo)
+                _create_missing(engine, containers, names, paths, echo)
         revived.append(role)
     return revived
 

@@ -1,5 +1,5 @@
-"""What a sandbox is: four servers with fixed names and labels, and what `up` and `status`
-report about them."""
+"""What a sandbox is: four servers with fixed names and labels (plus, on demand, spare servers
+that a migration moves a role to), and what `up` and `status` report about them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict
 from codeb_infra.domain.errors import CodebError
 
 ROLES: tuple[str, ...] = ("app", "streaming", "storage", "backup")
+SPARE_ROLES: tuple[str, ...] = ("storage", "app")
+"""Roles a spare server (`codeb sandbox up --spare ROLE`) can stand by for, in address order."""
+SPARE_SUFFIX = "-target"
 INSTANCE_VAR = "CODEB_SANDBOX_NAME"
 DEFAULT_INSTANCE = "codeb-sandbox"
 LABEL = "codeb.sandbox"
@@ -39,7 +42,38 @@ def network_name() -> str:
 
 
 def container_name(role: str) -> str:
+    """The container of a server: `{instance}-app`, or `{instance}-storage-target` for a spare."""
     return f"{instance()}-{role}"
+
+
+def spare_name(role: str) -> str:
+    """The server name of the spare for ROLE: `storage-target`."""
+    if role not in SPARE_ROLES:
+        raise SandboxError(f"no spare server for {role!r}: choose one of {', '.join(SPARE_ROLES)}")
+    return f"{role}{SPARE_SUFFIX}"
+
+
+def spare_role(server: str) -> str | None:
+    """The role a spare server stands by for (`storage-target` -> storage); None for the four."""
+    role = server.removesuffix(SPARE_SUFFIX)
+    return role if role != server and role in SPARE_ROLES else None
+
+
+def base_role(server: str) -> str:
+    """What a server is built like: its role, or the role a spare stands by for."""
+    return spare_role(server) or server
+
+
+def server_names(spares: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """The four servers, then one spare per asked role in SPARE_ROLES order."""
+    return ROLES + tuple(spare_name(role) for role in SPARE_ROLES if role in set(spares))
+
+
+def server_index(server: str) -> int:
+    """A server's place in the sandbox: the four by role, the spares after them (fixed, whichever
+    spares exist), which gives each its fixed network and mesh address."""
+    role = spare_role(server)
+    return ROLES.index(server) if role is None else len(ROLES) + SPARE_ROLES.index(role)
 
 
 class ServerInfo(BaseModel):
@@ -81,12 +115,13 @@ class SandboxInfo(BaseModel):
 
     def describe(self) -> str:
         """One line per server: role, state, SSH port and address on the sandbox network."""
-        lines = [f"{'ROLE':<10} {'STATE':<10} {'SSH':<22} ADDRESS"]
-        for role in ROLES:
+        lines = [f"{'ROLE':<15} {'STATE':<10} {'SSH':<22} ADDRESS"]
+        spares = [name for name in self.servers if spare_role(name)]
+        for role in server_names([base_role(name) for name in spares]):
             server = self.servers.get(role)
             if server is None:
-                lines.append(f"{role:<10} {'missing':<10} {'-':<22} -")
+                lines.append(f"{role:<15} {'missing':<10} {'-':<22} -")
                 continue
             ssh = f"127.0.0.1:{server.ssh_port}" if server.ssh_port else "-"
-            lines.append(f"{role:<10} {server.state:<10} {ssh:<22} {server.address or '-'}")
+            lines.append(f"{role:<15} {server.state:<10} {ssh:<22} {server.address or '-'}")
         return "\n".join(lines)

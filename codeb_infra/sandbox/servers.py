@@ -25,13 +25,14 @@ from .model import (
     FIRST_WEB_PORT,
     LABEL,
     ROLE_LABEL,
-    ROLES,
     STATE_DIR_LABEL,
     SandboxError,
     ServerInfo,
+    base_role,
     container_name,
     instance,
     network_name,
+    server_index,
 )
 
 BOOT_TIMEOUT = 180
@@ -134,7 +135,8 @@ def _port_is_free(port: int) -> bool:
 def create_server(
     engine: Engine, *, role: str, image: str, ssh_port: int, public_key: str, state_dir: Path
 ) -> Container:
-    """Create and start one server whose root account trusts `public_key`."""
+    """Create and start one server whose root account trusts `public_key`. `role` is the server's
+    name: one of the four roles, or a spare (`storage-target`), built like the role it stands by for."""
     try:
         container = engine.client.containers.create(
             image,
@@ -142,7 +144,7 @@ def create_server(
             hostname=role,
             detach=True,
             labels={LABEL: instance(), ROLE_LABEL: role, STATE_DIR_LABEL: str(state_dir)},
-            ports={"22/tcp": ("127.0.0.1", ssh_port), **_web_ports(engine, role)},
+            ports={"22/tcp": ("127.0.0.1", ssh_port), **_web_ports(engine, base_role(role))},
             ulimits=ULIMITS,
             network=network_name(),
             networking_config={
@@ -150,7 +152,7 @@ def create_server(
                     aliases=[role], ipv4_address=_fixed_address(engine, role)
                 )
             },
-            **_systemd_options(engine, role),
+            **_systemd_options(engine, base_role(role)),
         )
     except APIError as error:
         raise SandboxError(f"Could not create {container_name(role)}: {error.explanation or error}") from error
@@ -161,12 +163,13 @@ def create_server(
 
 def _fixed_address(engine: Engine, role: str) -> str | None:
     """The server's own address on the sandbox network (the subnet's 10th host on for app, and so
-    on): a restart keeps it, as a real server keeps its address, so the mesh's endpoints stay true."""
+    on, the spares after backup): a restart keeps it, as a real server keeps its address, so the
+    mesh's endpoints stay true."""
     configs = (engine.client.networks.get(network_name()).attrs.get("IPAM") or {}).get("Config") or []
     subnet = next((c["Subnet"] for c in configs if "." in str(c.get("Subnet", ""))), None)
     if subnet is None:
         return None
-    return str(ipaddress.ip_network(subnet).network_address + 10 + ROLES.index(role))
+    return str(ipaddress.ip_network(subnet).network_address + 10 + server_index(role))
 
 
 def _web_ports(engine: Engine, role: str) -> dict[str, tuple[str, int]]:

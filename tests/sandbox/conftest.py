@@ -1,5 +1,6 @@
 """Shared setup for the sandbox tests: the `sandbox` marker, the podman settings this kind of
-host needs, and one sandbox shared by the tests that only use it."""
+host needs, one sandbox shared by the tests that only use it, and a second one with spare servers
+for the migration tests (which move roles between servers, so never on the shared one)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ import pytest
 from codeb_infra.config.network import NetworkSettings, mesh_address
 from codeb_infra.sandbox import SandboxInfo, down, status, up
 from codeb_infra.sandbox.inventory import SHARED_DATA
+from codeb_infra.sandbox.model import INSTANCE_VAR, instance
+from codeb_infra.sandbox.state import ENV_VAR as STATE_DIR_VAR
 from tests.support.podman import CONTAINERS_CONF
 from tests.support.sandbox_ssh import ssh
 
 SHARED_SANDBOX = "shared_sandbox"
+MIGRATION_SANDBOX = "migration_sandbox"
+MIGRATION_SPARES = ("storage", "app")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,7 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # (it keeps its address, but its services come back one by one).
     items.sort(
         key=lambda item: (
-            bool({SHARED_SANDBOX, "bootstrapped"} & set(getattr(item, "fixturenames", ()))),
+            bool({SHARED_SANDBOX, "bootstrapped", MIGRATION_SANDBOX} & set(getattr(item, "fixturenames", ()))),
             item.get_closest_marker("restarts_servers") is not None,
         )
     )
@@ -174,3 +179,38 @@ def bootstrapped(shared_sandbox: SandboxInfo) -> Bootstrapped:
     second = bootstrap(shared_sandbox)
     print(f"\nbootstrap of all four servers: first run {first.seconds:.1f}s, second run {second.seconds:.1f}s")
     return Bootstrapped(shared_sandbox, first, second)
+
+
+@pytest.fixture(scope="session")
+def migration_sandbox(containers_conf: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bootstrapped]:
+    """A sandbox of its own (instance `{instance}-mig`) with the four servers bootstrapped once and
+    spares `storage-target` and `app-target` (only their mesh and firewall: `codeb migrate`
+    bootstraps a target itself). Made anew and removed at the session's end: a migration leaves
+    roles moved."""
+    name = f"{instance()}-mig"
+    state_dir = tmp_path_factory.mktemp("migration-sandbox")
+
+    def _as_migration_sandbox() -> pytest.MonkeyPatch:
+        patch = pytest.MonkeyPatch()
+        patch.setenv(INSTANCE_VAR, name)
+        patch.delenv(STATE_DIR_VAR, raising=False)
+        return patch
+
+    patch = _as_migration_sandbox()
+    try:
+        left = status(echo=_quiet)
+        if left is not None:
+            down(left.state_dir, echo=_quiet)
+        info = up(state_dir, spares=MIGRATION_SPARES, echo=_quiet)
+    finally:
+        patch.undo()
+    try:
+        first = bootstrap(info)
+        print(f"\nbootstrap of the migration sandbox (four servers, two spares): {first.seconds:.1f}s")
+        yield Bootstrapped(info, first, first)
+    finally:
+        patch = _as_migration_sandbox()
+        try:
+            down(state_dir, echo=_quiet)
+        finally:
+            patch.undo()
