@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from codeb_infra.cli import audit, data, env, errors, health, keys, releases, sandbox, servers, slots, version
+from codeb_infra.cli import audit, data, env, errors, health, keys, migrate, releases, sandbox, servers, slots, version
 
 
 @click.group()
@@ -27,6 +27,7 @@ for command in (
     *keys.COMMANDS,
     *audit.COMMANDS,
     *sandbox.COMMANDS,
+    *migrate.COMMANDS,
 ):
     codeb.add_command(command)
 

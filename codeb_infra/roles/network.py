@@ -42,7 +42,11 @@ WAIT_FOR_MESH = (
 
 
 def _roles(server: Host) -> tuple[str, ...]:
-    return tuple(role for role in ROLE_ORDER if role in server.groups)
+    """The server's roles; a migration target (group `targets`) has the role it will take over,
+    so its firewall lets in what that role serves before the role moves to it."""
+    roles = tuple(role for role in ROLE_ORDER if role in server.groups)
+    target = server.data.get("migrate_target")
+    return roles or ((target,) if target in ROLE_ORDER else ())
 
 
 def internal_address(server: Host) -> str | None:
