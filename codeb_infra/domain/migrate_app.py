@@ -152,9 +152,11 @@ def stale_for(rrset: RRset, now: datetime) -> int:
     """How long a resolver may still hold an old answer for this name: its TTL, or the TTL it had
     before it was lowered while that one has not run out since."""
     note = _ttl_note(rrset)
-    if note is None or note[1] is None:
+    if note is None:
         return rrset.ttl
     old_ttl, lowered_at = note
+    if lowered_at is None:
+        return max(rrset.ttl, old_ttl)
     waited = now.timestamp() - lowered_at
     return max(rrset.ttl, int(old_ttl - waited)) if waited < old_ttl else rrset.ttl
 
@@ -257,6 +259,19 @@ def pointer_paths(projects: Projects, upstreams_dir: str) -> list[str]:
         for env in sorted(envs, key=lambda e: e.value)
         for role in ("active", "preview")
     ]
+
+
+def health_targets(projects: Projects, slots: SlotTable, base_domain: str) -> list[tuple[str, str]]:
+    """(domain, health path) of every project's domain, and of its preview domain when the other
+    slot runs a release too (an empty one answers 502 there, on the source as well)."""
+    running = set(running_containers(slots))
+    found = []
+    for project, envs in sorted(projects.projects.items()):
+        for env, entry in sorted(envs.items(), key=lambda kv: kv[0].value):
+            found.append((entry.domain, entry.health_path))
+            if all(container_name(project, env, slot) in running for slot in Slot):
+                found.append((preview_domain(project, env, base_domain), entry.health_path))
+    return found
 
 
 def relay_routes(projects: Projects, upstreams_dir: str, base_domain: str) -> list[RelayRoute]:

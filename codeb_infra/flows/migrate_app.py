@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +32,6 @@ from codeb_infra.commands import files as file_commands
 from codeb_infra.commands import migrate_app as commands
 from codeb_infra.commands import powerdns as pdns_commands
 from codeb_infra.commands.caddy import reload as caddy_reload
-from codeb_infra.commands.caddy import validate as caddy_validate
 from codeb_infra.commands.caddy import write_pointer
 from codeb_infra.config.app import DnsSettings, HostSettings
 from codeb_infra.controller import runner
@@ -48,6 +48,7 @@ from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
 from codeb_infra.roles.network import internal_address
 
 _MISSING = "__codeb_no_migration_record__"
+HEALTH_WAIT_SECONDS = 60.0
 Say = Callable[[str], None]
 
 
@@ -64,6 +65,7 @@ class _Pair:
     projects: Projects
     slots: SlotTable
     changes: dict[str, tuple[RRset, ...]]
+    originals: dict[str, tuple[str, ...]]  # record name -> its addresses now
 
     @property
     def source_address(self) -> str:
@@ -133,11 +135,14 @@ def _connected(inventory: str, target_name: str, data: dict[str, Any] | None) ->
         target_dns = DnsSettings.from_data(target.data)
         projects = _fact(state, source, ProjectRegistry, registry_dir=settings.registry_dir)
         slots = _fact(state, source, SlotRegistry, registry_dir=settings.registry_dir)
-        changes = {}
+        changes, originals = {}, {}
         for zone in dns.zones:
             live = _fact(state, source, PowerDnsZone, api=dns.api, zone=zone)
             changes[zone] = plan.address_changes(live, str(dns.public_address), str(target_dns.public_address))
-        yield _Pair(state, source, target if error is None else None, error, settings, dns, projects, slots, changes)
+            originals.update({r.name: r.contents for r in live.rrsets if r.rtype == "A"} if live else {})
+        yield _Pair(
+            state, source, target if error is None else None, error, settings, dns, projects, slots, changes, originals
+        )
     finally:
         disconnect_all(state)
 
@@ -166,7 +171,8 @@ def _lower_commands(pair: _Pair) -> dict[str, str]:
     found = {}
     for zone, rrsets in pair.changes.items():
         for rrset in rrsets:
-            cmd = pdns_commands.change_rrsets(pair.dns.api, zone, replace=[plan.lowered_ttl(rrset)])
+            original = rrset.model_copy(update={"contents": pair.originals[rrset.name]})
+            cmd = pdns_commands.change_rrsets(pair.dns.api, zone, replace=[plan.lowered_ttl(original)])
             found[rrset.name] = f"ssh root@{pair.source.name} {cmd.get_raw_value()}"
     return found
 
@@ -287,31 +293,35 @@ def _start_slots(pair: _Pair) -> None:
     _run(
         pair.target, commands.write_text(site, plan.relay_site(routes, _relay_address(pair))), "writing the relay site"
     )
-    _run(pair.target, caddy_validate(s.caddy_bin, s.caddyfile), "validating Caddy's config")
+    # No `caddy validate` first: run as root it would create the sites' log files root-owned.
     _run(pair.target, caddy_reload(s.caddy_bin, s.caddyfile), "reloading Caddy")
 
 
-def _health(pair: _Pair) -> None:
+def _health(pair: _Pair, *, within: float = HEALTH_WAIT_SECONDS) -> None:
+    """Every domain and preview domain through the target's Caddy (SNI and Host set), retried
+    while Caddy issues the new names' certificates."""
     assert pair.target is not None
     s = HostSettings.from_data(pair.target.data)
-    targets = []
-    for _, envs in sorted(pair.projects.projects.items()):
-        for entry in envs.values():
-            targets.append((entry.domain, entry.health_path))
-    with ctx_state.use(pair.state), ctx_host.use(pair.target):
-        found = pair.target.get_fact(
-            HealthProbe,
-            targets=targets,
-            resolve=[],
-            scheme="http" if s.tls == "off" else "https",
-            port=80 if s.tls == "off" else 443,
-            cafiles=[CADDY_LOCAL_ROOT, *([s.acme_ca_root] if s.acme_ca_root else [])],
-            dns_server="127.0.0.1",
-            dns_port=53,
-        )
-    failed = plan.unhealthy(found)
-    if failed:
-        raise RunFailed(f"on {pair.target.name}: through its Caddy {'; '.join(failed)}; nothing was switched")
+    targets = plan.health_targets(pair.projects, pair.slots, s.base_domain)
+    deadline = time.monotonic() + within
+    while True:
+        with ctx_state.use(pair.state), ctx_host.use(pair.target):
+            found = pair.target.get_fact(
+                HealthProbe,
+                targets=targets,
+                resolve=[],
+                scheme="http" if s.tls == "off" else "https",
+                port=80 if s.tls == "off" else 443,
+                cafiles=[CADDY_LOCAL_ROOT, *([s.acme_ca_root] if s.acme_ca_root else [])],
+                dns_server="127.0.0.1",
+                dns_port=53,
+            )
+        failed = plan.unhealthy(found)
+        if not failed:
+            return
+        if time.monotonic() > deadline:
+            raise RunFailed(f"on {pair.target.name}: through its Caddy {'; '.join(failed)}; nothing was switched")
+        time.sleep(1.0)
 
 
 def _relay(pair: _Pair, record: MigrationRecord) -> MigrationRecord:

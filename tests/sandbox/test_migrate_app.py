@@ -98,9 +98,9 @@ def test_the_app_server_moves_with_no_failed_request(migration_sandbox: Bootstra
     inventory = b.info.inventory
     source_ip, target_ip = b.address("app"), b.address(TARGET)
     v1, v2 = build_test_image("v1", "v1"), build_test_image("v2", "v2")
-    for step in (("deploy", v1), ("promote",), ("deploy", v2), ("promote",)):
-        args = ["deploy", PROJECT, "--image", step[1], "--push"] if step[0] == "deploy" else ["promote", PROJECT]
-        ok(_codeb(inventory, *args))
+    for image in (v1, v2):
+        ok(_codeb(inventory, "deploy", PROJECT, "--image", image, "--push"))
+        ok(_codeb(inventory, "promote", PROJECT))
     assert fetch(DOMAIN, resolve_a(DOMAIN, source_ip)) == (200, "v2")
 
     dry = _codeb(inventory, "migrate", "app", "--to", TARGET, "--dry-run")
@@ -168,8 +168,9 @@ def test_the_app_server_moves_with_no_failed_request(migration_sandbox: Bootstra
     moved_inventory = _target_as_app(b, tmp_path / "moved.py")
     ok(_codeb(moved_inventory, "rollback", PROJECT))
     assert fetch(DOMAIN, target_ip) == (200, "v1") and fetch(DOMAIN, source_ip) == (200, "v1")
+    ok(_codeb(moved_inventory, "deploy", PROJECT, "--image", build_test_image("v4", "v4"), "--push"))
     ok(_codeb(moved_inventory, "promote", PROJECT))
-    assert fetch(DOMAIN, target_ip) == (200, "v2") and fetch(DOMAIN, source_ip) == (200, "v2")
+    assert fetch(DOMAIN, target_ip) == (200, "v4") and fetch(DOMAIN, source_ip) == (200, "v4")
 
     # --abort within grace: DNS names the source again and it serves from its own slots.
     aborted = _codeb(inventory, "migrate", "app", "--to", TARGET, "--abort")

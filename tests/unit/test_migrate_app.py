@@ -277,3 +277,18 @@ def test_step_record_write_is_atomic() -> None:
     assert "umask 077" in raw and raw.endswith(
         "mv -f -- /opt/codeb/migration/app.json.tmp /opt/codeb/migration/app.json"
     )
+
+
+def test_health_targets_are_each_domain_and_its_preview_when_both_slots_run() -> None:
+    release = Release(image="img:v1", port=4321, container_port=3000, health_path="/health")
+    both = SlotPairRecord(
+        blue=SlotRecord(state=SlotState.ACTIVE, release=release),
+        green=SlotRecord(state=SlotState.GRACE, release=release),
+    )
+    one = SlotPairRecord(blue=SlotRecord(state=SlotState.ACTIVE, release=release))
+    table = SlotTable(slots={"demo": {Environment.PRODUCTION: both}, "shop": {Environment.STAGING: one}})
+    assert plan.health_targets(_projects(), table, "codeb.test") == [
+        ("demo.codeb.test", "/health"),
+        ("demo-preview.codeb.test", "/health"),
+        ("shop.codeb.test", "/health"),
+    ]
