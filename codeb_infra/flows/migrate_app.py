@@ -65,6 +65,7 @@ class _Pair:
     projects: Projects
     slots: SlotTable
     changes: dict[str, tuple[RRset, ...]]
+    target_name: str
     originals: dict[str, tuple[str, ...]]  # record name -> its addresses now
 
     @property
@@ -141,7 +142,17 @@ def _connected(inventory: str, target_name: str, data: dict[str, Any] | None) ->
             changes[zone] = plan.address_changes(live, str(dns.public_address), str(target_dns.public_address))
             originals.update({r.name: r.contents for r in live.rrsets if r.rtype == "A"} if live else {})
         yield _Pair(
-            state, source, target if error is None else None, error, settings, dns, projects, slots, changes, originals
+            state,
+            source,
+            target if error is None else None,
+            error,
+            settings,
+            dns,
+            projects,
+            slots,
+            changes,
+            target.name,
+            originals,
         )
     finally:
         disconnect_all(state)
@@ -186,8 +197,7 @@ def _image_bytes(pair: _Pair) -> int:
 
 
 def preflight(pair: _Pair, now: datetime) -> list[Check]:
-    target_name = pair.target.name if pair.target else "the target"
-    checks = [plan.reach_check(target_name, pair.target_error)]
+    checks = [plan.reach_check(pair.target_name, pair.target_error)]
     if pair.target is not None:
         free = _run(pair.target, commands.free_bytes("/var/lib/containers"), "reading the free disk")
         checks.append(
