@@ -68,13 +68,16 @@ def _inventory_with(b: Bootstrapped, path: Path, **replace: str) -> Path:
 
 def _target_as_app(b: Bootstrapped, path: Path) -> Path:
     """The inventory after the move: app-target is the app server, the old one has left."""
-    lines = b.info.inventory.read_text().splitlines()
-    target = next(line for line in lines if line.startswith("targets = "))
-    kept = [line for line in lines if not line.startswith(("app = ", "targets = "))]
-    kept = [line.replace("'app', ", "", 1) if line.startswith("all = ") else line for line in kept]
-    path.write_text(
-        "\n".join([*kept, target.replace("targets = ", "app = ", 1).replace("'migrate_target': 'app', ", "")]) + "\n"
-    )
+    text = b.info.inventory.read_text()
+    found = re.search(r"\('app-target', \{[^}]*\}\)", text)
+    assert found, text
+    lines = [line for line in text.splitlines() if not line.startswith(("app = ", "targets = "))]
+    lines = [
+        line.replace("'app', ", "", 1).replace("'storage-target', ", "") if line.startswith("all = ") else line
+        for line in lines
+    ]
+    entry = found.group(0).replace("'migrate_target': 'app', ", "")
+    path.write_text("\n".join([*lines, f"app = [{entry}]"]) + "\n")
     return path
 
 
