@@ -19,7 +19,7 @@ import pytest
 from tests.sandbox.conftest import REPO, Bootstrapped, must
 from tests.support.sandbox_ssh import ssh
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.migration]
 
 PROJECT = "mig"
 TARGET = "storage-target"
