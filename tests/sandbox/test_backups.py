@@ -354,6 +354,8 @@ def test_a_full_backup_disk_fails_archiving_loudly_keeps_no_partial_segment_and_
     sql(info, PROJECT, f"CREATE TABLE {table} (id int PRIMARY KEY)")
     wait_for("the archive to be idle", lambda: storage_status(info)["ready"]["count"] == 0, timeout=180)
     failed_before = int(storage_status(info)["archiver"]["failed_count"] or 0)
+    pg_log = "/var/log/postgresql/postgresql-15-main.log"
+    logged_before = int(must(ssh(info, "storage", f"wc -l < {pg_log}")))
     _on_backup_as_engine(
         f"set -e; owner=$(stat -c %u:%g {wal}); mode=$(stat -c %a {wal}); "
         f"mount -t tmpfs -o size=24m,mode=$mode codeb-test-full {wal}; chown $owner {wal}; "
@@ -371,13 +373,14 @@ def test_a_full_backup_disk_fails_archiving_loudly_keeps_no_partial_segment_and_
         print(f"\n`codeb backup status` with the backup disk full (exit {status.returncode}):\n{status.stdout}")
         assert status.returncode == 1 and re.search(r"^FAIL +WAL archiving", status.stdout, re.M), status.stdout
         # PostgreSQL's log names the cause in the backup server's one line, no traceback.
-        said = must(ssh(info, "storage", "tail -n 50 /var/log/postgresql/postgresql-15-main.log"))
+        said = must(ssh(info, "storage", f"tail -n +{logged_before + 1} {pg_log}"))
         assert "not stored: No space left on device on the backup server" in said, said[-3000:]
         assert "Traceback" not in said and "OSError" not in said, said[-3000:]
-        listed = must(ssh(info, "backup", f"find {wal} -type f -printf '%f %s\\n'")).split("\n")
-        partial = [line for line in listed if WAL_NAME.match(line.split()[0]) and int(line.split()[1]) != SEGMENT]
-        assert partial == [], f"a partial segment was accepted: {partial}"
-        assert not [line for line in listed if line.startswith(".tmp-")], listed
+        listed = must(ssh(info, "backup", f"find {wal} -type f -printf '%f %s\\n'")).split()
+        sizes = dict(zip(listed[::2], map(int, listed[1::2]), strict=True))
+        partial = {name: size for name, size in sizes.items() if WAL_NAME.match(name) and size != SEGMENT}
+        assert partial == {}, f"a partial segment was accepted: {partial}"
+        assert not [name for name in sizes if name.startswith(".tmp-")], sizes
         _on_backup_as_engine(f"rm {wal}/.filler; mount -o remount,size=512m {wal}")
         wait_for("the archive to catch up", lambda: storage_status(info)["ready"]["count"] == 0, timeout=180)
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -232,8 +233,14 @@ def test_the_admin_pages_render_without_console_errors(browser: webdriver.Chrome
     assert made not in browser.page_source  # shown once
     row = browser.find_element(By.ID, row_id)
     assert "dash made" in row.text
-    row.find_element(By.CLASS_NAME, "revoke").click()
-    WebDriverWait(browser, 60).until(lambda d: "revoked" in d.find_element(By.ID, row_id).text)
+    row.find_element(By.CLASS_NAME, "revoke").click()  # asks first: turned down, the key still works
+    WebDriverWait(browser, 10).until(expected_conditions.alert_is_present()).dismiss()
+    assert site["api"].call(made, "list_projects")[0] == 200
+    browser.find_element(By.ID, row_id).find_element(By.CLASS_NAME, "revoke").click()
+    WebDriverWait(browser, 10).until(expected_conditions.alert_is_present()).accept()
+    WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: "revoked" in d.find_element(By.ID, row_id).text
+    )
     status, answer = site["api"].call(made, "list_projects")
     assert status == 401 and "was revoked" in answer["error"]
     assert console_errors(browser) == []
