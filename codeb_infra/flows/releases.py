@@ -167,6 +167,23 @@ def contract_work(
     )
 
 
+def cancel_rolled_back(settings: HostSettings, request: Any, pair: SlotPair) -> None:
+    """After a rollback to ``pair``: the pending contract steps of releases that neither serve nor
+    wait in preview any more are recorded cancelled at once (they never run)."""
+    log = read_log(settings, request.project, request.env)
+    deployed = next((s for s in Slot if pair.record(s).state is SlotState.DEPLOYED), None)
+    _, cancelled = domain.contract_decisions(log, active=pair.active, deployed=deployed, grace_over=False)
+    for release in cancelled:
+        ops.contract_state(
+            name=f"Cancel release {release.number}'s contract step (rolled back within grace)",
+            tool=tool(settings),
+            project=request.project,
+            env=request.env.value,
+            number=release.number,
+            state="cancelled",
+        )
+
+
 def contract_steps(
     run: LockedRun,
     settings: HostSettings,

@@ -24,6 +24,7 @@ from codeb_infra.domain.changes import Plan
 from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.domain.live import LiveSlots
 from codeb_infra.domain.requests import SlotRequest
+from codeb_infra.flows import releases
 from codeb_infra.flows.common import holder, read_slots, utcnow
 from codeb_infra.operations import api, registry, watch
 
@@ -111,6 +112,8 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
     )
     # A refused switch fails the run (the lock line becomes exit 4), so only a done one is audited here.
     api.record_change(request=request, holder=who, ok=switched.did_succeed)
+    if action == "rollback":
+        releases.cancel_rolled_back(settings, request, decision.wanted)
     # A watch running from an earlier promote ends by itself once slots.json moves on (this switch).
     spec = _watch_spec(settings, live, decision, request) if action == "promote" else None
     if spec is not None:

@@ -225,6 +225,7 @@ def test_expand_contract_with_a_real_schema_change_tied_to_the_grace_period(boot
     assert columns() == "body,id,title"
     assert domain("/cgi-bin/note").startswith("s2 wrote ") and slot_note(first).startswith("s1 wrote ")
     ok(codeb(info, "rollback", project))
+    assert contract_states()[-1] == (2, "cancelled")  # by the rollback itself
     assert domain() == "s1" and domain("/cgi-bin/note").startswith("s1 wrote ")
     ok(codeb(info, "cleanup", project, "--force"))
     assert contract_states()[-1] == (2, "cancelled") and columns() == "body,id,title"
