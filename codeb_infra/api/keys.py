@@ -182,16 +182,19 @@ class KeyStore:
         return record
 
     def record(self, key_id: str, *, at: datetime | None = None) -> KeyRecord:
-        """The record of a key still in force (a dashboard session names its key by id)."""
+        """The record of a key still in force (a dashboard session names its key by id); a
+        session's request is a use of its key (`last_used`)."""
+        moment = at or now()
         with self._connect() as connection:
             row = connection.execute("SELECT * FROM keys WHERE id = ?", (key_id,)).fetchone()
-        if row is None:
-            raise KeyRejected(f"API key {key_id} no longer exists")
-        record = _record(row)
-        if record.revoked:
-            raise KeyRejected(f"API key {record.id} was revoked at {record.revoked}")
-        if record.expires and datetime.fromisoformat(record.expires) <= (at or now()):
-            raise KeyRejected(f"API key {record.id} expired at {record.expires}")
+            if row is None:
+                raise KeyRejected(f"API key {key_id} no longer exists")
+            record = _record(row)
+            if record.revoked:
+                raise KeyRejected(f"API key {record.id} was revoked at {record.revoked}")
+            if record.expires and datetime.fromisoformat(record.expires) <= moment:
+                raise KeyRejected(f"API key {record.id} expired at {record.expires}")
+            connection.execute("UPDATE keys SET last_used = ? WHERE id = ?", (moment.isoformat(), record.id))
         return record
 
     def list(self) -> list[KeyRecord]:

@@ -86,6 +86,16 @@ def test_projects_come_from_the_tool_registry_and_a_view_key_gets_no_switch(boar
     assert 'id="promote"' in client.get("/p/shop/production").text
 
 
+def test_a_sessions_request_is_a_use_of_its_key(board: Any) -> None:
+    client, plane = board
+    _, _, key_id = signed_in(client, plane, Role.VIEW, "shop")
+    with sqlite3.connect(plane.keys._db) as db:
+        db.execute("UPDATE keys SET last_used = '2000-01-01T00:00:00+00:00' WHERE id = ?", (key_id,))
+    assert client.get("/projects").status_code == 200
+    listed = {k.id: k.last_used for k in plane.keys.list()}
+    assert listed[key_id] is not None and listed[key_id] > "2000-01-02", listed[key_id]
+
+
 def test_a_post_needs_the_sessions_csrf_token(board: Any) -> None:
     client, plane = board
     _, csrf, _ = signed_in(client, plane, Role.ADMIN)
