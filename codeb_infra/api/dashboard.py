@@ -1,12 +1,15 @@
 """The web dashboard at https://api.{base_domain}/: server-rendered pages (Jinja2) with htmx for
 the live parts. An API key signed in once becomes a server-side session (cookie HttpOnly, Secure,
-SameSite=Strict); every POST carries the session's CSRF token; every read and change is a call of
+SameSite=Strict); every POST carries the session's CSRF token (the sign-in form a token of its
+own, matched against its own cookie); every read and change is a call of
 the registry's tools through `ControlPlane.handle`, so roles, project scopes, locks, audit rows and
 error messages are those of `POST /api/tool`."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +27,9 @@ from codeb_infra.api.server import ControlPlane, source_of
 from codeb_infra.api.sessions import Session, SessionStore
 
 COOKIE = "codeb_session"
+# The sign-in form's own token, also in a cookie of its own: a sign-in POST from another site
+# carries no such cookie (SameSite=Strict), so nobody can sign a browser in with their key.
+SIGN_IN_COOKIE = "codeb_sign_in"
 CSRF_HEADER = "x-csrf-token"
 MAX_FORM = 64 * 1024
 LOG_LINES = 20
@@ -330,23 +336,38 @@ def mount_dashboard(app: FastAPI, plane: ControlPlane) -> None:
         viewer = await board.viewer(request)
         return RedirectResponse("/projects" if viewer else "/sign-in", status_code=303, headers=HEADERS)
 
+    def sign_in_form(status: int = 200, error: str | None = None) -> Response:
+        """The form with a fresh token, set in its cookie too."""
+        token = secrets.token_urlsafe(32)
+        response = board.render("sign_in.html", status=status, viewer=None, csrf=token, error=error)
+        response.set_cookie(
+            SIGN_IN_COOKIE, token, max_age=1800, httponly=True, secure=True, samesite="strict", path="/sign-in"
+        )
+        return response
+
     @app.get("/sign-in")
     async def sign_in_page(request: Request) -> Response:
         if await board.viewer(request):
             return RedirectResponse("/projects", status_code=303, headers=HEADERS)
-        return board.render("sign_in.html", viewer=None, csrf="", error=None)
+        return sign_in_form()
 
     @app.post("/sign-in")
     async def sign_in(request: Request) -> Response:
         form = await _form(request) or {}
+        given, expected = form.get("csrf", ""), request.cookies.get(SIGN_IN_COOKIE, "")
+        if not given or not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            reason = "refused: this sign-in form has no token or a wrong one; reload the page"
+            await asyncio.to_thread(board.audit_sign_in, request, None, "denied", 403, reason)
+            return sign_in_form(403, reason)
         try:
             record = await asyncio.to_thread(plane.sign_in, form.get("key", "").strip(), source_of(request))
         except KeyRejected as error:
             await asyncio.to_thread(board.audit_sign_in, request, None, "denied", 401, str(error))
-            return board.render("sign_in.html", status=401, viewer=None, csrf="", error=str(error))
+            return sign_in_form(401, str(error))
         session_id, session = await asyncio.to_thread(board.sessions.open, record.id)
         await asyncio.to_thread(board.audit_sign_in, request, record, "allowed", 303)
         response = RedirectResponse("/projects", status_code=303, headers=HEADERS)
+        response.delete_cookie(SIGN_IN_COOKIE, path="/sign-in", secure=True, httponly=True, samesite="strict")
         response.set_cookie(
             COOKIE,
             session_id,

@@ -33,11 +33,17 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
         yield client, app.state.plane
 
 
+def sign_in_post(client: TestClient, key: str) -> Any:
+    """POST the sign-in form as a browser does: after GET /sign-in, with its token and cookie."""
+    form = client.get("/sign-in")
+    return client.post("/sign-in", data={"key": key, "csrf": CSRF.search(form.text).group(1)})  # type: ignore[union-attr]
+
+
 def signed_in(client: TestClient, plane: Any, role: Role, *projects: str) -> tuple[str, str, str]:
     """Sign in with a new key: the session cookie, the page's CSRF token and the key's id."""
     record, key = plane.keys.create(role=role, projects=projects)
     client.cookies.clear()
-    response = client.post("/sign-in", data={"key": key})
+    response = sign_in_post(client, key)
     assert response.status_code == 303 and response.headers["location"] == "/projects"
     cookie = response.headers["set-cookie"]
     for attribute in ("HttpOnly", "Secure", "SameSite=strict", "Max-Age=28800", "Path=/"):
@@ -54,13 +60,13 @@ def test_a_page_without_a_session_goes_to_sign_in_and_a_wrong_key_is_refused_in_
     client.cookies.clear()
     assert client.get("/projects").headers["location"] == "/sign-in"
     assert client.get("/projects", headers={"HX-Request": "true"}).headers["hx-redirect"] == "/sign-in"
-    refused = client.post("/sign-in", data={"key": "codeb_dev_" + "x" * 43})
+    refused = sign_in_post(client, "codeb_dev_" + "x" * 43)
     assert (
         refused.status_code == 401
         and "unknown API key" in refused.text
         and COOKIE not in refused.headers.get("set-cookie", "")
     )
-    assert "not a codeb API key" in client.post("/sign-in", data={"key": "nope"}).text
+    assert "not a codeb API key" in sign_in_post(client, "nope").text
 
 
 def test_the_session_store_keeps_hashes_only_in_a_0600_file(board: Any) -> None:
@@ -84,6 +90,21 @@ def test_projects_come_from_the_tool_registry_and_a_view_key_gets_no_switch(boar
     assert "this key is limited to shop; not blog" in other
     signed_in(client, plane, Role.DEV)
     assert 'id="promote"' in client.get("/p/shop/production").text
+
+
+def test_a_sign_in_post_without_its_forms_token_and_cookie_is_refused(board: Any) -> None:
+    """A sign-in from another site (no cookie of the form) cannot sign this browser in with its key."""
+    client, plane = board
+    _, key = plane.keys.create(role=Role.ADMIN, projects=())
+    client.cookies.clear()
+    for data in ({"key": key}, {"key": key, "csrf": "forged"}):
+        refused = client.post("/sign-in", data=data)
+        assert refused.status_code == 403 and "sign-in form has no token or a wrong one" in refused.text
+        assert COOKIE not in refused.cookies and COOKIE not in client.cookies
+    client.get("/sign-in")
+    forged = client.post("/sign-in", data={"key": key, "csrf": "not-the-cookies"})
+    assert forged.status_code == 403 and COOKIE not in client.cookies
+    assert sign_in_post(client, key).status_code == 303
 
 
 def test_a_sessions_request_is_a_use_of_its_key(board: Any) -> None:
