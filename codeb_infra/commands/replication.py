@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pyinfra.api import StringCommand
 
-from codeb_infra.commands import command, quoted, safe
+from codeb_infra.commands import Part, command, quoted, safe
 from codeb_infra.commands.postgres import _as_postgres
 from codeb_infra.config.roles import REDIS_PASSWORD, ip_address
 from codeb_infra.domain.data import MASTER_ENVS_DIR
@@ -277,9 +277,9 @@ def promote(*, version: int, data_dir: str) -> StringCommand:
     )
 
 
-def redis_follow(source: str) -> StringCommand:
-    """On the target: authenticate to the source as the default user (same password: the secrets
-    were copied) and replicate it."""
+def _redis_with_masterauth(*then: Part) -> StringCommand:
+    """redis-cli reading `CONFIG SET masterauth` (the password from its root-only file, so never on
+    a command line) and then ``then`` (more printf parts) from stdin."""
     return command(
         "{",
         "printf",
@@ -289,8 +289,7 @@ def redis_follow(source: str) -> StringCommand:
         ')"',
         ";",
         "printf",
-        quoted("REPLICAOF %s 6379\\n"),
-        quoted(ip_address(source)),
+        *then,
         ";",
         "}",
         "|",
@@ -298,25 +297,17 @@ def redis_follow(source: str) -> StringCommand:
     )
 
 
+def redis_follow(source: str) -> StringCommand:
+    """On the target: authenticate to the source as the default user (same password: the secrets
+    were copied) and replicate it."""
+    return _redis_with_masterauth(quoted("REPLICAOF %s 6379\\n"), quoted(ip_address(source)))
+
+
 def redis_failover(target: str, timeout_ms: int = 5000) -> StringCommand:
     """On the source: hand the primary role to the target (no FORCE: Redis aborts rather than
     lose writes, the source becomes the target's replica). masterauth first, for following it."""
-    return command(
-        "{",
-        "printf",
-        quoted("CONFIG SET masterauth %s\\n"),
-        '"$(cat',
-        quoted(REDIS_PASSWORD),
-        ')"',
-        ";",
-        "printf",
-        quoted("FAILOVER TO %s 6379 TIMEOUT %d\\n"),
-        quoted(ip_address(target)),
-        quoted(str(int(timeout_ms))),
-        ";",
-        "}",
-        "|",
-        _redis(),
+    return _redis_with_masterauth(
+        quoted("FAILOVER TO %s 6379 TIMEOUT %d\\n"), quoted(ip_address(target)), quoted(str(int(timeout_ms)))
     )
 
 

@@ -135,30 +135,30 @@ def app_hosts(state: _RunState) -> list[Host]:
     return hosts
 
 
-def _lock_held(state: State, hosts: list[Any]) -> LockHeld | None:
-    """The server-side tool's lock line, when a failed step was refused a lock another run holds."""
+def _refusal(state: State, hosts: list[Any], prefix: str) -> str | None:
+    """The rest of the first line a failed step wrote to stderr starting with ``prefix`` (a
+    server-side tool's refusal), naming its host."""
     for host in hosts:
         for op_data in state.ops.get(host, {}).values():
             meta = op_data.operation_meta
             if not meta.is_complete() or meta.did_succeed() or meta._combined_output is None:
                 continue
             for line in meta._combined_output.stderr_lines:
-                if line.startswith(LOCK_HELD):
-                    return LockHeld(f"on {host.name}: {line.removeprefix(LOCK_HELD)}")
+                if line.startswith(prefix):
+                    return f"on {host.name}: {line.removeprefix(prefix)}"
     return None
+
+
+def _lock_held(state: State, hosts: list[Any]) -> LockHeld | None:
+    """A failed step refused a lock another run holds."""
+    said = _refusal(state, hosts, LOCK_HELD)
+    return LockHeld(said) if said else None
 
 
 def _port_taken(state: State, hosts: list[Any]) -> PortTaken | None:
-    """The server-side tool's line, when a failed step's planned port went to another deploy."""
-    for host in hosts:
-        for op_data in state.ops.get(host, {}).values():
-            meta = op_data.operation_meta
-            if not meta.is_complete() or meta.did_succeed() or meta._combined_output is None:
-                continue
-            for line in meta._combined_output.stderr_lines:
-                if line.startswith(PORT_TAKEN):
-                    return PortTaken(f"on {host.name}: {line.removeprefix(PORT_TAKEN)}")
-    return None
+    """A failed step's planned port went to another deploy meanwhile."""
+    said = _refusal(state, hosts, PORT_TAKEN)
+    return PortTaken(said) if said else None
 
 
 def _step_failed(state: State, hosts: list[Any]) -> RunFailed | None:

@@ -161,26 +161,35 @@ def contract_work(
     is left in its grace period (after removing ``gone``), and pending steps of releases rolled back
     within grace (to cancel)."""
     log = read_log(settings, request.project, request.env)
-    deployed = next((s for s in Slot if pair.record(s).state is SlotState.DEPLOYED), None)
     return domain.contract_decisions(
-        log, active=pair.active, deployed=deployed, grace_over=pair.in_grace is None or pair.in_grace in gone
+        log, active=pair.active, deployed=_preview(pair), grace_over=pair.in_grace is None or pair.in_grace in gone
     )
+
+
+def _preview(pair: SlotPair) -> Slot | None:
+    return next((s for s in Slot if pair.record(s).state is SlotState.DEPLOYED), None)
+
+
+def _contract_state(settings: HostSettings, request: Any, release: domain.ReleaseRecord, state: str) -> dict[str, Any]:
+    """The arguments of `ops.contract_state` recording what became of ``release``'s contract step."""
+    return {
+        "tool": tool(settings),
+        "project": request.project,
+        "env": request.env.value,
+        "number": release.number,
+        "state": state,
+    }
 
 
 def cancel_rolled_back(settings: HostSettings, request: Any, pair: SlotPair) -> None:
     """After a rollback to ``pair``: the pending contract steps of releases that neither serve nor
     wait in preview any more are recorded cancelled at once (they never run)."""
     log = read_log(settings, request.project, request.env)
-    deployed = next((s for s in Slot if pair.record(s).state is SlotState.DEPLOYED), None)
-    _, cancelled = domain.contract_decisions(log, active=pair.active, deployed=deployed, grace_over=False)
+    _, cancelled = domain.contract_decisions(log, active=pair.active, deployed=_preview(pair), grace_over=False)
     for release in cancelled:
         ops.contract_state(
             name=f"Cancel release {release.number}'s contract step (rolled back within grace)",
-            tool=tool(settings),
-            project=request.project,
-            env=request.env.value,
-            number=release.number,
-            state="cancelled",
+            **_contract_state(settings, request, release, "cancelled"),
         )
 
 
@@ -196,11 +205,7 @@ def contract_steps(
         run.step(
             ops.contract_state,
             name=f"Cancel release {release.number}'s contract step",
-            tool=tool(settings),
-            project=request.project,
-            env=request.env.value,
-            number=release.number,
-            state="cancelled",
+            **_contract_state(settings, request, release, "cancelled"),
         )
     store = EnvStore(settings.codeb_dir, request.project, request.env.value)
     for release in due:
@@ -217,11 +222,7 @@ def contract_steps(
         run.step(
             ops.contract_state,
             name=f"Record release {release.number}'s contract step done",
-            tool=tool(settings),
-            project=request.project,
-            env=request.env.value,
-            number=release.number,
-            state="done",
+            **_contract_state(settings, request, release, "done"),
         )
 
 
