@@ -156,8 +156,12 @@ def create_server(
         )
     except APIError as error:
         raise SandboxError(f"Could not create {container_name(role)}: {error.explanation or error}") from error
-    container.put_archive("/", _authorized_keys_archive(public_key))
-    container.start()
+    try:
+        container.put_archive("/", authorized_keys_archive(public_key))
+        container.start()
+    except APIError as error:
+        container.remove(force=True)  # a server that never trusted the key: the next `up` creates it anew
+        raise SandboxError(f"Could not start {container_name(role)}: {error.explanation or error}") from error
     return container
 
 
@@ -195,7 +199,13 @@ def _systemd_options(engine: Engine, role: str) -> dict[str, Any]:
     }
 
 
-def _authorized_keys_archive(public_key: str) -> bytes:
+def authorized_keys_archive(public_key: str) -> bytes:
+    """A tar of root's `.ssh/authorized_keys`, ending at its end-of-archive blocks.
+
+    Python pads a tar to a whole 10 KiB record; podman's copier stops reading at the end-of-archive
+    blocks and the padding still on its way then fails the upload with a broken pipe (buildah #6573),
+    more often the busier the engine is. Without the padding there is nothing left to send.
+    """
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         ssh_dir = tarfile.TarInfo("root/.ssh")
@@ -207,7 +217,8 @@ def _authorized_keys_archive(public_key: str) -> bytes:
         keys.size = len(data)
         keys.mode = 0o600
         archive.addfile(keys, io.BytesIO(data))
-    return buffer.getvalue()
+        end = archive.offset + 2 * tarfile.BLOCKSIZE
+    return buffer.getvalue()[:end]
 
 
 def wait_until_booted(container: Container, ssh_port: int, timeout: float = BOOT_TIMEOUT) -> str:
