@@ -180,6 +180,13 @@ def chart(drills: list[dict[str, Any]], width: int = 360, height: int = 120) -> 
     return {"width": width, "height": height, "points": points, "peaks": peaks, "count": len(usable)}
 
 
+def is_refresh(request: Request) -> bool:
+    """A part of a page fetching itself again (htmx's polling), not a person opening a page: its
+    reads would add an audit row every two seconds for as long as a tab stays open."""
+    headers = request.headers
+    return request.method == "GET" and headers.get("hx-request") == "true" and "hx-boosted" not in headers
+
+
 def audit_matches(row: dict[str, Any], actor: str, outcome: str) -> bool:
     """The audit page's filters: actor matches the key's name or id or the channel (api, mcp,
     dashboard, cli); outcome is one of allowed/denied/invalid/failed."""
@@ -218,6 +225,7 @@ class Dashboard:
             principal=viewer.record,
             source=source_of(request),
             via="dashboard",
+            record_reads=not is_refresh(request),
         )
         if payload["ok"]:
             return Answer(status, result=payload["result"])

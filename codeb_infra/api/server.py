@@ -165,6 +165,11 @@ class Outcome:
     audit: str  # allowed / denied / invalid / failed
 
 
+def _allowed_read(row: dict[str, Any]) -> bool:
+    tool = TOOLS.get(row.get("tool") or "")
+    return row["outcome"] == "allowed" and tool is not None and tool.role is Role.VIEW
+
+
 class ControlPlane:
     """Everything a request goes through, for /api/tool and /mcp alike."""
 
@@ -210,9 +215,12 @@ class ControlPlane:
         parsed: dict[str, Any] | None = None,
         too_large: bool = False,
         principal: KeyRecord | None = None,
+        record_reads: bool = True,
     ) -> tuple[int, dict[str, Any]]:
         """One request: ``body`` is the raw JSON (None with ``parsed``, the call MCP or the dashboard
-        already decoded); ``principal`` is the key a dashboard session stands for, already checked."""
+        already decoded); ``principal`` is the key a dashboard session stands for, already checked.
+        Without ``record_reads`` (a dashboard part refreshing itself) an allowed read leaves no
+        audit row; a change, a refusal or a failure always does."""
         request_id = uuid.uuid4().hex[:16]
         started = time.monotonic()
         row: dict[str, Any] = {"request_id": request_id, "source": source, "actor": via, "params": {}}
@@ -225,7 +233,8 @@ class ControlPlane:
         if not outcome.payload["ok"]:
             row["error"] = outcome.payload["error"][:500]
         row.update(outcome=outcome.audit, status=outcome.status, duration_ms=int((time.monotonic() - started) * 1000))
-        await asyncio.to_thread(self.audit.append, **row)
+        if record_reads or not _allowed_read(row):
+            await asyncio.to_thread(self.audit.append, **row)
         log.info(
             "request %s %s key=%s tool=%s -> %s %s",
             request_id,

@@ -182,3 +182,25 @@ def test_the_backups_and_audit_pages_render_for_an_admin(board: Any) -> None:
     audit = client.get("/audit", params={"outcome": "denied", "actor": "dashboard"})
     assert audit.status_code == 200 and "a view key may not use promote (needs dev)" in audit.text
     assert "sign_in" not in client.get("/audit", params={"outcome": "denied", "actor": "api"}).text
+
+
+def test_a_page_refreshing_itself_leaves_no_audit_row_but_a_refused_read_does(board: Any) -> None:
+    """Opening a page is recorded; htmx's polling of it every 2 s is not, unless it is refused."""
+    client, plane = board
+    _, _, key_id = signed_in(client, plane, Role.VIEW, "shop")
+
+    def rows() -> list[dict[str, Any]]:
+        return [r for r in plane.audit.rows(limit=100000) if r.get("key_id") == key_id]
+
+    before = len(rows())
+    assert client.get("/p/shop/production/slots").status_code == 200
+    opened = len(rows())
+    assert opened > before  # a person's read, recorded
+    refresh = {"HX-Request": "true", "HX-Trigger": "slots"}
+    for _ in range(3):
+        assert client.get("/p/shop/production/slots", headers=refresh).status_code == 200
+        assert client.get("/projects", headers=refresh).status_code == 200
+    assert len(rows()) == opened
+    client.get("/p/blog/production/slots", headers=refresh)
+    refused = rows()[opened:]
+    assert refused and all(r["outcome"] == "denied" and r["project"] == "blog" for r in refused), refused
