@@ -40,7 +40,7 @@ BACKUP_KEY_NAME = "codeb_backup_ed25519"
 BACKUP_SSH_ALIAS = "codeb-backup"
 REPORT_TOOL = "/usr/local/lib/codeb/codeb-report"  # TOOLS_DIR of domain.data
 REPORT_CONFIG = "/etc/codeb/report.json"
-"""The whitelist of read-only reports codeb-report answers on storage and backup (root's own file)."""
+"""The whitelist of read-only reports codeb-report answers on streaming, storage and backup (root's own file)."""
 REPORT_USER = "root"
 """The account the API's report key logs in to: its reports read PostgreSQL's WAL status, the Redis
 password file, the mesh's handshakes and the backup areas. The key's forced command allows nothing else."""

@@ -1,4 +1,4 @@
-"""What the API reads from the storage and backup servers without an account there: each server
+"""What the API reads from the streaming, storage and backup servers without an account there: each server
 its inventory names under `codeb_report_servers` (written by bootstrap) is asked once over SSH with
 the API's report key, whose forced command (codeb-report) answers only a whitelist of read-only
 reports. `flows.health` and `flows.backups` parse the answers with the same facts' parsers the
@@ -24,7 +24,11 @@ from codeb_infra.config.roles import (
 )
 from codeb_infra.facts.reports import ServerReports
 
-REPORTS = {"storage": ("health", "storage", "databases"), "backup": ("health", "backup")}
+REPORTS = {
+    "streaming": ("health",),
+    "storage": ("health", "storage", "databases"),
+    "backup": ("health", "backup"),
+}
 """Which reports a server of each role answers (the whitelist its codeb-report config holds)."""
 DATA_KEYS = (*NetworkSettings.model_fields, *StorageSettings.model_fields, "public_address")
 """The host data of a report server the API's inventory copies (settings, never a secret)."""

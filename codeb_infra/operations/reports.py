@@ -1,5 +1,5 @@
 """SSH access of the API's report key: the key made on the app server, the report servers' host
-keys known to it, and the key authorized on storage and backup for codeb-report alone.
+keys known to it, and the key authorized on streaming, storage and backup for codeb-report alone.
 
 The operations read other hosts' facts, so they run as steps shared by every host (see
 ``codeb_infra.roles.reports``), the key's before the one that authorizes it.

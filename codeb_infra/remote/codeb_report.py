@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""codeb-report: the forced command of the API's report key on the storage and backup servers.
+"""codeb-report: the forced command of the API's report key on the streaming, storage and backup servers.
 
 sshd runs it for that key whatever the client asked; the client's words arrive in
 SSH_ORIGINAL_COMMAND and may only name reports of the whitelist in the config file bootstrap wrote

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyinfra import host
 
+from codeb_infra.flows.reports import REPORTS
 from codeb_infra.flows.version import version_file
 from codeb_infra.roles.app import app
 from codeb_infra.roles.backup import backup, backup_access
@@ -33,7 +34,7 @@ def bootstrap_roles() -> None:
         storage()
     if "backup" in roles:
         backup()
-    if roles & {"storage", "backup"}:
+    if roles & set(REPORTS):
         report_tool(roles)
     monitoring()
     if roles:

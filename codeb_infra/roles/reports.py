@@ -1,10 +1,10 @@
-"""What the API may read on the storage and backup servers, and how it is limited: codeb-report
+"""What the API may read on the streaming, storage and backup servers, and how it is limited: codeb-report
 with its whitelist of read-only reports on each report server, and the API's report key, made on
 the app server and authorized on the report servers for codeb-report alone, from the app server's
 internal address alone (so the app server holds no shell on them).
 
-`report_tool()` is part of the storage and backup roles; `report_access()` spans servers (the key
-made on app, then authorized on storage and backup) and runs on every host after the roles, as
+`report_tool()` is part of the streaming, storage and backup roles; `report_access()` spans servers (the key
+made on app, then authorized on streaming, storage and backup) and runs on every host after the roles, as
 `backup_access()` does.
 """
 
@@ -49,7 +49,7 @@ def report_config(name: str, roles: set[str], data: Any) -> str:
 
 
 def report_tool(roles: set[str]) -> None:
-    """codeb-report and its whitelist (root's own) on a storage or backup server."""
+    """codeb-report and its whitelist (root's own) on a streaming, storage or backup server."""
     files.put(
         name="codeb-report (the API's read-only reports)",
         src=str(REPORT_SOURCE),
@@ -92,7 +92,7 @@ def report_servers() -> list[dict[str, Any]]:
 @deploy("API reports")
 def report_access() -> None:
     """The API's report key on app, the report servers' host keys known to it, the key authorized
-    on storage and backup; call on every host."""
+    on streaming, storage and backup; call on every host."""
     apps = host.state.inventory.get_group("app", default=[])
     app = apps[0] if apps else None
     servers = [(s.name, internal_address(s)) for s in _report_hosts()]

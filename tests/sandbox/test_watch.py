@@ -124,3 +124,27 @@ def test_a_release_turning_to_500_is_rolled_back_by_its_watch(bootstrapped: Boot
     assert on_app(b, f"systemctl is-active {UNIT} || true") != "active"
     # The rolled-back release answers 500 on the preview: leave no broken project to the tests after.
     ok(codeb(b, "remove", PROJECT, "--force"))
+
+
+def test_a_health_path_failing_three_checks_in_a_row_is_rolled_back_without_traffic(
+    bootstrapped: Bootstrapped,
+) -> None:
+    """No client at all, and a 5xx share that could never count (min_requests out of reach): only
+    the watch's own health checks through Caddy can catch the release."""
+    b, project = bootstrapped, "healthwatch"
+    record_path = f"/opt/codeb/registry/watch/{project}.production.json"
+    good = build_turning_image("watch-good", "good", fail_after=None)
+    bad = build_turning_image("watch-bad", "bad", fail_after=FAIL_AFTER)
+    codeb(b, "remove", project, "--force")
+    ok(codeb(b, "deploy", project, "--image", good, "--push", "--health-path", TURNING_HEALTH_PATH))
+    ok(codeb(b, "promote", project))
+    ok(codeb(b, "deploy", project, "--image", bad, "--push", "--health-path", TURNING_HEALTH_PATH))
+    ok(codeb(b, "promote", project, *WATCH_DATA, "--data", "watch_min_requests=100000"))
+    deadline = time.monotonic() + FAIL_AFTER + BOUND + 30
+    while time.monotonic() < deadline and '"rolled_back"' not in on_app(b, f"cat {record_path} 2>/dev/null || true"):
+        time.sleep(1.0)
+    record = json.loads(on_app(b, f"cat {record_path}"))
+    assert record["state"] == "rolled_back" and record["reason"].startswith("health path failed 3 checks in a row")
+    status = json.loads((printed := ok(codeb(b, "status", project, "--json")))[printed.index("{") :])
+    assert status["active_slot"] == "blue", status
+    ok(codeb(b, "remove", project, "--force"))
