@@ -119,32 +119,26 @@ def test_streaming_health_checks_centrifugo_and_its_caddy() -> None:
     assert "caddy.service" not in {unit.unit for unit in role_units({"storage"})}
 
 
+CENTRIFUGO_UNIT = {
+    "image": "localhost/centrifugo-standin:latest",
+    "config": "/etc/codeb/centrifugo/config.json",
+    "env_file": "/etc/codeb/secrets/centrifugo.env",
+    "publish": ["127.0.0.1:8000:8000", "10.0.0.3:9000:9000"],
+    "container_config": "/centrifugo/config.json",
+    "pull": "never",
+}
+
+
 def test_quadlet_unit_mounts_the_config_read_only_and_reads_secrets_from_the_env_file():
-    unit = render(
-        "centrifugo.container.j2",
-        image="localhost/centrifugo-standin:latest",
-        config="/etc/codeb/centrifugo/config.json",
-        env_file="/etc/codeb/secrets/centrifugo.env",
-        publish=["127.0.0.1:8000:8000", "10.0.0.3:9000:9000"],
-        container_config="/centrifugo/config.json",
-        pull="never",
-    ).splitlines()
+    unit = render("centrifugo.container.j2", **CENTRIFUGO_UNIT).splitlines()
     assert "Volume=/etc/codeb/centrifugo/config.json:/centrifugo/config.json:ro" in unit
     assert "EnvironmentFile=/etc/codeb/secrets/centrifugo.env" in unit
     published = [line for line in unit if line.startswith("PublishPort=")]
     assert published == ["PublishPort=127.0.0.1:8000:8000", "PublishPort=10.0.0.3:9000:9000"]
     assert unit[unit.index(published[-1]) + 1] == "Pull=never"
-    older = render(
-        "centrifugo.service.j2",
-        image="localhost/centrifugo-standin:latest",
-        config="/etc/codeb/centrifugo/config.json",
-        env_file="/etc/codeb/secrets/centrifugo.env",
-        publish=["127.0.0.1:8000:8000", "10.0.0.3:9000:9000"],
-        container_config="/centrifugo/config.json",
-        pull="never",
-    )
-    assert "--publish 127.0.0.1:8000:8000 --publish 10.0.0.3:9000:9000 --env-file " in older
     assert "WantedBy=multi-user.target" in unit
+    older = render("centrifugo.service.j2", **CENTRIFUGO_UNIT)
+    assert "--publish 127.0.0.1:8000:8000 --publish 10.0.0.3:9000:9000 --env-file " in older
 
 
 def groups(**roles: list[tuple[str, object]]) -> dict[str, list[tuple[str, object]]]:
