@@ -64,7 +64,6 @@ class NetworkSettings(BaseModel):
     firewall: bool | None = None
     """Default-deny inbound nftables rules; on by default with the mesh."""
     ssh_allowed_from: tuple[str, ...] = ANYWHERE
-    centrifugo_port: int = 8000
     firewall_trusted_interfaces: tuple[str, ...] = ("podman*",)
     """Interfaces of the server's own container networks (containers asking the host's DNS)."""
     network_confirm_seconds: int = 60
@@ -93,7 +92,7 @@ class NetworkSettings(BaseModel):
         except CodebError as error:
             raise ValueError(str(error)) from None
 
-    @field_validator("wireguard_port", "centrifugo_port")
+    @field_validator("wireguard_port")
     @classmethod
     def _port(cls, value: int) -> int:
         if not 1 <= value <= 65535:
@@ -262,15 +261,18 @@ def allowed_ports(roles: Iterable[str], settings: NetworkSettings) -> tuple[Rule
     ]
     if settings.mesh:
         rules.append(Rule(why="WireGuard", protocol="udp", ports=(settings.wireguard_port,)))
-    if "app" in wanted:
+    # Caddy serves the app server's sites, and the streaming server's ws.{base_domain} in front of
+    # Centrifugo's client endpoints (Centrifugo itself listens on loopback and the mesh only).
+    if wanted & {"app", "streaming"}:
         rules += [
             Rule(why="HTTP and HTTPS", protocol="tcp", ports=(80, 443)),
             Rule(why="HTTP/3", protocol="udp", ports=(443,)),
+        ]
+    if "app" in wanted:
+        rules += [
             Rule(why="DNS", protocol="tcp", ports=(53,)),
             Rule(why="DNS", protocol="udp", ports=(53,)),
         ]
-    if "streaming" in wanted:
-        rules.append(Rule(why="Centrifugo's client endpoint", protocol="tcp", ports=(settings.centrifugo_port,)))
     return tuple(rules)
 
 

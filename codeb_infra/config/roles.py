@@ -31,6 +31,9 @@ CENTRIFUGO_SECRET_KEYS = (
 CENTRIFUGO_CONFIG = "/etc/codeb/centrifugo/config.json"
 CENTRIFUGO_CONTAINER_CONFIG = "/centrifugo/config.json"
 CENTRIFUGO_CONTAINER_PORT = 8000
+"""Centrifugo's client endpoints (`/connection/websocket`, ...) inside its container."""
+CENTRIFUGO_CONTAINER_INTERNAL_PORT = 9000
+"""Its server API, admin, health and metrics inside its container (Centrifugo's `internal_port`)."""
 
 BACKUP_USER = "codeb-backup"
 BACKUP_HOME = "/var/lib/codeb-backup"
@@ -216,6 +219,9 @@ class StreamingSettings(BaseModel):
     private_address: str
     centrifugo_image: str = "docker.io/centrifugo/centrifugo:v5"
     centrifugo_port: int = 8000
+    """The client endpoints, on 127.0.0.1 only: the server's Caddy serves them as ws.{base_domain}."""
+    centrifugo_internal_port: int = 9000
+    """Server API, admin, health and metrics, on the private (mesh) address only."""
     base_domain: str = "codeb.kr"
 
     @field_validator("private_address")
@@ -231,7 +237,7 @@ class StreamingSettings(BaseModel):
         except CodebError as error:
             raise ValueError(str(error)) from None
 
-    @field_validator("centrifugo_port")
+    @field_validator("centrifugo_port", "centrifugo_internal_port")
     @classmethod
     def _port(cls, value: int) -> int:
         if not 1 <= value <= 65535:
@@ -252,16 +258,27 @@ class StreamingSettings(BaseModel):
         return result
 
     @property
-    def publish(self) -> str:
-        """`address:port:container_port` for podman, with IPv6 addresses in brackets."""
+    def publish(self) -> tuple[str, ...]:
+        """`address:port:container_port` for podman (IPv6 addresses in brackets): the client port
+        on loopback, for Caddy, and the internal port on the private address, for the servers."""
         address = f"[{self.private_address}]" if ":" in self.private_address else self.private_address
-        return f"{address}:{self.centrifugo_port}:{CENTRIFUGO_CONTAINER_PORT}"
+        return (
+            f"127.0.0.1:{self.centrifugo_port}:{CENTRIFUGO_CONTAINER_PORT}",
+            f"{address}:{self.centrifugo_internal_port}:{CENTRIFUGO_CONTAINER_INTERNAL_PORT}",
+        )
+
+    @property
+    def client_upstream(self) -> str:
+        """Where the server's Caddy reaches Centrifugo's client endpoints."""
+        return f"127.0.0.1:{self.centrifugo_port}"
 
 
 def centrifugo_config(settings: StreamingSettings) -> str:
-    """Centrifugo v5's config file: everything but the secrets, which come from the environment."""
+    """Centrifugo v5's config file: everything but the secrets, which come from the environment.
+    With `internal_port` its API, admin, health and metrics leave the client port to the clients."""
     config = {
         "port": CENTRIFUGO_CONTAINER_PORT,
+        "internal_port": CENTRIFUGO_CONTAINER_INTERNAL_PORT,
         "health": True,
         "admin": True,
         "allowed_origins": [f"https://{settings.base_domain}", f"https://*.{settings.base_domain}"],

@@ -96,7 +96,7 @@ def role_units(roles: set[str], postgres_unit: str = "postgresql@15-main.service
     if "app" in roles:
         found += [Unit("caddy.service"), Unit("pdns.service"), Unit("codeb-api.service", optional=True)]
     if "streaming" in roles:
-        found.append(Unit("centrifugo.service"))
+        found += [Unit("centrifugo.service"), Unit("caddy.service")]
     if "storage" in roles:
         found += [
             Unit(postgres_unit),

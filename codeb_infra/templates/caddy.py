@@ -38,3 +38,9 @@ def render_site(
         preview_pointer=preview_pointer,
         access_log=access_log,
     )
+
+
+def render_ws_site(*, base_domain: str, tls: str, upstream: str) -> str:
+    """The streaming server's site ws.{base_domain}: Centrifugo's client port behind Caddy's TLS."""
+    domain = f"ws.{base_domain}"
+    return render("ws.caddy.j2", domain=domain, site_address=site_address(domain, tls), tls=tls, upstream=upstream)

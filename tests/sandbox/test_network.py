@@ -18,12 +18,15 @@ from pathlib import Path
 import pytest
 
 from codeb_infra.config.network import NetworkSettings, public_ports
+from codeb_infra.config.roles import StreamingSettings
 from codeb_infra.controller import runner
+from codeb_infra.flows.health import CADDY_LOCAL_ROOT
 from codeb_infra.roles.network import handshake_ages
 from codeb_infra.sandbox.engine import connect
 from codeb_infra.sandbox.inventory import SHARED_DATA
 from codeb_infra.sandbox.model import LABEL, instance, network_name
 from codeb_infra.sandbox.servers import ULIMITS, find_containers
+from codeb_infra.sandbox.standin import CLIENT_BODY
 from tests.sandbox.conftest import REPO, Bootstrapped, must, start_wireguard
 from tests.support import isolated
 from tests.support.images import ensure_images
@@ -33,9 +36,9 @@ pytestmark = pytest.mark.sandbox
 
 ROLES = ("app", "streaming", "storage", "backup")
 # What a scan from the internet may find open (the firewall's list for the role), and what it must
-# find open (Caddy listens on 80 and 443 once a site is deployed).
-ALLOWED_OPEN = {"app": {22, 53, 80, 443}, "streaming": {22, 8000}, "storage": {22}, "backup": {22}}
-MUST_BE_OPEN = {"app": {22, 53}, "streaming": {22}, "storage": {22}, "backup": {22}}
+# find open (Caddy listens on 80 and 443 once a site is deployed; streaming's ws site always is).
+ALLOWED_OPEN = {"app": {22, 53, 80, 443}, "streaming": {22, 80, 443}, "storage": {22}, "backup": {22}}
+MUST_BE_OPEN = {"app": {22, 53}, "streaming": {22, 80, 443}, "storage": {22}, "backup": {22}}
 # Well-known ports, and every port a codeb service or a slot uses.
 SCAN_PORTS = sorted(
     {
@@ -57,6 +60,8 @@ SCAN_PORTS = sorted(
     }
 )
 PROBE_PORT = 7777
+_CENTRIFUGO = StreamingSettings(private_address="127.0.0.1")
+CLIENT_PORT, INTERNAL_PORT = _CENTRIFUGO.centrifugo_port, _CENTRIFUGO.centrifugo_internal_port
 SCAN = r"""
 import asyncio, json, sys
 targets, ports = json.loads(sys.argv[1]), json.loads(sys.argv[2])
@@ -83,24 +88,34 @@ def _quiet(_: str) -> None:
     pass
 
 
-def outsider_scan(info: object, targets: dict[str, str]) -> dict[str, set[int]]:
-    """TCP connect scan from a container on the sandbox network that is none of the servers."""
+def outsider(command: list[str], environment: dict[str, str] | None = None) -> tuple[str, str]:
+    """Run a command in a container on the sandbox network that is none of the servers (the
+    internet, as the servers see it); its stdout and stderr."""
     with connect(_quiet) as engine:
         image = find_containers(engine)["storage"].image.id
         container = engine.client.containers.run(
             image,
-            ["python3", "-c", SCAN, json.dumps(targets), json.dumps(SCAN_PORTS)],
+            command,
             name=f"{instance()}-outsider",
             labels={LABEL: instance()},
             network=network_name(),
+            environment=environment or {},
             ulimits=ULIMITS,
             detach=True,
         )
         try:
             container.wait(timeout=300)
-            output = container.logs(stdout=True, stderr=False).decode()
+            return (
+                container.logs(stdout=True, stderr=False).decode(),
+                container.logs(stdout=False, stderr=True).decode(),
+            )
         finally:
             container.remove(force=True)
+
+
+def outsider_scan(info: object, targets: dict[str, str]) -> dict[str, set[int]]:
+    """TCP connect scan from the outsider."""
+    output, _ = outsider(["python3", "-c", SCAN, json.dumps(targets), json.dumps(SCAN_PORTS)])
     return {role: set(ports) for role, ports in json.loads(output.strip().splitlines()[-1]).items()}
 
 
@@ -139,6 +154,8 @@ def test_an_outsider_finds_only_the_allowed_ports_open(net: Bootstrapped) -> Non
     for role in ROLES:
         assert MUST_BE_OPEN[role] <= open_ports[role] <= ALLOWED_OPEN[role], (role, open_ports[role])
         assert ALLOWED_OPEN[role] == set(public_ports([role], settings)["tcp"]), role
+    # Centrifugo's client and internal ports are not reachable from outside: browsers come through Caddy.
+    assert not {CLIENT_PORT, INTERNAL_PORT} & open_ports["streaming"]
     # The same listener answers a mesh peer: everything else is open to the mesh only.
     reply = must(
         ssh(
@@ -149,6 +166,39 @@ def test_an_outsider_finds_only_the_allowed_ports_open(net: Bootstrapped) -> Non
     )
     assert reply in {"200", "404"}
     print(f"\nopen to the outsider: {json.dumps({r: sorted(p) for r, p in open_ports.items()})}")
+
+
+WS_REQUESTS = r"""printf '%s' "$CA" > /tmp/ca.pem
+ask() { curl -sS --max-time 10 --cacert /tmp/ca.pem --resolve "ws.codeb.test:443:$ADDRESS" "$@"; }
+ask -H 'Connection: Upgrade' -H 'Upgrade: websocket' -o /tmp/body -w '%{http_code}\n' https://ws.codeb.test/connection/websocket
+ask -o /dev/null -w '%{http_code}\n' https://ws.codeb.test/health
+cat /tmp/body
+"""
+
+
+def test_browsers_reach_centrifugo_as_wss_ws_domain_through_caddy_and_its_api_stays_on_the_mesh(
+    net: Bootstrapped,
+) -> None:
+    """From the outsider: ws.codeb.test as PowerDNS answers it, over HTTPS verified against the
+    streaming server's Caddy CA (the sandbox's `tls internal`, as for the app server's sites),
+    reaches the stand-in's client endpoint through Caddy; its health (with the real Centrifugo
+    also the API, admin and metrics) is not served there. The stand-in is busybox httpd, which
+    cannot answer a WebSocket upgrade with 101: the request carries the upgrade headers and the
+    stand-in's fixed answer shows it arrived; the 101 handshake itself is not shown here.
+    From a mesh peer, the internal port answers and the client port is not published."""
+    info, streaming = net.info, net.address("streaming")
+    answer = must(ssh(info, "app", f"dig +short @{net.address('app')} ws.codeb.test")).split()
+    assert answer == [streaming]
+    root = must(ssh(info, "streaming", f"cat {CADDY_LOCAL_ROOT}"))
+    out, err = outsider(["sh", "-c", WS_REQUESTS], {"CA": root, "ADDRESS": answer[0]})
+    assert out.splitlines() == ["200", "404", CLIENT_BODY], (out, err)
+
+    mesh = net.internal("streaming")
+    ask = "curl -s -o /dev/null -w '%{http_code}' --max-time 5"
+    assert must(ssh(info, "app", f"{ask} http://{mesh}:{INTERNAL_PORT}/health")) == "200"
+    assert must(ssh(info, "app", f"{ask} http://{mesh}:{INTERNAL_PORT}/connection/websocket")) == "404"
+    refused = ssh(info, "app", f"{ask} http://{mesh}:{CLIENT_PORT}/connection/websocket")
+    assert refused.returncode == 7, (refused.returncode, refused.stdout)  # 7: connection refused
 
 
 def sandbox_bridge() -> str:

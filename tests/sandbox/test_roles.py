@@ -317,12 +317,14 @@ def test_secrets_appear_in_no_server_log(roles: Bootstrapped) -> None:
             assert found.split() == ["0", "0"], (role, path)
 
 
-def test_centrifugo_answers_health_on_the_private_address(roles: Bootstrapped) -> None:
-    url = f"http://{roles.internal('streaming')}:8000/health"
+def test_centrifugo_answers_health_on_its_internal_port_on_the_private_address(roles: Bootstrapped) -> None:
+    url = f"http://{roles.internal('streaming')}:9000/health"
     status = must(ssh(roles.info, "app", f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {url}"))
     assert status == "200"
-    loopback = ssh(roles.info, "streaming", "curl -s -o /dev/null --max-time 5 http://127.0.0.1:8000/health")
-    assert loopback.returncode != 0  # published on the private address only
+    loopback = ssh(roles.info, "streaming", "curl -s -o /dev/null --max-time 5 http://127.0.0.1:9000/health")
+    assert loopback.returncode != 0  # the internal port is published on the private address only
+    client = ssh(roles.info, "streaming", "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health")
+    assert client.stdout == "404"  # the client port (Caddy's upstream) serves no internal endpoint
 
 
 def test_centrifugo_is_a_quadlet_unit_started_at_boot(roles: Bootstrapped) -> None:
@@ -336,7 +338,10 @@ def test_centrifugo_is_a_quadlet_unit_started_at_boot(roles: Bootstrapped) -> No
     image = must(ssh(roles.info, "streaming", f"{quiet} podman inspect centrifugo --format '{{{{.ImageName}}}}'"))
     assert image.strip() == STANDIN_IMAGE
     ports = must(ssh(roles.info, "streaming", f"{quiet} podman port centrifugo")).strip()
-    assert ports == f"8000/tcp -> {roles.internal('streaming')}:8000"
+    assert sorted(ports.splitlines()) == [
+        "8000/tcp -> 127.0.0.1:8000",
+        f"9000/tcp -> {roles.internal('streaming')}:9000",
+    ]
 
 
 def test_storage_services_start_at_boot(roles: Bootstrapped) -> None:

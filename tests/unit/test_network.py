@@ -173,8 +173,15 @@ def test_storage_firewall_opens_nothing_but_ssh_and_wireguard_and_ssh_only_from_
     assert 'ip6 saddr { 2001:db8::/32 } tcp dport { 22 } accept comment "SSH"' in rules
     assert not any("80" in r or "5432" in r or "6379" in r or "53 }" in r for r in rules)
     assert public_ports(["storage"], settings()) == {"tcp": (22,), "udp": (51820,)}
-    assert public_ports(["streaming"], settings()) == {"tcp": (22, 8000), "udp": (51820,)}
+    assert public_ports(["streaming"], settings()) == {"tcp": (22, 80, 443), "udp": (443, 51820)}
     assert public_ports(["app"], settings()) == {"tcp": (22, 53, 80, 443), "udp": (53, 443, 51820)}
+
+
+def test_streaming_firewall_lets_in_https_for_ws_and_no_centrifugo_port():
+    rules = rule_lines(firewall_rules(["streaming"], settings(), ["10.77.0.1"]))
+    assert 'tcp dport { 80, 443 } accept comment "HTTP and HTTPS"' in rules
+    assert 'udp dport { 443 } accept comment "HTTP/3"' in rules
+    assert not any("8000" in r or "9000" in r or "53 }" in r for r in rules)
 
 
 def test_exporters_answer_the_monitoring_server_only_and_the_rule_comes_before_the_mesh_accept():

@@ -148,7 +148,7 @@ def test_centrifugo_unit_is_written_and_restarted_only_when_it_changed():
         "image": "localhost/centrifugo-standin:latest",
         "config": "/etc/codeb/centrifugo/config.json",
         "env_file": "/etc/codeb/secrets/centrifugo.env",
-        "publish": "10.0.0.3:8000:8000",
+        "publish": ["127.0.0.1:8000:8000", "10.0.0.3:9000:9000"],
     }
     fresh = run(centrifugo.container, Host("streaming", {SlotRunner: "quadlet", TextFile: None}), **values)
     assert fresh == [

@@ -24,7 +24,9 @@ from codeb_infra.config.roles import (
     role_name,
 )
 from codeb_infra.domain.errors import CodebError
+from codeb_infra.domain.health import role_units
 from codeb_infra.templates import render
+from codeb_infra.templates.caddy import render_ws_site
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKw98fPrRNYICGVqcpBfXZ9iBbuWpAxI8jeuqv1YymaB postgres@storage codeb-backup"
 
@@ -73,33 +75,70 @@ def test_services_listen_on_loopback_and_the_private_address_only():
     assert "appendonly yes" in redis and "appendfsync everysec" in redis
 
 
-def test_centrifugo_publishes_on_the_private_address_and_keeps_secrets_out_of_its_config():
+def test_centrifugo_publishes_clients_on_loopback_its_api_on_the_private_address_and_keeps_secrets_out():
     settings = StreamingSettings.from_data({"private_address": "10.0.0.3", "base_domain": "codeb.test"})
-    assert settings.publish == "10.0.0.3:8000:8000"
-    assert StreamingSettings.from_data({"private_address": "fd00::3"}).publish == "[fd00::3]:8000:8000"
+    assert settings.publish == ("127.0.0.1:8000:8000", "10.0.0.3:9000:9000")
+    assert settings.client_upstream == "127.0.0.1:8000"
+    assert StreamingSettings.from_data({"private_address": "fd00::3"}).publish[1] == "[fd00::3]:9000:9000"
+    moved = StreamingSettings.from_data(
+        {"private_address": "10.0.0.3", "centrifugo_port": 8100, "centrifugo_internal_port": 9100}
+    )
+    assert moved.publish == ("127.0.0.1:8100:8000", "10.0.0.3:9100:9000")
     config = json.loads(centrifugo_config(settings))
-    assert config["health"] is True and config["port"] == 8000
+    assert config["health"] is True and config["port"] == 8000 and config["internal_port"] == 9000
     assert "https://*.codeb.test" in config["allowed_origins"]
     for key in CENTRIFUGO_SECRET_KEYS:
         assert key.removeprefix("CENTRIFUGO_").lower() not in config
     with pytest.raises(CodebError, match="centrifugo_image"):
         StreamingSettings.from_data({"private_address": "10.0.0.3", "centrifugo_image": "--privileged"})
+    with pytest.raises(CodebError, match="centrifugo_internal_port"):
+        StreamingSettings.from_data({"private_address": "10.0.0.3", "centrifugo_internal_port": 70000})
+
+
+@pytest.mark.parametrize(
+    ("tls", "address", "internal"),
+    [
+        ("internal", "ws.codeb.test {", True),
+        ("acme", "ws.codeb.test {", False),
+        ("off", "http://ws.codeb.test {", False),
+    ],
+)
+def test_ws_site_proxies_to_the_client_port_on_loopback_with_the_sites_tls_mode(
+    tls: str, address: str, internal: bool
+) -> None:
+    site = render_ws_site(base_domain="codeb.test", tls=tls, upstream="127.0.0.1:8000").splitlines()
+    assert address in site
+    assert ("\ttls internal" in site) is internal
+    assert [line.strip() for line in site if line.strip().startswith("reverse_proxy")] == [
+        "reverse_proxy 127.0.0.1:8000"
+    ]
+
+
+def test_streaming_health_checks_centrifugo_and_its_caddy() -> None:
+    assert {"centrifugo.service", "caddy.service"} <= {unit.unit for unit in role_units({"streaming"})}
+    assert "caddy.service" not in {unit.unit for unit in role_units({"storage"})}
+
+
+CENTRIFUGO_UNIT = {
+    "image": "localhost/centrifugo-standin:latest",
+    "config": "/etc/codeb/centrifugo/config.json",
+    "env_file": "/etc/codeb/secrets/centrifugo.env",
+    "publish": ["127.0.0.1:8000:8000", "10.0.0.3:9000:9000"],
+    "container_config": "/centrifugo/config.json",
+    "pull": "never",
+}
 
 
 def test_quadlet_unit_mounts_the_config_read_only_and_reads_secrets_from_the_env_file():
-    unit = render(
-        "centrifugo.container.j2",
-        image="localhost/centrifugo-standin:latest",
-        config="/etc/codeb/centrifugo/config.json",
-        env_file="/etc/codeb/secrets/centrifugo.env",
-        publish="10.0.0.3:8000:8000",
-        container_config="/centrifugo/config.json",
-        pull="never",
-    ).splitlines()
+    unit = render("centrifugo.container.j2", **CENTRIFUGO_UNIT).splitlines()
     assert "Volume=/etc/codeb/centrifugo/config.json:/centrifugo/config.json:ro" in unit
     assert "EnvironmentFile=/etc/codeb/secrets/centrifugo.env" in unit
-    assert "PublishPort=10.0.0.3:8000:8000" in unit and "Pull=never" in unit
+    published = [line for line in unit if line.startswith("PublishPort=")]
+    assert published == ["PublishPort=127.0.0.1:8000:8000", "PublishPort=10.0.0.3:9000:9000"]
+    assert unit[unit.index(published[-1]) + 1] == "Pull=never"
     assert "WantedBy=multi-user.target" in unit
+    older = render("centrifugo.service.j2", **CENTRIFUGO_UNIT)
+    assert "--publish 127.0.0.1:8000:8000 --publish 10.0.0.3:9000:9000 --env-file " in older
 
 
 def groups(**roles: list[tuple[str, object]]) -> dict[str, list[tuple[str, object]]]:
