@@ -28,6 +28,11 @@ ALERTMANAGER_LISTEN = "127.0.0.1:9093"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 
 
+def watch_metrics(project: str, env: str) -> str:
+    """The file of a project/env's `codeb_watch_*` metrics, for node-exporter's textfile collector."""
+    return f"{TEXTFILE_DIR}/codeb-watch-{project}-{env}.prom"
+
+
 class MonitoringSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

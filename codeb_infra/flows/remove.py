@@ -2,7 +2,8 @@
 
 Read: `read_slots`, the site file and the zones holding its records. Decide:
 `domain.decisions.plan_remove`. Apply: containers, site, pointers, records and registry entries
-removed under the deploy lock, and any watch of its last promote ended.
+removed under the deploy lock, and any watch of its last promote ended, its metrics file too (a
+rolled-back release's `ReleaseRolledBack` would fire on for a project that is gone).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from codeb_infra.config.app import DnsSettings, HostSettings
+from codeb_infra.config.monitoring import watch_metrics
 from codeb_infra.domain import decisions, names
 from codeb_infra.domain import watch as watch_domain
 from codeb_infra.domain.changes import Plan
@@ -75,6 +77,7 @@ def remove_project(request: SlotRequest) -> Plan:
     for path in (
         settings.watch_spec(request.project, request.env),
         settings.watch_record(request.project, request.env),
+        watch_metrics(request.project, request.env.value),
     ):
         run.step(files.file, name=f"Remove {path}", path=path, present=False)
     for zone, owner in zones:

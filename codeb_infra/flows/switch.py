@@ -16,7 +16,7 @@ from pyinfra.api import deploy
 
 from codeb_infra.commands.health import HEALTH_TOOL
 from codeb_infra.config.app import HostSettings
-from codeb_infra.config.monitoring import TEXTFILE_DIR
+from codeb_infra.config.monitoring import watch_metrics
 from codeb_infra.controller.probe import CADDY_LOCAL_ROOT
 from codeb_infra.domain import decisions
 from codeb_infra.domain import watch as watch_domain
@@ -86,7 +86,7 @@ def _watch_spec(
         "access_log": settings.access_log(live.project, live.env),
         "record_path": settings.watch_record(live.project, live.env),
         "audit_python": api.API_PYTHON,
-        "textfile": f"{TEXTFILE_DIR}/codeb-watch-{live.project}-{live.env.value}.prom",
+        "textfile": watch_metrics(live.project, live.env.value),
     }
     return watch_domain.spec(live, decision, rollback, limits, paths)
 
