@@ -9,12 +9,13 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, systemd
 
 from codeb_infra.api.config import ApiPaths
 from codeb_infra.config.app import HostSettings
 from codeb_infra.domain.data import Schedule
 from codeb_infra.operations import api, caddy, podman, registry, secrets, timers
+from codeb_infra.roles.accounts import system_account
 from codeb_infra.roles.caddy import caddy_directories, caddy_server, caddy_user
 from codeb_infra.roles.dns import powerdns
 from codeb_infra.roles.reports import report_servers
@@ -44,16 +45,7 @@ def app() -> None:
         cache_time=24 * 3600,
         no_recommends=False,
     )
-    server.group(name="codeb group", group="codeb", system=True)
-    server.user(
-        name="codeb user",
-        user="codeb",
-        group="codeb",
-        system=True,
-        shell="/usr/sbin/nologin",
-        home="/var/lib/codeb",
-        create_home=True,
-    )
+    system_account("codeb", home="/var/lib/codeb")
     caddy_user()
     for path, mode, group in (
         (settings.codeb_dir, "755", "codeb"),

@@ -18,7 +18,7 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, systemd
 
 from codeb_infra.commands import backups as backup_commands
 from codeb_infra.config.roles import (
@@ -31,6 +31,7 @@ from codeb_infra.config.roles import (
 from codeb_infra.domain.data import BACKUP_SCHEDULES
 from codeb_infra.operations import backup as backup_ops
 from codeb_infra.operations import timers
+from codeb_infra.roles.accounts import system_account
 from codeb_infra.roles.network import internal_address
 from codeb_infra.roles.tools import remote_tool
 
@@ -44,16 +45,7 @@ NO_MAIN_CLUSTER = (
 def backup() -> None:
     settings = BackupSettings.from_data(host.data)
     apt.packages(name="SSH server and rsync", packages=["openssh-server", "rsync"], update=True, cache_time=24 * 3600)
-    server.group(name=f"{BACKUP_USER} group", group=BACKUP_USER, system=True)
-    server.user(
-        name=f"{BACKUP_USER} user",
-        user=BACKUP_USER,
-        group=BACKUP_USER,
-        system=True,
-        home=BACKUP_HOME,
-        shell="/bin/sh",
-        create_home=True,
-    )
+    system_account(BACKUP_USER, home=BACKUP_HOME, shell="/bin/sh")
     files.directory(name=f"Directory {BACKUP_HOME}", path=BACKUP_HOME, user=BACKUP_USER, group=BACKUP_USER, mode="700")
     for path in (settings.backup_root, *settings.areas):
         files.directory(name=f"Directory {path}", path=path, user=BACKUP_USER, group=BACKUP_USER, mode="750")

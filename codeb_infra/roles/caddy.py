@@ -8,9 +8,10 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.operations import apt, files, pip, server, systemd
+from pyinfra.operations import apt, files, pip, systemd
 
 from codeb_infra.config.app import HostSettings
+from codeb_infra.roles.accounts import system_account
 from codeb_infra.templates import render
 from codeb_infra.templates.caddy import render_caddyfile
 
@@ -20,16 +21,7 @@ TOOLS_VENV = "/opt/codeb/tools"
 
 def caddy_user() -> None:
     """The system user Caddy runs as (its certificates and local CA live in its home)."""
-    server.group(name="caddy group", group="caddy", system=True)
-    server.user(
-        name="caddy user",
-        user="caddy",
-        group="caddy",
-        system=True,
-        shell="/usr/sbin/nologin",
-        home="/var/lib/caddy",
-        create_home=True,
-    )
+    system_account("caddy", home="/var/lib/caddy")
 
 
 def caddy_directories(settings: HostSettings) -> tuple[tuple[str, str, str], ...]:

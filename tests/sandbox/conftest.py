@@ -78,16 +78,25 @@ def shared_sandbox(containers_conf: None, tmp_path_factory: pytest.TempPathFacto
 REPO = Path(__file__).resolve().parents[2]
 
 
-def codeb(b: Bootstrapped, *args: str) -> subprocess.CompletedProcess[str]:
-    """`codeb ARGS -i` the sandbox's inventory, as a user runs it."""
+def codeb(
+    b: Bootstrapped, *args: str, inventory: str | Path | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """`codeb ARGS -i` the sandbox's inventory (or ``inventory``), as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(b.info.inventory)],
+        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(inventory or b.info.inventory)],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
         check=False,
     )
+
+
+def on(b: Bootstrapped, role: str, command: str) -> str:
+    """``command`` on a sandbox server over SSH, which must succeed: its stdout, stripped."""
+    result = ssh(b.info, role, command)
+    assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+    return result.stdout.strip()
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from codeb_infra.sandbox.demo_app import build_test_image
-from tests.sandbox.conftest import REPO, Bootstrapped, ok
+from tests.sandbox.conftest import REPO, Bootstrapped, codeb, ok, on
 from tests.support.resolving_load import ResolvingLoad, fetch, resolve_a
-from tests.support.sandbox_ssh import ssh
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.migration]
 
@@ -30,30 +29,13 @@ TARGET = "app-target"
 KILL_AT = "step slots"  # the controller is SIGKILLed when it starts this step
 
 
-def _codeb(inventory: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", str(inventory)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def _on(b: Bootstrapped, role: str, command: str) -> str:
-    result = ssh(b.info, role, command)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 def _observed(b: Bootstrapped) -> dict[str, str]:
     """What a migration changes: the source's pointers and zone, the target's step record."""
     return {
-        "pointers": _on(b, "app", "head -v /etc/caddy/upstreams/* 2>/dev/null || true"),
-        "zone": _on(b, "app", "pdnsutil list-zone codeb.test 2>/dev/null | grep -v SOA | sort"),
-        "record": _on(b, TARGET, "cat /opt/codeb/migration/app.json 2>/dev/null || echo none"),
-        "target sites": _on(b, TARGET, "ls /etc/caddy/sites/ 2>/dev/null || true"),
+        "pointers": on(b, "app", "head -v /etc/caddy/upstreams/* 2>/dev/null || true"),
+        "zone": on(b, "app", "pdnsutil list-zone codeb.test 2>/dev/null | grep -v SOA | sort"),
+        "record": on(b, TARGET, "cat /opt/codeb/migration/app.json 2>/dev/null || echo none"),
+        "target sites": on(b, TARGET, "ls /etc/caddy/sites/ 2>/dev/null || true"),
     }
 
 
@@ -88,10 +70,10 @@ def test_a_dry_run_of_an_unreachable_target_exits_1_and_changes_nothing(
     port = b.info.servers[TARGET].ssh_port
     bad = _inventory_with(b, tmp_path / "bad.py", **{f"'ssh_port': {port}": "'ssh_port': 1"})
     before = _observed(b)
-    result = _codeb(bad, "migrate", "app", "--to", TARGET, "--dry-run")
+    result = codeb(b, "migrate", "app", "--to", TARGET, "--dry-run", inventory=bad)
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(r"\[FAIL\] target reachable: cannot reach app-target", result.stdout), result.stdout
-    wrong = _codeb(b.info.inventory, "migrate", "app", "--to", "storage", "--dry-run")
+    wrong = codeb(b, "migrate", "app", "--to", "storage", "--dry-run")
     assert wrong.returncode == 2 and "migrate_target" in wrong.stderr, wrong.stdout + wrong.stderr
     assert _observed(b) == before
 
@@ -102,11 +84,11 @@ def test_the_app_server_moves_with_no_failed_request(migration_sandbox: Bootstra
     source_ip, target_ip = b.address("app"), b.address(TARGET)
     v1, v2 = build_test_image("v1", "v1"), build_test_image("v2", "v2")
     for image in (v1, v2):
-        ok(_codeb(inventory, "deploy", PROJECT, "--image", image, "--push"))
-        ok(_codeb(inventory, "promote", PROJECT))
+        ok(codeb(b, "deploy", PROJECT, "--image", image, "--push"))
+        ok(codeb(b, "promote", PROJECT))
     assert fetch(DOMAIN, resolve_a(DOMAIN, source_ip)) == (200, "v2")
 
-    dry = _codeb(inventory, "migrate", "app", "--to", TARGET, "--dry-run")
+    dry = codeb(b, "migrate", "app", "--to", TARGET, "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert f"[ok] DNS TTL: {DOMAIN}. A TTL" in dry.stdout and "codeb-pdns" in dry.stdout
     assert "outside: at the registrar of codeb.test: NS ns1.codeb.test" in dry.stdout
@@ -133,9 +115,9 @@ def test_the_app_server_moves_with_no_failed_request(migration_sandbox: Bootstra
                 break
         killed.wait(60)
         assert killed.returncode == -signal.SIGKILL, "".join(seen)
-        record = _on(b, TARGET, "cat /opt/codeb/migration/app.json")
+        record = on(b, TARGET, "cat /opt/codeb/migration/app.json")
         assert '"images"' in record and '"slots"' not in record, record
-        moved = _codeb(inventory, "migrate", "app", "--to", TARGET)
+        moved = codeb(b, "migrate", "app", "--to", TARGET)
         assert moved.returncode == 0, moved.stdout + moved.stderr
         assert "step bootstrap" not in moved.stdout and "step state" not in moved.stdout, moved.stdout
         time.sleep(2.0)
@@ -158,26 +140,26 @@ def test_the_app_server_moves_with_no_failed_request(migration_sandbox: Bootstra
     # A resolver holding the old answer still gets answers, from the target through the source.
     assert fetch(DOMAIN, source_ip) == (200, "v2")
     assert fetch(DOMAIN, target_ip) == (200, "v2")
-    root = _on(b, TARGET, "cat /var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt")
+    root = on(b, TARGET, "cat /var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt")
     assert "BEGIN CERTIFICATE" in root
     # A re-run converges and changes nothing.
     after = _observed(b)
-    again = _codeb(inventory, "migrate", "app", "--to", TARGET)
+    again = codeb(b, "migrate", "app", "--to", TARGET)
     assert again.returncode == 0 and "step " not in again.stdout, again.stdout + again.stderr
     assert _observed(b) == after
 
     # On the new app server (the inventory after the move): rollback and promote work, and the
     # source, still relaying, follows.
     moved_inventory = _target_as_app(b, tmp_path / "moved.py")
-    ok(_codeb(moved_inventory, "rollback", PROJECT))
+    ok(codeb(b, "rollback", PROJECT, inventory=moved_inventory))
     assert fetch(DOMAIN, target_ip) == (200, "v1") and fetch(DOMAIN, source_ip) == (200, "v1")
-    ok(_codeb(moved_inventory, "deploy", PROJECT, "--image", build_test_image("v4", "v4"), "--push"))
-    ok(_codeb(moved_inventory, "promote", PROJECT))
+    ok(codeb(b, "deploy", PROJECT, "--image", build_test_image("v4", "v4"), "--push", inventory=moved_inventory))
+    ok(codeb(b, "promote", PROJECT, inventory=moved_inventory))
     assert fetch(DOMAIN, target_ip) == (200, "v4") and fetch(DOMAIN, source_ip) == (200, "v4")
 
     # --abort within grace: DNS names the source again and it serves from its own slots.
-    aborted = _codeb(inventory, "migrate", "app", "--to", TARGET, "--abort")
+    aborted = codeb(b, "migrate", "app", "--to", TARGET, "--abort")
     assert aborted.returncode == 0, aborted.stdout + aborted.stderr
     assert resolve_a(DOMAIN, source_ip) == source_ip
-    assert _on(b, "app", f"cat /etc/caddy/upstreams/{PROJECT}-production.active").startswith("127.0.0.1:")
+    assert on(b, "app", f"cat /etc/caddy/upstreams/{PROJECT}-production.active").startswith("127.0.0.1:")
     assert fetch(DOMAIN, source_ip) == (200, "v2")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox.conftest import REPO, Bootstrapped, must
+from tests.sandbox.conftest import REPO, Bootstrapped, codeb, must
 from tests.support.sandbox_ssh import ssh
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.migration]
@@ -29,19 +29,6 @@ OUT = "/root/migration-writer"
 MASTER_ENV = f"/opt/codeb/env/{PROJECT}/master.env"
 RECORD = "/opt/codeb/migration/storage.json"
 APT_PIN = "/etc/apt/preferences.d/codeb-test-no-postgresql"
-
-
-def codeb(
-    m: Bootstrapped, *args: str, inventory: str | None = None, timeout: float = 900
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codeb_infra.cli", *args, "-i", inventory or str(m.info.inventory)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def psql(m: Bootstrapped, server: str, sql: str) -> str:

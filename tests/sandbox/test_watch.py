@@ -47,14 +47,20 @@ def on_app(b: Bootstrapped, command: str) -> str:
     return result.stdout.strip()
 
 
-def test_a_release_turning_to_500_is_rolled_back_by_its_watch(bootstrapped: Bootstrapped) -> None:
-    b = bootstrapped
+def live_good_and_bad_in_preview(b: Bootstrapped, project: str) -> None:
+    """A release that stays good is live on blue; one that turns to 500 FAIL_AFTER seconds after it
+    starts waits in preview on green."""
     good = build_turning_image("watch-good", "good", fail_after=None)
     bad = build_turning_image("watch-bad", "bad", fail_after=FAIL_AFTER)
-    codeb(b, "remove", PROJECT, "--force")  # a run before left its slots (nothing there on a fresh sandbox)
-    ok(codeb(b, "deploy", PROJECT, "--image", good, "--push", "--health-path", TURNING_HEALTH_PATH))
-    ok(codeb(b, "promote", PROJECT))
-    ok(codeb(b, "deploy", PROJECT, "--image", bad, "--push", "--health-path", TURNING_HEALTH_PATH))
+    codeb(b, "remove", project, "--force")  # a run before left its slots (nothing there on a fresh sandbox)
+    ok(codeb(b, "deploy", project, "--image", good, "--push", "--health-path", TURNING_HEALTH_PATH))
+    ok(codeb(b, "promote", project))
+    ok(codeb(b, "deploy", project, "--image", bad, "--push", "--health-path", TURNING_HEALTH_PATH))
+
+
+def test_a_release_turning_to_500_is_rolled_back_by_its_watch(bootstrapped: Bootstrapped) -> None:
+    b = bootstrapped
+    live_good_and_bad_in_preview(b, PROJECT)
     root = on_app(b, f"cat {probe.CADDY_LOCAL_ROOT}")
     port = b.info.servers["app"].https_port
     started = int(
@@ -138,12 +144,7 @@ def test_a_health_path_failing_three_checks_in_a_row_is_rolled_back_without_traf
     the watch's own health checks through Caddy can catch the release."""
     b, project = bootstrapped, "healthwatch"
     record_path = f"/opt/codeb/registry/watch/{project}.production.json"
-    good = build_turning_image("watch-good", "good", fail_after=None)
-    bad = build_turning_image("watch-bad", "bad", fail_after=FAIL_AFTER)
-    codeb(b, "remove", project, "--force")
-    ok(codeb(b, "deploy", project, "--image", good, "--push", "--health-path", TURNING_HEALTH_PATH))
-    ok(codeb(b, "promote", project))
-    ok(codeb(b, "deploy", project, "--image", bad, "--push", "--health-path", TURNING_HEALTH_PATH))
+    live_good_and_bad_in_preview(b, project)
     ok(codeb(b, "promote", project, *WATCH_DATA, "--data", "watch_min_requests=100000"))
     deadline = time.monotonic() + FAIL_AFTER + BOUND + 30
     while time.monotonic() < deadline and '"rolled_back"' not in on_app(b, f"cat {record_path} 2>/dev/null || true"):
