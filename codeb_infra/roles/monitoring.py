@@ -50,10 +50,11 @@ def _servers() -> list[templates.Server]:
     ]
 
 
-def _service(package: str, unit: str, defaults: str, *, restart_on: bool = False) -> None:
+def _service(package: str, unit: str, defaults: str, *, restart_on: bool = False, mode: str = "644") -> None:
     """A Debian exporter package whose /etc/default file is written first, so it never starts
-    listening anywhere else."""
-    written = files.put(name=f"{unit} settings", src=StringIO(defaults), dest=f"/etc/default/{package}", mode="644")
+    listening anywhere else; ``mode`` is the one the package's own install gives that file, so a
+    second run finds it as the first left it."""
+    written = files.put(name=f"{unit} settings", src=StringIO(defaults), dest=f"/etc/default/{package}", mode=mode)
     apt.packages(name=package, packages=[package], no_recommends=True)
     systemd.service(
         name=f"{unit} running", service=unit, running=True, enabled=True, restarted=written.will_change or restart_on
@@ -132,6 +133,7 @@ def storage_exporters(address: str) -> None:
         "prometheus-postgres-exporter.service",
         'DATA_SOURCE_NAME="user=prometheus host=/run/postgresql dbname=postgres sslmode=disable"\n'
         f'ARGS="--web.listen-address={address}:{POSTGRES_EXPORTER_PORT}"\n',
+        mode="640",  # its postinst makes it prometheus's own, 0640 (the file may hold a DSN password)
     )
     env = monitoring_ops.redis_exporter_env(
         name="Redis exporter settings (password from the root-only file)",
