@@ -132,16 +132,21 @@ def switch(
     holder: str,
     wait: float = 0.0,
     break_lock: bool = False,
+    audit: state_commands.SwitchAudit | None = None,
+    cancel: state_commands.SwitchCancel | None = None,
 ) -> Commands:
     """
     Promote or roll back in one server-side command: under the project's deploy lock, and only if
     slots.json still holds the record the decision was made from, move the pointers (the domain's
-    first, each an atomic rename), record the new slots and release the lock. The flow calls it
-    only when its plan has changes.
+    first, each an atomic rename), record the new slots, append the change's audit row, record the
+    rolled-back releases' contract steps cancelled and release the lock. The flow calls it only
+    when its plan has changes.
 
     + decision: the planned switch (wanted pair, the digest it expects, the pointers to hold)
     + holder: who takes the lock, as a lock error names it
     + wait / break_lock: wait that many seconds for another run's lock / break a dead run's lock
+    + audit: the audit row to append once switched (None: the API writes its own)
+    + cancel: the releases whose pending contract steps the switch cancels
 
     **Example:**
 
@@ -163,4 +168,6 @@ def switch(
         expect=decision.expect,
         record=pair_record(pair).model_dump(mode="json"),
         pointers=list(decision.pointers),
+        audit=audit,
+        cancel=cancel,
     )

@@ -4,8 +4,10 @@ switch (promote/rollback) as one step.
 
 Runs on the server so that read-modify-write of the shared registry files happens under one
 flock with a compare-and-swap on the record the caller planned from; standard library only.
-`snapshot` prints what a switch needs in one read, `switch` checks, locks, moves the pointers,
-records and unlocks in one command.
+`snapshot` prints what a switch needs in one read (with the release log, when named), `switch`
+checks, locks, moves the pointers, records, and then, only when it switched, appends the change's
+audit row (through the API's own `audit-append`) and cancels the contract steps of releases rolled
+back (through `codeb-releases contract`), before it unlocks: one command.
 """
 
 import argparse
@@ -219,6 +221,7 @@ def snapshot(args: argparse.Namespace) -> int:
             "slots": table.get(args.project, {}).get(args.env),
             "pointers": {path: _pointer(path) for path in args.pointer},
             "containers": _containers(args.podman, args.project, args.env),
+            **({"releases": _read(args.releases, None)} if args.releases else {}),
         },
         sys.stdout,
         sort_keys=True,
@@ -239,9 +242,53 @@ def _write_pointer(path: str, address: str) -> None:
     os.replace(tmp, path)
 
 
+def _audit(python: str, entry: str) -> None:
+    """The switch's audit row (base64 JSON, no secret in it) through the API's `audit-append`, so
+    the log keeps one writer of its hash chain; skipped where the API is not installed yet. A row
+    that cannot be written is reported and does not undo the switch."""
+    if not os.path.exists(python):
+        return
+    done = subprocess.run(
+        [python, "-m", "codeb_infra.api.admin", "audit-append", entry], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.stderr.write(f"codeb-state: the audit row was not written: {done.stderr.strip()[-300:]}\n")
+
+
+def _cancel_contracts(args: argparse.Namespace) -> int:
+    """Record the contract steps of the releases this switch rolled back cancelled (they never run)."""
+    failed = 0
+    for number in args.cancel_contract:
+        done = subprocess.run(
+            [
+                sys.executable,
+                args.releases_tool,
+                "--root",
+                args.releases_root,
+                "contract",
+                "--project",
+                args.project,
+                "--env",
+                args.env,
+                "--number",
+                str(number),
+                "--state",
+                "cancelled",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        failed = failed or done.returncode
+    return 1 if failed else 0
+
+
 def switch(args: argparse.Namespace) -> int:
     """Under the project's lock: if slots.json still holds what the caller planned from, move the
-    pointers (the domain's first) and record the new slots; the lock is released in any case."""
+    pointers (the domain's first), record the new slots, append the audit row and cancel the rolled
+    back contract steps; the lock is released in any case."""
     pointers: list[tuple[str, str]] = []
     for item in args.pointer:
         path, sep, address = item.rpartition("=")
@@ -276,7 +323,9 @@ def switch(args: argparse.Namespace) -> int:
                 data.setdefault("slots", {}).setdefault(args.project, {})[args.env] = new
                 _write_atomic(path, data)
                 print("recorded")
-        return 0
+        if args.audit:
+            _audit(args.audit_python, args.audit)
+        return _cancel_contracts(args)
     finally:
         unlock(args)
 
@@ -324,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", required=True)
     p.add_argument("--pointer", action="append", default=[], help="a pointer file to read (repeat)")
     p.add_argument("--podman", default="podman")
+    p.add_argument("--releases", default="", help="the project/env's release log to include")
     p = sub.add_parser("switch")
     p.add_argument("--registry", required=True)
     p.add_argument("--locks", required=True)
@@ -335,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expect", required=True)
     p.add_argument("--record", required=True, help="the new slots record, base64 JSON")
     p.add_argument("--pointer", action="append", default=[], help="PATH=ADDRESS, in the order to write (repeat)")
+    p.add_argument("--audit", default="", help="the audit row to append once switched, base64 JSON")
+    p.add_argument("--audit-python", default="/opt/codeb/api/venv/bin/python")
+    p.add_argument("--cancel-contract", type=int, action="append", default=[], help="a rolled-back release (repeat)")
+    p.add_argument("--releases-tool", default="/opt/codeb/bin/codeb-releases")
+    p.add_argument("--releases-root", default="/opt/codeb")
     for name in ("lock", "unlock"):
         p = sub.add_parser(name)
         p.add_argument("--dir", required=True)

@@ -9,7 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from codeb_infra.remote import codeb_state
+from codeb_infra.api.audit import AuditLog
+from codeb_infra.remote import codeb_releases, codeb_state
 
 TOOL = [sys.executable, str(Path(codeb_state.__file__))]
 GREEN_ACTIVE = {"blue": {"state": "grace"}, "green": {"state": "active"}}
@@ -135,3 +136,81 @@ def test_switch_under_another_runs_lock_names_it_waits_or_breaks_it(tmp_path):
     )
     assert broken.returncode == 0 and "breaking lock held by a run that died" in broken.stderr
     assert list(locks.iterdir()) == []
+
+
+def fold_args(tmp_path):
+    """A switch's audit row and one rolled-back release, with the API's real audit writer (this
+    Python) and the real codeb-releases on a release log whose release 2 has a pending contract step."""
+    log = tmp_path / "releases" / "app" / "production.json"
+    log.parent.mkdir(parents=True)
+    releases = [
+        {"number": 1, "slot": "blue", "contract_state": None},
+        {"number": 2, "slot": "green", "contract": "drop body", "contract_state": "pending"},
+    ]
+    log.write_text(json.dumps({"releases": releases}))
+    entry = {"actor": "ssh root from me@here", "tool": "rollback", "project": "app", "env": "production"}
+    extra = [
+        "--audit",
+        b64({**entry, "source": "cli", "outcome": "allowed", "params": {"project": "app"}}),
+        "--audit-python",
+        sys.executable,
+        "--releases-tool",
+        str(Path(codeb_releases.__file__)),
+        "--releases-root",
+        str(tmp_path),
+        "--cancel-contract",
+        "2",
+    ]
+    return log, extra
+
+
+def audit_rows(path):
+    return AuditLog(str(path)).rows() if path.exists() else []
+
+
+def test_switch_appends_its_audit_row_and_cancels_the_rolled_back_contract_once_switched(tmp_path, monkeypatch):
+    registry, locks, upstreams = setup(tmp_path)
+    log, extra = fold_args(tmp_path)
+    audit_db = tmp_path / "audit.db"
+    monkeypatch.setenv("CODEB_API_AUDIT_DB", str(audit_db))
+
+    stale = switch(registry, locks, upstreams, expect=codeb_state.digest(GREEN_ACTIVE), extra=extra)
+    assert stale.returncode == codeb_state.EXIT_CONFLICT
+    assert run("lock", "--dir", str(locks), "--project", "app", "--env", "production", "--holder", "ci").returncode == 0
+    held = switch(registry, locks, upstreams, expect=codeb_state.digest(BLUE_ACTIVE), extra=extra)
+    assert held.returncode == codeb_state.EXIT_LOCKED
+    assert audit_rows(audit_db) == [], "a refused switch writes no audit row"
+    assert json.loads(log.read_text())["releases"][1]["contract_state"] == "pending", "and cancels nothing"
+
+    run("unlock", "--dir", str(locks), "--project", "app", "--env", "production", "--holder", "ci")
+    done = switch(registry, locks, upstreams, expect=codeb_state.digest(BLUE_ACTIVE), extra=extra)
+    assert done.returncode == 0, done.stderr
+    assert (upstreams / "app.active").read_text() == "127.0.0.1:4001\n"
+    rows = audit_rows(audit_db)
+    assert [(r["tool"], r["outcome"], r["source"], r["actor"]) for r in rows] == [
+        ("rollback", "allowed", "cli", "ssh root from me@here")
+    ]
+    assert AuditLog(str(audit_db)).verify() is None and audit_db.stat().st_mode & 0o777 == 0o600
+    assert [r["contract_state"] for r in json.loads(log.read_text())["releases"]] == [None, "cancelled"]
+    assert "release 2's contract step cancelled" in done.stdout
+    assert list(locks.iterdir()) == []
+
+
+def test_switch_without_the_api_installed_still_switches(tmp_path):
+    registry, locks, upstreams = setup(tmp_path)
+    _, extra = fold_args(tmp_path)
+    extra[3] = str(tmp_path / "no-venv" / "python")
+    done = switch(registry, locks, upstreams, expect=codeb_state.digest(BLUE_ACTIVE), extra=extra)
+    assert done.returncode == 0, done.stderr
+    assert (upstreams / "app.active").read_text() == "127.0.0.1:4001\n"
+
+
+def test_snapshot_carries_the_release_log_when_asked(tmp_path):
+    registry, _, _ = setup(tmp_path)
+    log, _ = fold_args(tmp_path)
+    base = ["snapshot", "--registry", str(registry), "--project", "app", "--env", "production"]
+    base += ["--podman", str(tmp_path / "no-podman")]
+    assert "releases" not in json.loads(run(*base).stdout)
+    found = json.loads(run(*base, "--releases", str(log)).stdout)
+    assert found["releases"] == json.loads(log.read_text())
+    assert json.loads(run(*base, "--releases", str(tmp_path / "none.json")).stdout)["releases"] is None
