@@ -127,9 +127,11 @@ SNAPSHOT_UNAVAILABLE = "__codeb_no_snapshot__"
 
 @dataclass(frozen=True)
 class SwitchAudit:
-    """The audit row a switch appends once it switched, by the API venv's ``python``."""
+    """The audit row a switch appends once it switched to the log at ``database``; skipped where
+    the API venv's ``python`` is missing (no API installed yet)."""
 
     python: str
+    database: str
     entry: dict[str, Any]
 
 
@@ -162,7 +164,8 @@ def switch(
     append ``audit``'s row and cancel ``cancel``'s contract steps, and unlock: one command."""
     extra: list[Any] = ["--break-lock"] if break_lock else []
     if audit is not None:
-        extra += ["--audit", quoted(_encoded(audit.entry)), "--audit-python", quoted(audit.python)]
+        extra += ["--audit", quoted(_encoded(audit.entry)), "--audit-db", quoted(audit.database)]
+        extra += ["--api-python", quoted(audit.python)]
     if cancel is not None and cancel.numbers:
         extra += ["--releases-tool", quoted(cancel.tool), "--releases-root", quoted(cancel.root)]
         extra += [part for number in cancel.numbers for part in ("--cancel-contract", str(number))]

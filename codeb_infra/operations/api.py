@@ -14,6 +14,7 @@ from pyinfra.api import operation
 from pyinfra.facts.server import Arch
 from pyinfra.operations import files
 
+from codeb_infra.api.config import AUDIT_DB
 from codeb_infra.commands import api as api_commands
 from codeb_infra.commands import state as state_commands
 from codeb_infra.controller import wheelhouse
@@ -102,7 +103,7 @@ def switch_audit(*, request: Any, holder: str) -> state_commands.SwitchAudit | N
     entry = change_entry(request=request, holder=holder)
     if entry is None:
         return None
-    return state_commands.SwitchAudit(python=API_PYTHON, entry={**entry, "outcome": "allowed"})
+    return state_commands.SwitchAudit(python=API_PYTHON, database=AUDIT_DB, entry={**entry, "outcome": "allowed"})
 
 
 def record_change(*, request: Any, holder: str, ok: Any) -> None:

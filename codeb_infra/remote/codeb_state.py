@@ -32,6 +32,8 @@ LOCK_HELD = "codeb-state: lock held: "
 # Starts the line that says a new project's planned port went to another deploy meanwhile (nothing
 # written): the controller then plans again from the registry as it is now.
 PORT_TAKEN = "codeb-state: port taken: "
+# The API's audit log module (codeb_infra/api/audit.py, standard library only), installed beside this tool.
+AUDIT_MODULE = "codeb_audit.py"
 
 
 def digest(record: Any) -> str:
@@ -177,8 +179,15 @@ def unlock(args: argparse.Namespace) -> int:
 
 
 def _tool_digest() -> str:
-    with open(os.path.abspath(__file__), "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()[:16]
+    """Of this file and the audit log's module beside it, as the controller computes it."""
+    found = hashlib.sha256()
+    for path in (os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.abspath(__file__)), AUDIT_MODULE)):
+        try:
+            with open(path, "rb") as handle:
+                found.update(handle.read())
+        except FileNotFoundError:
+            pass
+    return found.hexdigest()[:16]
 
 
 def _pointer(path: str) -> str | None:
@@ -242,17 +251,20 @@ def _write_pointer(path: str, address: str) -> None:
     os.replace(tmp, path)
 
 
-def _audit(python: str, entry: str) -> None:
-    """The switch's audit row (base64 JSON, no secret in it) through the API's `audit-append`, so
-    the log keeps one writer of its hash chain; skipped where the API is not installed yet. A row
-    that cannot be written is reported and does not undo the switch."""
-    if not os.path.exists(python):
+def _audit(args: argparse.Namespace) -> None:
+    """The switch's audit row (base64 JSON, no secret in it), appended in this process by the API's
+    own audit log (`codeb_audit.py`, installed beside this tool), so the log keeps one writer of
+    its hash chain; skipped where the API is not installed yet. A row that cannot be written is
+    reported and does not undo the switch."""
+    if not os.path.exists(args.api_python):
         return
-    done = subprocess.run(
-        [python, "-m", "codeb_infra.api.admin", "audit-append", entry], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        sys.stderr.write(f"codeb-state: the audit row was not written: {done.stderr.strip()[-300:]}\n")
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import codeb_audit  # type: ignore[import-not-found]  # installed beside this tool
+
+        codeb_audit.AuditLog(args.audit_db).append(**json.loads(base64.b64decode(args.audit)))
+    except Exception as error:  # the switch is done: a row that failed is reported, not raised
+        sys.stderr.write(f"codeb-state: the audit row was not written: {error}\n")
 
 
 def _cancel_contracts(args: argparse.Namespace) -> int:
@@ -324,7 +336,7 @@ def switch(args: argparse.Namespace) -> int:
                 _write_atomic(path, data)
                 print("recorded")
         if args.audit:
-            _audit(args.audit_python, args.audit)
+            _audit(args)
         return _cancel_contracts(args)
     finally:
         unlock(args)
@@ -386,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record", required=True, help="the new slots record, base64 JSON")
     p.add_argument("--pointer", action="append", default=[], help="PATH=ADDRESS, in the order to write (repeat)")
     p.add_argument("--audit", default="", help="the audit row to append once switched, base64 JSON")
-    p.add_argument("--audit-python", default="/opt/codeb/api/venv/bin/python")
+    p.add_argument("--audit-db", default="/var/lib/codeb/audit.db")
+    p.add_argument("--api-python", default="/opt/codeb/api/venv/bin/python", help="missing: no API, no row")
     p.add_argument("--cancel-contract", type=int, action="append", default=[], help="a rolled-back release (repeat)")
     p.add_argument("--releases-tool", default="/opt/codeb/bin/codeb-releases")
     p.add_argument("--releases-root", default="/opt/codeb")
