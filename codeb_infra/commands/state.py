@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pyinfra.api import StringCommand
@@ -94,10 +95,15 @@ def fail(message: str) -> StringCommand:
     return command("echo", quoted(message), ">&2", ";", "exit", "1")
 
 
-def snapshot(tool: str, *, registry: str, project: str, env: str, pointers: list[str]) -> StringCommand:
-    """One read of what a switch needs; prints a marker instead when the tool is missing or older
-    than `snapshot` (the caller then reads the slow way and installs the tool)."""
+def snapshot(
+    tool: str, *, registry: str, project: str, env: str, pointers: list[str], releases: str = ""
+) -> StringCommand:
+    """One read of what a switch needs (with ``releases``, that release log too); prints a marker
+    instead when the tool is missing or older than `snapshot` (the caller then reads the slow way
+    and installs the tool)."""
     extra = [part for path in pointers for part in ("--pointer", quoted(path))]
+    if releases:
+        extra += ["--releases", quoted(releases)]
     return command(
         "python3",
         quoted(tool),
@@ -119,6 +125,25 @@ def snapshot(tool: str, *, registry: str, project: str, env: str, pointers: list
 SNAPSHOT_UNAVAILABLE = "__codeb_no_snapshot__"
 
 
+@dataclass(frozen=True)
+class SwitchAudit:
+    """The audit row a switch appends once it switched to the log at ``database``; skipped where
+    the API venv's ``python`` is missing (no API installed yet)."""
+
+    python: str
+    database: str
+    entry: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SwitchCancel:
+    """The releases whose contract steps a switch records cancelled, by codeb-releases ``tool``."""
+
+    tool: str
+    root: str
+    numbers: tuple[int, ...]
+
+
 def switch(
     tool: str,
     *,
@@ -132,9 +157,18 @@ def switch(
     expect: str,
     record: dict[str, Any],
     pointers: list[tuple[str, str]],
+    audit: SwitchAudit | None = None,
+    cancel: SwitchCancel | None = None,
 ) -> StringCommand:
-    """Check, lock, move the pointers (in the order given), record and unlock: one command."""
-    extra = ["--break-lock"] if break_lock else []
+    """Check, lock, move the pointers (in the order given), record, then (only once switched)
+    append ``audit``'s row and cancel ``cancel``'s contract steps, and unlock: one command."""
+    extra: list[Any] = ["--break-lock"] if break_lock else []
+    if audit is not None:
+        extra += ["--audit", quoted(_encoded(audit.entry)), "--audit-db", quoted(audit.database)]
+        extra += ["--api-python", quoted(audit.python)]
+    if cancel is not None and cancel.numbers:
+        extra += ["--releases-tool", quoted(cancel.tool), "--releases-root", quoted(cancel.root)]
+        extra += [part for number in cancel.numbers for part in ("--cancel-contract", str(number))]
     moves = [part for path, address in pointers for part in ("--pointer", quoted(f"{path}={address}"))]
     return _tool(
         tool,
@@ -155,6 +189,10 @@ def switch(
         "--expect",
         quoted(expect),
         "--record",
-        quoted(base64.b64encode(json.dumps(record, sort_keys=True).encode()).decode()),
+        quoted(_encoded(record)),
         *moves,
     )
+
+
+def _encoded(data: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(data, sort_keys=True).encode()).decode()

@@ -12,6 +12,7 @@ from codeb_infra.commands import files as file_commands
 from codeb_infra.commands import state as state_commands
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.domain.registry import ProjectEnv, Projects, SlotPairRecord, SlotTable
+from codeb_infra.domain.releases import ReleaseLog
 from codeb_infra.facts.files import MISSING
 from codeb_infra.facts.podman import CodebContainers, Container
 
@@ -58,7 +59,8 @@ class SlotRegistry(FactBase[SlotTable]):
 
 
 class Snapshot(BaseModel):
-    """One project/env as `codeb-state snapshot` prints it: registry records, pointers, containers."""
+    """One project/env as `codeb-state snapshot` prints it: registry records, pointers, containers
+    and, when asked for, the release log (None: not asked for, or none yet)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -67,13 +69,18 @@ class Snapshot(BaseModel):
     slots: SlotPairRecord | None = None
     pointers: dict[str, str | None] = {}
     containers: list[Container] = []
+    releases: ReleaseLog | None = None
 
 
 class SlotSnapshot(FactBase[Snapshot | None]):
     """What a switch needs in one round trip; None when codeb-state is missing or older than `snapshot`."""
 
-    def command(self, tool: str, registry_dir: str, project: str, env: str, pointers: tuple[str, ...]) -> StringCommand:
-        return state_commands.snapshot(tool, registry=registry_dir, project=project, env=env, pointers=list(pointers))
+    def command(
+        self, tool: str, registry_dir: str, project: str, env: str, pointers: tuple[str, ...], releases: str = ""
+    ) -> StringCommand:
+        return state_commands.snapshot(
+            tool, registry=registry_dir, project=project, env=env, pointers=list(pointers), releases=releases
+        )
 
     def process(self, output: list[str]) -> Snapshot | None:
         text = "\n".join(output).strip()

@@ -21,11 +21,13 @@ from codeb_infra.domain import names, plans
 from codeb_infra.domain.env import EnvStore
 from codeb_infra.domain.live import LiveContainer, LiveSlots
 from codeb_infra.domain.registry import ProjectEnv, SlotPairRecord
+from codeb_infra.domain.releases import ReleaseLog
 from codeb_infra.domain.requests import DeployRequest, SlotRequest
 from codeb_infra.domain.slots import SlotPair
 from codeb_infra.facts.files import UpstreamPointer
 from codeb_infra.facts.podman import CodebContainers, Container, SlotRunner
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry, SlotSnapshot
+from codeb_infra.facts.releases import Releases
 from codeb_infra.flows.dns import ZoneRecords
 from codeb_infra.operations import api, caddy, checks, powerdns, registry
 from codeb_infra.templates.caddy import render_site
@@ -119,6 +121,19 @@ def _live_container(container: Container) -> LiveContainer:
 def read_slots(settings: HostSettings, request: DeployRequest | SlotRequest) -> tuple[LiveSlots, bool]:
     """One project/env's live state, in one round trip through `codeb-state snapshot` when the
     server's tool is there (else through the single facts), and whether that tool is this one."""
+    live, tool_current, _ = _read_live(settings, request, "")
+    return live, tool_current
+
+
+def read_switch(settings: HostSettings, request: SlotRequest, release_log: str) -> tuple[LiveSlots, bool, ReleaseLog]:
+    """`read_slots` and the release log at ``release_log``, in the same one round trip."""
+    live, tool_current, log = _read_live(settings, request, release_log)
+    return live, tool_current, log if log is not None else host.get_fact(Releases, path=release_log)
+
+
+def _read_live(
+    settings: HostSettings, request: DeployRequest | SlotRequest, release_log: str
+) -> tuple[LiveSlots, bool, ReleaseLog | None]:
     paths = {role: settings.pointer_file(request.project, request.env, role) for role in ("active", "preview")}
     snap = host.get_fact(
         SlotSnapshot,
@@ -127,13 +142,16 @@ def read_slots(settings: HostSettings, request: DeployRequest | SlotRequest) -> 
         project=request.project,
         env=request.env.value,
         pointers=tuple(paths.values()),
+        releases=release_log,
     )
+    log = None
     if snap is not None:
         record = snap.slots or SlotPairRecord()
         entry, existed, found = snap.project, snap.slots is not None, snap.containers
         pair = SlotPair(project=request.project, env=request.env, blue=record.blue, green=record.green)
         addresses = {role: snap.pointers.get(path) for role, path in paths.items()}
         tool_current = snap.tool == registry.TOOL_DIGEST
+        log = (snap.releases or ReleaseLog()) if release_log else None
     else:
         _, projects, pair, existed = read_context(request)
         entry = projects.get(request.project, request.env)
@@ -152,7 +170,7 @@ def read_slots(settings: HostSettings, request: DeployRequest | SlotRequest) -> 
         pointer_paths=paths,
         network=settings.network,
     )
-    return live, tool_current
+    return live, tool_current, log
 
 
 def env_files(settings: HostSettings, request: DeployRequest) -> tuple[tuple[str, ...], str]:

@@ -17,6 +17,7 @@ from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import File, Sha256File
 
+from codeb_infra.commands.state import SwitchCancel
 from codeb_infra.config.app import HostSettings
 from codeb_infra.domain import names
 from codeb_infra.domain import releases as domain
@@ -181,16 +182,11 @@ def _contract_state(settings: HostSettings, request: Any, release: domain.Releas
     }
 
 
-def cancel_rolled_back(settings: HostSettings, request: Any, pair: SlotPair) -> None:
+def rolled_back_contracts(settings: HostSettings, log: ReleaseLog, pair: SlotPair) -> SwitchCancel:
     """After a rollback to ``pair``: the pending contract steps of releases that neither serve nor
-    wait in preview any more are recorded cancelled at once (they never run)."""
-    log = read_log(settings, request.project, request.env)
+    wait in preview any more, which the switch itself records cancelled (they never run)."""
     _, cancelled = domain.contract_decisions(log, active=pair.active, deployed=_preview(pair), grace_over=False)
-    for release in cancelled:
-        ops.contract_state(
-            name=f"Cancel release {release.number}'s contract step (rolled back within grace)",
-            **_contract_state(settings, request, release, "cancelled"),
-        )
+    return SwitchCancel(tool=tool(settings), root=settings.codeb_dir, numbers=tuple(r.number for r in cancelled))
 
 
 def contract_steps(

@@ -1,9 +1,11 @@
 """Promote and rollback: the domain's upstream pointer switched between the two slots.
 
-Read: one `codeb-state snapshot` (registry records, pointers, containers). Decide:
-`domain.decisions.plan_promote` / `plan_rollback`. Apply: one `codeb-state switch` that checks,
-locks, moves the pointers, records and unlocks on the server. After a promote the app server
-watches the new release (`codeb-watch`, with the rollback planned here); a later switch ends it.
+Read: one `codeb-state snapshot` (registry records, pointers, containers, the release log).
+Decide: `domain.decisions.plan_promote` / `plan_rollback`, and a rollback's contract steps to
+cancel. Apply: one `codeb-state switch` that checks, locks, moves the pointers, records, appends
+the change's audit row, cancels those contract steps and unlocks on the server. After a promote the
+app server watches the new release (`codeb-watch`, with the rollback planned here); a later switch
+ends it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from codeb_infra.domain import watch as watch_domain
 from codeb_infra.domain.changes import Plan
 from codeb_infra.domain.decisions import SwitchDecision
 from codeb_infra.domain.live import LiveSlots
+from codeb_infra.domain.releases import ReleaseLog
 from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.flows import releases
-from codeb_infra.flows.common import holder, read_slots, utcnow
+from codeb_infra.flows.common import holder, read_switch, utcnow
 from codeb_infra.operations import api, registry, watch
 
 Decide = Callable[[LiveSlots, HostSettings, SlotRequest], SwitchDecision]
@@ -54,10 +57,11 @@ def _rollback(live: LiveSlots, settings: HostSettings, request: SlotRequest) -> 
     return decisions.plan_rollback(live, to=request.to, now=utcnow(), grace=settings.grace)
 
 
-def _decide(request: SlotRequest, decide: Decide) -> tuple[HostSettings, LiveSlots, SwitchDecision, bool]:
+def _decide(request: SlotRequest, decide: Decide) -> tuple[HostSettings, LiveSlots, SwitchDecision, bool, ReleaseLog]:
     settings = HostSettings.from_data(host.data)
-    live, tool_current = read_slots(settings, request)
-    return settings, live, decide(live, settings, request), tool_current
+    log_path = releases.log_path(settings, request.project, request.env)
+    live, tool_current, log = read_switch(settings, request, log_path)
+    return settings, live, decide(live, settings, request), tool_current, log
 
 
 def _watch_spec(
@@ -92,7 +96,7 @@ def _watch_spec(
 
 
 def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
-    settings, live, decision, tool_current = _decide(request, decide)
+    settings, live, decision, tool_current, log = _decide(request, decide)
     if not decision.plan.changed:
         host.noop(f"{request.project}/{request.env.value}: {decision.plan.note}")
         return decision.plan
@@ -100,7 +104,9 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
         registry.state_tool(name="Install codeb-state", path=settings.state_tool)
     moves = ", ".join(f"{c.target} -> {c.new}" for c in decision.plan.changes if c.what == "pointer")
     who = holder(action)
-    switched = registry.switch(
+    # A refused switch fails the run (the lock line becomes exit 4): the switch appends its audit
+    # row, and cancels the rolled-back contract steps, only once it switched.
+    registry.switch(
         name=f"{action.capitalize()} {request.project}/{request.env.value}: {moves or 'record only'}",
         tool=settings.state_tool,
         registry_dir=settings.registry_dir,
@@ -109,11 +115,9 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
         holder=who,
         wait=request.lock_wait,
         break_lock=request.break_lock,
+        audit=api.switch_audit(request=request, holder=who),
+        cancel=releases.rolled_back_contracts(settings, log, decision.wanted) if action == "rollback" else None,
     )
-    # A refused switch fails the run (the lock line becomes exit 4), so only a done one is audited here.
-    api.record_change(request=request, holder=who, ok=switched.did_succeed)
-    if action == "rollback":
-        releases.cancel_rolled_back(settings, request, decision.wanted)
     # A watch running from an earlier promote ends by itself once slots.json moves on (this switch).
     spec = _watch_spec(settings, live, decision, request) if action == "promote" else None
     if spec is not None:

@@ -14,7 +14,9 @@ from pyinfra.api import operation
 from pyinfra.facts.server import Arch
 from pyinfra.operations import files
 
+from codeb_infra.api.config import AUDIT_DB
 from codeb_infra.commands import api as api_commands
+from codeb_infra.commands import state as state_commands
 from codeb_infra.controller import wheelhouse
 from codeb_infra.facts.api import PythonRelease, VenvDigest
 from codeb_infra.operations import Commands
@@ -74,18 +76,18 @@ def _outcome_is(ok: Callable[[], object], wanted: bool) -> Callable[[], bool]:
     return condition
 
 
-def record_change(*, request: Any, holder: str, ok: Any) -> None:
-    """The audit row of a change made over SSH (CLI or deploy script): the SSH user and the
-    controller's user@host as actor, allowed when every step ran, failed otherwise. A change the
-    API runs is left to the API, which writes a fuller row itself."""
+def change_entry(*, request: Any, holder: str) -> dict[str, Any] | None:
+    """The audit row of a change made over SSH (CLI or deploy script), without its outcome: the SSH
+    user and the controller's user@host as actor. None for a change the API runs: the API writes
+    a fuller row itself."""
     if host.data.get("codeb_api_request"):
-        return
+        return None
     import getpass
     import socket
 
     action = holder.split(" by ", 1)[0].split()[0]
     connector = "local" if host.name.startswith("@local") else f"ssh {host.data.get('ssh_user') or 'root'}"
-    entry = {
+    return {
         "actor": f"{connector} from {getpass.getuser()}@{socket.gethostname()}",
         "tool": TOOL_OF_ACTION.get(action, action),
         "project": request.project,
@@ -93,6 +95,24 @@ def record_change(*, request: Any, holder: str, ok: Any) -> None:
         "source": "cli",
         "params": {k: v for k, v in request.model_dump(mode="json").items() if k not in ("lock_wait",)},
     }
+
+
+def switch_audit(*, request: Any, holder: str) -> state_commands.SwitchAudit | None:
+    """What `codeb-state switch` appends once it switched: the change's row, allowed (a refused
+    switch fails the run and writes no row); none for a change the API runs."""
+    entry = change_entry(request=request, holder=holder)
+    if entry is None:
+        return None
+    return state_commands.SwitchAudit(python=API_PYTHON, database=AUDIT_DB, entry={**entry, "outcome": "allowed"})
+
+
+def record_change(*, request: Any, holder: str, ok: Any) -> None:
+    """The audit row of a change made over SSH (`change_entry`), allowed when every step ran,
+    failed otherwise; none for a change the API runs."""
+    entry = change_entry(request=request, holder=holder)
+    if entry is None:
+        return
+    action = holder.split(" by ", 1)[0].split()[0]
     for outcome, wanted in (("allowed", True), ("failed", False)):
         audit_entry(
             name=f"Audit: {action} {outcome}",

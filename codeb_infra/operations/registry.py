@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from pathlib import Path
 
 from pyinfra import host
@@ -17,16 +18,20 @@ from codeb_infra.domain.registry import ProjectEnv, pair_record
 from codeb_infra.domain.slots import SlotPair
 from codeb_infra.facts.registry import ProjectRegistry, SlotRegistry
 from codeb_infra.operations import Commands
+from codeb_infra.remote.codeb_state import AUDIT_MODULE
 
 TOOL_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "codeb_state.py"
+# The API's audit log, standard library only: installed beside codeb-state, which appends a switch's row.
+AUDIT_SOURCE = Path(__file__).resolve().parent.parent / "api" / "audit.py"
 # What `codeb-state snapshot` reports of itself: the server's tool is this one when they agree.
-TOOL_DIGEST = hashlib.sha256(TOOL_SOURCE.read_bytes()).hexdigest()[:16]
+TOOL_DIGEST = hashlib.sha256(TOOL_SOURCE.read_bytes() + AUDIT_SOURCE.read_bytes()).hexdigest()[:16]
 
 
 @operation()
 def state_tool(*, path: str) -> Commands:
     """
-    Install codeb-state, the server-side writer of registry records and deploy locks.
+    Install codeb-state, the server-side writer of registry records and deploy locks, and beside
+    it the audit log's module it appends a switch's row with.
 
     **Example:**
 
@@ -35,6 +40,8 @@ def state_tool(*, path: str) -> Commands:
         registry.state_tool(path="/opt/codeb/bin/codeb-state")
     """
     yield from files.put._inner(src=str(TOOL_SOURCE), dest=path, mode="755", create_remote_dir=True)
+    module = posixpath.join(posixpath.dirname(path), AUDIT_MODULE)
+    yield from files.put._inner(src=str(AUDIT_SOURCE), dest=module, mode="644", create_remote_dir=True)
 
 
 @operation()
@@ -132,16 +139,21 @@ def switch(
     holder: str,
     wait: float = 0.0,
     break_lock: bool = False,
+    audit: state_commands.SwitchAudit | None = None,
+    cancel: state_commands.SwitchCancel | None = None,
 ) -> Commands:
     """
     Promote or roll back in one server-side command: under the project's deploy lock, and only if
     slots.json still holds the record the decision was made from, move the pointers (the domain's
-    first, each an atomic rename), record the new slots and release the lock. The flow calls it
-    only when its plan has changes.
+    first, each an atomic rename), record the new slots, append the change's audit row, record the
+    rolled-back releases' contract steps cancelled and release the lock. The flow calls it only
+    when its plan has changes.
 
     + decision: the planned switch (wanted pair, the digest it expects, the pointers to hold)
     + holder: who takes the lock, as a lock error names it
     + wait / break_lock: wait that many seconds for another run's lock / break a dead run's lock
+    + audit: the audit row to append once switched (None: the API writes its own)
+    + cancel: the releases whose pending contract steps the switch cancels
 
     **Example:**
 
@@ -163,4 +175,6 @@ def switch(
         expect=decision.expect,
         record=pair_record(pair).model_dump(mode="json"),
         pointers=list(decision.pointers),
+        audit=audit,
+        cancel=cancel,
     )

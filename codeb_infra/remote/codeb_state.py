@@ -4,8 +4,10 @@ switch (promote/rollback) as one step.
 
 Runs on the server so that read-modify-write of the shared registry files happens under one
 flock with a compare-and-swap on the record the caller planned from; standard library only.
-`snapshot` prints what a switch needs in one read, `switch` checks, locks, moves the pointers,
-records and unlocks in one command.
+`snapshot` prints what a switch needs in one read (with the release log, when named), `switch`
+checks, locks, moves the pointers, records, and then, only when it switched, appends the change's
+audit row (through the API's own `audit-append`) and cancels the contract steps of releases rolled
+back (through `codeb-releases contract`), before it unlocks: one command.
 """
 
 import argparse
@@ -30,6 +32,8 @@ LOCK_HELD = "codeb-state: lock held: "
 # Starts the line that says a new project's planned port went to another deploy meanwhile (nothing
 # written): the controller then plans again from the registry as it is now.
 PORT_TAKEN = "codeb-state: port taken: "
+# The API's audit log module (codeb_infra/api/audit.py, standard library only), installed beside this tool.
+AUDIT_MODULE = "codeb_audit.py"
 
 
 def digest(record: Any) -> str:
@@ -175,8 +179,15 @@ def unlock(args: argparse.Namespace) -> int:
 
 
 def _tool_digest() -> str:
-    with open(os.path.abspath(__file__), "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()[:16]
+    """Of this file and the audit log's module beside it, as the controller computes it."""
+    found = hashlib.sha256()
+    for path in (os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.abspath(__file__)), AUDIT_MODULE)):
+        try:
+            with open(path, "rb") as handle:
+                found.update(handle.read())
+        except FileNotFoundError:
+            pass
+    return found.hexdigest()[:16]
 
 
 def _pointer(path: str) -> str | None:
@@ -219,6 +230,7 @@ def snapshot(args: argparse.Namespace) -> int:
             "slots": table.get(args.project, {}).get(args.env),
             "pointers": {path: _pointer(path) for path in args.pointer},
             "containers": _containers(args.podman, args.project, args.env),
+            **({"releases": _read(args.releases, None)} if args.releases else {}),
         },
         sys.stdout,
         sort_keys=True,
@@ -239,9 +251,56 @@ def _write_pointer(path: str, address: str) -> None:
     os.replace(tmp, path)
 
 
+def _audit(args: argparse.Namespace) -> None:
+    """The switch's audit row (base64 JSON, no secret in it), appended in this process by the API's
+    own audit log (`codeb_audit.py`, installed beside this tool), so the log keeps one writer of
+    its hash chain; skipped where the API is not installed yet. A row that cannot be written is
+    reported and does not undo the switch."""
+    if not os.path.exists(args.api_python):
+        return
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import codeb_audit  # type: ignore[import-not-found]  # installed beside this tool
+
+        codeb_audit.AuditLog(args.audit_db).append(**json.loads(base64.b64decode(args.audit)))
+    except Exception as error:  # the switch is done: a row that failed is reported, not raised
+        sys.stderr.write(f"codeb-state: the audit row was not written: {error}\n")
+
+
+def _cancel_contracts(args: argparse.Namespace) -> int:
+    """Record the contract steps of the releases this switch rolled back cancelled (they never run)."""
+    failed = 0
+    for number in args.cancel_contract:
+        done = subprocess.run(
+            [
+                sys.executable,
+                args.releases_tool,
+                "--root",
+                args.releases_root,
+                "contract",
+                "--project",
+                args.project,
+                "--env",
+                args.env,
+                "--number",
+                str(number),
+                "--state",
+                "cancelled",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        failed = failed or done.returncode
+    return 1 if failed else 0
+
+
 def switch(args: argparse.Namespace) -> int:
     """Under the project's lock: if slots.json still holds what the caller planned from, move the
-    pointers (the domain's first) and record the new slots; the lock is released in any case."""
+    pointers (the domain's first), record the new slots, append the audit row and cancel the rolled
+    back contract steps; the lock is released in any case."""
     pointers: list[tuple[str, str]] = []
     for item in args.pointer:
         path, sep, address = item.rpartition("=")
@@ -276,7 +335,9 @@ def switch(args: argparse.Namespace) -> int:
                 data.setdefault("slots", {}).setdefault(args.project, {})[args.env] = new
                 _write_atomic(path, data)
                 print("recorded")
-        return 0
+        if args.audit:
+            _audit(args)
+        return _cancel_contracts(args)
     finally:
         unlock(args)
 
@@ -324,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", required=True)
     p.add_argument("--pointer", action="append", default=[], help="a pointer file to read (repeat)")
     p.add_argument("--podman", default="podman")
+    p.add_argument("--releases", default="", help="the project/env's release log to include")
     p = sub.add_parser("switch")
     p.add_argument("--registry", required=True)
     p.add_argument("--locks", required=True)
@@ -335,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expect", required=True)
     p.add_argument("--record", required=True, help="the new slots record, base64 JSON")
     p.add_argument("--pointer", action="append", default=[], help="PATH=ADDRESS, in the order to write (repeat)")
+    p.add_argument("--audit", default="", help="the audit row to append once switched, base64 JSON")
+    p.add_argument("--audit-db", default="/var/lib/codeb/audit.db")
+    p.add_argument("--api-python", default="/opt/codeb/api/venv/bin/python", help="missing: no API, no row")
+    p.add_argument("--cancel-contract", type=int, action="append", default=[], help="a rolled-back release (repeat)")
+    p.add_argument("--releases-tool", default="/opt/codeb/bin/codeb-releases")
+    p.add_argument("--releases-root", default="/opt/codeb")
     for name in ("lock", "unlock"):
         p = sub.add_parser(name)
         p.add_argument("--dir", required=True)

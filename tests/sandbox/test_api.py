@@ -286,10 +286,19 @@ def test_mcp_through_caddy_with_the_official_client(bootstrapped: Bootstrapped, 
 
 def test_cli_changes_are_audited_with_the_ssh_actor(bootstrapped: Bootstrapped, setup: dict[str, Any]) -> None:
     # A remove of its own (the setup's removes find nothing to remove on a fresh sandbox).
+    before = last_seq(bootstrapped)
     ok(codeb(bootstrapped, "deploy", PROJECT, "--env", "staging", "--image", setup["images"]["v1"]))
+    ok(codeb(bootstrapped, "promote", PROJECT, "--env", "staging", "--no-watch"))
+    ok(codeb(bootstrapped, "promote", PROJECT, "--env", "staging", "--no-watch"))  # nothing to switch: no row
     ok(codeb(bootstrapped, "remove", PROJECT, "--env", "staging", "--force"))
     rows = json.loads(ok(codeb(bootstrapped, "audit", "--project", PROJECT, "--json")))
     cli = [r for r in rows if r["source"] == "cli"]
+    # The promote's row comes from `codeb-state switch` itself, once it switched.
+    assert [(r["tool"], r["outcome"]) for r in audit_rows(bootstrapped, before)] == [
+        ("deploy_project", "allowed"),
+        ("promote", "allowed"),
+        ("remove_project", "allowed"),
+    ]
     assert any(
         r["tool"] == "deploy_project" and r["outcome"] == "allowed" and r["actor"].startswith("ssh root from ")
         for r in cli

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,12 @@ def test_dry_changes_nothing_and_names_what_the_run_changes(bootstrapped: Bootst
     assert not changes(plan, "container"), "a rollback touches no container"
     ok(codeb(info, "rollback", PROJECT))
     assert app(info, f"cat {ACTIVE}") == back["new"]
+    # The promote's watch ends by itself once slots.json moved on, writing its record as it ends:
+    # the rollback returns sooner than that, and the dry cleanup must not count that write.
+    deadline = time.monotonic() + 60
+    while app(info, f"systemctl is-active codeb-watch-{PROJECT}-production") == "active":
+        assert time.monotonic() < deadline, "the promote's watch did not end after the rollback"
+        time.sleep(0.5)
 
     plan = dry(servers, "cleanup", PROJECT, "--force")
     assert [c["target"] for c in changes(plan, "container")] == [f"{PROJECT}-production-green"]

@@ -3,21 +3,24 @@ files and lock directory (podman is pointed at a missing binary: no containers).
 
 import base64
 import json
+import shutil
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from codeb_infra.remote import codeb_state
+from codeb_infra.api.audit import AuditLog
+from codeb_infra.operations import registry as registry_ops
+from codeb_infra.remote import codeb_releases, codeb_state
 
 TOOL = [sys.executable, str(Path(codeb_state.__file__))]
 GREEN_ACTIVE = {"blue": {"state": "grace"}, "green": {"state": "active"}}
 BLUE_ACTIVE = {"blue": {"state": "active"}, "green": {"state": "deployed"}}
 
 
-def run(*args):
-    return subprocess.run([*TOOL, *args], capture_output=True, text=True, timeout=30)
+def run(*args, tool=TOOL):
+    return subprocess.run([*tool, *args], capture_output=True, text=True, timeout=30)
 
 
 def b64(obj):
@@ -36,7 +39,7 @@ def setup(tmp_path, record=BLUE_ACTIVE):
     return registry, locks, upstreams
 
 
-def switch(registry, locks, upstreams, *, expect, record=GREEN_ACTIVE, holder="promote by test", extra=()):
+def switch(registry, locks, upstreams, *, expect, record=GREEN_ACTIVE, holder="promote by test", extra=(), tool=TOOL):
     return run(
         "switch",
         "--registry",
@@ -58,6 +61,7 @@ def switch(registry, locks, upstreams, *, expect, record=GREEN_ACTIVE, holder="p
         "--pointer",
         f"{upstreams}/app.preview=127.0.0.1:4000",
         *extra,
+        tool=tool,
     )
 
 
@@ -135,3 +139,101 @@ def test_switch_under_another_runs_lock_names_it_waits_or_breaks_it(tmp_path):
     )
     assert broken.returncode == 0 and "breaking lock held by a run that died" in broken.stderr
     assert list(locks.iterdir()) == []
+
+
+def installed(tmp_path):
+    """codeb-state as the server has it: the tool and, beside it, the API's audit log module."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shutil.copy(codeb_state.__file__, bin_dir / "codeb-state")
+    shutil.copy(registry_ops.AUDIT_SOURCE, bin_dir / codeb_state.AUDIT_MODULE)
+    return [sys.executable, str(bin_dir / "codeb-state")]
+
+
+def fold_args(tmp_path, api_python=sys.executable):
+    """A switch's audit row and one rolled-back release, for the real codeb-releases on a release
+    log whose release 2 has a pending contract step."""
+    log = tmp_path / "releases" / "app" / "production.json"
+    log.parent.mkdir(parents=True)
+    releases = [
+        {"number": 1, "slot": "blue", "contract_state": None},
+        {"number": 2, "slot": "green", "contract": "drop body", "contract_state": "pending"},
+    ]
+    log.write_text(json.dumps({"releases": releases}))
+    entry = {"actor": "ssh root from me@here", "tool": "rollback", "project": "app", "env": "production"}
+    extra = [
+        "--audit",
+        b64({**entry, "source": "cli", "outcome": "allowed", "params": {"project": "app"}}),
+        "--audit-db",
+        str(tmp_path / "audit.db"),
+        "--api-python",
+        str(api_python),
+        "--releases-tool",
+        str(Path(codeb_releases.__file__)),
+        "--releases-root",
+        str(tmp_path),
+        "--cancel-contract",
+        "2",
+    ]
+    return log, extra
+
+
+def audit_rows(path):
+    return AuditLog(str(path)).rows() if path.exists() else []
+
+
+def test_switch_appends_its_audit_row_and_cancels_the_rolled_back_contract_once_switched(tmp_path):
+    registry, locks, upstreams = setup(tmp_path)
+    log, extra = fold_args(tmp_path)
+    tool, audit_db = installed(tmp_path), tmp_path / "audit.db"
+    lock = ["--dir", str(locks), "--project", "app", "--env", "production", "--holder", "ci"]
+
+    stale = switch(registry, locks, upstreams, expect=codeb_state.digest(GREEN_ACTIVE), extra=extra, tool=tool)
+    assert stale.returncode == codeb_state.EXIT_CONFLICT
+    assert run("lock", *lock).returncode == 0
+    held = switch(registry, locks, upstreams, expect=codeb_state.digest(BLUE_ACTIVE), extra=extra, tool=tool)
+    assert held.returncode == codeb_state.EXIT_LOCKED
+    assert audit_rows(audit_db) == [], "a refused switch writes no audit row"
+    assert json.loads(log.read_text())["releases"][1]["contract_state"] == "pending", "and cancels nothing"
+
+    run("unlock", *lock)
+    done = switch(registry, locks, upstreams, expect=codeb_state.digest(BLUE_ACTIVE), extra=extra, tool=tool)
+    assert done.returncode == 0, done.stderr
+    assert (upstreams / "app.active").read_text() == "127.0.0.1:4001\n"
+    rows = audit_rows(audit_db)
+    assert [(r["tool"], r["outcome"], r["source"], r["actor"]) for r in rows] == [
+        ("rollback", "allowed", "cli", "ssh root from me@here")
+    ]
+    assert AuditLog(str(audit_db)).verify() is None and audit_db.stat().st_mode & 0o777 == 0o600
+    assert [r["contract_state"] for r in json.loads(log.read_text())["releases"]] == [None, "cancelled"]
+    assert "release 2's contract step cancelled" in done.stdout
+    assert list(locks.iterdir()) == []
+
+
+def test_switch_without_the_api_installed_still_switches_and_writes_no_row(tmp_path):
+    registry, locks, upstreams = setup(tmp_path)
+    _, extra = fold_args(tmp_path, api_python=tmp_path / "no-venv" / "python")
+    done = switch(
+        registry, locks, upstreams, expect=codeb_state.digest(BLUE_ACTIVE), extra=extra, tool=installed(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert (upstreams / "app.active").read_text() == "127.0.0.1:4001\n"
+    assert not (tmp_path / "audit.db").exists()
+
+
+def test_the_installed_tool_reports_the_digest_the_controller_expects(tmp_path):
+    registry, _, _ = setup(tmp_path)
+    args = ["snapshot", "--registry", str(registry), "--project", "app", "--env", "production"]
+    found = run(*args, "--podman", str(tmp_path / "no-podman"), tool=installed(tmp_path))
+    assert json.loads(found.stdout)["tool"] == registry_ops.TOOL_DIGEST
+
+
+def test_snapshot_carries_the_release_log_when_asked(tmp_path):
+    registry, _, _ = setup(tmp_path)
+    log, _ = fold_args(tmp_path)
+    base = ["snapshot", "--registry", str(registry), "--project", "app", "--env", "production"]
+    base += ["--podman", str(tmp_path / "no-podman")]
+    assert "releases" not in json.loads(run(*base).stdout)
+    found = json.loads(run(*base, "--releases", str(log)).stdout)
+    assert found["releases"] == json.loads(log.read_text())
+    assert json.loads(run(*base, "--releases", str(tmp_path / "none.json")).stdout)["releases"] is None
