@@ -10,6 +10,7 @@ from typing import Any
 from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted
+from codeb_infra.commands.env import tool_root
 
 
 def _tool(tool: str, *args: Any) -> StringCommand:
@@ -137,10 +138,10 @@ class SwitchAudit:
 
 @dataclass(frozen=True)
 class SwitchCancel:
-    """The releases whose contract steps a switch records cancelled, by codeb-releases ``tool``."""
+    """The releases whose contract steps a switch records cancelled, by codeb-releases ``tool``
+    (which works in the codeb directory it is installed under)."""
 
     tool: str
-    root: str
     numbers: tuple[int, ...]
 
 
@@ -167,7 +168,7 @@ def switch(
         extra += ["--audit", quoted(_encoded(audit.entry)), "--audit-db", quoted(audit.database)]
         extra += ["--api-python", quoted(audit.python)]
     if cancel is not None and cancel.numbers:
-        extra += ["--releases-tool", quoted(cancel.tool), "--releases-root", quoted(cancel.root)]
+        extra += ["--releases-tool", quoted(cancel.tool), "--releases-root", quoted(tool_root(cancel.tool))]
         extra += [part for number in cancel.numbers for part in ("--cancel-contract", str(number))]
     moves = [part for path, address in pointers for part in ("--pointer", quoted(f"{path}={address}"))]
     return _tool(

@@ -186,7 +186,7 @@ def rolled_back_contracts(settings: HostSettings, log: ReleaseLog, pair: SlotPai
     """After a rollback to ``pair``: the pending contract steps of releases that neither serve nor
     wait in preview any more, which the switch itself records cancelled (they never run)."""
     _, cancelled = domain.contract_decisions(log, active=pair.active, deployed=_preview(pair), grace_over=False)
-    return SwitchCancel(tool=tool(settings), root=settings.codeb_dir, numbers=tuple(r.number for r in cancelled))
+    return SwitchCancel(tool=tool(settings), numbers=tuple(r.number for r in cancelled))
 
 
 def contract_steps(

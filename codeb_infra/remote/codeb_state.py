@@ -6,7 +6,7 @@ Runs on the server so that read-modify-write of the shared registry files happen
 flock with a compare-and-swap on the record the caller planned from; standard library only.
 `snapshot` prints what a switch needs in one read (with the release log, when named), `switch`
 checks, locks, moves the pointers, records, and then, only when it switched, appends the change's
-audit row (through the API's own `audit-append`) and cancels the contract steps of releases rolled
+audit row (with the API's own audit log module, installed beside it) and cancels the contract steps of releases rolled
 back (through `codeb-releases contract`), before it unlocks: one command.
 """
 

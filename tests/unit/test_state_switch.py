@@ -237,3 +237,26 @@ def test_snapshot_carries_the_release_log_when_asked(tmp_path):
     found = json.loads(run(*base, "--releases", str(log)).stdout)
     assert found["releases"] == json.loads(log.read_text())
     assert json.loads(run(*base, "--releases", str(tmp_path / "none.json")).stdout)["releases"] is None
+
+
+def test_a_switch_cancels_contracts_with_codeb_releases_in_the_codeb_directory_it_is_installed_under():
+    from codeb_infra.commands import state as state_commands
+
+    line = str(
+        state_commands.switch(
+            "/opt/codeb/bin/codeb-state",
+            registry="/opt/codeb/registry",
+            locks="/opt/codeb/locks",
+            project="shop",
+            env="production",
+            holder="rollback by test",
+            wait=0,
+            break_lock=False,
+            expect="x",
+            record={},
+            pointers=[],
+            cancel=state_commands.SwitchCancel(tool="/srv/codeb/bin/codeb-releases", numbers=(3, 4)),
+        )
+    )
+    assert "--releases-tool /srv/codeb/bin/codeb-releases --releases-root /srv/codeb" in line, line
+    assert "--cancel-contract 3 --cancel-contract 4" in line, line
