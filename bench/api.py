@@ -3,7 +3,7 @@ CODEB_SANDBOX_NAME picks the sandbox), side by side in one run:
 
     python bench/api.py [--switches 10] [--clients 20] [--reads 5]
 
-1. A switch through the API (`promote`/`rollback` alternately, request -> response through Caddy,
+1. A switch through the API (`rollback`, each one a real switch, request -> response through Caddy,
    the rename done) against one raw `ssh` of the same rename of the upstream pointer, interleaved.
 2. `slot_status` through the API with N concurrent clients while a deploy runs: median and p99.
 
@@ -97,18 +97,20 @@ def main() -> None:
     ssh_base = ["ssh", "-i", str(info.ssh_key), "-p", str(info.servers["app"].ssh_port), *SSH_OPTIONS, "root@127.0.0.1"]
     for n in range(args.switches):
         started = time.monotonic()
-        code, answer = api.call("rollback" if n % 2 == 0 else "promote", project=PROJECT)
+        # Each rollback switches (the slot left stays in its grace period); a promote after a
+        # rollback would have nothing deployed to switch to.
+        code, answer = api.call("rollback", project=PROJECT)
         through_api.append(time.monotonic() - started)
-        assert code == 200, answer
+        assert code == 200 and answer["result"]["changed"], answer
         started = time.monotonic()
-        target = ports[n % 2]
+        target = ports[(n + 1) % 2]  # the slot the rollback just left
         subprocess.run(
             [*ssh_base, f"printf 127.0.0.1:{target} > {pointer}.bench && mv {pointer}.bench {pointer}"], check=True
         )
         raw.append(time.monotonic() - started)
         # put back what the registry says, so the next API switch starts from a true state
         subprocess.run(
-            [*ssh_base, f"printf 127.0.0.1:{ports[(n + 1) % 2]} > {pointer}.bench && mv {pointer}.bench {pointer}"],
+            [*ssh_base, f"printf 127.0.0.1:{ports[n % 2]} > {pointer}.bench && mv {pointer}.bench {pointer}"],
             check=True,
         )
     api_median, raw_median = statistics.median(through_api), statistics.median(raw)

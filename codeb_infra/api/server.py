@@ -71,6 +71,61 @@ class _Reader:
         return json.loads(line), "".join(self.tail)
 
 
+class _OneShot:
+    """A started worker waiting to serve one change. Its stderr is drained from the start (a full
+    pipe never stalls it) up to the line that ends it, which the worker writes before it answers:
+    the call returns with the answer and all it printed, without waiting for the process to wind
+    down."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            close_fds=True,
+        )
+        self.tail: deque[str] = deque(maxlen=400)
+        self._said_all = threading.Event()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if line.rstrip("\n") == worker.END_OF_OUTPUT:
+                self._said_all.set()
+            else:
+                self.tail.append(line)
+        self._said_all.set()
+        self.process.wait()  # reaped here, after the caller has its answer
+
+    def call(self, job: dict[str, Any], timeout: float) -> tuple[dict[str, Any], str]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        stdout = self.process.stdout
+        lines: list[str] = []
+        reading = threading.Thread(target=lambda: lines.extend([stdout.readline(), stdout.readline()]), daemon=True)
+        reading.start()
+        try:
+            self.process.stdin.write(json.dumps(job) + "\n")
+            self.process.stdin.close()
+        except BrokenPipeError:
+            pass
+        reading.join(timeout)
+        if reading.is_alive():
+            self.process.kill()
+            return {"ok": False, "status": 500, "error": f"{job['tool']} took longer than {timeout:.0f}s"}, "".join(
+                self.tail
+            )
+        self._said_all.wait(timeout=5)
+        if not lines or lines[0].strip() != "ready":
+            return {"ok": False, "status": 500, "error": "worker did not start"}, "".join(self.tail)
+        try:
+            return json.loads(lines[1]), "".join(self.tail)
+        except (IndexError, json.JSONDecodeError):
+            return {"ok": False, "status": 500, "error": "worker gave no answer"}, "".join(self.tail)
+
+
 class WorkerPool:
     """Started worker processes (see worker.py): one-shot workers waiting for a change each, and a
     few long-lived readers for read-only tools."""
@@ -79,19 +134,9 @@ class WorkerPool:
         self.size = size
         self.readers_wanted = readers
         self.command = command or [sys.executable, "-m", "codeb_infra.api.worker"]
-        self._idle: deque[subprocess.Popen[str]] = deque()
+        self._idle: deque[_OneShot] = deque()
         self._readers: queue.Queue[_Reader] = queue.Queue()
         self._lock = threading.Lock()
-
-    def _spawn(self) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            self.command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            close_fds=True,
-        )
 
     def fill(self) -> None:
         self.fill_idle()
@@ -103,9 +148,9 @@ class WorkerPool:
         if read_only and self.readers_wanted:
             return self._read(job)
         with self._lock:
-            process = self._idle.popleft() if self._idle else self._spawn()
+            one_shot = self._idle.popleft() if self._idle else _OneShot(self.command)
         try:
-            return self._one_shot(process, job)
+            return one_shot.call(job, WORKER_TIMEOUT)
         finally:
             # Started after the call, so its imports do not compete with the call for the CPU.
             self.fill_idle()
@@ -113,27 +158,7 @@ class WorkerPool:
     def fill_idle(self) -> None:
         with self._lock:
             while len(self._idle) < self.size:
-                self._idle.append(self._spawn())
-
-    def _one_shot(self, process: subprocess.Popen[str], job: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        try:
-            ready = process.stdout.readline() if process.stdout else ""
-            if ready.strip() != "ready":
-                _, stderr = process.communicate(timeout=30)
-                return {"ok": False, "status": 500, "error": "worker did not start"}, stderr
-            out, stderr = process.communicate(json.dumps(job) + "\n", timeout=WORKER_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            out, stderr = process.communicate()
-            return {
-                "ok": False,
-                "status": 500,
-                "error": f"{job['tool']} took longer than {WORKER_TIMEOUT:.0f}s",
-            }, stderr
-        try:
-            return json.loads(out.strip().splitlines()[-1]), stderr
-        except (IndexError, json.JSONDecodeError):
-            return {"ok": False, "status": 500, "error": "worker gave no answer"}, stderr
+                self._idle.append(_OneShot(self.command))
 
     def _read(self, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
         reader = self._readers.get()
@@ -149,9 +174,9 @@ class WorkerPool:
     def close(self) -> None:
         with self._lock:
             while self._idle:
-                process = self._idle.popleft()
-                process.kill()
-                process.communicate()
+                one_shot = self._idle.popleft()
+                one_shot.process.kill()
+                one_shot.process.wait()
         while not self._readers.empty():
             reader = self._readers.get()
             reader.process.kill()

@@ -33,6 +33,8 @@ API_REQUEST = "codeb_api_request"
 since the API writes the row itself."""
 ACTOR = "codeb_actor"
 """Host data naming who asked (the API key), recorded as the actor of env versions and releases."""
+END_OF_OUTPUT = "codeb-worker: end of output"
+"""A one-shot worker's last line on stderr, written before its answer."""
 LOCKED = re.compile(r"\S+ is locked by [^\n]*")
 """What codeb-state says when another run (a CLI run over SSH, say) holds the deploy lock."""
 
@@ -179,6 +181,12 @@ def _serve(many: bool) -> int:
                 "error": f"unexpected {type(error).__name__}",
                 "detail": str(error)[:2000],
             }
+        if not many:
+            # All it printed is before this line: the API returns on the answer and does not wait
+            # for this process to wind down.
+            sys.stdout.flush()
+            sys.stderr.write(END_OF_OUTPUT + "\n")
+            sys.stderr.flush()
         reply.write(json.dumps(result, default=str) + "\n")
         reply.flush()
         if not many:

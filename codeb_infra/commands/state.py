@@ -145,6 +145,17 @@ class SwitchCancel:
     numbers: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class SwitchWatch:
+    """The watch a promote starts once switched: ``spec`` (what `codeb-watch run` reads, no secret)
+    written to ``spec_path``, run by ``tool`` as the transient systemd ``unit``."""
+
+    tool: str
+    unit: str
+    spec_path: str
+    spec: dict[str, Any]
+
+
 def switch(
     tool: str,
     *,
@@ -160,9 +171,11 @@ def switch(
     pointers: list[tuple[str, str]],
     audit: SwitchAudit | None = None,
     cancel: SwitchCancel | None = None,
+    watch: SwitchWatch | None = None,
 ) -> StringCommand:
     """Check, lock, move the pointers (in the order given), record, then (only once switched)
-    append ``audit``'s row and cancel ``cancel``'s contract steps, and unlock: one command."""
+    append ``audit``'s row, cancel ``cancel``'s contract steps and start ``watch``, and unlock: one
+    command."""
     extra: list[Any] = ["--break-lock"] if break_lock else []
     if audit is not None:
         extra += ["--audit", quoted(_encoded(audit.entry)), "--audit-db", quoted(audit.database)]
@@ -170,6 +183,9 @@ def switch(
     if cancel is not None and cancel.numbers:
         extra += ["--releases-tool", quoted(cancel.tool), "--releases-root", quoted(tool_root(cancel.tool))]
         extra += [part for number in cancel.numbers for part in ("--cancel-contract", str(number))]
+    if watch is not None:
+        extra += ["--watch-tool", quoted(watch.tool), "--watch-unit", quoted(watch.unit)]
+        extra += ["--watch-spec-path", quoted(watch.spec_path), "--watch-spec", quoted(_encoded(watch.spec))]
     moves = [part for path, address in pointers for part in ("--pointer", quoted(f"{path}={address}"))]
     return _tool(
         tool,

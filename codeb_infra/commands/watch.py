@@ -1,13 +1,11 @@
-"""Command lines that start and stop the app server's watch of a promoted release (a transient
-systemd unit, so it outlives the controller's SSH connection)."""
+"""The command line that stops the app server's watch of a promoted release (a transient systemd
+unit, so it outlives the controller's SSH connection; `codeb-state switch` starts it)."""
 
 from __future__ import annotations
 
 from pyinfra.api import StringCommand
 
 from codeb_infra.commands import command, quoted
-
-MISSING = "codeb-watch is not installed on this server (codeb bootstrap installs it); the release is not watched"
 
 
 def stop(unit: str) -> StringCommand:
@@ -25,38 +23,4 @@ def stop(unit: str) -> StringCommand:
         "2>/dev/null",
         ";",
         "true",
-    )
-
-
-def start(unit: str, *, tool: str, spec: str) -> StringCommand:
-    """Replace any watch of the same project/env with one that runs ``tool run --spec SPEC``."""
-    return command(
-        stop(unit),
-        ";",
-        "if",
-        "[",
-        "-f",
-        quoted(tool),
-        "]",
-        ";",
-        "then",
-        "systemd-run",
-        "--quiet",
-        "--collect",
-        "--unit",
-        quoted(unit),
-        "--description",
-        quoted("codeb watch of a promoted release"),
-        "python3",
-        quoted(tool),
-        "run",
-        "--spec",
-        quoted(spec),
-        ";",
-        "else",
-        "echo",
-        quoted(MISSING),
-        ">&2",
-        ";",
-        "fi",
     )

@@ -68,11 +68,9 @@ def remove_project(request: SlotRequest) -> Plan:
     )
     run.step(caddy.upstreams_removed, name="Remove upstream files", paths=pointers)
     run.step(
-        watch.release_watch,
+        watch.watch_ended,
         name=f"End any watch of {request.project}/{request.env.value}",
         unit=watch_domain.unit(request.project, request.env),
-        tool=settings.watch_tool,
-        spec_path=settings.watch_spec(request.project, request.env),
     )
     for path in (
         settings.watch_spec(request.project, request.env),

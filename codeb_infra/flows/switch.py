@@ -3,20 +3,20 @@
 Read: one `codeb-state snapshot` (registry records, pointers, containers, the release log).
 Decide: `domain.decisions.plan_promote` / `plan_rollback`, and a rollback's contract steps to
 cancel. Apply: one `codeb-state switch` that checks, locks, moves the pointers, records, appends
-the change's audit row, cancels those contract steps and unlocks on the server. After a promote the
-app server watches the new release (`codeb-watch`, with the rollback planned here); a later switch
-ends it.
+the change's audit row, cancels those contract steps, starts a promote's watch of the new release
+(`codeb-watch`, with the rollback planned here) and unlocks on the server; a later switch ends the
+watch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
 
 from codeb_infra.commands.health import HEALTH_TOOL
+from codeb_infra.commands.state import SwitchWatch
 from codeb_infra.config.app import HostSettings
 from codeb_infra.config.monitoring import watch_metrics
 from codeb_infra.controller.probe import CADDY_LOCAL_ROOT
@@ -29,7 +29,7 @@ from codeb_infra.domain.releases import ReleaseLog
 from codeb_infra.domain.requests import SlotRequest
 from codeb_infra.flows import releases
 from codeb_infra.flows.common import holder, read_switch, utcnow
-from codeb_infra.operations import api, registry, watch
+from codeb_infra.operations import api, registry
 
 Decide = Callable[[LiveSlots, HostSettings, SlotRequest], SwitchDecision]
 
@@ -64,10 +64,10 @@ def _decide(request: SlotRequest, decide: Decide) -> tuple[HostSettings, LiveSlo
     return settings, live, decide(live, settings, request), tool_current, log
 
 
-def _watch_spec(
+def _watch(
     settings: HostSettings, live: LiveSlots, decision: SwitchDecision, request: SlotRequest
-) -> dict[str, Any] | None:
-    """What the app server's watch of this promote runs from; None when the release is not watched."""
+) -> SwitchWatch | None:
+    """The app server's watch of this promote, started by its switch; None when the release is not watched."""
     rollback = _fallback(settings, live, decision, request)
     if rollback is None:
         return None
@@ -92,7 +92,12 @@ def _watch_spec(
         "audit_python": api.API_PYTHON,
         "textfile": watch_metrics(live.project, live.env.value),
     }
-    return watch_domain.spec(live, decision, rollback, limits, paths)
+    return SwitchWatch(
+        tool=settings.watch_tool,
+        unit=watch_domain.unit(request.project, request.env),
+        spec_path=settings.watch_spec(request.project, request.env),
+        spec=watch_domain.spec(live, decision, rollback, limits, paths),
+    )
 
 
 def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
@@ -105,7 +110,8 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
     moves = ", ".join(f"{c.target} -> {c.new}" for c in decision.plan.changes if c.what == "pointer")
     who = holder(action)
     # A refused switch fails the run (the lock line becomes exit 4): the switch appends its audit
-    # row, and cancels the rolled-back contract steps, only once it switched.
+    # row, cancels the rolled-back contract steps and starts the promote's watch only once it
+    # switched. A watch of an earlier promote ends by itself once slots.json moves on.
     registry.switch(
         name=f"{action.capitalize()} {request.project}/{request.env.value}: {moves or 'record only'}",
         tool=settings.state_tool,
@@ -117,17 +123,8 @@ def _switch(request: SlotRequest, action: str, decide: Decide) -> Plan:
         break_lock=request.break_lock,
         audit=api.switch_audit(request=request, holder=who),
         cancel=releases.rolled_back_contracts(settings, log, decision.wanted) if action == "rollback" else None,
+        watch=_watch(settings, live, decision, request) if action == "promote" else None,
     )
-    # A watch running from an earlier promote ends by itself once slots.json moves on (this switch).
-    spec = _watch_spec(settings, live, decision, request) if action == "promote" else None
-    if spec is not None:
-        watch.release_watch(
-            name=f"Watch {request.project}/{request.env.value}",
-            unit=watch_domain.unit(request.project, request.env),
-            tool=settings.watch_tool,
-            spec_path=settings.watch_spec(request.project, request.env),
-            spec=spec,
-        )
     return decision.plan
 
 

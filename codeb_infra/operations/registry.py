@@ -141,12 +141,14 @@ def switch(
     break_lock: bool = False,
     audit: state_commands.SwitchAudit | None = None,
     cancel: state_commands.SwitchCancel | None = None,
+    watch: state_commands.SwitchWatch | None = None,
 ) -> Commands:
     """
     Promote or roll back in one server-side command: under the project's deploy lock, and only if
     slots.json still holds the record the decision was made from, move the pointers (the domain's
     first, each an atomic rename), record the new slots, append the change's audit row, record the
-    rolled-back releases' contract steps cancelled and release the lock. The flow calls it only
+    rolled-back releases' contract steps cancelled, start a promoted release's watch and release
+    the lock. The flow calls it only
     when its plan has changes.
 
     + decision: the planned switch (wanted pair, the digest it expects, the pointers to hold)
@@ -154,6 +156,7 @@ def switch(
     + wait / break_lock: wait that many seconds for another run's lock / break a dead run's lock
     + audit: the audit row to append once switched (None: the API writes its own)
     + cancel: the releases whose pending contract steps the switch cancels
+    + watch: the watch of the promoted release it starts, replacing any earlier one
 
     **Example:**
 
@@ -177,4 +180,5 @@ def switch(
         pointers=list(decision.pointers),
         audit=audit,
         cancel=cancel,
+        watch=watch,
     )

@@ -6,8 +6,10 @@ Runs on the server so that read-modify-write of the shared registry files happen
 flock with a compare-and-swap on the record the caller planned from; standard library only.
 `snapshot` prints what a switch needs in one read (with the release log, when named), `switch`
 checks, locks, moves the pointers, records, and then, only when it switched, appends the change's
-audit row (with the API's own audit log module, installed beside it) and cancels the contract steps of releases rolled
-back (through `codeb-releases contract`), before it unlocks: one command.
+audit row (with the API's own audit log module, installed beside it), cancels the contract steps of releases rolled
+back (through `codeb-releases contract`) and, for a promote, starts the watch of the new release
+(`codeb-watch` as a transient systemd unit, replacing any earlier one), before it unlocks: one
+command.
 """
 
 import argparse
@@ -34,6 +36,7 @@ LOCK_HELD = "codeb-state: lock held: "
 PORT_TAKEN = "codeb-state: port taken: "
 # The API's audit log module (codeb_infra/api/audit.py, standard library only), installed beside this tool.
 AUDIT_MODULE = "codeb_audit.py"
+WATCH_MISSING = "codeb-watch is not installed on this server (codeb bootstrap installs it); the release is not watched"
 
 
 def digest(record: Any) -> str:
@@ -297,10 +300,47 @@ def _cancel_contracts(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _start_watch(args: argparse.Namespace) -> int:
+    """Write the watch's spec (no secret in it) and start `codeb-watch run` as the transient unit
+    ``--watch-unit``, after stopping any watch of the same project/env (none is no error)."""
+    service = f"{args.watch_unit}.service"
+    for step in (["systemctl", "stop", service], ["systemctl", "reset-failed", service]):
+        subprocess.run(step, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    os.makedirs(os.path.dirname(args.watch_spec_path), exist_ok=True)
+    _write_atomic(args.watch_spec_path, json.loads(base64.b64decode(args.watch_spec)), mode=0o644)
+    if not os.path.isfile(args.watch_tool):
+        sys.stderr.write(f"{WATCH_MISSING}\n")
+        return 0
+    started = subprocess.run(
+        [
+            "systemd-run",
+            "--quiet",
+            "--collect",
+            "--unit",
+            args.watch_unit,
+            "--description",
+            "codeb watch of a promoted release",
+            "python3",
+            args.watch_tool,
+            "run",
+            "--spec",
+            args.watch_spec_path,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if started.returncode != 0:
+        sys.stderr.write(f"codeb-state: switched, but the watch did not start: {started.stderr.strip()}\n")
+        return 1
+    print(f"watching as {args.watch_unit}")
+    return 0
+
+
 def switch(args: argparse.Namespace) -> int:
     """Under the project's lock: if slots.json still holds what the caller planned from, move the
-    pointers (the domain's first), record the new slots, append the audit row and cancel the rolled
-    back contract steps; the lock is released in any case."""
+    pointers (the domain's first), record the new slots, append the audit row, cancel the rolled
+    back contract steps and start the new release's watch; the lock is released in any case."""
     pointers: list[tuple[str, str]] = []
     for item in args.pointer:
         path, sep, address = item.rpartition("=")
@@ -337,7 +377,9 @@ def switch(args: argparse.Namespace) -> int:
                 print("recorded")
         if args.audit:
             _audit(args)
-        return _cancel_contracts(args)
+        cancelled = _cancel_contracts(args)
+        watched = _start_watch(args) if args.watch_spec else 0
+        return cancelled or watched
     finally:
         unlock(args)
 
@@ -403,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cancel-contract", type=int, action="append", default=[], help="a rolled-back release (repeat)")
     p.add_argument("--releases-tool", default="/opt/codeb/bin/codeb-releases")
     p.add_argument("--releases-root", default="/opt/codeb")
+    p.add_argument("--watch-spec", default="", help="the watch to start once switched, base64 JSON")
+    p.add_argument("--watch-spec-path", default="")
+    p.add_argument("--watch-unit", default="")
+    p.add_argument("--watch-tool", default="/opt/codeb/bin/codeb-watch")
     for name in ("lock", "unlock"):
         p = sub.add_parser(name)
         p.add_argument("--dir", required=True)

@@ -19,8 +19,8 @@ GREEN_ACTIVE = {"blue": {"state": "grace"}, "green": {"state": "active"}}
 BLUE_ACTIVE = {"blue": {"state": "active"}, "green": {"state": "deployed"}}
 
 
-def run(*args, tool=TOOL):
-    return subprocess.run([*tool, *args], capture_output=True, text=True, timeout=30)
+def run(*args, tool=TOOL, env=None):
+    return subprocess.run([*tool, *args], capture_output=True, text=True, timeout=30, env=env)
 
 
 def b64(obj):
@@ -39,7 +39,9 @@ def setup(tmp_path, record=BLUE_ACTIVE):
     return registry, locks, upstreams
 
 
-def switch(registry, locks, upstreams, *, expect, record=GREEN_ACTIVE, holder="promote by test", extra=(), tool=TOOL):
+def switch(
+    registry, locks, upstreams, *, expect, record=GREEN_ACTIVE, holder="promote by test", extra=(), tool=TOOL, env=None
+):
     return run(
         "switch",
         "--registry",
@@ -62,6 +64,7 @@ def switch(registry, locks, upstreams, *, expect, record=GREEN_ACTIVE, holder="p
         f"{upstreams}/app.preview=127.0.0.1:4000",
         *extra,
         tool=tool,
+        env=env,
     )
 
 
@@ -260,3 +263,49 @@ def test_a_switch_cancels_contracts_with_codeb_releases_in_the_codeb_directory_i
     )
     assert "--releases-tool /srv/codeb/bin/codeb-releases --releases-root /srv/codeb" in line, line
     assert "--cancel-contract 3 --cancel-contract 4" in line, line
+
+
+def systemd_on_path(tmp_path):
+    """`systemctl` and `systemd-run` stand-ins (no systemd runs in a unit test; the sandbox's
+    test_watch.py runs the real one) that append their arguments to calls.log."""
+    bin_dir, calls = tmp_path / "fake-bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for name in ("systemctl", "systemd-run"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\n')
+        (bin_dir / name).chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}, calls
+
+
+def test_a_promotes_switch_starts_its_watch_in_place_of_any_earlier_one_once_switched(tmp_path):
+    registry, locks, upstreams = setup(tmp_path)
+    env, calls = systemd_on_path(tmp_path)
+    watch_tool, spec_path = tmp_path / "codeb-watch", tmp_path / "watch" / "app.production.json"
+    watch_tool.write_text("")
+    spec = {"project": "app", "rollback": {"to": "blue"}}
+    extra = ["--watch-tool", str(watch_tool), "--watch-unit", "codeb-watch-app-production"]
+    extra += ["--watch-spec-path", str(spec_path), "--watch-spec", b64(spec)]
+
+    stale = switch(registry, locks, upstreams, expect=codeb_state.digest(GREEN_ACTIVE), extra=extra, env=env)
+    assert stale.returncode == codeb_state.EXIT_CONFLICT
+    assert not calls.exists() and not spec_path.exists(), "a refused switch starts no watch"
+
+    done = switch(registry, locks, upstreams, expect=codeb_state.digest(BLUE_ACTIVE), extra=extra, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(spec_path.read_text()) == spec and spec_path.stat().st_mode & 0o777 == 0o644
+    lines = calls.read_text().splitlines()
+    assert lines[:2] == [
+        "systemctl stop codeb-watch-app-production.service",
+        "systemctl reset-failed codeb-watch-app-production.service",
+    ], "an earlier watch of the same project/env is stopped first"
+    assert lines[2] == (
+        "systemd-run --quiet --collect --unit codeb-watch-app-production --description codeb watch of a promoted"
+        f" release python3 {watch_tool} run --spec {spec_path}"
+    )
+    assert list(locks.iterdir()) == []
+
+    watch_tool.unlink()
+    again = switch(
+        registry, locks, upstreams, expect=codeb_state.digest(GREEN_ACTIVE), record=BLUE_ACTIVE, extra=extra, env=env
+    )
+    assert again.returncode == 0 and codeb_state.WATCH_MISSING in again.stderr
+    assert len(calls.read_text().splitlines()) == 5, "no systemd-run without codeb-watch installed"
