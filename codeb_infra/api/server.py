@@ -36,27 +36,41 @@ FAILED_KEYS_WINDOW = 60.0
 WORKER_TIMEOUT = 900.0
 
 
-class _Reader:
-    """A long-lived worker (`--many`) answering read calls one at a time; its stderr is drained
-    into a short tail so a failure can be logged and a full pipe never stalls it."""
+class _Worker:
+    """A started worker process whose stderr is drained from the start into a short tail (a full
+    pipe never stalls it, a failure can be logged) up to the line a one-shot worker writes before
+    its answer; the process is reaped once its stderr closes."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], tail: int) -> None:
         self.process = subprocess.Popen(
-            [*command, "--many"],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             close_fds=True,
         )
-        self.tail: deque[str] = deque(maxlen=200)
-        self.ready = False
+        self.tail: deque[str] = deque(maxlen=tail)
+        self._said_all = threading.Event()
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
-            self.tail.append(line)
+            if line.rstrip("\n") == worker.END_OF_OUTPUT:
+                self._said_all.set()
+            else:
+                self.tail.append(line)
+        self._said_all.set()
+        self.process.wait()
+
+
+class _Reader(_Worker):
+    """A long-lived worker (`--many`) answering read calls one at a time."""
+
+    def __init__(self, command: list[str]) -> None:
+        super().__init__([*command, "--many"], tail=200)
+        self.ready = False
 
     def call(self, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -71,34 +85,13 @@ class _Reader:
         return json.loads(line), "".join(self.tail)
 
 
-class _OneShot:
-    """A started worker waiting to serve one change. Its stderr is drained from the start (a full
-    pipe never stalls it) up to the line that ends it, which the worker writes before it answers:
-    the call returns with the answer and all it printed, without waiting for the process to wind
-    down."""
+class _OneShot(_Worker):
+    """A started worker waiting to serve one change. It writes the line that ends its stderr before
+    it answers, so the call returns with the answer and all it printed, without waiting for the
+    process to wind down."""
 
     def __init__(self, command: list[str]) -> None:
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            close_fds=True,
-        )
-        self.tail: deque[str] = deque(maxlen=400)
-        self._said_all = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            if line.rstrip("\n") == worker.END_OF_OUTPUT:
-                self._said_all.set()
-            else:
-                self.tail.append(line)
-        self._said_all.set()
-        self.process.wait()  # reaped here, after the caller has its answer
+        super().__init__(command, tail=400)
 
     def call(self, job: dict[str, Any], timeout: float) -> tuple[dict[str, Any], str]:
         assert self.process.stdin is not None and self.process.stdout is not None
