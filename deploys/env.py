@@ -11,10 +11,12 @@ from pyinfra import host
 
 from codeb_infra import flows
 from codeb_infra.controller.errors import clear_errors
+from codeb_infra.controller.transport import without_delay
 from codeb_infra.domain import env
 from codeb_infra.domain.errors import CodebError
 from codeb_infra.flows.env import EnvChange, change
 
+without_delay(host)  # one round trip per remote command, not one delayed ACK
 with clear_errors():
     source = Path(str(host.data.get("env_file") or ""))
     if not source.is_file():

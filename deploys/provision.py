@@ -6,7 +6,9 @@ pyinfra inventory.py deploys/provision.py --data project=myapp      (same as: co
 from pyinfra import host
 
 from codeb_infra.controller.errors import clear_errors
+from codeb_infra.controller.transport import without_delay
 from codeb_infra.flows.provision import provision
 
+without_delay(host)  # one round trip per remote command, not one delayed ACK
 with clear_errors():
     provision(host.data.get("project"))

@@ -8,8 +8,10 @@ from pyinfra import host
 
 from codeb_infra.config.roles import BACKUP_SCRATCH, BackupSettings
 from codeb_infra.controller.errors import clear_errors
+from codeb_infra.controller.transport import without_delay
 from codeb_infra.operations import drills
 
+without_delay(host)  # one round trip per remote command, not one delayed ACK
 with clear_errors():
     if "backup" in host.groups:
         settings = BackupSettings.from_data(host.data)

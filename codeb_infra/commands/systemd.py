@@ -15,6 +15,11 @@ def restart(unit: str) -> StringCommand:
     return command("systemctl", "restart", quoted(unit))
 
 
+def reset_failed(unit: str) -> StringCommand:
+    """Forget a unit's failures, so a start is not refused for a crash loop that hit the start limit."""
+    return command("systemctl", "reset-failed", "--", quoted(unit))
+
+
 def stop(unit: str) -> StringCommand:
     return command("systemctl", "stop", "--", quoted(unit))
 

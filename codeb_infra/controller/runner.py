@@ -24,6 +24,7 @@ from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 from codeb_infra import flows
+from codeb_infra.controller import transport
 from codeb_infra.domain.changes import Change, Plan
 from codeb_infra.domain.errors import CodebError, LockHeld, PortTaken, RunFailed
 from codeb_infra.remote.codeb_state import LOCK_HELD, PORT_TAKEN
@@ -111,6 +112,7 @@ def _state(
     state.print_noop_info = True
     connect_errors = _ConnectErrors()
     state.add_callback_handler(connect_errors)
+    state.add_callback_handler(transport.NoDelay())
     try:
         connect_all(state)
     except PyinfraError:

@@ -32,7 +32,7 @@ from codeb_infra.facts.podman import ImageId
 from codeb_infra.facts.registry import ProjectRegistry
 from codeb_infra.flows.common import LockedRun, env_files, project_site, read_slots, routing_steps, slot_runner, utcnow
 from codeb_infra.flows.dns import ZoneRecords, planned_records
-from codeb_infra.flows.releases import env_changed, migrate_step, record_release
+from codeb_infra.flows.releases import env_changed, failed_step, migrate_step, record_release
 from codeb_infra.operations import checks, podman, registry
 
 
@@ -161,7 +161,7 @@ def deploy_release(request: DeployRequest) -> str:
         entry=plan.entry,
     )
     migrate_step(run, settings, request, decided.env_files)
-    run.step(
+    started = run.step(
         podman.slot_container,
         name=f"Run {container} ({request.image})",
         project=request.project,
@@ -194,7 +194,8 @@ def deploy_release(request: DeployRequest) -> str:
         expect=live.expect,
     )
     routing_steps(run, settings, request, plan, plan.deployed, decided.site, decided.records)
-    record_release(run, settings, request, target, health)
+    checked = (started, health)
+    record_release(run, settings, request, target, checked)
     registry.slot_pair(
         name=f"Record {target.value} as failed",
         registry_dir=settings.registry_dir,
@@ -202,7 +203,7 @@ def deploy_release(request: DeployRequest) -> str:
         pair=plan.failed,
         expect=live.expect,
         _ignore_errors=True,
-        _if=lambda: health.is_complete() and health.did_error(),
+        _if=lambda: failed_step(checked),
     )
     run.finish(
         f"deploy of {request.image} to {request.project}/{request.env.value} {target.value} failed; "

@@ -34,7 +34,7 @@ from codeb_infra.commands import powerdns as pdns_commands
 from codeb_infra.commands.caddy import reload as caddy_reload
 from codeb_infra.commands.caddy import write_pointer
 from codeb_infra.config.app import DnsSettings, HostSettings
-from codeb_infra.controller import runner
+from codeb_infra.controller import runner, transport
 from codeb_infra.controller.probe import CADDY_LOCAL_ROOT
 from codeb_infra.domain import migrate_app as plan
 from codeb_infra.domain.dns import RRset
@@ -118,6 +118,7 @@ def _open(inventory: str, target_name: str, data: dict[str, Any] | None) -> tupl
     state.print_output = False
     errors = runner._ConnectErrors()
     state.add_callback_handler(errors)
+    state.add_callback_handler(transport.NoDelay())
     with contextlib.suppress(PyinfraError):
         connect_all(state)
     state.codeb_connect_errors = errors.errors

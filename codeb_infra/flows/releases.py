@@ -85,9 +85,10 @@ def env_changed(pair: SlotPair, containers: dict[str, LiveContainer], env_digest
 
 
 def record_release(
-    run: LockedRun, settings: HostSettings, request: DeployRequest, slot: Slot, health: OperationMeta
+    run: LockedRun, settings: HostSettings, request: DeployRequest, slot: Slot, checked: tuple[OperationMeta, ...]
 ) -> None:
-    """At the end of a deploy: its release in the log (healthy, or failed when ``health`` failed),
+    """At the end of a deploy: its release in the log (healthy, or failed when a step of ``checked``,
+    the container's start or its health check, failed),
     and the images of releases beyond ``keep_releases`` pruned."""
     log = read_log(settings, request.project, request.env)
     keep = domain.keep_releases(host.data.get("keep_releases"))
@@ -127,7 +128,7 @@ def record_release(
     )
 
     def failed() -> bool:
-        return health.is_complete() and health.did_error()
+        return failed_step(checked)
 
     ops.releases_tool(
         name="Install codeb-releases (failed release)", path=tool(settings), _if=failed, _ignore_errors=True
@@ -140,6 +141,11 @@ def record_release(
         _if=failed,
         _ignore_errors=True,
     )
+
+
+def failed_step(steps: tuple[OperationMeta, ...]) -> bool:
+    """Whether one of ``steps`` ran and failed (a step skipped after an earlier failure did not)."""
+    return any(step.is_complete() and step.did_error() for step in steps)
 
 
 def migrate_step(run: LockedRun, settings: HostSettings, request: DeployRequest, env_files: tuple[str, ...]) -> None:

@@ -142,6 +142,9 @@ def _quadlet_slot(container: str, current: Container | None, current_matches: bo
     if not unchanged:
         yield from files.put._inner(src=StringIO(content), dest=path, mode="644")
         yield systemd_commands.daemon_reload()
+    # A release that crash-looped in this slot leaves its unit refusing starts for a while
+    # ("start request repeated too quickly"): the next deploy must not inherit that.
+    yield systemd_commands.reset_failed(f"{container}.service")
     yield systemd_commands.restart(f"{container}.service")
 
 
@@ -163,6 +166,7 @@ def slot_removed(*, project: str, env: str, slot: str) -> Commands:
         return
     if has_unit:
         yield systemd_commands.stop(f"{container}.service")
+        yield systemd_commands.reset_failed(f"{container}.service")  # no failed unit left listed
         yield file_commands.remove_files(unit_file(container))
         yield systemd_commands.daemon_reload()
     yield podman_commands.remove(container)

@@ -69,6 +69,27 @@ def test_bootstrap_with_the_codeb_cli_changes_nothing_after_pyinfra_did_it(boots
     assert ok(codeb(bootstrapped.info, "bootstrap")).strip().endswith("no change")
 
 
+def _no_delay_of_a_run(inventory: str) -> list[int]:
+    import socket
+
+    from pyinfra import host
+
+    from codeb_infra.controller import runner
+
+    def no_delay() -> int:
+        return host.connector.client.get_transport().sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    return runner.read_facts(inventory, no_delay)
+
+
+def test_a_runs_ssh_connection_sends_each_command_at_once(bootstrapped: Bootstrapped) -> None:
+    """TCP_NODELAY on the controller's connection; without it each of a run's remote commands
+    waits about 40 ms for the server's delayed ACK (bench/ssh_switch.py measures the difference)."""
+    from tests.support import isolated
+
+    assert isolated.call(_no_delay_of_a_run, str(bootstrapped.info.inventory)) == [1]
+
+
 def test_blue_green_over_ssh(bootstrapped: Bootstrapped) -> None:
     info = bootstrapped.info
     images = ensure_images()

@@ -304,3 +304,23 @@ def test_the_controller_killed_mid_deploy_and_mid_promote(live: Live) -> None:
     print(f"under 4 clients throughout: {result.total} requests, {result.failed} failed")
     assert result.failed == 0, result.failures
     assert set(result.bodies) <= {"v1", "v5"} and result.bodies["v1"] > 0
+
+
+def test_a_slot_whose_release_crash_looped_takes_the_next_deploy_at_once(live: Live) -> None:
+    """A release whose container cannot start makes systemd restart its slot's unit until the
+    unit's start limit refuses more; the next deploy into that slot, right after, still starts."""
+    info, images = live.info, ensure_images()
+    serving = live.serves()
+    absent = f"localhost/codeb-test-app:absent-{RUN}"  # on no server: its container exits at once
+    failed = codeb(info, "deploy", live.project, "--image", absent)
+    assert failed.returncode != 0, failed.stdout[-2000:]
+    slot = next(s for s, r in state_agrees(live)["slots"].items() if r["state"] == "failed")
+    unit = f"{live.project}-production-{slot}.service"
+    # Restarted at once each time it exits, the unit spends its start limit (5 in 10 s) within a
+    # second and stays failed; a start during the rest of those 10 s is refused unless reset.
+    given_up = lambda: ssh(info, "app", f"systemctl show -p ActiveState --value {unit}").stdout.strip() == "failed"
+    print(f"\n{unit} given up after {wait_until('the crash loop to end', given_up, 20):.1f}s")
+    again = ok(codeb(info, "deploy", live.project, "--image", images["v2"], "--push"))
+    assert "preview" in again
+    assert live.serves(f"{live.project}-preview.codeb.test") == "v2"
+    assert live.serves() == serving, "the active slot served throughout"

@@ -120,6 +120,7 @@ def test_slot_removed_with_its_quadlet_unit():
     )
     assert cmds == [
         "systemctl stop -- myapp-production-green.service",
+        "systemctl reset-failed -- myapp-production-green.service",
         "rm -f -- /etc/containers/systemd/myapp-production-green.container",
         "systemctl daemon-reload",
         "podman rm --force --time 10 --ignore myapp-production-green",
@@ -156,6 +157,7 @@ def test_quadlet_slot_unit_written_then_restarted_and_noop_when_current(monkeypa
     assert [str(c) for c in generated] == [
         "upload /etc/containers/systemd/myapp-production-green.container",
         "systemctl daemon-reload",
+        "systemctl reset-failed -- myapp-production-green.service",
         "systemctl restart myapp-production-green.service",
     ]
     labels = {
