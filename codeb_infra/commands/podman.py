@@ -57,6 +57,11 @@ def run(
     )
 
 
+def network_ensured(network: str) -> StringCommand:
+    """Create the network unless it exists (one command, for a step that cannot read a fact first)."""
+    return command("podman", "network", "exists", quoted(network), "||", network_create(network))
+
+
 def start(container: str) -> StringCommand:
     return command("podman", "start", quoted(container))
 

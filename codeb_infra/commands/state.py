@@ -211,5 +211,84 @@ def switch(
     )
 
 
+def write(tool: str, *, path: str, content: str, mode: str, dir_mode: str = "755") -> StringCommand:
+    """Write ``content`` (no secret: it is on the command line) to ``path`` atomically, a
+    missing directory made with ``dir_mode``; unchanged content is left alone."""
+    encoded = base64.b64encode(content.encode()).decode()
+    return _tool(
+        tool,
+        "write",
+        "--path",
+        quoted(path),
+        "--mode",
+        quoted(mode),
+        "--dir-mode",
+        quoted(dir_mode),
+        "--content",
+        quoted(encoded),
+    )
+
+
+@dataclass(frozen=True)
+class StepsPlan:
+    """What `codeb-state steps` runs under a project's lock, once the registry's records of the
+    project/env still have the digests in ``expect``: ``steps`` in order while each succeeds; once
+    step N fails, each ``on_failure`` command whose range holds N; then ``failure`` as the run's
+    last line. Commands are built by the command builders; none holds a secret."""
+
+    steps: tuple[StringCommand, ...]
+    on_failure: tuple[tuple[range, StringCommand], ...]
+    failure: str
+    registry: str = ""
+    expect: tuple[tuple[str, str, str], ...] = ()  # (file, table, digest of project/env's record)
+
+
+def steps(
+    tool: str,
+    *,
+    locks: str,
+    project: str,
+    env: str,
+    holder: str,
+    wait: float,
+    break_lock: bool,
+    plan: StepsPlan,
+    audit: SwitchAudit | None = None,
+) -> StringCommand:
+    """Lock, run ``plan``, append ``audit``'s row with the outcome (allowed or failed), unlock: one command."""
+    extra: list[Any] = ["--break-lock"] if break_lock else []
+    if audit is not None:
+        extra += ["--audit-allowed", quoted(_encoded({**audit.entry, "outcome": "allowed"}))]
+        extra += ["--audit-failed", quoted(_encoded({**audit.entry, "outcome": "failed"}))]
+        extra += ["--audit-db", quoted(audit.database), "--api-python", quoted(audit.python)]
+    encoded = {
+        "steps": [step.get_raw_value() for step in plan.steps],
+        "on_failure": [
+            {"from": when.start, "until": when.stop - 1, "command": step.get_raw_value()}
+            for when, step in plan.on_failure
+        ],
+        "failure": plan.failure,
+        "registry": plan.registry,
+        "expect": [{"file": file, "table": table, "digest": digest} for file, table, digest in plan.expect],
+    }
+    return _tool(
+        tool,
+        "steps",
+        "--locks",
+        quoted(locks),
+        "--project",
+        quoted(project),
+        "--env",
+        quoted(env),
+        "--holder",
+        quoted(holder),
+        "--wait",
+        f"{wait:g}",
+        *extra,
+        "--plan",
+        quoted(_encoded(encoded)),
+    )
+
+
 def _encoded(data: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(data, sort_keys=True).encode()).decode()

@@ -26,8 +26,8 @@ from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 from codeb_infra import flows
 from codeb_infra.controller import transport
 from codeb_infra.domain.changes import Change, Plan
-from codeb_infra.domain.errors import CodebError, LockHeld, PortTaken, RunFailed
-from codeb_infra.remote.codeb_state import LOCK_HELD, PORT_TAKEN
+from codeb_infra.domain.errors import CodebError, LockHeld, PlanStale, PortTaken, RunFailed
+from codeb_infra.remote.codeb_state import CHANGED_MEANWHILE, LOCK_HELD, PORT_TAKEN
 
 # The module (pyinfra.api re-exports its decorator under the same name), typed Any: its
 # solve_operation_consistency is untyped and is swapped for a recording wrapper below.
@@ -157,10 +157,14 @@ def _lock_held(state: State, hosts: list[Any]) -> LockHeld | None:
     return LockHeld(said) if said else None
 
 
-def _port_taken(state: State, hosts: list[Any]) -> PortTaken | None:
-    """A failed step's planned port went to another deploy meanwhile."""
-    said = _refusal(state, hosts, PORT_TAKEN)
-    return PortTaken(said) if said else None
+def _port_taken(state: State, hosts: list[Any]) -> PlanStale | None:
+    """A failed step's planned port went to another deploy meanwhile, or the records its plan
+    was made from changed before its first step."""
+    taken = _refusal(state, hosts, PORT_TAKEN)
+    if taken:
+        return PortTaken(taken)
+    changed = _refusal(state, hosts, CHANGED_MEANWHILE)
+    return PlanStale(changed) if changed else None
 
 
 def _step_failed(state: State, hosts: list[Any]) -> RunFailed | None:
@@ -233,12 +237,13 @@ def run_flow(
     """Prepare ``flow`` on the app host(s) of ``inventory`` (or on every host) and execute it.
 
     A step refused because another run holds the project's lock raises LockHeld. A new project
-    whose planned port another deploy took meanwhile (nothing written) is planned and run again,
-    after a short random pause, up to PORT_ATTEMPTS times."""
+    whose planned port another deploy took meanwhile, or a deploy whose registry records changed
+    while it waited for the lock (nothing written either way), is planned and run again, after a
+    short random pause, up to PORT_ATTEMPTS times."""
     for attempt in range(1, PORT_ATTEMPTS + 1):
         try:
             return _run_flow_once(inventory, flow, *args, data=data, verbose=verbose, every_host=every_host)
-        except PortTaken as taken:
+        except PlanStale as taken:
             if attempt == PORT_ATTEMPTS:
                 raise
             print(f"{taken}; planning again ({attempt}/{PORT_ATTEMPTS})", file=sys.stderr, flush=True)

@@ -23,7 +23,12 @@ class RunFailed(CodebError):
     changed_nothing = False
 
 
-class PortTaken(RunFailed):
+class PlanStale(RunFailed):
+    """The registry records a run planned from changed before it wrote anything (another run
+    finished meanwhile); nothing was done, so the run can be planned again."""
+
+
+class PortTaken(PlanStale):
     """A new project's planned port went to another deploy between the read and the write; nothing
     was written, so the run can be planned again."""
 

@@ -30,10 +30,21 @@ from codeb_infra.facts.files import CaddySite
 from codeb_infra.facts.health import DataReach
 from codeb_infra.facts.podman import ImageId
 from codeb_infra.facts.registry import ProjectRegistry
-from codeb_infra.flows.common import LockedRun, env_files, project_site, read_slots, routing_steps, slot_runner, utcnow
+from codeb_infra.flows import deploy_steps, releases
+from codeb_infra.flows.common import (
+    LockedRun,
+    env_files,
+    holder,
+    project_site,
+    read_slots,
+    routing_steps,
+    slot_runner,
+    utcnow,
+)
 from codeb_infra.flows.dns import ZoneRecords, planned_records
 from codeb_infra.flows.releases import env_changed, failed_step, migrate_step, record_release
-from codeb_infra.operations import checks, podman, registry
+from codeb_infra.operations import api, checks, podman, registry
+from codeb_infra.operations import releases as release_ops
 
 
 @dataclass(frozen=True)
@@ -137,20 +148,74 @@ def deploy_release(request: DeployRequest) -> str:
         return preview_url
 
     _require_data_reachable(request, decided.env_files)
+    if deploy_steps.fits(decision, request):
+        _in_one_step(decided, request)
+    else:
+        _as_operations(decided, request)
+    python.call(
+        name="Preview URL",
+        function=lambda: host.log(f"preview: {preview_url} -> {plan.target.value} ({request.image})"),
+    )
+    return preview_url
+
+
+def _copy_image(run: LockedRun | None, request: DeployRequest, image_id: str) -> None:
+    archive = images.save_to_archive(request.image)
+    atexit.register(_remove_if_present, archive)
+    copy = run.step if run is not None else lambda op, **kwargs: op(**kwargs)
+    copy(
+        podman.image_copied,
+        name=f"Copy {request.image} to the server",
+        image=request.image,
+        image_id=image_id,
+        archive=archive,
+    )
+
+
+def _in_one_step(decided: _Decided, request: DeployRequest) -> None:
+    """A new release behind routing that stands: the tools current, the image on the server, then
+    one `codeb-state steps` (`flows.deploy_steps`)."""
+    settings, live, decision = decided.settings, decided.live, decided.decision
+    if not decided.tool_current:
+        registry.state_tool(name="Install codeb-state", path=settings.state_tool)
+    release_ops.releases_tool(name="Install codeb-releases", path=releases.tool(settings))
+    if decision.copy_image and decided.image_id is not None:
+        _copy_image(None, request, decided.image_id)
+    plan = deploy_steps.plan(
+        settings,
+        request,
+        live,
+        decision,
+        env_files=decided.env_files,
+        runner=slot_runner(settings),
+        log=releases.read_log(settings, request.project, request.env),
+    )
+    who = holder(f"deploy {request.image}")
+    checks.locked_steps(
+        name=f"Deploy {request.image} to {request.project}/{request.env.value} {decision.deploy.target.value}",
+        tool=settings.state_tool,
+        locks_dir=settings.locks_dir,
+        project=request.project,
+        env=request.env.value,
+        holder=who,
+        plan=plan,
+        wait=request.lock_wait,
+        break_lock=request.break_lock,
+        audit=api.steps_audit(request=request, holder=who),
+    )
+
+
+def _as_operations(decided: _Decided, request: DeployRequest) -> None:
+    """A deploy that also changes routing (a new project, domain or alias): one operation per step
+    under the lock, DNS records before the Caddy site."""
+    settings, live, decision = decided.settings, decided.live, decided.decision
+    plan = decision.deploy
     target = plan.target
     container = names.container_name(request.project, request.env, target)
     run = LockedRun(settings, request, f"deploy {request.image}", tool_current=decided.tool_current)
     run.step(podman.network, name=f"Network {settings.network}", network=settings.network)
     if decision.copy_image and decided.image_id is not None:
-        archive = images.save_to_archive(request.image)
-        atexit.register(_remove_if_present, archive)
-        run.step(
-            podman.image_copied,
-            name=f"Copy {request.image} to the server",
-            image=request.image,
-            image_id=decided.image_id,
-            archive=archive,
-        )
+        _copy_image(run, request, decided.image_id)
     run.step(
         registry.project_entry,
         name=f"Register {request.project}/{request.env.value}",
@@ -209,7 +274,3 @@ def deploy_release(request: DeployRequest) -> str:
         f"deploy of {request.image} to {request.project}/{request.env.value} {target.value} failed; "
         "the active slot and its traffic are unchanged"
     )
-    python.call(
-        name="Preview URL", function=lambda: host.log(f"preview: {preview_url} -> {target.value} ({request.image})")
-    )
-    return preview_url

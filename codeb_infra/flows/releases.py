@@ -84,31 +84,49 @@ def env_changed(pair: SlotPair, containers: dict[str, LiveContainer], env_digest
     return container is not None and container.env_digest != env_digest
 
 
+def release_meta(
+    settings: HostSettings, request: DeployRequest, slot: Slot, result: Literal["passed", "failed"]
+) -> str:
+    """The record a deploy hands the server's release store, healthy or failed."""
+    return domain.record_meta(
+        project=request.project,
+        env=request.env,
+        image=request.image,
+        slot=slot,
+        env_version=env_version_in_use(settings, request),
+        actor=actor(),
+        time=utcnow(),
+        health=result,
+        container_port=request.container_port,
+        health_path=request.health_path,
+        migrate=request.migrate,
+        contract=request.contract,
+    )
+
+
+def staging_path(settings: HostSettings, request: DeployRequest) -> str:
+    """Where a release's record waits (root only) for `codeb-releases record`."""
+    return posixpath.join(settings.codeb_dir, "releases", ".staged", f"{request.project}.{request.env.value}.json")
+
+
+def pruned(settings: HostSettings, log: ReleaseLog) -> list[int]:
+    """The releases whose images a deploy's new release pushes beyond ``keep_releases``."""
+    keep = domain.keep_releases(host.data.get("keep_releases"))
+    return [r.number for r in domain.to_prune(log, keep - 1)]
+
+
 def record_release(
     run: LockedRun, settings: HostSettings, request: DeployRequest, slot: Slot, checked: tuple[OperationMeta, ...]
 ) -> None:
     """At the end of a deploy: its release in the log (healthy, or failed when a step of ``checked``,
-    the container's start or its health check, failed),
-    and the images of releases beyond ``keep_releases`` pruned."""
+    the container's start or its health check, failed), and the images of releases beyond
+    ``keep_releases`` pruned."""
     log = read_log(settings, request.project, request.env)
     keep = domain.keep_releases(host.data.get("keep_releases"))
-    staging = posixpath.join(settings.codeb_dir, "releases", ".staged", f"{request.project}.{request.env.value}.json")
+    staging = staging_path(settings, request)
 
     def meta(result: Literal["passed", "failed"]) -> str:
-        return domain.record_meta(
-            project=request.project,
-            env=request.env,
-            image=request.image,
-            slot=slot,
-            env_version=env_version_in_use(settings, request),
-            actor=actor(),
-            time=utcnow(),
-            health=result,
-            container_port=request.container_port,
-            health_path=request.health_path,
-            migrate=request.migrate,
-            contract=request.contract,
-        )
+        return release_meta(settings, request, slot, result)
 
     run.step(ops.releases_tool, name="Install codeb-releases", path=tool(settings))
     run.step(
@@ -124,7 +142,7 @@ def record_release(
         tool=tool(settings),
         project=request.project,
         env=request.env.value,
-        numbers=[r.number for r in domain.to_prune(log, keep - 1)],
+        numbers=pruned(settings, log),
     )
 
     def failed() -> bool:

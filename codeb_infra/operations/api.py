@@ -106,6 +106,15 @@ def switch_audit(*, request: Any, holder: str) -> state_commands.SwitchAudit | N
     return state_commands.SwitchAudit(python=API_PYTHON, database=AUDIT_DB, entry={**entry, "outcome": "allowed"})
 
 
+def steps_audit(*, request: Any, holder: str) -> state_commands.SwitchAudit | None:
+    """What `codeb-state steps` appends with the change's outcome: its row (`change_entry`); none
+    for a change the API runs."""
+    entry = change_entry(request=request, holder=holder)
+    if entry is None:
+        return None
+    return state_commands.SwitchAudit(python=API_PYTHON, database=AUDIT_DB, entry=entry)
+
+
 def record_change(*, request: Any, holder: str, ok: Any) -> None:
     """The audit row of a change made over SSH (`change_entry`), allowed when every step ran,
     failed otherwise; none for a change the API runs."""

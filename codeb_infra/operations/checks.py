@@ -66,3 +66,47 @@ def failure(*, message: str) -> Commands:
         checks.failure(message="health check of myapp/production green failed")
     """
     yield state_commands.fail(message)
+
+
+@operation(is_idempotent=False)
+def locked_steps(
+    *,
+    tool: str,
+    locks_dir: str,
+    project: str,
+    env: str,
+    holder: str,
+    plan: state_commands.StepsPlan,
+    wait: float = 0.0,
+    break_lock: bool = False,
+    audit: state_commands.SwitchAudit | None = None,
+) -> Commands:
+    """
+    Run a change's steps as one server-side command: under the project's deploy lock, each step
+    while all before it succeeded; after a failure, the failure steps that apply to it; the
+    change's audit row with its outcome; the lock released in any case. A failure fails the
+    operation with ``plan.failure`` as its last line.
+
+    + plan: the steps (command lines from the command builders, no secret in any)
+    + holder: who takes the lock, as a lock error names it
+    + wait / break_lock: wait that many seconds for another run's lock / break a dead run's lock
+    + audit: the change's audit row, appended allowed or failed (None: the API writes its own)
+
+    **Example:**
+
+    .. code:: python
+
+        checks.locked_steps(tool=tool, locks_dir="/opt/codeb/locks", project="myapp", env="production",
+            holder="deploy by ci #42", plan=plan)
+    """
+    yield state_commands.steps(
+        tool,
+        locks=locks_dir,
+        project=project,
+        env=env,
+        holder=holder,
+        wait=wait,
+        break_lock=break_lock,
+        plan=plan,
+        audit=audit,
+    )

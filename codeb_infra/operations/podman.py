@@ -33,6 +33,24 @@ def unit_file(container: str) -> str:
     return f"{QUADLET_DIR}/{container}.container"
 
 
+def slot_labels(*, project: str, env: str, slot: str, spec: str, env_digest: str) -> dict[str, str]:
+    """The labels a slot's container carries: who it is, and what it runs (to detect a change)."""
+    labels = {"codeb.project": project, "codeb.environment": env, "codeb.slot": slot, SPEC_LABEL: spec}
+    if env_digest:
+        labels[ENV_LABEL] = env_digest
+    return labels
+
+
+def slot_pull(image: str) -> str:
+    """``localhost/`` images are never pulled; others when the registry has a newer one."""
+    return "never" if is_local_image(image) else "newer"
+
+
+def slot_unit(container: str, **unit: Any) -> str:
+    """A slot's Quadlet ``.container`` file."""
+    return render("slot.container.j2", container=container, **unit)
+
+
 @operation()
 def network(network: str = "codeb-main") -> Commands:
     """
@@ -94,11 +112,9 @@ def slot_container(
     """
     container = f"{project}-{env}-{slot}"
     current = next((c for c in host.get_fact(CodebContainers, project=project, env=env) if c.name == container), None)
-    labels = {"codeb.project": project, "codeb.environment": env, "codeb.slot": slot, SPEC_LABEL: spec}
-    if env_digest:
-        labels[ENV_LABEL] = env_digest
+    labels = slot_labels(project=project, env=env, slot=slot, spec=spec, env_digest=env_digest)
     current_matches = current is not None and current.spec == spec and current.env_digest == env_digest
-    pull = "never" if is_local_image(image) else "newer"
+    pull = slot_pull(image)
     if runner == "quadlet":
         yield from _quadlet_slot(
             container,
@@ -134,7 +150,7 @@ def slot_container(
 
 def _quadlet_slot(container: str, current: Container | None, current_matches: bool, **unit: Any) -> Commands:
     path = unit_file(container)
-    content = render("slot.container.j2", container=container, **unit)
+    content = slot_unit(container, **unit)
     unchanged = host.get_fact(TextFile, path=path) == content.rstrip("\n")
     if unchanged and current is not None and current_matches and current.running:
         host.noop(f"{container} already runs {unit['image']}")

@@ -14,17 +14,19 @@ command.
 
 import argparse
 import base64
+import contextlib
 import datetime
 import fcntl
 import hashlib
+import importlib.machinery
+import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 EXIT_CONFLICT = 3
@@ -34,6 +36,9 @@ LOCK_HELD = "codeb-state: lock held: "
 # Starts the line that says a new project's planned port went to another deploy meanwhile (nothing
 # written): the controller then plans again from the registry as it is now.
 PORT_TAKEN = "codeb-state: port taken: "
+# Starts the line that says the registry records a plan was made from changed before its first
+# step (another run finished while this one waited for the lock): nothing was done, plan again.
+CHANGED_MEANWHILE = "codeb-state: changed meanwhile: "
 # The API's audit log module (codeb_infra/api/audit.py, standard library only), installed beside this tool.
 AUDIT_MODULE = "codeb_audit.py"
 WATCH_MISSING = "codeb-watch is not installed on this server (codeb bootstrap installs it); the release is not watched"
@@ -384,9 +389,143 @@ def switch(args: argparse.Namespace) -> int:
         unlock(args)
 
 
+def write(args: argparse.Namespace) -> int:
+    """Write ``--content`` (base64) to ``--path`` atomically with ``--mode``; a file that already
+    holds it with that mode is left alone. A missing directory is made with ``--dir-mode``."""
+    content = base64.b64decode(args.content)
+    mode = int(args.mode, 8)
+    directory = os.path.dirname(args.path)
+    os.makedirs(directory, mode=int(args.dir_mode, 8), exist_ok=True)
+    try:
+        with open(args.path, "rb") as handle:
+            if handle.read() == content and (os.stat(args.path).st_mode & 0o7777) == mode:
+                print(f"{args.path} is up to date")
+                return 0
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, args.path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    print(f"wrote {args.path}")
+    return 0
+
+
+class _Tolerant:
+    """stdout/stderr of a `steps` run: once the controller that reads them is gone (killed
+    mid-run, its SSH channel closed), writes are dropped and the steps go on to the end."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError, ValueError):  # BrokenPipeError is an OSError
+            self.stream.write(text)
+            self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.flush()
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+
+def _tool_module(path: str) -> Any:
+    """A standard-library tool of ours (this one, or one installed beside it) as a module."""
+    if os.path.abspath(path) == os.path.abspath(__file__):
+        return sys.modules[__name__]
+    name = "codeb_tool_" + os.path.basename(path).replace("-", "_")
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_loader(name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def _run_step(command: str) -> int:
+    """One step: `python3 TOOL ARGS...` of a tool beside this one runs in this process (no new
+    interpreter per step); any other command runs in /bin/sh, its output passed on."""
+    argv = shlex.split(command)
+    here = os.path.dirname(os.path.abspath(__file__))
+    if len(argv) >= 2 and argv[0] == "python3" and os.path.dirname(os.path.abspath(argv[1])) == here:
+        try:
+            return int(_tool_module(argv[1]).main(argv[2:]) or 0)
+        except SystemExit as error:
+            return error.code if isinstance(error.code, int) else 1
+        except Exception as error:  # as the tool on its own would fail, in one line, and the plan goes on
+            sys.stderr.write(f"{os.path.basename(argv[1])} {argv[2] if len(argv) > 2 else ''}: {error}\n")
+            return 1
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, check=False)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.returncode
+
+
+def _stale(registry: str, expected: list[dict[str, str]], project: str, env: str) -> str:
+    """The first registry file whose record of project/env is not the one the plan expects ("" if none)."""
+    for item in expected:
+        data = _read(os.path.join(registry, item["file"]), {})
+        if digest(data.get(item["table"], {}).get(project, {}).get(env)) != item["digest"]:
+            return item["file"]
+    return ""
+
+
+def steps(args: argparse.Namespace) -> int:
+    """Under the project's lock, once the registry records still are those the plan was made from
+    (``expect``): the plan's steps in order while each succeeds; once step N fails, the failure
+    steps whose ``from``..``until`` range holds N, then the failure line. The audit row of the
+    outcome is appended and the lock released in any case: one command for a whole change."""
+    plan = json.loads(base64.b64decode(args.plan))
+    sys.stdout, sys.stderr = _Tolerant(sys.stdout), _Tolerant(sys.stderr)
+    args.dir = args.locks
+    locked = lock(args)
+    if locked != 0:
+        return locked
+    failed_at = None
+    try:
+        stale = _stale(plan.get("registry", ""), plan.get("expect", []), args.project, args.env)
+        if stale:
+            sys.stderr.write(
+                f"{CHANGED_MEANWHILE}{args.project}/{args.env}: {stale} changed since this run read it "
+                "(another run finished while this one waited); nothing done\n"
+            )
+            return EXIT_CONFLICT
+        for index, command in enumerate(plan["steps"]):
+            if _run_step(command) != 0:
+                failed_at = index
+                break
+        if failed_at is not None:
+            for step in plan.get("on_failure", []):
+                if step["from"] <= failed_at <= step["until"]:
+                    _run_step(step["command"])
+        args.audit = args.audit_allowed if failed_at is None else args.audit_failed
+        if args.audit:
+            _audit(args)
+    finally:
+        unlock(args)
+    if failed_at is not None:
+        sys.stderr.write(f"{plan['failure']}\n")
+        return 1
+    return 0
+
+
 def health(args: argparse.Namespace) -> int:
+    # Imported here: urllib.request costs ~30 ms at start, which every other command would pay.
+    import urllib.error
+    import urllib.request
+
     deadline = time.monotonic() + args.timeout
-    last = "no answer"
+    last, attempt = "no answer", 0
     while True:
         try:
             with urllib.request.urlopen(args.url, timeout=max(1.0, args.interval)) as response:
@@ -398,9 +537,13 @@ def health(args: argparse.Namespace) -> int:
             last = f"HTTP {error.code}"
         except (OSError, ValueError) as error:
             last = str(getattr(error, "reason", error))
-        if time.monotonic() + args.interval > deadline:
+        # Soon after a start the app is often a few milliseconds from listening: poll again at
+        # once, then back off to the interval, so a ready release is seen without a full wait.
+        pause = min(args.interval, 0.05 * 2**attempt)
+        attempt += 1
+        if time.monotonic() + pause > deadline:
             break
-        time.sleep(args.interval)
+        time.sleep(pause)
     sys.stderr.write(f"health check failed: {args.url} gave no 2xx within {args.timeout:g}s (last: {last})\n")
     if args.container:
         sys.stderr.write(f"last log lines of {args.container}:\n")
@@ -449,6 +592,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--watch-spec-path", default="")
     p.add_argument("--watch-unit", default="")
     p.add_argument("--watch-tool", default="/opt/codeb/bin/codeb-watch")
+    p = sub.add_parser("steps")
+    p.add_argument("--locks", required=True)
+    p.add_argument("--project", required=True)
+    p.add_argument("--env", required=True)
+    p.add_argument("--holder", required=True)
+    p.add_argument("--wait", type=float, default=0.0)
+    p.add_argument("--break-lock", action="store_true")
+    p.add_argument("--plan", required=True, help="base64 JSON: steps, on_failure, failure")
+    p.add_argument("--audit-allowed", default="", help="the audit row when every step ran, base64 JSON")
+    p.add_argument("--audit-failed", default="", help="the audit row when a step failed, base64 JSON")
+    p.add_argument("--audit-db", default="/var/lib/codeb/audit.db")
+    p.add_argument("--api-python", default="/opt/codeb/api/venv/bin/python", help="missing: no API, no row")
+    p = sub.add_parser("write")
+    p.add_argument("--path", required=True)
+    p.add_argument("--content", required=True, help="base64")
+    p.add_argument("--mode", default="644")
+    p.add_argument("--dir-mode", default="755")
     for name in ("lock", "unlock"):
         p = sub.add_parser(name)
         p.add_argument("--dir", required=True)
@@ -469,9 +629,8 @@ def main(argv: list[str] | None = None) -> int:
         return put_record(args, "slots.json", "slots")
     if args.command == "put-project":
         return put_record(args, "ssot.json", "projects")
-    return {"lock": lock, "unlock": unlock, "health": health, "snapshot": snapshot, "switch": switch}[args.command](
-        args
-    )
+    commands = {"lock": lock, "unlock": unlock, "health": health, "snapshot": snapshot, "switch": switch}
+    return {**commands, "steps": steps, "write": write}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def build_env_image(tag: str, body: str, version: str, repository: str = IMAGE_R
 _TURNING_SCRIPT = """#!/bin/sh
 read started < /tmp/started
 now=$(/bin/busybox date +%s)
-if [ -n "{fail_after}" ] && [ $((now - started)) -ge {fail_after_or_zero} ]; then
+if [ $((now - started)) -lt {ready_after} ]; then
+  printf 'HTTP/1.1 503 Service Unavailable\\r\\nContent-Type: text/plain\\r\\n\\r\\nstarting\\n'
+elif [ -n "{fail_after}" ] && [ $((now - started)) -ge {fail_after_or_zero} ]; then
   printf 'HTTP/1.1 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nbroken\\n'
 else
   printf 'Content-Type: text/plain\\r\\n\\r\\n{body}\\n'
@@ -75,11 +77,17 @@ _STARTED_SCRIPT = (
 TURNING_HEALTH_PATH = "/cgi-bin/health"
 
 
-def build_turning_image(tag: str, body: str, fail_after: int | None, repository: str = IMAGE_REPOSITORY) -> str:
+def build_turning_image(
+    tag: str, body: str, fail_after: int | None, repository: str = IMAGE_REPOSITORY, ready_after: int = 0
+) -> str:
     """An image answering ``body`` at ``/`` and 200 at ``/cgi-bin/health`` until it has run
-    ``fail_after`` seconds, then HTTP 500 ("broken") at both; None: it never turns."""
+    ``fail_after`` seconds, then HTTP 500 ("broken") at both; None: it never turns. For its first
+    ``ready_after`` seconds both answer 503 ("starting"), as an app still warming up."""
     script = _TURNING_SCRIPT.format(
-        body=body, fail_after="" if fail_after is None else fail_after, fail_after_or_zero=fail_after or 0
+        body=body,
+        fail_after="" if fail_after is None else fail_after,
+        fail_after_or_zero=fail_after or 0,
+        ready_after=ready_after,
     ).encode()
     files = {
         "www/cgi-bin/index.cgi": (script, 0o755),

@@ -19,7 +19,7 @@ from codeb_infra.controller import probe
 from codeb_infra.sandbox import SandboxInfo
 from tests.sandbox.conftest import Bootstrapped, must
 from tests.sandbox.test_e2e import ROOT, codeb, ok
-from tests.support.images import build_test_image, ensure_images
+from tests.support.images import TURNING_HEALTH_PATH, build_test_image, build_turning_image, ensure_images
 from tests.support.sandbox_ssh import ssh
 
 pytestmark = pytest.mark.sandbox
@@ -247,28 +247,36 @@ def killed_at(live: Live, command: list[str], point: str, reached) -> tuple[int,
 
 
 def rerun(live: Live, pid: int, *command: str) -> str:
-    """The same command again after the kill: a lock left behind names the dead run and is broken
-    with --break-lock; if the run had got past its unlock, the plain re-run converges."""
+    """The same command again after the kill. The server-side step the dead controller started
+    (`codeb-state steps` or `switch`) goes on to its end and releases the lock itself: a re-run
+    that finds the lock still held is refused with the holder named, then waits for it with
+    --lock-wait and converges, never needing --break-lock."""
     info = live.info
-    left = ssh(info, "app", f"cat /opt/codeb/locks/{live.project}.production.lock").stdout
-    again = codeb(info, command[0], live.project, *command[1:])
+    lock = f"/opt/codeb/locks/{live.project}.production.lock"
+    left = ssh(info, "app", f"cat {lock}").stdout
     if not left:
-        ok(again)
+        ok(codeb(info, command[0], live.project, *command[1:]))
         return "its lock was already released; the re-run converged"
     assert f" pid {pid} " in left, left
-    assert again.returncode != 0 and f" pid {pid} " in again.stdout and "break_lock" in again.stdout, again.stdout[
-        -2000:
-    ]
-    ok(codeb(info, command[0], live.project, *command[1:], "--break-lock"))
-    return "the re-run named the dead run's lock, --break-lock converged"
+    refused = codeb(info, command[0], live.project, *command[1:])
+    if refused.returncode != 0:
+        assert f" pid {pid} " in refused.stdout and "lock_wait" in refused.stdout, refused.stdout[-2000:]
+    waited = time.monotonic()
+    ok(codeb(info, command[0], live.project, *command[1:], "--lock-wait", "60"))
+    return (
+        f"its server-side step still held the lock (a re-run was told who holds it); "
+        f"--lock-wait converged after {time.monotonic() - waited:.1f}s"
+    )
 
 
 def test_the_controller_killed_mid_deploy_and_mid_promote(live: Live) -> None:
-    """SIGKILL of `codeb` once the new container runs (deploy), and once the pointer moved
-    (promote), under 4 clients: the domain keeps serving; the lock it left names the dead run, and
-    the same command with --break-lock converges (the holder ran on another machine, so the server
-    cannot prove it dead)."""
-    info, image = live.info, build_test_image("v5", "v5")  # in no slot yet, whichever tests ran before
+    """SIGKILL of `codeb` once the new container runs (deploy), and while its switch waits on the
+    server (promote), under 4 clients: the domain keeps serving, the server-side step the dead
+    controller started finishes by itself, and the same command again converges."""
+    # In no slot yet, whichever tests ran before; 503 for its first 3 s, so the deploy is still
+    # health-checking it when the test sees its container run and kills the controller.
+    info, image = live.info, build_turning_image("v5-warming", "v5", fail_after=None, ready_after=3)
+    health = ("--health-path", TURNING_HEALTH_PATH)
     from tests.support.load_process import LoadProcess
 
     green = f"{live.project}-production-green"
@@ -284,20 +292,32 @@ def test_the_controller_killed_mid_deploy_and_mid_promote(live: Live) -> None:
             == [image, "true"]
         )
         pid, seconds = killed_at(
-            live, ["deploy", live.project, "--image", image, "--push"], "the new container runs", running_new
+            live, ["deploy", live.project, "--image", image, "--push", *health], "the new container runs", running_new
         )
         print(
             f"\ncontroller SIGKILLed {seconds}s into a deploy, its new container running; "
-            f"{rerun(live, pid, 'deploy', '--image', image, '--push')}"
+            f"{rerun(live, pid, 'deploy', '--image', image, '--push', *health)}"
         )
         assert state_agrees(live)["slots"]["green"]["state"] == "deployed"
         assert live.serves(f"{live.project}-preview.codeb.test") == "v5"
 
+        # A promote is one server-side command: the controller is killed while that command waits
+        # on the server for a lock the test holds; released, the switch goes on by itself.
         green_port = before["slots"]["green"]["port"]
-        pid, seconds = killed_at(
-            live, ["promote", live.project], "the pointer moved", lambda: live.pointer() == f"127.0.0.1:{green_port}"
+        lock = f"/opt/codeb/locks/{live.project}.production.lock"
+        must(ssh(info, "app", f"""printf '{{"holder": "the test", "since": "now"}}' > {lock}"""))
+        waiting = lambda: (
+            ssh(info, "app", f"pgrep -f '[c]odeb-state switch .*--project {live.project} '").returncode == 0
         )
-        print(f"controller SIGKILLed {seconds}s into a promote, the pointer moved; {rerun(live, pid, 'promote')}")
+        pid, seconds = killed_at(
+            live, ["promote", live.project, "--lock-wait", "120"], "its switch waits on the server", waiting
+        )
+        must(ssh(info, "app", f"rm -f {lock}"))
+        moved = wait_until("the pointer moved", lambda: live.pointer() == f"127.0.0.1:{green_port}", 30)
+        print(
+            f"controller SIGKILLed {seconds}s into a promote, its switch waiting on the server for a lock; "
+            f"released, the switch moved the pointer {moved:.1f}s later; {rerun(live, pid, 'promote')}"
+        )
         assert state_agrees(live)["active_slot"] == "green"
         load.wait(1.0)
     result = load.result()
@@ -312,15 +332,15 @@ def test_a_slot_whose_release_crash_looped_takes_the_next_deploy_at_once(live: L
     info, images = live.info, ensure_images()
     serving = live.serves()
     absent = f"localhost/codeb-test-app:absent-{RUN}"  # on no server: its container exits at once
-    failed = codeb(info, "deploy", live.project, "--image", absent)
-    assert failed.returncode != 0, failed.stdout[-2000:]
+    failed = codeb(info, "deploy", live.project, "--image", absent, "--force")  # over a slot in grace too
+    assert failed.returncode != 0 and "failed; the active slot and its traffic are unchanged" in failed.stdout
     slot = next(s for s, r in state_agrees(live)["slots"].items() if r["state"] == "failed")
     unit = f"{live.project}-production-{slot}.service"
     # Restarted at once each time it exits, the unit spends its start limit (5 in 10 s) within a
     # second and stays failed; a start during the rest of those 10 s is refused unless reset.
     given_up = lambda: ssh(info, "app", f"systemctl show -p ActiveState --value {unit}").stdout.strip() == "failed"
     print(f"\n{unit} given up after {wait_until('the crash loop to end', given_up, 20):.1f}s")
-    again = ok(codeb(info, "deploy", live.project, "--image", images["v2"], "--push"))
+    again = ok(codeb(info, "deploy", live.project, "--image", images["v2"], "--push", "--force"))
     assert "preview" in again
     assert live.serves(f"{live.project}-preview.codeb.test") == "v2"
     assert live.serves() == serving, "the active slot served throughout"

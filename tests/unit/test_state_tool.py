@@ -96,9 +96,15 @@ def test_lock_wait_gets_the_lock_once_released(tmp_path):
 
 @pytest.fixture
 def server():
+    asked = []
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(200 if self.path == "/health" else 404)
+            asked.append(self.path)
+            if self.path == "/warming":  # ready from its third answer on
+                self.send_response(200 if asked.count("/warming") >= 3 else 503)
+            else:
+                self.send_response(200 if self.path == "/health" else 404)
             self.end_headers()
 
         def log_message(self, *args):
@@ -114,6 +120,13 @@ def test_health(server):
     assert run("health", "--url", f"{server}/health", "--timeout", "3").returncode == 0
     failed = run("health", "--url", f"{server}/missing", "--interval", "0.2", "--timeout", "1")
     assert failed.returncode == 1 and "HTTP 404" in failed.stderr
+
+
+def test_health_polls_again_at_once_before_backing_off_to_its_interval(server):
+    """An app a moment from ready is seen then, not one interval (here 60 s, beyond this test's
+    30 s limit on the tool) later."""
+    ready = run("health", "--url", f"{server}/warming", "--interval", "60", "--timeout", "120")
+    assert ready.returncode == 0 and "answered 200" in ready.stdout
 
 
 def test_remove_drops_only_that_record(tmp_path):
