@@ -93,6 +93,7 @@ def test_a_runs_ssh_connection_sends_each_command_at_once(bootstrapped: Bootstra
 def test_blue_green_over_ssh(bootstrapped: Bootstrapped) -> None:
     info = bootstrapped.info
     images = ensure_images()
+    codeb(info, "remove", PROJECT, "--force")  # what an earlier run on this sandbox left
     ok(pyinfra(info, "deploy", project=PROJECT, image=images["v1"], push="true"))
     ok(codeb(info, "promote", PROJECT))
     root = ssh(info, "app", f"cat {probe.CADDY_LOCAL_ROOT}").stdout
