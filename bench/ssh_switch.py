@@ -41,8 +41,8 @@ from tests.support.sandbox_ssh import ssh  # noqa: E402
 PROJECT = "benchswitch"
 REGISTRY = "/opt/codeb/registry"
 POINTER = f"/etc/caddy/upstreams/{PROJECT}-production.active"
-HAND_PORT = 4998
-POLL = f"until curl -fsS -o /dev/null http://127.0.0.1:{HAND_PORT}/health; do sleep 0.1; done"
+HAND_PORT, HAND_UNIT_PORT = 4998, 4997  # the unit keeps running between runs, as a slot's does
+POLL = "until curl -fsS -o /dev/null http://127.0.0.1:{port}/health; do sleep 0.1; done"
 QUADLET_CHECK = (
     "if [ -d /run/systemd/system ] && { [ -x /usr/libexec/podman/quadlet ] || [ -x /usr/lib/podman/quadlet ]; }; "
     "then echo quadlet; else echo podman; fi"
@@ -223,20 +223,20 @@ def main() -> None:
                     info,
                     (
                         f"podman run --detach --pull=never --name {name} --publish 127.0.0.1:{HAND_PORT}:3000 "
-                        f"{shlex.quote(on_server)} >/dev/null && {POLL}"
+                        f"{shlex.quote(on_server)} >/dev/null && {POLL.format(port=HAND_PORT)}"
                     ),
                 )
             )
         )
         must(ssh(info, "app", f"podman rm --force --time 0 {name}"))
         if runner == "quadlet":
-            unit = HAND_UNIT.format(image=on_server, port=HAND_PORT)
+            unit = HAND_UNIT.format(image=on_server, port=HAND_UNIT_PORT)
             hand_unit.append(
                 timed(
                     ssh_command(
                         info,
                         f"printf %s {shlex.quote(unit)} > {HAND_UNIT_PATH} && systemctl daemon-reload && "
-                        f"systemctl restart bench-hand.service && {POLL}",
+                        f"systemctl restart bench-hand.service && {POLL.format(port=HAND_UNIT_PORT)}",
                     )
                 )
             )
