@@ -10,7 +10,7 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -397,13 +397,16 @@ def run_command(
 
 
 @contextmanager
-def connected(inventory: str, data: dict[str, Any] | None = None) -> Iterator[State]:
+def connected(
+    inventory: str, data: dict[str, Any] | None = None, *, optional: Collection[str] = ()
+) -> Iterator[_RunState]:
     """Every host of ``inventory`` connected, for a flow that runs its steps one by one across
-    servers and waits between them (a migration); disconnected at the end."""
+    servers and waits between them (a migration); disconnected at the end. A host named in
+    ``optional`` may stay unreachable: its error is in ``state.codeb_connect_errors``."""
     _configure_logging(False)
-    state = _state(inventory, data)
+    state = _state(inventory, data, require_any=False)
     try:
-        _require_connected(state, list(state.inventory))
+        _require_connected(state, [h for h in state.inventory if h.name not in optional])
         yield state
     finally:
         disconnect_all(state)

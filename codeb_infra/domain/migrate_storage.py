@@ -86,6 +86,11 @@ def candidate_major(candidate: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
+def reach_check(target: TargetFacts) -> Check:
+    """Whether the target answers over SSH (the first check; the others need it)."""
+    return Check(name="target reachable", ok=target.reachable, detail=target.reason or "SSH answers")
+
+
 def preflight(
     *,
     source: PostgresFacts,
@@ -96,7 +101,7 @@ def preflight(
     wanted_major: int,
 ) -> list[Check]:
     """Every check of `--dry-run`, each with what was found; nothing here reads a server."""
-    checks = [Check(name="target reachable", ok=target.reachable, detail=target.reason or "SSH answers")]
+    checks = [reach_check(target)]
     if not target.reachable:
         return checks
     target_major = candidate_major(target.postgres_candidate)

@@ -70,9 +70,13 @@ def _servers(state: State, target: str) -> Servers:
 
 
 def checks(inventory: str, target: str) -> list[shared.Check]:
-    """The preflight (`--dry-run`): reads only, changes nothing on either server."""
-    with runner.connected(inventory) as state:
+    """The preflight (`--dry-run`): reads only, changes nothing on either server. A target that
+    does not answer over SSH is the one failed check, with the connection's error."""
+    with runner.connected(inventory, optional=(target,)) as state:
         servers = _servers(state, target)
+        if servers.target not in state.active_hosts:
+            reason = state.codeb_connect_errors.get(target, "not connected")
+            return [domain.reach_check(domain.TargetFacts(reachable=False, reason=reason))]
         source = domain.PostgresFacts.parse(_sh(servers.source, commands.postgres_facts(), "reading PostgreSQL"))
         ok, out = servers.target.run_shell_command(
             commands.installable_postgres_major(servers.settings.postgres_version)
