@@ -148,7 +148,7 @@ def deploy_release(request: DeployRequest) -> str:
         return preview_url
 
     _require_data_reachable(request, decided.env_files)
-    if deploy_steps.fits(decision, request):
+    if deploy_steps.fits(decision):
         _in_one_step(decided, request)
     else:
         _as_operations(decided, request)

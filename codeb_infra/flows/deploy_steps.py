@@ -34,7 +34,7 @@ from codeb_infra.operations import podman
 ROUTING = ("DNS records", "Caddy site")
 
 
-def fits(decision: DeployDecision, request: DeployRequest) -> bool:
+def fits(decision: DeployDecision) -> bool:
     """Whether the deploy is a new release behind routing that already stands."""
     return not decision.routing_only and not any(c.what in ROUTING for c in decision.plan.changes)
 
