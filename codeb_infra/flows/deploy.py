@@ -2,7 +2,9 @@
 
 Read: `read_slots` plus every project, the site file, the env files and (with push) the server's
 image. Decide: `domain.plans.plan_deploy` (slot, ports, domains), then the DNS it wants, then
-`domain.decisions.plan_deploy` (the changes). Apply: operations under the deploy lock.
+`domain.decisions.plan_deploy` (the changes). Apply: a new release behind routing that stands is
+one `codeb-state steps` on the server (`flows.deploy_steps`); a deploy that changes routing runs
+one operation per step under the deploy lock.
 """
 
 from __future__ import annotations
