@@ -192,16 +192,7 @@ def switch(
         "switch",
         "--registry",
         quoted(registry),
-        "--locks",
-        quoted(locks),
-        "--project",
-        quoted(project),
-        "--env",
-        quoted(env),
-        "--holder",
-        quoted(holder),
-        "--wait",
-        f"{wait:g}",
+        *_locked(locks=locks, project=project, env=env, holder=holder, wait=wait),
         *extra,
         "--expect",
         quoted(expect),
@@ -274,6 +265,16 @@ def steps(
     return _tool(
         tool,
         "steps",
+        *_locked(locks=locks, project=project, env=env, holder=holder, wait=wait),
+        *extra,
+        "--plan",
+        quoted(_encoded(encoded)),
+    )
+
+
+def _locked(*, locks: str, project: str, env: str, holder: str, wait: float) -> list[Any]:
+    """The options of a command that takes a project's deploy lock itself (`switch`, `steps`)."""
+    return [
         "--locks",
         quoted(locks),
         "--project",
@@ -284,10 +285,7 @@ def steps(
         quoted(holder),
         "--wait",
         f"{wait:g}",
-        *extra,
-        "--plan",
-        quoted(_encoded(encoded)),
-    )
+    ]
 
 
 def _encoded(data: dict[str, Any]) -> str:

@@ -552,6 +552,18 @@ def health(args: argparse.Namespace) -> int:
     return 1
 
 
+def _locked_options(p: argparse.ArgumentParser) -> None:
+    """A command that takes the project's deploy lock itself and appends the change's audit row."""
+    p.add_argument("--locks", required=True)
+    p.add_argument("--project", required=True)
+    p.add_argument("--env", required=True)
+    p.add_argument("--holder", required=True)
+    p.add_argument("--wait", type=float, default=0.0)
+    p.add_argument("--break-lock", action="store_true")
+    p.add_argument("--audit-db", default="/var/lib/codeb/audit.db")
+    p.add_argument("--api-python", default="/opt/codeb/api/venv/bin/python", help="missing: no API, no row")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codeb-state")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -573,18 +585,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--releases", default="", help="the project/env's release log to include")
     p = sub.add_parser("switch")
     p.add_argument("--registry", required=True)
-    p.add_argument("--locks", required=True)
-    p.add_argument("--project", required=True)
-    p.add_argument("--env", required=True)
-    p.add_argument("--holder", required=True)
-    p.add_argument("--wait", type=float, default=0.0)
-    p.add_argument("--break-lock", action="store_true")
+    _locked_options(p)
     p.add_argument("--expect", required=True)
     p.add_argument("--record", required=True, help="the new slots record, base64 JSON")
     p.add_argument("--pointer", action="append", default=[], help="PATH=ADDRESS, in the order to write (repeat)")
     p.add_argument("--audit", default="", help="the audit row to append once switched, base64 JSON")
-    p.add_argument("--audit-db", default="/var/lib/codeb/audit.db")
-    p.add_argument("--api-python", default="/opt/codeb/api/venv/bin/python", help="missing: no API, no row")
     p.add_argument("--cancel-contract", type=int, action="append", default=[], help="a rolled-back release (repeat)")
     p.add_argument("--releases-tool", default="/opt/codeb/bin/codeb-releases")
     p.add_argument("--releases-root", default="/opt/codeb")
@@ -593,17 +598,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--watch-unit", default="")
     p.add_argument("--watch-tool", default="/opt/codeb/bin/codeb-watch")
     p = sub.add_parser("steps")
-    p.add_argument("--locks", required=True)
-    p.add_argument("--project", required=True)
-    p.add_argument("--env", required=True)
-    p.add_argument("--holder", required=True)
-    p.add_argument("--wait", type=float, default=0.0)
-    p.add_argument("--break-lock", action="store_true")
+    _locked_options(p)
     p.add_argument("--plan", required=True, help="base64 JSON: steps, on_failure, failure")
     p.add_argument("--audit-allowed", default="", help="the audit row when every step ran, base64 JSON")
     p.add_argument("--audit-failed", default="", help="the audit row when a step failed, base64 JSON")
-    p.add_argument("--audit-db", default="/var/lib/codeb/audit.db")
-    p.add_argument("--api-python", default="/opt/codeb/api/venv/bin/python", help="missing: no API, no row")
     p = sub.add_parser("write")
     p.add_argument("--path", required=True)
     p.add_argument("--content", required=True, help="base64")
